@@ -1,0 +1,1 @@
+"""Scenaria: marketing-automation scenarios (customer journeys) on AWS serverless."""

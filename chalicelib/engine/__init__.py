@@ -1,0 +1,73 @@
+"""The pure journey engine: scenario version + instance + profile + stimulus + time → state + effects.
+
+No I/O and no wall clock: the runtime loads state through its ports, calls these
+functions and commits the effects; `simulate` runs them in virtual time.
+"""
+
+from .capture import Admission, capture
+from .compiled import CompiledScenario
+from .effects import (
+    CallWebhook,
+    CountStat,
+    Effect,
+    EmitEvent,
+    Exit,
+    Jump,
+    Send,
+    SendSkipped,
+    SetTimer,
+    TakePromoCode,
+    UpdateProfile,
+)
+from .interpreter import Step, advance, end, message_id, migrate, resume, start
+from .simulate import Simulation, simulate
+from .state import (
+    ACTIVE,
+    COMPLETED,
+    ERROR,
+    EXITED,
+    REMOVED,
+    EventArrived,
+    Instance,
+    PromoCodeResult,
+    Stimulus,
+    WakeUp,
+    WebhookResult,
+)
+
+__all__ = [
+    "ACTIVE",
+    "COMPLETED",
+    "ERROR",
+    "EXITED",
+    "REMOVED",
+    "Admission",
+    "CallWebhook",
+    "CompiledScenario",
+    "CountStat",
+    "Effect",
+    "EmitEvent",
+    "EventArrived",
+    "Exit",
+    "Instance",
+    "Jump",
+    "PromoCodeResult",
+    "Send",
+    "SendSkipped",
+    "SetTimer",
+    "Simulation",
+    "Step",
+    "Stimulus",
+    "TakePromoCode",
+    "UpdateProfile",
+    "WakeUp",
+    "WebhookResult",
+    "advance",
+    "capture",
+    "end",
+    "message_id",
+    "migrate",
+    "resume",
+    "simulate",
+    "start",
+]

@@ -1,0 +1,702 @@
+"""The journey interpreter: walks one instance through the nodes of SPEC §1.3.
+
+Pure: given a compiled scenario, an instance, the profile view and the time `now`, it
+returns the instance's new state and the effects for the runtime to commit. A run of
+instant nodes happens in one call; it stops at a waiting node, an external call
+(webhook, promo code) or the end of the journey.
+
+Time: every step has a *due* time, the journey clock. A capture is due at the event's
+`occurred_at`, a pause's next node at the pause's end. Steps run at `now`; one whose
+due time is more than `actuality` in the past is not run (the profile exits, `stale`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, ClassVar
+
+from chalicelib.scenarios.conditions import compile_path
+from chalicelib.scenarios.durations import format_datetime, parse_datetime, parse_duration
+from chalicelib.scenarios.facts import Event, Facts, Message, Predicate, Profile
+from chalicelib.scenarios.model import (
+    ABSplitNode,
+    BestTimeNode,
+    ConditionNode,
+    ConsentOp,
+    ExitNode,
+    JumpNode,
+    PauseNode,
+    PromoCodeNode,
+    SendNode,
+    SplitNode,
+    UpdateProfileNode,
+    WaitForNode,
+    WebhookNode,
+)
+from chalicelib.scenarios.templates import render
+
+from .compiled import CompiledScenario
+from .effects import (
+    CallWebhook,
+    CountStat,
+    Effect,
+    EmitEvent,
+    Exit,
+    Jump,
+    Send,
+    SendSkipped,
+    SetTimer,
+    TakePromoCode,
+    UpdateProfile,
+)
+from .state import (
+    COMPLETED,
+    ERROR,
+    EVENT,
+    EXITED,
+    PATH_LIMIT,
+    PROMO_CODE,
+    REMOVED,
+    TIMER,
+    WEBHOOK,
+    EventArrived,
+    Instance,
+    PromoCodeResult,
+    Stimulus,
+    WakeUp,
+    WebhookResult,
+)
+from .timing import after_quiet_hours, align, best_time, profile_zone
+
+# A valid scenario has no cycle of instant nodes; this bounds a run all the same.
+MAX_INSTANT_STEPS = 1000
+
+_STAT_OF_STATUS = {COMPLETED: "completed", EXITED: "exited", REMOVED: "removed", ERROR: "errors"}
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# A handler's result: (outcome, next node id) to go on at once, or None when the run
+# halts at this node (it waits, or the journey ended).
+Go = tuple[str, str | None] | None
+
+
+@dataclass(slots=True)
+class Step:
+    """The outcome of one engine call: the instance's new state and what to do."""
+
+    instance: Instance
+    effects: list[Effect] = field(default_factory=list)
+    profile: Profile | None = None  # the profile view as the step left it
+
+
+def start(
+    scenario: CompiledScenario,
+    profile: Profile,
+    event: Event,
+    *,
+    instance_id: str,
+    now: datetime,
+    node: str,
+    trigger_id: str | None = None,
+    limit_key: str | None = None,
+    segments: Mapping[str, Predicate] | None = None,
+) -> Step:
+    """Start a new instance at `node`, captured by `event` (see capture.capture)."""
+    instance = Instance(
+        instance_id=instance_id,
+        scenario_id=scenario.scenario_id,
+        version=scenario.version,
+        profile_id=profile.profile_id,
+        profile_db=profile.profile_db,
+        entry=event,
+        trigger_id=trigger_id,
+        limit_key=limit_key,
+    )
+    run = _Run(scenario, instance, profile, now, segments)
+    run.effects.append(CountStat("entered"))
+    run.go(node, event.occurred_at)
+    return run.result()
+
+
+def advance(
+    scenario: CompiledScenario,
+    instance: Instance,
+    profile: Profile,
+    stimulus: Stimulus,
+    now: datetime,
+    segments: Mapping[str, Predicate] | None = None,
+) -> Step:
+    """Move an instance on after a wake-up, an event, a webhook result or a promo code.
+
+    Anything that does not apply to the instance as it is now (an ended instance, a
+    wake-up for another step or before its time, a result nobody waits for) changes
+    nothing and returns no effects.
+    """
+    run = _Run(scenario, instance.copy(), profile, now, segments)
+    if instance.active:
+        match stimulus:
+            case WakeUp():
+                run.on_wake_up(stimulus)
+            case EventArrived():
+                run.on_event(stimulus.event)
+            case WebhookResult():
+                run.on_webhook_result(stimulus)
+            case PromoCodeResult():
+                run.on_promo_code(stimulus)
+    return run.result()
+
+
+def end(
+    scenario: CompiledScenario,
+    instance: Instance,
+    now: datetime,
+    status: str = REMOVED,
+    reason: str | None = "removed",
+) -> Step:
+    """End an active instance from outside: removal, erasure, stop, restart."""
+    run = _Run(scenario, instance.copy(), Profile(instance.profile_id), now, None)
+    if instance.active:
+        run.end(status, reason)
+    return run.result()
+
+
+def resume(
+    scenario: CompiledScenario,
+    instance: Instance,
+    profile: Profile,
+    now: datetime,
+    segments: Mapping[str, Predicate] | None = None,
+) -> Step:
+    """After reactivation: a sleeping instance whose wait ran out while stopped goes on."""
+    if instance.active and instance.wake_at is not None and instance.wake_at <= now:
+        return advance(scenario, instance, profile, WakeUp(instance.step), now, segments)
+    return Step(instance, [], profile)
+
+
+def migrate(
+    scenario: CompiledScenario,
+    instance: Instance,
+    profile: Profile,
+    now: datetime,
+    segments: Mapping[str, Predicate] | None = None,
+) -> Step:
+    """Move an instance onto a new version of its scenario (SPEC §1.6).
+
+    It stays on the node with the same id; if that node is gone it exits
+    (`node_removed`). A changed wait is counted from when the profile entered it.
+    """
+    run = _Run(scenario, instance.copy(), profile, now, segments)
+    if instance.active:
+        run.instance.version = scenario.version
+        run.migrate()
+    return run.result()
+
+
+def message_id(instance_id: str, node: str, step: int) -> str:
+    """The deterministic id of the message of one node visit."""
+    key = f"{instance_id}|{node}|{step}".encode()
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+class _Run:
+    """One engine call on one instance: the mutable working state and the node handlers."""
+
+    def __init__(
+        self,
+        scenario: CompiledScenario,
+        instance: Instance,
+        profile: Profile,
+        now: datetime,
+        segments: Mapping[str, Predicate] | None,
+    ) -> None:
+        self.scenario = scenario
+        self.instance = instance
+        self.profile = profile
+        self.now = now
+        self.effects: list[Effect] = []
+        self.tz = profile_zone(profile, scenario.tz)
+        self.actuality = scenario.actuality_for(instance.trigger_id)
+        self.facts = Facts(
+            profile=profile,
+            now=now,
+            tz=self.tz,
+            event=instance.entry,
+            entry=instance.entry,
+            vars=instance.vars,
+            entered_at=instance.entered_at,
+            scenario_id=scenario.scenario_id,
+            segments=segments or {},
+        )
+        self._context: dict[str, Any] | None = None
+        # The node the instance is counted in (node_entered without node_exited yet).
+        self.inside = instance.node if instance.active else None
+
+    def result(self) -> Step:
+        return Step(self.instance, self.effects, self.profile)
+
+    # --- moving between nodes -----------------------------------------------------
+
+    def go(self, node_id: str | None, due: datetime) -> None:
+        """Run nodes from `node_id` until one waits or the journey ends."""
+        for _ in range(MAX_INSTANT_STEPS):
+            if node_id is None:
+                return self.end(COMPLETED, None)
+            node = self.scenario.nodes.get(node_id)
+            if node is None:
+                return self.end(ERROR, "unknown_node")
+            if self.actuality is not None and self.now - due > self.actuality:
+                self._append_path(node_id, "stale")
+                self.instance.node = node_id
+                return self.end(EXITED, "stale")
+            self.enter(node_id, due)
+            transition = self._HANDLERS[type(node)](self, node_id, node, due)
+            if transition is None:
+                return None
+            outcome, node_id = transition
+            due = self.due
+            self.leave(outcome)
+        return self.end(ERROR, "loop_limit")
+
+    def enter(self, node_id: str, due: datetime) -> None:
+        instance = self.instance
+        instance.node = node_id
+        instance.node_entered_at = due
+        instance.step += 1
+        instance.waiting = instance.wake_at = None
+        self.due = due
+        self.inside = node_id
+        self._append_path(node_id, None)
+        self.effects.append(CountStat("node_entered", node_id))
+
+    def leave(self, outcome: str) -> None:
+        if self.inside is None:
+            return
+        self.instance.path[-1]["outcome"] = outcome
+        self.effects.append(CountStat("node_exited", self.inside))
+        self.inside = None
+
+    def wait(self, kind: str, wake_at: datetime | None, outcome: str = "waiting") -> None:
+        instance = self.instance
+        instance.waiting, instance.wake_at = kind, wake_at
+        instance.path[-1]["outcome"] = outcome
+        if wake_at is not None:
+            self.effects.append(SetTimer(instance.instance_id, instance.step, wake_at))
+
+    def resume_after_wait(self, outcome: str, next_id: str | None, due: datetime) -> None:
+        self.leave(outcome)
+        self.go(next_id, due)
+
+    def end(self, status: str, reason: str | None) -> None:
+        instance = self.instance
+        if self.inside is not None:
+            self.leave(reason or "end")
+        instance.status, instance.reason = status, reason
+        instance.ended_at = self.now
+        instance.waiting = instance.wake_at = None
+        self.effects.append(Exit(instance.instance_id, status, reason, instance.node))
+        self.effects.append(CountStat(_STAT_OF_STATUS[status]))
+
+    def _append_path(self, node_id: str, outcome: str | None) -> None:
+        path = self.instance.path
+        path.append({"at": format_datetime(self.now), "node": node_id, "outcome": outcome})
+        if len(path) > PATH_LIMIT:
+            del path[: len(path) - PATH_LIMIT]
+
+    # --- stimuli ------------------------------------------------------------------
+
+    def on_wake_up(self, wake: WakeUp) -> None:
+        instance = self.instance
+        wake_at = instance.wake_at
+        if wake.step != instance.step or wake_at is None or self.now < wake_at:
+            return
+        node = self.scenario.nodes.get(instance.node or "")
+        if isinstance(node, WaitForNode):
+            self.resume_after_wait("timeout", node.timeout_next or node.next, wake_at)
+        elif isinstance(node, PauseNode | BestTimeNode):
+            self.resume_after_wait("waited", node.next, wake_at)
+
+    def on_event(self, event: Event) -> None:
+        instance = self.instance
+        if event.occurred_at < instance.entered_at or (event.id and event.id == instance.entry.id):
+            return None
+        facts = replace(self.facts, event=event)
+        for goal in self.scenario.goals:
+            if goal.event == event.type and goal.where(facts):
+                return self.end(EXITED, "goal")
+        if instance.waiting != EVENT or instance.node_entered_at is None:
+            return None
+        node = self.scenario.nodes.get(instance.node or "")
+        if not isinstance(node, WaitForNode) or event.occurred_at < instance.node_entered_at:
+            return None
+        if node.event is not None and node.event != event.type:
+            return None
+        if self.scenario.conditions[instance.node or ""](facts):
+            due = max(event.occurred_at, instance.node_entered_at)
+            self.resume_after_wait("event" if node.event else "condition", node.next, due)
+        return None
+
+    def on_webhook_result(self, result: WebhookResult) -> None:
+        instance = self.instance
+        node = self.scenario.nodes.get(instance.node or "")
+        if instance.waiting != WEBHOOK or result.step != instance.step:
+            return
+        assert isinstance(node, WebhookNode)
+        if result.ok:
+            if node.save_as:
+                instance.vars[node.save_as] = result.body
+            self.resume_after_wait("ok", node.next, self.now)
+        elif node.on_error:
+            self.resume_after_wait(f"error {result.status or 'timeout'}", node.on_error, self.now)
+        else:
+            self.end(ERROR, "webhook_failed")
+
+    def on_promo_code(self, result: PromoCodeResult) -> None:
+        instance = self.instance
+        node = self.scenario.nodes.get(instance.node or "")
+        if instance.waiting != PROMO_CODE or result.step != instance.step:
+            return
+        assert isinstance(node, PromoCodeNode)
+        if result.code is not None:
+            instance.codes[instance.node or ""] = result.code
+            instance.vars[node.save_as] = result.code
+            self.resume_after_wait("code", node.next, self.now)
+        elif node.on_empty:
+            self.resume_after_wait("empty", node.on_empty, self.now)
+        else:
+            self.end(EXITED, "no_promo_code")
+
+    def migrate(self) -> None:
+        instance = self.instance
+        node_id = instance.node or ""
+        node = self.scenario.nodes.get(node_id)
+        if node is None:
+            return self.end(EXITED, "node_removed")
+        if instance.waiting not in (TIMER, EVENT) or instance.node_entered_at is None:
+            return None
+        entered = instance.node_entered_at
+        if instance.waiting == TIMER and isinstance(node, PauseNode | BestTimeNode):
+            wake_at = self.pause_end(node, entered)
+        elif instance.waiting == EVENT and isinstance(node, WaitForNode):
+            wake_at = entered + parse_duration(node.timeout) if node.timeout else None
+        else:  # the node changed its type: enter it again as it is now
+            self.leave("changed")
+            return self.go(node_id, entered)
+        if wake_at == instance.wake_at:
+            return None
+        instance.step += 1  # the old timer is now stale
+        instance.wake_at = wake_at
+        if wake_at is not None:
+            self.effects.append(SetTimer(instance.instance_id, instance.step, wake_at))
+            if wake_at <= self.now:
+                self.on_wake_up(WakeUp(instance.step))
+        return None
+
+    # --- node handlers --------------------------------------------------------------
+
+    def do_send(self, node_id: str, node: SendNode, due: datetime) -> Go:
+        instance, channel = self.instance, node.channel
+        msg_id = message_id(instance.instance_id, node_id, instance.step)
+        to = self.recipient(node)
+        reason = None
+        deliver_at = self.now
+        if node.to is None and not self.profile.consent(channel):
+            reason = "no_consent"
+        elif not to:
+            reason = "no_address"
+        else:
+            capped_until = self.frequency_cap(channel)
+            if capped_until is not None:
+                if self.scenario.frequency_cap and self.scenario.frequency_cap.on_cap == "delay":
+                    deliver_at = capped_until
+                else:
+                    reason = "capped"
+        if reason is not None:
+            self.effects.append(SendSkipped(msg_id, instance.instance_id, node_id, channel, reason))
+            return f"skipped: {reason}", node.next
+        if self.scenario.quiet_hours is not None:
+            start, end_ = self.scenario.quiet_hours
+            deliver_at = after_quiet_hours(deliver_at, start, end_, self.tz)
+        context = self.template_context()
+        template = node.template
+        self.effects.append(
+            Send(
+                message_id=msg_id,
+                instance_id=instance.instance_id,
+                node=node_id,
+                channel=channel,
+                to=to,
+                subject=render(template.subject, context),
+                body=render(template.body, context),
+                html=render(template.html, context, html=True),
+                title=render(template.title, context),
+                url=render(template.url, context),
+                sender=render(template.from_, context),
+                ttl=parse_duration(node.ttl) if node.ttl else None,
+                deliver_at=deliver_at if deliver_at > self.now else None,
+            )
+        )
+        sent = Message(msg_id, self.scenario.scenario_id, node_id, channel, deliver_at,
+                       {"sent": deliver_at}, instance.instance_id)  # fmt: skip
+        self.use_profile(replace(self.profile, messages=[*self.profile.messages, sent]))
+        if deliver_at > self.now:
+            return f"queued for {format_datetime(deliver_at)}", node.next
+        return "sent", node.next
+
+    def do_webhook(self, node_id: str, node: WebhookNode, due: datetime) -> Go:
+        instance, context = self.instance, self.template_context()
+        self.effects.append(
+            CallWebhook(
+                request_id=f"{instance.instance_id}:{instance.step}",
+                instance_id=instance.instance_id,
+                node=node_id,
+                step=instance.step,
+                method=node.method,
+                url=render(node.url, context) or "",
+                headers={k: render(v, context) or "" for k, v in node.headers.items()},
+                body=render(node.body, context),
+                timeout=parse_duration(node.timeout),
+            )
+        )
+        self.wait(WEBHOOK, None, "calling")
+        return None
+
+    def do_pause(self, node_id: str, node: PauseNode, due: datetime) -> Go:
+        wake_at = self.pause_end(node, due)
+        if wake_at is None:
+            return "no date", node.next
+        if wake_at <= self.now:
+            self.due = max(wake_at, due)
+            return "elapsed", node.next
+        self.wait(TIMER, wake_at)
+        return None
+
+    def do_best_time(self, node_id: str, node: BestTimeNode, due: datetime) -> Go:
+        wake_at = self.pause_end(node, due)
+        assert wake_at is not None
+        if wake_at <= self.now:
+            self.due = wake_at
+            return "elapsed", node.next
+        self.wait(TIMER, wake_at)
+        return None
+
+    def pause_end(self, node: PauseNode | BestTimeNode, entered: datetime) -> datetime | None:
+        """When a pause or best_time node entered at `entered` ends; None: no date to wait for."""
+        if isinstance(node, BestTimeNode):
+            within = parse_duration(node.within)
+            return best_time(entered, within, node.fallback, self.profile.messages, self.tz)
+        moment: datetime | None = entered
+        if node.duration:
+            moment = entered + parse_duration(node.duration)
+        elif node.until:
+            moment = node.until
+        elif node.until_field:
+            moment = parse_datetime(compile_path(node.until_field)(self.facts))
+            if moment is not None and node.offset:
+                moment += parse_duration(node.offset)
+        if moment is None:
+            return None
+        return align(moment, node.at, node.days, self.tz)
+
+    def do_wait_for(self, node_id: str, node: WaitForNode, due: datetime) -> Go:
+        if node.condition is not None and self.scenario.conditions[node_id](self.facts):
+            return "condition", node.next
+        wake_at = due + parse_duration(node.timeout) if node.timeout else None
+        if wake_at is not None and wake_at <= self.now:
+            self.due = wake_at
+            return "timeout", node.timeout_next or node.next
+        self.wait(EVENT, wake_at)
+        return None
+
+    def do_condition(self, node_id: str, node: ConditionNode, due: datetime) -> Go:
+        if self.scenario.conditions[node_id](self.facts):
+            return "then", node.then
+        return "else", node.else_
+
+    def do_split(self, node_id: str, node: SplitNode, due: datetime) -> Go:
+        for index, (branch, matches) in enumerate(
+            zip(node.branches, self.scenario.branches[node_id], strict=True)
+        ):
+            if matches(self.facts):
+                return branch.name or f"branch {index + 1}", branch.next
+        return "else", node.else_
+
+    def do_ab_split(self, node_id: str, node: ABSplitNode, due: datetime) -> Go:
+        key = f"{self.instance.instance_id}|{node_id}".encode()
+        point = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % 100
+        for index, branch in enumerate(node.branches):
+            if point < branch.percent:
+                return branch.name or f"branch {index + 1}", branch.next
+            point -= branch.percent
+        return "else", None  # unreachable when the percents sum to 100
+
+    def do_update_profile(self, node_id: str, node: UpdateProfileNode, due: datetime) -> Go:
+        fields = dict(self.profile.fields)
+        values: dict[str, Any] = {}
+        removed: list[str] = []
+        added: dict[str, float] = {}
+        consents: dict[str, bool] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        for op in node.ops:
+            if isinstance(op, ConsentOp):
+                granted = op.op == "grant"
+                current = dict(fields.get("consents") or {})
+                if current.get(op.consent) is not granted:
+                    current[op.consent] = consents[op.consent] = granted
+                    fields["consents"] = current
+                    self.emit("consent.changed", {"channel": op.consent, "granted": granted})
+                continue
+            name, old = op.field, fields.get(op.field)
+            if op.op in ("increment", "decrement"):
+                amount = op.value if op.value is not None else 1
+                amount = amount if op.op == "increment" else -amount
+                new: Any = (old if _is_number(old) else 0) + amount
+                if name in values:  # set earlier in this node: the sum is a plain value
+                    values[name] = new
+                else:
+                    added[name] = added.get(name, 0) + amount
+            else:
+                new = {"set": op.value, "now": format_datetime(self.now), "clear": None}[op.op]
+                values.pop(name, None)
+                added.pop(name, None)
+                if name in removed:
+                    removed.remove(name)
+                if new is None:
+                    removed.append(name)
+                else:
+                    values[name] = new
+            if new is None:
+                fields.pop(name, None)
+            else:
+                fields[name] = new
+            if old != new:
+                changed[name] = {"old": old, "new": new}
+        profile = self.profile
+        self.effects.append(
+            UpdateProfile(
+                profile.profile_db, profile.profile_id, values, tuple(removed), added, consents
+            )
+        )
+        self.use_profile(replace(profile, fields=fields))
+        if changed:
+            self.emit("profile.field_changed", {"fields": changed, "source": "scenario"})
+        return "updated", node.next
+
+    def do_promo_code(self, node_id: str, node: PromoCodeNode, due: datetime) -> Go:
+        instance = self.instance
+        code = instance.codes.get(node_id)
+        if code is not None:  # once per instance: a loop back here reuses the code
+            instance.vars[node.save_as] = code
+            return "code", node.next
+        self.effects.append(
+            TakePromoCode(
+                f"{instance.instance_id}:{node_id}",
+                instance.instance_id,
+                node_id,
+                instance.step,
+                node.pool,
+            )
+        )
+        self.wait(PROMO_CODE, None, "taking code")
+        return None
+
+    def do_jump(self, node_id: str, node: JumpNode, due: datetime) -> Go:
+        instance = self.instance
+        event = Event(
+            "jump", self.now, dict(instance.entry.data), id=f"{instance.instance_id}:jump"
+        )
+        self.effects.append(
+            Jump(node.scenario, node.node, instance.profile_db, instance.profile_id, event)
+        )
+        self.leave(f"jump to {node.scenario}")
+        self.end(COMPLETED, "jump")
+        return None
+
+    def do_exit(self, node_id: str, node: ExitNode, due: datetime) -> Go:
+        self.leave("exit")
+        self.end(COMPLETED, "exit")
+        return None
+
+    _HANDLERS: ClassVar[dict[type, Callable[[_Run, str, Any, datetime], Go]]] = {
+        SendNode: do_send,
+        WebhookNode: do_webhook,
+        PauseNode: do_pause,
+        BestTimeNode: do_best_time,
+        WaitForNode: do_wait_for,
+        ConditionNode: do_condition,
+        SplitNode: do_split,
+        ABSplitNode: do_ab_split,
+        UpdateProfileNode: do_update_profile,
+        PromoCodeNode: do_promo_code,
+        JumpNode: do_jump,
+        ExitNode: do_exit,
+    }
+
+    # --- helpers ------------------------------------------------------------------
+
+    def use_profile(self, profile: Profile) -> None:
+        """Go on with a changed copy of the profile view (the caller's stays as it was)."""
+        self.profile = self.facts.profile = profile
+        self._context = None
+
+    def template_context(self) -> dict[str, Any]:
+        if self._context is None:
+            scenario = self.scenario
+            self._context = {
+                "profile": {**self.profile.fields, "profile_id": self.profile.profile_id},
+                "event": self.instance.entry.as_dict(),
+                "vars": self.instance.vars,
+                "scenario": {
+                    "id": scenario.scenario_id,
+                    "name": scenario.name,
+                    "version": scenario.version,
+                },
+            }
+        return self._context
+
+    def recipient(self, node: SendNode) -> Any:
+        """The address to send to, or None when the profile has no valid one."""
+        if node.to is not None:
+            return (render(node.to, self.template_context()) or "").strip() or None
+        fields = self.profile.fields
+        if node.channel == "email":
+            email = fields.get("email")
+            return email if isinstance(email, str) and _EMAIL.match(email) else None
+        if node.channel == "sms":
+            phone = fields.get("phone")
+            return phone if isinstance(phone, str) and _E164.match(phone) else None
+        subscriptions = fields.get("push")
+        if isinstance(subscriptions, list):
+            return [s for s in subscriptions if isinstance(s, dict) and s.get("endpoint")] or None
+        return None
+
+    def frequency_cap(self, channel: str) -> datetime | None:
+        """None when the cap allows a send now, else the earliest time it allows one."""
+        cap, window = self.scenario.frequency_cap, self.scenario.cap_window
+        if cap is None or window is None or (cap.channel and cap.channel != channel):
+            return None
+        since = self.now - window
+        sent = sorted(
+            message.statuses["sent"]
+            for message in self.profile.messages
+            if "sent" in message.statuses
+            and message.statuses["sent"] > since
+            and (cap.channel is None or message.channel == cap.channel)
+        )
+        if len(sent) < cap.max:
+            return None
+        return sent[len(sent) - cap.max] + window
+
+    def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        instance = self.instance
+        event = Event(
+            event_type, self.now, data, id=f"{instance.instance_id}:{instance.step}:{event_type}"
+        )
+        self.effects.append(EmitEvent(instance.profile_db, instance.profile_id, event))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

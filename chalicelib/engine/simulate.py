@@ -1,0 +1,188 @@
+"""Simulation: one profile through a scenario in virtual time, with nothing sent or stored.
+
+This is what `POST /scenarios/simulate` serves, and `make run` prints for the example.
+The profile is captured by the first timeline event that matches an event trigger; with
+none, it enters at `entry` at the start. Webhook nodes answer 200 with the response
+given for them in `webhooks` (else `{}`), promo code nodes get `<POOL>-SIMULATED`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from chalicelib.scenarios.durations import format_datetime, parse_duration
+from chalicelib.scenarios.facts import Event, Profile
+from chalicelib.scenarios.model import Duration, EventTrigger
+
+from .capture import capture
+from .compiled import CompiledScenario
+from .effects import CallWebhook, EmitEvent, Send, SendSkipped, SetTimer, TakePromoCode
+from .interpreter import Step, advance
+from .state import EventArrived, Instance, PromoCodeResult, Stimulus, WakeUp, WebhookResult
+
+MAX_SIMULATED_STEPS = 10_000  # bounds a timeline whose journeys keep emitting events
+
+
+class TimelineEvent(BaseModel):
+    """An event of the simulated profile: `at` is an offset from the start or a datetime."""
+
+    model_config = ConfigDict(extra="forbid")
+    at: Duration | AwareDatetime = "PT0S"
+    type: str = Field(min_length=1)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Simulation(BaseModel):
+    """A simulation request: the scenario, the profile's fields and its events."""
+
+    model_config = ConfigDict(extra="forbid")
+    profile: dict[str, Any] = Field(default_factory=dict)
+    events: list[TimelineEvent] = Field(default_factory=list)
+    until: Duration = "P30D"
+    start: AwareDatetime | None = None
+    webhooks: dict[str, Any] = Field(default_factory=dict, description="response body per node")
+
+
+def simulate(scenario: CompiledScenario, request: Simulation, now: datetime) -> dict[str, Any]:
+    """Run the simulation; `now` is the start unless the request gives one."""
+    return _Simulator(scenario, request, request.start or now).run()
+
+
+class _Simulator:
+    def __init__(self, scenario: CompiledScenario, request: Simulation, start: datetime) -> None:
+        self.scenario = scenario
+        self.request = request
+        self.start = start
+        self.end = start + parse_duration(request.until)
+        fields = dict(request.profile)
+        self.profile = Profile(str(fields.pop("profile_id", "simulated")), fields)
+        self.instances: dict[str, Instance] = {}
+        self.queue: list[tuple[datetime, int, str, Any]] = []
+        self.order = itertools.count()
+        self.sends: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, Any]] = []
+        self.refused: str | None = None
+
+    def schedule(self, at: datetime, kind: str, payload: Any) -> None:
+        heapq.heappush(self.queue, (at, next(self.order), kind, payload))
+
+    def run(self) -> dict[str, Any]:
+        timeline = [self._event(index, item) for index, item in enumerate(self.request.events)]
+        for event in timeline:
+            self.schedule(event.occurred_at, "event", event)
+        triggered = any(self._trigger_for(event) for event in timeline)
+        if not triggered:
+            self.schedule(self.start, "enter", Event("api", self.start, {}, id="simulated-entry"))
+        for _ in range(MAX_SIMULATED_STEPS):
+            if not self.queue or self.queue[0][0] > self.end:
+                break
+            at, _, kind, payload = heapq.heappop(self.queue)
+            now = max(at, self.start)
+            if kind == "event":
+                self._on_event(payload, now)
+            elif kind == "enter":
+                self._capture(payload, None, now)
+            else:
+                instance_id, stimulus = payload
+                self._advance(self.instances[instance_id], stimulus, now)
+        return self._report()
+
+    def _event(self, index: int, item: TimelineEvent) -> Event:
+        at = item.at if isinstance(item.at, datetime) else self.start + parse_duration(item.at)
+        return Event(item.type, at.astimezone(UTC), item.data, id=f"simulated-{index}")
+
+    def _trigger_for(self, event: Event) -> str | None:
+        for trigger in self.scenario.triggers.values():
+            if isinstance(trigger, EventTrigger) and trigger.event == event.type:
+                return trigger.id
+        return None
+
+    def _on_event(self, event: Event, now: datetime) -> None:
+        self.profile.events.append(event)
+        for instance in list(self.instances.values()):
+            if instance.active:
+                self._advance(instance, EventArrived(event), now)
+        for trigger in self.scenario.triggers.values():
+            if isinstance(trigger, EventTrigger) and trigger.event == event.type:
+                self._capture(event, trigger.id, now)
+
+    def _capture(self, event: Event, trigger_id: str | None, now: datetime) -> None:
+        admission = capture(
+            self.scenario,
+            self.profile,
+            event,
+            instance_id=f"instance-{len(self.instances) + 1}",
+            now=now,
+            trigger_id=trigger_id,
+            existing=list(self.instances.values()),
+        )
+        if admission.refused and not self.instances:
+            self.refused = admission.refused
+        for step in admission.steps:
+            self._apply(step, now)
+
+    def _advance(self, instance: Instance, stimulus: Stimulus, now: datetime) -> None:
+        self._apply(advance(self.scenario, instance, self.profile, stimulus, now), now)
+
+    def _apply(self, step: Step, now: datetime) -> None:
+        instance = step.instance
+        self.instances[instance.instance_id] = instance
+        if step.profile is not None:
+            self.profile = step.profile
+        for effect in step.effects:
+            match effect:
+                case SetTimer():
+                    self.schedule(
+                        effect.wake_at, "stimulus", (instance.instance_id, WakeUp(effect.step))
+                    )
+                case Send():
+                    self.sends.append(_send_report(effect, now))
+                case SendSkipped():
+                    self.skipped.append(
+                        {
+                            "at": format_datetime(now),
+                            "node": effect.node,
+                            "channel": effect.channel,
+                            "reason": effect.reason,
+                        }
+                    )
+                case CallWebhook():
+                    body = self.request.webhooks.get(effect.node, {})
+                    result = WebhookResult(effect.step, ok=True, status=200, body=body)
+                    self.schedule(now, "stimulus", (instance.instance_id, result))
+                case TakePromoCode():
+                    code = PromoCodeResult(effect.step, f"{effect.pool}-SIMULATED")
+                    self.schedule(now, "stimulus", (instance.instance_id, code))
+                case EmitEvent():
+                    self.schedule(now, "event", effect.event)
+
+    def _report(self) -> dict[str, Any]:
+        instances = list(self.instances.values())
+        path = sorted(
+            (entry for instance in instances for entry in instance.path), key=lambda e: e["at"]
+        )
+        last = instances[-1] if instances else None
+        return {
+            "path": path,
+            "sends": self.sends,
+            "skipped": self.skipped,
+            "status": last.status if last else "not_captured",
+            "reason": last.reason if last else self.refused,
+            "exit_node": last.node if last else None,
+        }
+
+
+def _send_report(send: Send, now: datetime) -> dict[str, Any]:
+    return {
+        "at": format_datetime(send.deliver_at or now),
+        "node": send.node,
+        "channel": send.channel,
+        "to": send.to,
+        "subject": send.subject if send.channel == "email" else send.title,
+        "body": send.body,
+    }

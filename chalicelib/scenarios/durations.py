@@ -1,0 +1,87 @@
+"""ISO 8601 durations and wall-clock times as the scenario format writes them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_DURATION = re.compile(
+    r"^(?P<sign>[-+])?P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+_CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `P3D`, `PT2H30M`, `-P1D`, `P2W`. Months and years are refused: their length varies."""
+    if not isinstance(text, str):  # checked before the cache, which cannot hash a list
+        raise ValueError("a duration is an ISO 8601 string such as 'P3D' or 'PT2H'")
+    return _parse_duration(text)
+
+
+@lru_cache(maxsize=1024)
+def _parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        if re.match(r"^[-+]?P[^T]*\d+[YM]", text):
+            raise ValueError(f"{text!r}: months and years are not supported, use days or weeks")
+        raise ValueError(f"{text!r} is not an ISO 8601 duration such as 'P3D' or 'PT2H'")
+    parts = match.groupdict()
+    value = timedelta(
+        weeks=int(parts["weeks"] or 0),
+        days=int(parts["days"] or 0),
+        hours=int(parts["hours"] or 0),
+        minutes=int(parts["minutes"] or 0),
+        seconds=float(parts["seconds"] or 0),
+    )
+    return -value if parts["sign"] == "-" else value
+
+
+def parse_clock_time(text: str) -> time:
+    """Parse a local wall-clock time `HH:MM`."""
+    match = _CLOCK_TIME.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"{text!r} is not a time of day 'HH:MM'")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """Parse an RFC 3339 datetime (or a date) to an aware UTC datetime; None if it is not one.
+
+    Profile fields and event data are free-form, so a value that is not a date is not an
+    error here: a condition on it is simply false.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """An IANA time zone; UTC when the name is empty."""
+    return ZoneInfo(name or "UTC")
+
+
+def is_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory
+        return False
+    return True
+
+
+def format_datetime(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as the API writes datetimes."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
