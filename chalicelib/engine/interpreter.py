@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from chalicelib.scenarios.conditions import compile_path
 from chalicelib.scenarios.durations import format_datetime, parse_datetime, parse_duration
@@ -551,9 +551,9 @@ class _Run:
                 continue
             name, old = op.field, fields.get(op.field)
             if op.op in ("increment", "decrement"):
-                amount = op.value if op.value is not None else 1
-                amount = amount if op.op == "increment" else -amount
-                new: Any = (old if _is_number(old) else 0) + amount
+                step: float = op.value if op.value is not None else 1
+                amount = step if op.op == "increment" else -step
+                new: Any = amount + (old if _is_number(old) else 0)
                 if name in values:  # set earlier in this node: the sum is a plain value
                     values[name] = new
                 else:
@@ -698,5 +698,5 @@ class _Run:
         self.effects.append(EmitEvent(instance.profile_db, instance.profile_id, event))
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
