@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ONE_CORE := $(if $(shell command -v taskset),taskset -c 0,)
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench schema
 
 $(INSTALLED): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,3 +29,7 @@ lint: $(INSTALLED)
 ## make bench: engine speed on one core; prints `name: value unit` and writes bench/results.json
 bench: $(INSTALLED)
 	$(ONE_CORE) $(BIN)/python -m bench.engine
+
+## make schema: regenerate docs/scenario.schema.json from the pydantic models
+schema: $(INSTALLED)
+	$(BIN)/python -c "import json; from chalicelib.scenarios import scenario_json_schema as s; print(json.dumps(s(), indent=2, sort_keys=True))" > docs/scenario.schema.json

@@ -126,6 +126,14 @@ class Exit:
 
 
 Effect = (
-    Send | SendSkipped | CallWebhook | TakePromoCode | UpdateProfile | SetTimer | EmitEvent
-    | Jump | CountStat | Exit
-)  # fmt: skip
+    Send
+    | SendSkipped
+    | CallWebhook
+    | TakePromoCode
+    | UpdateProfile
+    | SetTimer
+    | EmitEvent
+    | Jump
+    | CountStat
+    | Exit
+)

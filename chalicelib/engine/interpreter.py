@@ -248,7 +248,9 @@ class _Run:
             node = self.scenario.nodes.get(node_id)
             if node is None:
                 return self.end(ERROR, "unknown_node")
-            if self.actuality is not None and self.now - due > self.actuality:
+            # A waiting node runs nothing: what follows it is due when the wait ends.
+            waits = isinstance(node, PauseNode | BestTimeNode | WaitForNode)
+            if not waits and self.actuality is not None and self.now - due > self.actuality:
                 self._append_path(node_id, "stale")
                 self.instance.node = node_id
                 return self.end(EXITED, "stale")
@@ -275,14 +277,14 @@ class _Run:
     def leave(self, outcome: str) -> None:
         if self.inside is None:
             return
-        self.instance.path[-1]["outcome"] = outcome
+        self._set_outcome(outcome)
         self.effects.append(CountStat("node_exited", self.inside))
         self.inside = None
 
     def wait(self, kind: str, wake_at: datetime | None, outcome: str = "waiting") -> None:
         instance = self.instance
         instance.waiting, instance.wake_at = kind, wake_at
-        instance.path[-1]["outcome"] = outcome
+        self._set_outcome(outcome)
         if wake_at is not None:
             self.effects.append(SetTimer(instance.instance_id, instance.step, wake_at))
 
@@ -299,6 +301,13 @@ class _Run:
         instance.waiting = instance.wake_at = None
         self.effects.append(Exit(instance.instance_id, status, reason, instance.node))
         self.effects.append(CountStat(_STAT_OF_STATUS[status]))
+
+    def _set_outcome(self, outcome: str) -> None:
+        """Record the outcome of the current path entry. The entry is replaced, not
+        changed: the instance is a copy whose path still shares its entries with the
+        caller's instance, which must stay as it was."""
+        path = self.instance.path
+        path[-1] = {**path[-1], "outcome": outcome}
 
     def _append_path(self, node_id: str, outcome: str | None) -> None:
         path = self.instance.path
@@ -539,7 +548,7 @@ class _Run:
         removed: list[str] = []
         added: dict[str, float] = {}
         consents: dict[str, bool] = {}
-        changed: dict[str, dict[str, Any]] = {}
+        touched: dict[str, None] = {}  # fields the ops change, in order
         for op in node.ops:
             if isinstance(op, ConsentOp):
                 granted = op.op == "grant"
@@ -547,15 +556,18 @@ class _Run:
                 if current.get(op.consent) is not granted:
                     current[op.consent] = consents[op.consent] = granted
                     fields["consents"] = current
-                    self.emit("consent.changed", {"channel": op.consent, "granted": granted})
+                    data = {"channel": op.consent, "granted": granted}
+                    self.emit("consent.changed", data, key=op.consent)
                 continue
             name, old = op.field, fields.get(op.field)
             if op.op in ("increment", "decrement"):
                 step: float = op.value if op.value is not None else 1
                 amount = step if op.op == "increment" else -step
                 new: Any = amount + (old if _is_number(old) else 0)
-                if name in values:  # set earlier in this node: the sum is a plain value
-                    values[name] = new
+                if name in values or name in removed:  # set or cleared earlier in this node
+                    values[name] = new  # the sum is a plain value
+                    if name in removed:
+                        removed.remove(name)
                 else:
                     added[name] = added.get(name, 0) + amount
             else:
@@ -572,9 +584,15 @@ class _Run:
                 fields.pop(name, None)
             else:
                 fields[name] = new
-            if old != new:
-                changed[name] = {"old": old, "new": new}
+            touched[name] = None
         profile = self.profile
+        # Old values are those before the node, so a field set twice reports one change.
+        before = profile.fields
+        changed = {
+            name: {"old": before.get(name), "new": fields.get(name)}
+            for name in touched
+            if before.get(name) != fields.get(name)
+        }
         self.effects.append(
             UpdateProfile(
                 profile.profile_db, profile.profile_id, values, tuple(removed), added, consents
@@ -690,11 +708,11 @@ class _Run:
             return None
         return sent[len(sent) - cap.max] + window
 
-    def emit(self, event_type: str, data: dict[str, Any]) -> None:
+    def emit(self, event_type: str, data: dict[str, Any], key: str | None = None) -> None:
+        """Emit an event; `key` tells apart events of one type emitted by one node visit."""
         instance = self.instance
-        event = Event(
-            event_type, self.now, data, id=f"{instance.instance_id}:{instance.step}:{event_type}"
-        )
+        event_id = f"{instance.instance_id}:{instance.step}:{event_type}"
+        event = Event(event_type, self.now, data, id=f"{event_id}:{key}" if key else event_id)
         self.effects.append(EmitEvent(instance.profile_db, instance.profile_id, event))
 
 

@@ -52,11 +52,26 @@ class Instance:
     def copy(self) -> Instance:
         """A copy whose mutable parts can change without touching this one."""
         return Instance(
-            self.instance_id, self.scenario_id, self.version, self.profile_id, self.entry,
-            self.trigger_id, self.limit_key, self.profile_db, self.status, self.node,
-            self.node_entered_at, self.waiting, self.wake_at, self.step, dict(self.vars),
-            dict(self.codes), list(self.path), self.reason, self.ended_at,
-        )  # fmt: skip
+            self.instance_id,
+            self.scenario_id,
+            self.version,
+            self.profile_id,
+            self.entry,
+            self.trigger_id,
+            self.limit_key,
+            self.profile_db,
+            self.status,
+            self.node,
+            self.node_entered_at,
+            self.waiting,
+            self.wake_at,
+            self.step,
+            dict(self.vars),
+            dict(self.codes),
+            list(self.path),
+            self.reason,
+            self.ended_at,
+        )
 
 
 # --- stimuli ------------------------------------------------------------------------

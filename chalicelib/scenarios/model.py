@@ -83,9 +83,23 @@ MessageStatus = Literal[
     "sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "failed"
 ]
 Operator = Literal[
-    "eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "not_contains",
-    "starts_with", "ends_with", "exists", "not_exists", "between", "on_day",
-]  # fmt: skip
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "exists",
+    "not_exists",
+    "between",
+    "on_day",
+]
 Since = Annotated[str, AfterValidator(lambda v: v if v == "entry" else _duration(v))]
 
 
@@ -563,3 +577,10 @@ def _is_number(value: Any, default_ok: bool = False) -> bool:
 def scenario_json_schema() -> dict[str, Any]:
     """The JSON Schema of a scenario document, as published in docs/."""
     return Scenario.model_json_schema(by_alias=True)
+
+
+class Segment(Model):
+    """A named condition over a profile database (SPEC §2)."""
+
+    profile_db: str = Field("default", min_length=1)
+    where: Condition

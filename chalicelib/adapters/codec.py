@@ -1,0 +1,112 @@
+"""How engine values are stored: instances, events, messages and profiles as item values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chalicelib.engine.state import ACTIVE, Instance
+from chalicelib.scenarios.durations import format_datetime, parse_datetime
+from chalicelib.scenarios.facts import Event, Message
+
+
+def profile_key(profile_db: str, profile_id: str) -> str:
+    return f"{profile_db}#{profile_id}"
+
+
+def time_text(moment: datetime | None) -> str | None:
+    return format_datetime(moment) if moment is not None else None
+
+
+def time_value(text: Any) -> datetime | None:
+    return parse_datetime(text) if text else None
+
+
+def event_to_values(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": format_datetime(event.occurred_at),
+        "data": event.data,
+    }
+
+
+def event_from_values(values: dict[str, Any]) -> Event:
+    occurred = time_value(values["occurred_at"])
+    assert occurred is not None
+    return Event(values["type"], occurred, values.get("data") or {}, values.get("id"))
+
+
+def message_from_values(values: dict[str, Any]) -> Message:
+    statuses = {status: time_value(at) for status, at in (values.get("statuses") or {}).items()}
+    at = time_value(values["at"])
+    assert at is not None
+    return Message(
+        values["message_id"],
+        values["scenario_id"],
+        values["node"],
+        values["channel"],
+        at,
+        {status: moment for status, moment in statuses.items() if moment is not None},
+        values.get("instance_id"),
+    )
+
+
+def instance_to_values(instance: Instance, rev: int, seen: list[str]) -> dict[str, Any]:
+    """The instance item, with the index keys that exist only while it is active."""
+    active = instance.status == ACTIVE
+    return {
+        "instance_id": instance.instance_id,
+        "rev": rev,
+        "scenario_id": instance.scenario_id,
+        "version": instance.version,
+        "profile_db": instance.profile_db,
+        "profile_id": instance.profile_id,
+        "profile_key": profile_key(instance.profile_db, instance.profile_id),
+        "scenario_key": f"{instance.scenario_id}#{instance.instance_id}",
+        "entry": event_to_values(instance.entry),
+        "entered_at": format_datetime(instance.entered_at),
+        "trigger_id": instance.trigger_id,
+        "limit_key": instance.limit_key,
+        "status": instance.status,
+        "node": instance.node,
+        "node_entered_at": time_text(instance.node_entered_at),
+        "waiting": instance.waiting,
+        "wake_at": time_text(instance.wake_at),
+        "step": instance.step,
+        "vars": instance.vars,
+        "codes": instance.codes,
+        "path": instance.path,
+        "reason": instance.reason,
+        "ended_at": time_text(instance.ended_at),
+        "seen_events": seen[-20:],
+        # sparse index keys: only active instances are found by node and by scenario
+        "node_key": f"{instance.scenario_id}#{instance.node}" if active and instance.node else None,
+        "active_scenario": instance.scenario_id if active else None,
+    }
+
+
+def instance_from_values(values: dict[str, Any]) -> tuple[Instance, int, list[str]]:
+    """The instance, its revision (for optimistic locking) and the event ids it has seen."""
+    instance = Instance(
+        instance_id=values["instance_id"],
+        scenario_id=values["scenario_id"],
+        version=values["version"],
+        profile_id=values["profile_id"],
+        profile_db=values["profile_db"],
+        entry=event_from_values(values["entry"]),
+        trigger_id=values.get("trigger_id"),
+        limit_key=values.get("limit_key"),
+        status=values["status"],
+        node=values.get("node"),
+        node_entered_at=time_value(values.get("node_entered_at")),
+        waiting=values.get("waiting"),
+        wake_at=time_value(values.get("wake_at")),
+        step=values["step"],
+        vars=values.get("vars") or {},
+        codes=values.get("codes") or {},
+        path=values.get("path") or [],
+        reason=values.get("reason"),
+        ended_at=time_value(values.get("ended_at")),
+    )
+    return instance, values["rev"], list(values.get("seen_events") or [])

@@ -1,0 +1,266 @@
+"""DynamoDB items from and to plain Python values, and a thin table handle.
+
+Items use the low-level wire format so the same dicts serve single calls and
+TransactWriteItems. Floats travel as Decimal and come back as int or float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.config import settings
+
+from .aws import client
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_wire(value: Any) -> dict[str, Any]:
+    return _serializer.serialize(_decimals(value))
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Python values → a DynamoDB item (None values are left out)."""
+    return {key: to_wire(value) for key, value in values.items() if value is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def _decimals(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {key: _decimals(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_decimals(inner) for inner in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_plain(inner) for inner in value]
+    if isinstance(value, set):
+        return {_plain(inner) for inner in value}
+    return value
+
+
+class ConditionFailed(Exception):
+    """A write's condition did not hold (or a transaction conflicted): nothing was written."""
+
+
+@contextmanager
+def _conditions() -> Iterator[None]:
+    try:
+        yield
+    except ClientError as error:
+        if is_conditional_failure(error):
+            raise ConditionFailed(str(error)) from error
+        raise
+
+
+def is_conditional_failure(error: Exception) -> bool:
+    """True for a failed condition, alone or inside a cancelled transaction."""
+    code = getattr(error, "response", {}).get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = error.response.get("CancellationReasons", [])  # type: ignore[attr-defined]
+        return any(
+            r.get("Code") in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons
+        )
+    return False
+
+
+class Table:
+    """One table of the stack, by its short name (`instances`, `timers`, ...)."""
+
+    def __init__(self, name: str) -> None:
+        self.short_name = name
+
+    @property
+    def name(self) -> str:
+        return settings().table(self.short_name)
+
+    def get(self, key: Mapping[str, Any], consistent: bool = True) -> dict[str, Any] | None:
+        answer = client("dynamodb").get_item(
+            TableName=self.name, Key=to_item(key), ConsistentRead=consistent
+        )
+        item = answer.get("Item")
+        return from_item(item) if item else None
+
+    def put(
+        self, values: Mapping[str, Any], condition: str | None = None, **expression: Any
+    ) -> None:
+        arguments: dict[str, Any] = {"TableName": self.name, "Item": to_item(values)}
+        if condition:
+            arguments["ConditionExpression"] = condition
+        with _conditions():
+            client("dynamodb").put_item(**arguments, **_expression(expression))
+
+    def update(
+        self, key: Mapping[str, Any], update: str, condition: str | None = None, **expression: Any
+    ) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item(key),
+            "UpdateExpression": update,
+        }
+        if condition:
+            arguments["ConditionExpression"] = condition
+        with _conditions():
+            answer = client("dynamodb").update_item(
+                **arguments, ReturnValues="ALL_NEW", **_expression(expression)
+            )
+        return from_item(answer.get("Attributes", {}))
+
+    def delete(
+        self, key: Mapping[str, Any], condition: str | None = None, **expression: Any
+    ) -> None:
+        arguments: dict[str, Any] = {"TableName": self.name, "Key": to_item(key)}
+        if condition:
+            arguments["ConditionExpression"] = condition
+        with _conditions():
+            client("dynamodb").delete_item(**arguments, **_expression(expression))
+
+    def query(
+        self, key_condition: str, index: str | None = None, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every item matching, page after page (`limit` caps the total)."""
+        limit = options.pop("limit", None)
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": key_condition,
+        }
+        if index:
+            arguments["IndexName"] = index
+        if "forward" in options:
+            arguments["ScanIndexForward"] = options.pop("forward")
+        if "filter" in options:
+            arguments["FilterExpression"] = options.pop("filter")
+        arguments.update(_expression(options))
+        yield from self._pages("query", arguments, limit)
+
+    def scan(
+        self, segment: int | None = None, total_segments: int | None = None, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        arguments: dict[str, Any] = {"TableName": self.name}
+        if total_segments:
+            arguments.update(Segment=segment, TotalSegments=total_segments)
+        if "filter" in options:
+            arguments["FilterExpression"] = options.pop("filter")
+        arguments.update(_expression(options))
+        yield from self._pages("scan", arguments, options.pop("limit", None))
+
+    def _pages(
+        self, operation: str, arguments: dict[str, Any], limit: int | None
+    ) -> Iterator[dict[str, Any]]:
+        call = getattr(client("dynamodb"), operation)
+        count = 0
+        while True:
+            if limit is not None:
+                arguments["Limit"] = max(1, min(1000, limit - count))
+            answer = call(**arguments)
+            for item in answer.get("Items", []):
+                yield from_item(item)
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                return
+            arguments["ExclusiveStartKey"] = start
+
+    def batch_put(self, items: list[Mapping[str, Any]]) -> int:
+        """BatchWriteItem in groups of 25, retrying what DynamoDB leaves unprocessed."""
+        requests = [{"PutRequest": {"Item": to_item(values)}} for values in items]
+        calls = 0
+        for start in range(0, len(requests), 25):
+            pending = {self.name: requests[start : start + 25]}
+            while pending:
+                calls += 1
+                pending = (
+                    client("dynamodb")
+                    .batch_write_item(RequestItems=pending)
+                    .get("UnprocessedItems")
+                    or {}
+                )
+        return calls
+
+    # --- transaction items -------------------------------------------------------
+
+    def tx_put(
+        self, values: Mapping[str, Any], condition: str | None = None, **expression: Any
+    ) -> dict[str, Any]:
+        put: dict[str, Any] = {"TableName": self.name, "Item": to_item(values)}
+        if condition:
+            put["ConditionExpression"] = condition
+        put.update(_expression(expression))
+        return {"Put": put}
+
+    def tx_update(
+        self, key: Mapping[str, Any], update: str, condition: str | None = None, **expression: Any
+    ) -> dict[str, Any]:
+        change: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item(key),
+            "UpdateExpression": update,
+        }
+        if condition:
+            change["ConditionExpression"] = condition
+        change.update(_expression(expression))
+        return {"Update": change}
+
+    def tx_delete(
+        self, key: Mapping[str, Any], condition: str | None = None, **expression: Any
+    ) -> dict[str, Any]:
+        delete: dict[str, Any] = {"TableName": self.name, "Key": to_item(key)}
+        if condition:
+            delete["ConditionExpression"] = condition
+        delete.update(_expression(expression))
+        return {"Delete": delete}
+
+
+def _expression(options: Mapping[str, Any]) -> dict[str, Any]:
+    """`names={...}`, `values={...}` → the expression attribute arguments."""
+    arguments: dict[str, Any] = {}
+    if options.get("names"):
+        arguments["ExpressionAttributeNames"] = dict(options["names"])
+    if options.get("values"):
+        arguments["ExpressionAttributeValues"] = {
+            key: to_wire(value) for key, value in options["values"].items()
+        }
+    return arguments
+
+
+def transact(items: list[dict[str, Any]]) -> None:
+    """Write items atomically: one plain call for a single item, TransactWriteItems for more.
+
+    Raises ConditionFailed, writing nothing, when any condition does not hold.
+    """
+    if not items:
+        return
+    if len(items) == 1:
+        ((kind, request),) = items[0].items()
+        operation = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}[kind]
+        with _conditions():
+            getattr(client("dynamodb"), operation)(**request)
+        return
+    if len(items) > 100:
+        raise ValueError(
+            f"one commit of {len(items)} writes exceeds DynamoDB's 100 per transaction"
+        )
+    with _conditions():
+        client("dynamodb").transact_write_items(TransactItems=items)

@@ -1,0 +1,1 @@
+"""Entry points: Chalice blueprints for queues, schedules, streams and HTTP routes."""

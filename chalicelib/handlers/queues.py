@@ -1,0 +1,85 @@
+"""SQS consumers. Each reports partial batch failures, so one bad message is retried
+(and dead-lettered after five receives) without its batch-mates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from chalice import Blueprint
+from chalice.app import SQSEvent
+
+from chalicelib.adapters.clock import now
+from chalicelib.config import settings
+from chalicelib.runtime import channels, events, schedules, steps
+
+from .observability import logger
+
+blueprint = Blueprint(__name__)
+
+
+def consume(event: SQSEvent, handle: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Run `handle` on every message body; the answer lists the ones that failed."""
+
+    def record_handler(record: SQSRecord) -> None:
+        body = json.loads(record.body)
+        logger.append_keys(
+            **{k: body[k] for k in ("instance_id", "scenario_id", "profile_id") if k in body}
+        )
+        try:
+            handle(body)
+        finally:
+            logger.remove_keys(["instance_id", "scenario_id", "profile_id"])
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return process_partial_response(
+        event=event.to_dict(), record_handler=record_handler, processor=processor
+    )
+
+
+@blueprint.on_sqs_message(queue=settings().queue("events"), batch_size=10)
+def handle_events(event: SQSEvent) -> dict[str, Any]:
+    """Events: history, captures, goals and wait_for nodes."""
+    return consume(event, events.process)
+
+
+@blueprint.on_sqs_message(queue=settings().queue("steps"), batch_size=10)
+def handle_steps(event: SQSEvent) -> dict[str, Any]:
+    """Wake-ups, webhook results, promo codes, captures, migrations."""
+    return consume(event, steps.process)
+
+
+@blueprint.on_sqs_message(queue=settings().queue("segments"), batch_size=1)
+def handle_segments(event: SQSEvent) -> dict[str, Any]:
+    """One parallel-Scan segment of a segment campaign per message."""
+    return consume(event, process_segment)
+
+
+def process_segment(job: dict[str, Any]) -> None:
+    result = schedules.process_segment(job, now())
+    logger.info(
+        "segment scanned",
+        extra={"run_id": job["run_id"], "scanned": result.scanned, "matched": result.matched},
+    )
+
+
+def _channel(name: str) -> Callable[[SQSEvent], dict[str, Any]]:
+    def handle_channel(event: SQSEvent) -> dict[str, Any]:
+        return consume(event, channels.deliver)
+
+    handle_channel.__name__ = f"handle_{name}"
+    handle_channel.__doc__ = f"The {name} channel: deliver queued {name} messages."
+    return handle_channel
+
+
+for _name in ("email", "sms", "push", "webhook"):
+    blueprint.on_sqs_message(queue=settings().queue(_name), batch_size=10, name=f"handle_{_name}")(
+        _channel(_name)
+    )

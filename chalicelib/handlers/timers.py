@@ -1,0 +1,67 @@
+"""Scheduled handlers (the minute tick) and the timers table's TTL stream backstop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint, Rate
+from chalice.app import CloudWatchEvent, DynamoDBEvent
+
+from chalicelib.adapters.clock import now
+from chalicelib.adapters.queues import send_batch
+from chalicelib.config import settings
+from chalicelib.runtime import schedules, sweeper
+
+from .observability import logger
+
+blueprint = Blueprint(__name__)
+
+# Chalice needs a stream ARN here; `chalice package` replaces it through the merge
+# template (infra/template.py) with the real stream of the stage's timers table.
+TIMERS_STREAM_PLACEHOLDER = f"arn:aws:dynamodb:{settings().region}:000000000000:table/{settings().table('timers')}/stream/latest"
+
+
+@blueprint.schedule(Rate(1, unit=Rate.MINUTES), name="sweep")
+def sweep(event: CloudWatchEvent) -> dict[str, int]:
+    """Fire due timers (≤ 60 s late) and re-dispatch outbox rows left behind."""
+    swept = sweeper.sweep(now())
+    return {"timers": swept.timers, "redispatched": swept.redispatched}
+
+
+@blueprint.schedule(Rate(1, unit=Rate.MINUTES), name="schedule_tick")
+def schedule_tick(event: CloudWatchEvent) -> dict[str, int]:
+    """Start the schedule triggers' runs that are due."""
+    return {"runs": schedules.tick(now())}
+
+
+@blueprint.on_dynamodb_record(
+    stream_arn=TIMERS_STREAM_PLACEHOLDER, batch_size=100, name="timer_expired"
+)
+def timer_expired(event: DynamoDBEvent) -> dict[str, Any]:
+    """DynamoDB TTL deleted a timer the sweeper had not fired: wake the instance anyway.
+
+    Only deletions by the TTL service count; a stale or repeated wake-up is a no-op.
+    """
+    wakes = []
+    for record in event.to_dict().get("Records", []):
+        identity = record.get("userIdentity") or {}
+        if (
+            record.get("eventName") != "REMOVE"
+            or identity.get("principalId") != "dynamodb.amazonaws.com"
+        ):
+            continue
+        old = record["dynamodb"].get("OldImage") or {}
+        wakes.append(
+            (
+                {
+                    "kind": "wake",
+                    "instance_id": old["instance_id"]["S"],
+                    "step": int(old["step"]["N"]),
+                },
+                0,
+            )
+        )
+    send_batch("steps", wakes)
+    if wakes:
+        logger.info("timers expired by TTL", extra={"count": len(wakes)})
+    return {"woken": len(wakes)}

@@ -1,0 +1,237 @@
+"""The scenario lifecycle (SPEC §1.6): drafts, versions, activation, stop, removal of profiles.
+
+The metadata item holds the status, the latest saved document and the number of the
+version in force. Versions are immutable items written on activation and on every
+save of an active scenario. Work on many instances (stop, clear, migrate, resume)
+fans out as messages on the steps queue, so the API answers at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from chalicelib.adapters import store
+from chalicelib.adapters.clock import now as clock_now
+from chalicelib.adapters.dynamo import ConditionFailed
+from chalicelib.adapters.queues import send_batch
+from chalicelib.engine import EXITED, REMOVED, end
+from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.scenarios.durations import format_datetime
+from chalicelib.scenarios.model import EventTrigger
+from chalicelib.scenarios.validation import check_scenario, validate_scenario
+
+from .commit import Commit
+from .journeys import Contention, feed
+from .schedules import index_schedules, unindex_schedules
+
+ATTEMPTS = 5
+
+
+class LifecycleError(Exception):
+    """A lifecycle change that the scenario's status does not allow."""
+
+
+class NotFound(LookupError):
+    pass
+
+
+def create(document: dict[str, Any]) -> dict[str, Any]:
+    """Save a new scenario as a draft; returns its metadata with the draft's problems."""
+    scenario_id = uuid.uuid4().hex[:12]
+    now = format_datetime(clock_now())
+    _, problems = check_scenario(document)
+    meta = {
+        **store.scenario_key(scenario_id),
+        "scenario_id": scenario_id,
+        "status": "draft",
+        "version": 0,
+        "document": document,
+        "name": document.get("name"),
+        "tags": document.get("tags") or [],
+        "created_at": now,
+        "updated_at": now,
+    }
+    store.scenarios.put(meta, "attribute_not_exists(pk)")
+    return {**meta, "problems": [p.as_dict() for p in problems]}
+
+
+def get(scenario_id: str) -> dict[str, Any]:
+    meta = store.load_scenario(scenario_id)
+    if meta is None:
+        raise NotFound(f"no scenario {scenario_id!r}")
+    return meta
+
+
+def replace(scenario_id: str, document: dict[str, Any]) -> dict[str, Any]:
+    """Save a new document. On an active scenario it must be valid and becomes a new
+    version that profiles in flight follow."""
+    meta = get(scenario_id)
+    if meta["status"] == "trashed":
+        raise LifecycleError("a trashed scenario cannot be edited; restore it first")
+    now = format_datetime(clock_now())
+    if meta["status"] != "active":
+        _, problems = check_scenario(document)
+        _update_meta(
+            meta,
+            document=document,
+            name=document.get("name"),
+            tags=document.get("tags") or [],
+            updated_at=now,
+        )
+        return {**store.load_scenario(scenario_id), "problems": [p.as_dict() for p in problems]}
+    validate_scenario(document)
+    old = store.compiled_version(scenario_id, meta["version"])
+    version = _write_version(scenario_id, meta, document)
+    new = store.compiled_version(scenario_id, version)
+    _index_event_triggers(new, old)
+    unindex_schedules(old)
+    index_schedules(new, clock_now())
+    _fan_out(store.active_instance_ids(scenario_id), {"kind": "migrate"})
+    return {**store.load_scenario(scenario_id), "problems": []}
+
+
+def activate(scenario_id: str) -> dict[str, Any]:
+    """Validate the whole graph (raising ScenarioInvalid) and start capturing."""
+    meta = get(scenario_id)
+    if meta["status"] == "trashed":
+        raise LifecycleError("a trashed scenario cannot be activated; restore it first")
+    if meta["status"] == "active":
+        return meta
+    validate_scenario(meta["document"])
+    version = meta["version"]
+    if (
+        version == 0
+        or store.scenarios.get(store.version_key(scenario_id, version))["document"]
+        != meta["document"]
+    ):
+        version = _write_version(scenario_id, meta, meta["document"])
+    secret = meta.get("webhook_secret") or secrets.token_hex(32)
+    _update_meta(
+        store.load_scenario(scenario_id),
+        status="active",
+        webhook_secret=secret,
+        activated_at=format_datetime(clock_now()),
+    )
+    scenario = store.compiled_version(scenario_id, version)
+    _index_event_triggers(scenario, None)
+    index_schedules(scenario, clock_now())
+    # profiles kept asleep while stopped go on (and onto this version)
+    _fan_out(store.active_instance_ids(scenario_id), {"kind": "resume"})
+    return store.load_scenario(scenario_id) or {}
+
+
+def deactivate(scenario_id: str, keep_profiles: bool | None = None) -> dict[str, Any]:
+    """Stop capturing; keep profiles asleep where they are, or let them all exit."""
+    meta = get(scenario_id)
+    if meta["status"] != "active":
+        raise LifecycleError(f"the scenario is {meta['status']}, not active")
+    scenario = store.compiled_version(scenario_id, meta["version"])
+    keep = scenario.model.keep_profiles_on_stop if keep_profiles is None else keep_profiles
+    _update_meta(meta, status="stopped", stopped_at=format_datetime(clock_now()))
+    _unindex_event_triggers(scenario)
+    unindex_schedules(scenario)
+    if not keep:
+        _fan_out(
+            store.active_instance_ids(scenario_id),
+            {"kind": "end", "status": EXITED, "reason": "stopped"},
+        )
+    return store.load_scenario(scenario_id) or {}
+
+
+def clear(scenario_id: str) -> int:
+    """Remove every profile now in the scenario."""
+    get(scenario_id)
+    ids = store.active_instance_ids(scenario_id)
+    _fan_out(ids, {"kind": "end", "status": REMOVED, "reason": "removed"})
+    return len(ids)
+
+
+def end_instance(instance_id: str, status: str, reason: str) -> bool:
+    """End one active instance whatever its scenario's status (stop, removal, erasure)."""
+    for _ in range(ATTEMPTS):
+        loaded = store.load_instance(instance_id)
+        if loaded is None or not loaded[0].active:
+            return False
+        instance, rev, seen = loaded
+        scenario = store.compiled_version(instance.scenario_id, instance.version)
+        commit = Commit(clock_now())
+        commit.add(end(scenario, instance, clock_now(), status, reason), instance, rev, seen)
+        try:
+            commit.apply()
+        except ConditionFailed:
+            continue
+        return True
+    raise Contention(f"instance {instance_id} kept changing")
+
+
+def resume_instance(instance_id: str) -> bool:
+    """After reactivation: onto the current version, and on if its wait ran out meanwhile."""
+    return feed(instance_id, None, resuming=True)
+
+
+# --- internals -------------------------------------------------------------------------
+
+
+def _write_version(scenario_id: str, meta: dict[str, Any], document: dict[str, Any]) -> int:
+    version = meta["version"] + 1
+    now = format_datetime(clock_now())
+    store.scenarios.put(
+        {
+            **store.version_key(scenario_id, version),
+            "version": version,
+            "document": document,
+            "created_at": now,
+        },
+        "attribute_not_exists(pk)",
+    )
+    _update_meta(
+        meta,
+        version=version,
+        document=document,
+        name=document.get("name"),
+        tags=document.get("tags") or [],
+        updated_at=now,
+    )
+    return version
+
+
+def _update_meta(meta: dict[str, Any], **changes: Any) -> None:
+    """Change the metadata item, provided nobody changed it since `meta` was read."""
+    names = {f"#n{i}": name for i, name in enumerate(changes)}
+    values = {f":v{i}": value for i, value in enumerate(changes.values())}
+    values[":seen"] = meta.get("updated_at")
+    expression = "SET " + ", ".join(f"#n{i} = :v{i}" for i in range(len(changes)))
+    try:
+        store.scenarios.update(
+            store.scenario_key(meta["scenario_id"]),
+            expression,
+            "updated_at = :seen",
+            names=names,
+            values=values,
+        )
+    except ConditionFailed:
+        raise LifecycleError("the scenario changed meanwhile; read it again and retry") from None
+
+
+def _index_event_triggers(new: CompiledScenario, old: CompiledScenario | None) -> None:
+    if old is not None:
+        _unindex_event_triggers(old)
+    for event_type in _event_types(new):
+        store.scenarios.put({"pk": f"E#{event_type}", "sk": new.scenario_id})
+
+
+def _unindex_event_triggers(scenario: CompiledScenario) -> None:
+    for event_type in _event_types(scenario):
+        store.scenarios.delete({"pk": f"E#{event_type}", "sk": scenario.scenario_id})
+
+
+def _event_types(scenario: CompiledScenario) -> set[str]:
+    return {t.event for t in scenario.triggers.values() if isinstance(t, EventTrigger)}
+
+
+def _fan_out(instance_ids: list[str], message: dict[str, Any]) -> None:
+    send_batch(
+        "steps", [({**message, "instance_id": instance_id}, 0) for instance_id in instance_ids]
+    )

@@ -1,0 +1,201 @@
+"""Schedule triggers and segment campaigns.
+
+The minute tick reads the schedule index (one Query), claims each due run with a
+conditional write (so two ticks never fire one run twice), and fans the segment out:
+one message per parallel-Scan segment on the segments queue. A segment worker scans
+its part of the profile table, evaluates the segment and the sample on each profile,
+and enqueues captures in SendMessageBatch calls of ten. `send-segment` uses the same
+path with the default capture.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chalicelib.adapters import store
+from chalicelib.adapters.codec import event_to_values
+from chalicelib.adapters.dynamo import ConditionFailed
+from chalicelib.adapters.queues import send_batch
+from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.scenarios.conditions import compile_condition
+from chalicelib.scenarios.durations import format_datetime, parse_datetime
+from chalicelib.scenarios.facts import Event, Facts, Profile
+from chalicelib.scenarios.model import Condition, ScheduleTrigger, Segment
+from chalicelib.scenarios.schedules import due_runs, in_sample, next_runs
+
+from .journeys import active_version
+from .segments import library
+
+logger = logging.getLogger(__name__)
+
+SCAN_SEGMENTS = 4  # parallel Scan segments per run; each is one worker message
+SCHEDULE_PK = "SCHEDULE"
+
+
+def schedule_key(scenario_id: str, trigger_id: str) -> dict[str, str]:
+    return {"pk": SCHEDULE_PK, "sk": f"{scenario_id}#{trigger_id}"}
+
+
+def index_schedules(scenario: CompiledScenario, now: datetime) -> None:
+    """On activation: list the scenario's schedule triggers with their next run."""
+    for trigger in scenario.triggers.values():
+        if isinstance(trigger, ScheduleTrigger):
+            upcoming = next_runs(trigger, now, 1, scenario.model.timezone)
+            store.scenarios.put(
+                {
+                    **schedule_key(scenario.scenario_id, trigger.id),
+                    "scenario_id": scenario.scenario_id,
+                    "trigger_id": trigger.id,
+                    "last_run": format_datetime(now),
+                    "next_run": format_datetime(upcoming[0]) if upcoming else None,
+                }
+            )
+
+
+def unindex_schedules(scenario: CompiledScenario) -> None:
+    for trigger in scenario.triggers.values():
+        if isinstance(trigger, ScheduleTrigger):
+            store.scenarios.delete(schedule_key(scenario.scenario_id, trigger.id))
+
+
+def tick(now: datetime) -> int:
+    """Fire every schedule trigger run due by `now`; returns the runs started.
+
+    Runs missed while the stack was down are not replayed one by one: the latest due run
+    fires once.
+    """
+    started = 0
+    for item in store.scenarios.query("pk = :pk", values={":pk": SCHEDULE_PK}):
+        next_run = parse_datetime(item.get("next_run"))
+        if next_run is None or next_run > now:
+            continue
+        scenario = active_version(item["scenario_id"])
+        if scenario is None:
+            continue
+        trigger = scenario.triggers.get(item["trigger_id"])
+        if not isinstance(trigger, ScheduleTrigger):
+            continue
+        since = parse_datetime(item["last_run"]) or now
+        runs = due_runs(trigger, since, now, scenario.model.timezone)
+        upcoming = next_runs(trigger, now, 1, scenario.model.timezone)
+        try:  # claim the run: only the tick that moves next_run on fans it out
+            store.scenarios.update(
+                schedule_key(scenario.scenario_id, trigger.id),
+                "SET last_run = :now, next_run = :next",
+                "next_run = :was",
+                values={
+                    ":now": format_datetime(now),
+                    ":was": item["next_run"],
+                    ":next": format_datetime(upcoming[0]) if upcoming else "none",
+                },
+            )
+        except ConditionFailed:
+            continue
+        if runs:
+            fan_out(scenario, runs[-1], trigger_id=trigger.id)
+            started += 1
+    return started
+
+
+def fan_out(
+    scenario: CompiledScenario,
+    run_at: datetime,
+    trigger_id: str | None = None,
+    segment: str | dict[str, Any] | None = None,
+    segments: int = SCAN_SEGMENTS,
+) -> str:
+    """Start a segment run: one message per Scan segment. Returns the run id.
+
+    With `trigger_id` the trigger's segment and sample decide; without, `segment` (a
+    condition document) does and profiles enter by the default capture.
+    """
+    run_id = f"{scenario.scenario_id}:{trigger_id or 'send'}:{format_datetime(run_at)}"
+    job = {
+        "run_id": run_id,
+        "scenario_id": scenario.scenario_id,
+        "version": scenario.version,
+        "trigger_id": trigger_id,
+        "segment": segment,
+        "run_at": format_datetime(run_at),
+        "total_segments": segments,
+    }
+    send_batch("segments", [({**job, "scan_segment": index}, 0) for index in range(segments)])
+    logger.info("segment run started", extra={"run_id": run_id, "segments": segments})
+    return run_id
+
+
+@dataclass
+class SegmentResult:
+    scanned: int = 0
+    matched: int = 0
+    calls: list[int] = field(default_factory=list)
+
+
+def process_segment(job: dict[str, Any], now: datetime) -> SegmentResult:
+    """Scan one segment of the profile table and enqueue a capture for every member."""
+    scenario = store.compiled_version(job["scenario_id"], job["version"])
+    trigger = scenario.triggers.get(job["trigger_id"]) if job.get("trigger_id") else None
+    if isinstance(trigger, ScheduleTrigger):
+        where = scenario.trigger_where[trigger.id]
+        sample = trigger.sample
+    else:
+        where = compile_condition(_condition(job.get("segment")))
+        sample = None
+    run_at = parse_datetime(job["run_at"]) or now
+    db = scenario.model.profile_db
+    result = SegmentResult()
+    captures: list[tuple[dict[str, Any], int]] = []
+    for item in store.profiles.scan(
+        job["scan_segment"],
+        job["total_segments"],
+        filter="sk = :p AND profile_db = :db",
+        values={":p": "P", ":db": db},
+    ):
+        result.scanned += 1
+        profile = Profile(item["profile_id"], item.get("fields") or {}, profile_db=db)
+        facts = Facts(
+            profile=profile,
+            now=now,
+            tz=scenario.tz,
+            scenario_id=scenario.scenario_id,
+            segments=library,
+        )
+        if not in_sample(profile.profile_id, sample) or not where(facts):
+            continue
+        result.matched += 1
+        event = Event(
+            "schedule" if trigger else "segment",
+            run_at,
+            {"run_id": job["run_id"]},
+            id=job["run_id"],
+        )
+        captures.append(
+            (
+                {
+                    "kind": "capture",
+                    "scenario_id": scenario.scenario_id,
+                    "trigger_id": job.get("trigger_id"),
+                    "profile_db": db,
+                    "profile_id": profile.profile_id,
+                    "event": event_to_values(event),
+                },
+                0,
+            )
+        )
+        if len(captures) >= 100:
+            result.calls.append(send_batch("steps", captures))
+            captures = []
+    result.calls.append(send_batch("steps", captures))
+    return result
+
+
+def _condition(segment: str | dict[str, Any] | None) -> Condition | None:
+    """A send-segment target: a segment id or a condition document."""
+    if segment is None:
+        return None
+    if isinstance(segment, str):
+        segment = {"segment": segment, "member": True}
+    return Segment.model_validate({"where": segment}).where
