@@ -101,10 +101,8 @@ class Table:
         item = answer.get("Item")
         return from_item(item) if item else None
 
-    def put(
-        self, values: Mapping[str, Any], condition: str | None = None, **expression: Any
-    ) -> None:
-        arguments: dict[str, Any] = {"TableName": self.name, "Item": to_item(values)}
+    def put(self, item: Mapping[str, Any], condition: str | None = None, **expression: Any) -> None:
+        arguments: dict[str, Any] = {"TableName": self.name, "Item": to_item(item)}
         if condition:
             arguments["ConditionExpression"] = condition
         with _conditions():
@@ -202,9 +200,9 @@ class Table:
     # --- transaction items -------------------------------------------------------
 
     def tx_put(
-        self, values: Mapping[str, Any], condition: str | None = None, **expression: Any
+        self, item: Mapping[str, Any], condition: str | None = None, **expression: Any
     ) -> dict[str, Any]:
-        put: dict[str, Any] = {"TableName": self.name, "Item": to_item(values)}
+        put: dict[str, Any] = {"TableName": self.name, "Item": to_item(item)}
         if condition:
             put["ConditionExpression"] = condition
         put.update(_expression(expression))

@@ -16,7 +16,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeGuard
 
 from chalicelib.scenarios.conditions import compile_path
@@ -74,6 +74,7 @@ from .timing import after_quiet_hours, align, best_time, profile_zone
 
 # A valid scenario has no cycle of instant nodes; this bounds a run all the same.
 MAX_INSTANT_STEPS = 1000
+_TICK = timedelta(microseconds=1)
 
 _STAT_OF_STATUS = {COMPLETED: "completed", EXITED: "exited", REMOVED: "removed", ERROR: "errors"}
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -232,6 +233,8 @@ class _Run:
             segments=segments or {},
         )
         self._context: dict[str, Any] | None = None
+        # Nodes this run has left, with the journey time it left them at (see next_lap).
+        self.passed: dict[str, datetime] = {}
         # The node the instance is counted in (node_entered without node_exited yet).
         self.inside = instance.node if instance.active else None
 
@@ -256,6 +259,8 @@ class _Run:
                 return self.end(EXITED, "stale")
             self.enter(node_id, due)
             transition = self._HANDLERS[type(node)](self, node_id, node, due)
+            if transition is not None and type(node) in _CLOCK_WAITS:
+                transition = self.next_lap(node_id, node, transition)
             if transition is None:
                 return None
             outcome, node_id = transition
@@ -289,6 +294,8 @@ class _Run:
             self.effects.append(SetTimer(instance.instance_id, instance.step, wake_at))
 
     def resume_after_wait(self, outcome: str, next_id: str | None, due: datetime) -> None:
+        if self.instance.node is not None:
+            self.passed[self.instance.node] = due
         self.leave(outcome)
         self.go(next_id, due)
 
@@ -491,6 +498,37 @@ class _Run:
             return "elapsed", node.next
         self.wait(TIMER, wake_at)
         return None
+
+    def next_lap(self, node_id: str, node: PauseNode | BestTimeNode, transition: Go) -> Go:
+        """A pause or best_time that passed at once, with the journey clock no later than
+        when this run last left it, is a loop come round without time passing: a daily
+        `at: "10:00"` pause entered at 10:00 by its own loop. Such a wait goes on to the
+        next occurrence of its time instead (once a lap, not 500 laps and `loop_limit`).
+        A wait with no later occurrence (PT0S, a past `until`) passes as before."""
+        last = self.passed.get(node_id)
+        if last is not None and self.due <= last:
+            wake_at = self.next_occurrence(node, last)
+            if wake_at is not None:
+                if wake_at > self.now:
+                    self.wait(TIMER, wake_at)
+                    return None
+                self.due = wake_at
+                transition = "elapsed", node.next
+        self.passed[node_id] = self.due
+        return transition
+
+    def next_occurrence(self, node: PauseNode | BestTimeNode, after: datetime) -> datetime | None:
+        """The first time after `after` that a clock-aligned wait could end at, if any."""
+        if isinstance(node, BestTimeNode):
+            within = parse_duration(node.within)
+            if within <= timedelta(0):
+                return None
+            messages = self.profile.messages
+            return min(best_time(after + _TICK, within, node.fallback, messages, self.tz),
+                       after + within)  # fmt: skip
+        if node.at is None and not node.days:
+            return None
+        return align(after + (_TICK if node.at else timedelta(days=1)), node.at, node.days, self.tz)
 
     def pause_end(self, node: PauseNode | BestTimeNode, entered: datetime) -> datetime | None:
         """When a pause or best_time node entered at `entered` ends; None: no date to wait for."""
@@ -714,6 +752,9 @@ class _Run:
         event_id = f"{instance.instance_id}:{instance.step}:{event_type}"
         event = Event(event_type, self.now, data, id=f"{event_id}:{key}" if key else event_id)
         self.effects.append(EmitEvent(instance.profile_db, instance.profile_id, event))
+
+
+_CLOCK_WAITS = frozenset({PauseNode, BestTimeNode})
 
 
 def _is_number(value: Any) -> TypeGuard[float]:

@@ -231,7 +231,8 @@ class Commit:
             body = {**body, "row_id": row_id}
             due = deliver_at or self.now
             delay = int((due - self.now).total_seconds())
-            soon = delay <= MAX_DELAY_SECONDS
+            # without precise delays (virtual time) anything later goes through the sweeper
+            soon = delay <= 0 or (settings().precise_delays and delay <= MAX_DELAY_SECONDS)
             row.update(
                 queue=queue,
                 payload=body,

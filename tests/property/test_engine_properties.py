@@ -27,13 +27,14 @@ from __future__ import annotations
 import copy
 import heapq
 import itertools
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
@@ -62,6 +63,8 @@ from chalicelib.scenarios.facts import Event, Message, Profile
 from chalicelib.scenarios.model import Condition
 from chalicelib.scenarios.validation import check_scenario
 
+# PROPERTY_SCALE=20 runs twenty times the examples (a deeper search, well over 30 s).
+SCALE = float(os.environ.get("PROPERTY_SCALE", "1"))
 START = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
 HORIZON = timedelta(days=3)  # how far a journey is driven in virtual time
 EXTERNAL_DELAY = timedelta(seconds=1)  # webhooks and promo codes answer after this
@@ -235,7 +238,7 @@ def _known_checker_crash(document: Any) -> bool:
     return False
 
 
-@settings(max_examples=400)
+@settings(max_examples=int(400 * SCALE))
 @given(document=junk_documents | json_values)
 def test_check_scenario_lists_problems_and_never_raises(document: Any) -> None:
     assume(not _known_checker_crash(document))
@@ -405,7 +408,9 @@ def _waiting_node(draw: st.DrawFn, kind: str, zero_waits: bool) -> tuple[dict[st
     if draw(st.booleans()):
         node["where"] = draw(conditions)
     if draw(st.booleans()):
-        node["timeout"] = draw(duration | st.sampled_from(ZERO_DURATIONS if zero_waits else ()))
+        node["timeout"] = draw(
+            duration | st.sampled_from(ZERO_DURATIONS) if zero_waits else duration
+        )
     return node, node.get("timeout") not in ZERO_DURATIONS
 
 
@@ -687,6 +692,10 @@ class Driver:
                 instance_id, stimulus = payload
                 self.advance(instance_id, stimulus, now)
                 self.replay_old_timer(instance_id, now)
+        for instance in self.instances.values():
+            event(f"ended {instance.status} {instance.reason}")
+            event(f"took {max(0, instance.step - 1) // 5 * 5}+ steps")
+        event(f"{len(self.instances)} instance(s)")
 
     # --- engine calls ---
 
@@ -837,7 +846,7 @@ def _compile(document: dict[str, Any]) -> CompiledScenario:
     return CompiledScenario.from_document(document, "property", 1)
 
 
-@settings(max_examples=150)
+@settings(max_examples=int(150 * SCALE))
 @given(
     document=scenario_documents(zero_waits=True),
     profile=profiles(),
@@ -853,7 +862,7 @@ def test_engine_runs_one_node_at_a_time_and_answers_once(
     driver.run(timeline, max_calls=300)
 
 
-@settings(max_examples=150)
+@settings(max_examples=int(150 * SCALE))
 @given(
     document=scenario_documents(zero_waits=False),
     profile=profiles(),
@@ -892,7 +901,8 @@ def _loop(loop_head: dict[str, Any]) -> CompiledScenario:
 
 
 def _start(scenario: CompiledScenario, now: datetime = NOW) -> Step:
-    event = Event("api", now, {}, id="e")
+    """Capture ADA by an event of NOW, arriving at `now`."""
+    event = Event("api", NOW, {}, id="e")
     return capture(scenario, ADA, event, instance_id="i", now=now).steps[-1]
 
 
@@ -946,7 +956,7 @@ def test_a_backdated_daily_loop_catches_up_one_day_at_a_time() -> None:
     [
         {"name": "x", "nodes": {"a": {"type": ["send"]}}},
         {"name": "x", "nodes": {"a": {"type": {"x": 1}}}},
-        {"name": "x", "triggers": [{"type": [], "id": "t", "next": "a"}], "nodes": {}},
+        {"name": "x", "nodes": {"a": {"type": "send", "template": {"type": []}}}},
     ],
 )
 def test_check_scenario_with_an_unhashable_type(document: dict[str, Any]) -> None:

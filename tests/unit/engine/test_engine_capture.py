@@ -192,12 +192,8 @@ def test_schedule_sample_is_a_stable_share_of_profiles(
     assert first.isdisjoint(second)
     assert len(first | second) == 1000
     assert sampled(first_half) == first  # stable run after run
-    refusal = enter(
-        first_half,
-        profiles[next(i for i, p in enumerate(profiles) if p.profile_id not in first)],
-        tick,
-        trigger_id="daily",
-    ).refused
+    outsider = next(p for p in profiles if p.profile_id not in first)
+    refusal = enter(first_half, outsider, tick, trigger_id="daily").refused
     assert refusal == "not_in_sample"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -74,6 +75,20 @@ def test_the_next_node_is_due_when_the_pause_ended_not_when_the_timer_fired(
     assert woken.instance.node == "wait2"
     assert woken.instance.node_entered_at == now + timedelta(hours=2)
     assert woken.instance.wake_at == now + timedelta(hours=4)
+
+
+def test_advancing_leaves_the_given_instance_and_profile_as_they_were(
+    make_scenario, make_profile, enter, now
+):
+    scenario = make_scenario({"wait": pause(duration="PT2H"), "mail": MAIL})
+    step = enter(scenario, make_profile()).steps[-1]
+    instance, profile = step.instance, step.profile
+    before = (copy.deepcopy(instance), copy.deepcopy(profile))
+
+    woken = advance(scenario, instance, profile, WakeUp(instance.step), now + timedelta(hours=2))
+
+    assert woken.instance.status == COMPLETED
+    assert (instance, profile) == before  # path entries included
 
 
 def test_early_and_stale_wake_ups_change_nothing(make_scenario, make_profile, enter, now):
@@ -260,13 +275,25 @@ def best_time_scenario(make_scenario, **fields):
     return make_scenario({"best": {"type": "best_time", "next": "mail", **fields}, "mail": MAIL})
 
 
-def test_best_time_waits_for_the_usual_engagement_hour(make_scenario, make_profile, enter, pick):
+@pytest.mark.parametrize(
+    ("messages", "wake_at"),
+    [
+        # Mostly at 18:00: today at 18:00.
+        (engaged(18, 18, 7) + engaged(18, status="clicked"), datetime(2026, 6, 10, 18, tzinfo=UTC)),
+        # Mostly at 08:00, already past today: tomorrow at 08:00, still within P1D.
+        (engaged(8, 8, 18) + engaged(8, status="clicked"), datetime(2026, 6, 11, 8, tzinfo=UTC)),
+        # A tie goes to the earlier hour.
+        (engaged(19, 15), datetime(2026, 6, 10, 15, tzinfo=UTC)),
+    ],
+)
+def test_best_time_waits_for_the_usual_engagement_hour(
+    make_scenario, make_profile, enter, pick, messages, wake_at
+):
     scenario = best_time_scenario(make_scenario)
-    messages = engaged(18, 18, 7) + engaged(18, status="clicked")
 
     step = enter(scenario, make_profile(messages=messages)).steps[-1]
 
-    assert [t.wake_at for t in pick(step, SetTimer)] == [datetime(2026, 6, 10, 18, tzinfo=UTC)]
+    assert [t.wake_at for t in pick(step, SetTimer)] == [wake_at]
     assert step.instance.waiting == TIMER
 
 

@@ -1,0 +1,67 @@
+"""`POST /events` (SPEC §3.4): accept events onto the events queue, dedup by id."""
+
+from __future__ import annotations
+
+import uuid
+
+from chalice import Blueprint, Response
+from pydantic import ValidationError
+
+from chalicelib.adapters.clock import now
+from chalicelib.adapters.queues import send_batch
+from chalicelib.runtime.events import mark
+from chalicelib.scenarios.durations import format_datetime
+
+from .errors import BadRequest
+from .http import json_document, routes
+from .models import EventIn
+
+blueprint = Blueprint(__name__)
+route = routes(blueprint)
+
+MAX_BATCH = 500
+
+
+@route("/events", methods=["POST"])
+def post_events() -> Response:
+    """One event or `{"events": [...]}`; each valid one is queued unless its id was seen."""
+    document = json_document(blueprint.current_request)
+    items = (
+        document.get("events")
+        if isinstance(document, dict) and "events" in document
+        else [document]
+    )
+    if not isinstance(items, list):
+        raise BadRequest("$.events: a list of events")
+    if len(items) > MAX_BATCH:
+        raise BadRequest(f"$.events: at most {MAX_BATCH} events per call, got {len(items)}")
+    accepted, duplicates, rejected, queued = 0, 0, [], []
+    for index, item in enumerate(items):
+        try:
+            event = EventIn.model_validate(item)
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            rejected.append(
+                {"index": index, "detail": f"{where}: {first['msg']}" if where else first["msg"]}
+            )
+            continue
+        event_id = event.id or str(uuid.uuid4())
+        if not mark(event_id, "accepted"):
+            duplicates += 1
+            continue
+        queued.append(
+            (
+                {
+                    **event.model_dump(mode="json"),
+                    "id": event_id,
+                    "occurred_at": format_datetime(event.occurred_at or now()),
+                },
+                0,
+            )
+        )
+        accepted += 1
+    send_batch("events", queued)
+    return Response(
+        {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}, status_code=202
+    )

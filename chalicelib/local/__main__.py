@@ -1,0 +1,104 @@
+"""`python -m chalicelib.local` (what `make run` starts): the whole stack on loopback.
+
+Environment: PORT (default 8000), SCENARIA_API_KEY (default local-dev-key),
+SCENARIA_CLOCK=virtual for virtual time (SCENARIA_CLOCK_START sets its start).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+from .stack import Runtime, configure_environment, create_resources
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "welcome.json"
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    port = int(os.environ.get("PORT", "8000"))
+    virtual = os.environ.get("SCENARIA_CLOCK", "real") == "virtual"
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, moto_port = moto.get_host_and_port()
+    configure_environment(f"http://{host}:{moto_port}", virtual)
+
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from chalicelib.adapters.clock import VirtualClock, use_clock
+    from chalicelib.config import settings
+
+    if virtual:
+        start = os.environ.get("SCENARIA_CLOCK_START")
+        use_clock(
+            VirtualClock(
+                datetime.fromisoformat(start) if start else datetime.now(UTC).replace(microsecond=0)
+            )
+        )
+    create_resources()
+
+    from app import app
+
+    from . import routes
+
+    app.register_blueprint(routes.blueprint)
+    runtime = Runtime(app)
+    routes.runtime = runtime
+    example = load_example()
+    runtime.start(clock_is_real=not virtual)
+    server = create_local_server(
+        app, Config.create(chalice_stage="local", app_name="scenaria"), "127.0.0.1", port
+    )
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    key = settings().api_key
+    url = f"http://127.0.0.1:{port}"
+    print(f"Scenaria local stack on {url} ({'virtual' if virtual else 'real'} clock)", flush=True)
+    print(f"API key: {key}")
+    print(f"Example scenario {example!r} (Welcome series) is active. Try:")
+    print(
+        f"  curl -s -X PUT {url}/profiles/customers/ada -H 'X-Api-Key: {key}' -H 'Content-Type: application/json' "
+        '-d \'{"fields": {"first_name": "Ada", "email": "ada@example.com", "consents": {"email": true}}}\''
+        f" && sleep 2 && curl -s {url}/local/sent -H 'X-Api-Key: {key}'"
+    )
+    print("Stop with Ctrl-C.", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+        moto.stop()
+        print("Stopped.")
+    return 0
+
+
+def load_example() -> str:
+    """Create and activate the welcome series and give its promo pool some codes."""
+    from chalicelib.runtime import promo, scenarios
+
+    meta = scenarios.create(json.loads(EXAMPLE.read_text()))
+    scenarios.activate(meta["scenario_id"])
+    promo.add_codes("WELCOME10", [f"WELCOME10-{n:04d}" for n in range(1, 101)])
+    return str(meta["scenario_id"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

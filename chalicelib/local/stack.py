@@ -1,0 +1,257 @@
+"""The local stack: moto on loopback, the stack's tables and queues, and the machinery
+AWS would provide — queue pumps into the app's own handlers, the minute schedules, and
+(with a virtual clock) time that moves on request.
+
+Everything calls the very handler functions Lambda calls: the pumps build Lambda's
+SQS events, the scheduler builds its scheduled events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SCHEDULE_EVERY = 60.0  # seconds: every schedule of the app is rate(1 minute)
+
+
+def configure_environment(endpoint: str, virtual: bool) -> None:
+    """Point the stack's configuration at moto; call before importing the app."""
+    os.environ.update(
+        SCENARIA_STAGE=os.environ.get("SCENARIA_STAGE", "local"),
+        SCENARIA_AWS_ENDPOINT=endpoint,
+        SCENARIA_API_KEY=os.environ.get("SCENARIA_API_KEY", "local-dev-key"),
+        SCENARIA_PRECISE_DELAYS="0" if virtual else "1",
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+        AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+    from chalicelib.adapters import aws, queues
+    from chalicelib.config import settings
+
+    settings.cache_clear()
+    aws.reset()
+    queues.forget_urls()
+
+
+def create_resources() -> None:
+    """Every table and queue of `infra/resources.py`, with dead-letter queues."""
+    from chalicelib.adapters.aws import client
+    from chalicelib.config import settings
+    from infra.resources import QUEUE_DEFINITIONS, TABLES, create_table_arguments, dead_letter_name
+
+    stage = settings().stage
+    dynamodb, sqs = client("dynamodb"), client("sqs")
+    for table in TABLES:
+        arguments = create_table_arguments(table, stage)
+        dynamodb.create_table(**arguments)
+        if table.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=arguments["TableName"],
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+    for queue in QUEUE_DEFINITIONS:
+        dead = sqs.create_queue(QueueName=settings().queue(dead_letter_name(queue.name)))
+        dead_arn = sqs.get_queue_attributes(QueueUrl=dead["QueueUrl"], AttributeNames=["QueueArn"])
+        sqs.create_queue(
+            QueueName=settings().queue(queue.name),
+            Attributes={
+                "VisibilityTimeout": str(queue.visibility_timeout),
+                "RedrivePolicy": json.dumps(
+                    {
+                        "deadLetterTargetArn": dead_arn["Attributes"]["QueueArn"],
+                        "maxReceiveCount": str(queue.max_receive_count),
+                    }
+                ),
+            },
+        )
+
+
+@dataclass
+class Pump:
+    """Delivers one queue's messages to its handler, deleting only what succeeded."""
+
+    queue: str
+    handler: Callable[[dict[str, Any], Any], Any]
+    batch_size: int
+
+    def run_once(self) -> int:
+        """Receive one batch and hand it over; returns how many messages it got."""
+        from chalicelib.adapters.aws import client
+        from chalicelib.adapters.queues import queue_url
+
+        sqs, url = client("sqs"), queue_url(self.queue)
+        answer = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=min(10, self.batch_size), AttributeNames=["All"]
+        )
+        messages = answer.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [_sqs_record(message, url) for message in messages]}
+        try:
+            result = self.handler(event, _context(self.queue)) or {}
+            failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+        except Exception:
+            logger.exception("handler for %s failed; the batch returns to the queue", self.queue)
+            failed = {message["MessageId"] for message in messages}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
+            )
+        if failed:  # SQS would hand them back after the visibility timeout; locally, soon
+            for message in messages:
+                if message["MessageId"] in failed:
+                    sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=1
+                    )
+        return len(messages)
+
+
+def _sqs_record(message: dict[str, Any], url: str) -> dict[str, Any]:
+    from chalicelib.config import settings
+
+    name = url.rsplit("/", 1)[-1]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{settings().region}:000000000000:{name}",
+        "awsRegion": settings().region,
+    }
+
+
+def _context(name: str) -> Any:
+    return SimpleNamespace(
+        function_name=f"scenaria-local-{name}",
+        aws_request_id=str(uuid.uuid4()),
+        get_remaining_time_in_millis=lambda: 30_000,
+    )
+
+
+def scheduled_event(moment: datetime) -> dict[str, Any]:
+    from chalicelib.config import settings
+
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": settings().region,
+        "resources": [],
+        "detail": {},
+    }
+
+
+class Runtime:
+    """The app's queue pumps and schedules, run in background threads or on demand."""
+
+    def __init__(self, app: Any) -> None:
+        from chalice.app import ScheduledEventConfig, SQSEventConfig
+
+        from chalicelib.config import settings
+
+        self.app = app
+        stage_prefix = settings().queue("")
+        self.pumps = [
+            Pump(
+                source.queue.removeprefix(stage_prefix),
+                app.handler_map[source.name],
+                source.batch_size,
+            )
+            for source in app.event_sources
+            if isinstance(source, SQSEventConfig)
+        ]
+        self.schedules = [
+            app.handler_map[s.name]
+            for s in app.event_sources
+            if isinstance(s, ScheduledEventConfig)
+        ]
+        self._lock = threading.RLock()  # one round of work at a time: drains are exact
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def fire_schedules(self, moment: datetime) -> None:
+        with self._lock:
+            for handler in self.schedules:
+                try:
+                    handler(scheduled_event(moment), _context("schedule"))
+                except Exception:
+                    logger.exception("scheduled handler failed")
+
+    def drain(self, rounds: int = 10_000) -> int:
+        """Run queued work until every queue is empty; returns the messages handled."""
+        handled = 0
+        with self._lock:
+            for _ in range(rounds):
+                got = sum(pump.run_once() for pump in self.pumps)
+                handled += got
+                if not got and self._idle():
+                    break
+        return handled
+
+    def _idle(self) -> bool:
+        from chalicelib.adapters.aws import client
+        from chalicelib.adapters.queues import queue_url
+
+        for pump in self.pumps:
+            attributes = client("sqs").get_queue_attributes(
+                QueueUrl=queue_url(pump.queue),
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            if int(attributes["ApproximateNumberOfMessages"]) or int(
+                attributes["ApproximateNumberOfMessagesNotVisible"]
+            ):
+                return False
+        return True
+
+    def start(self, clock_is_real: bool) -> None:
+        """Pump continuously; with a real clock also fire the schedules every minute."""
+        self._threads.append(threading.Thread(target=self._pump_forever, name="pumps", daemon=True))
+        if clock_is_real:
+            self._threads.append(
+                threading.Thread(target=self._schedule_forever, name="schedules", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _pump_forever(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                got = sum(pump.run_once() for pump in self.pumps)
+            if not got:
+                self._stop.wait(0.2)
+
+    def _schedule_forever(self) -> None:
+        from chalicelib.adapters.clock import now
+
+        while not self._stop.wait(SCHEDULE_EVERY - time.time() % SCHEDULE_EVERY):
+            self.fire_schedules(now())
