@@ -3,17 +3,23 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+PORT ?= 8000
+export PORT
 ONE_CORE := $(if $(shell command -v taskset),taskset -c 0,)
 
-.PHONY: run test lint bench schema
+.PHONY: run simulate test lint bench schema
 
 $(INSTALLED): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
 
-## make run: run the example scenario (examples/welcome.json) through the engine in virtual time
+## make run: the local stack on http://127.0.0.1:$(PORT) (moto, real handlers), the example loaded
 run: $(INSTALLED)
+	$(BIN)/python -m chalicelib.local
+
+## make simulate: walk a profile through the example scenario in virtual time and print it
+simulate: $(INSTALLED)
 	$(BIN)/python -m chalicelib.engine examples/welcome.json examples/welcome.timeline.json
 
 ## make test: lint, type-check and run every test
