@@ -6,6 +6,8 @@ TransactWriteItems. Floats travel as Decimal and come back as int or float.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
@@ -157,10 +159,37 @@ class Table:
         arguments: dict[str, Any] = {"TableName": self.name}
         if total_segments:
             arguments.update(Segment=segment, TotalSegments=total_segments)
+        limit = options.pop("limit", None)
         if "filter" in options:
             arguments["FilterExpression"] = options.pop("filter")
         arguments.update(_expression(options))
-        yield from self._pages("scan", arguments, options.pop("limit", None))
+        yield from self._pages("scan", arguments, limit)
+
+    def page(
+        self, operation: str, limit: int, token: str | None, **options: Any
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a `query` or `scan` and the token of the next (None at the end).
+
+        As in DynamoDB, a filter may leave a page with fewer than `limit` items.
+        """
+        arguments: dict[str, Any] = {"TableName": self.name, "Limit": limit}
+        renames = {
+            "key_condition": "KeyConditionExpression",
+            "index": "IndexName",
+            "filter": "FilterExpression",
+            "forward": "ScanIndexForward",
+        }
+        for name, argument in renames.items():
+            if options.get(name) is not None:
+                arguments[argument] = options[name]
+        arguments.update(_expression(options))
+        if token:
+            arguments["ExclusiveStartKey"] = decode_token(token)
+        answer = getattr(client("dynamodb"), operation)(**arguments)
+        last = answer.get("LastEvaluatedKey")
+        return [from_item(item) for item in answer.get("Items", [])], encode_token(
+            last
+        ) if last else None
 
     def _pages(
         self, operation: str, arguments: dict[str, Any], limit: int | None
@@ -197,6 +226,33 @@ class Table:
                 )
         return calls
 
+    def batch_get(self, keys: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """BatchGetItem in groups of 100, retrying unprocessed keys."""
+        found: list[dict[str, Any]] = []
+        wire = [to_item(key) for key in keys]
+        for start in range(0, len(wire), 100):
+            request: dict[str, Any] = {self.name: {"Keys": wire[start : start + 100]}}
+            while request:
+                answer = client("dynamodb").batch_get_item(RequestItems=request)
+                found.extend(
+                    from_item(item) for item in answer.get("Responses", {}).get(self.name, [])
+                )
+                request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def batch_delete(self, keys: list[Mapping[str, Any]]) -> None:
+        """BatchWriteItem deletes in groups of 25."""
+        requests = [{"DeleteRequest": {"Key": to_item(key)}} for key in keys]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.name: requests[start : start + 25]}
+            while pending:
+                pending = (
+                    client("dynamodb")
+                    .batch_write_item(RequestItems=pending)
+                    .get("UnprocessedItems")
+                    or {}
+                )
+
     # --- transaction items -------------------------------------------------------
 
     def tx_put(
@@ -229,6 +285,26 @@ class Table:
             delete["ConditionExpression"] = condition
         delete.update(_expression(expression))
         return {"Delete": delete}
+
+
+class BadToken(ValueError):
+    """A pagination token this stack did not issue."""
+
+
+def encode_token(key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def decode_token(token: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise BadToken("next_token is not a token this API issued") from None
+    if not isinstance(key, dict) or not all(
+        isinstance(v, dict) and len(v) == 1 for v in key.values()
+    ):
+        raise BadToken("next_token is not a token this API issued")
+    return key
 
 
 def _expression(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from chalice import Response
 from chalice.app import BadRequestError, ChaliceUnhandledError
 from pydantic import ValidationError
 
+from chalicelib.adapters.dynamo import BadToken
 from chalicelib.runtime.scenarios import LifecycleError, NotFound
 from chalicelib.scenarios.validation import ScenarioInvalid, json_path
 
@@ -80,6 +81,8 @@ def translate(error: Exception) -> ApiError:
         return NotFoundError(str(error))
     if isinstance(error, LifecycleError):
         return Conflict(str(error))
+    if isinstance(error, BadToken):
+        return BadRequest(f"next_token: {error}")
     if isinstance(error, BadRequestError):
         return BadRequest(f"the request body is not valid JSON ({error})")
     raise error

@@ -50,3 +50,9 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise BadRequest(f"query parameter {name!r} must be a whole number from {low} to {high}")
     return int(raw)
+
+
+def page_params(request: Request, default: int = 100) -> tuple[int, str | None]:
+    """`limit` (1–1000) and `next_token` of a list call."""
+    limit = query_int(request, "limit", default, 1, 1000)
+    return limit, (request.query_params or {}).get("next_token")

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from chalicelib.engine.simulate import Simulation
 from chalicelib.scenarios.model import Condition, Duration
 
 
@@ -59,3 +60,31 @@ class SendSegment(Body):
 class ClockChange(Body):
     advance: Duration | None = None
     set: AwareDatetime | None = None
+
+
+class SimulationRequest(Simulation):
+    """`POST /scenarios/simulate`: a scenario document or a stored scenario's id, and a timeline."""
+
+    scenario: dict[str, Any] | None = None
+    scenario_id: str | None = None
+
+
+class ImportedProfile(Body):
+    profile_id: str = Field(min_length=1, max_length=200)
+    fields: dict[str, Any]
+
+
+class ProfileImport(Body):
+    profiles: list[ImportedProfile] = Field(min_length=1, max_length=1000)
+
+
+class HookCall(Body):
+    profile_id: str = Field(min_length=1, max_length=200)
+    profile: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Feedback(Body):
+    message_id: str = Field(min_length=1)
+    status: Literal["delivered", "opened", "clicked", "bounced", "unsubscribed", "failed"]
+    at: AwareDatetime | None = None

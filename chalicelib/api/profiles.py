@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
 from chalicelib.adapters import store
-from chalicelib.runtime import profiles, promo
+from chalicelib.runtime import profiles, promo, segments
 
-from .errors import NotFoundError
-from .http import body, routes
-from .models import ProfileUpsert, PromoCodes, SegmentIn
+from .errors import BadRequest, NotFoundError
+from .http import body, page_params, routes
+from .models import ProfileImport, ProfileUpsert, PromoCodes, SegmentIn
 
 blueprint = Blueprint(__name__)
 route = routes(blueprint)
@@ -38,6 +38,37 @@ def read_profile(profile_db: str, profile_id: str) -> dict[str, Any]:
     return present(item)
 
 
+@route("/profiles/{profile_db}/{profile_id}", methods=["DELETE"])
+def erase_profile(profile_db: str, profile_id: str) -> Response:
+    """GDPR erasure: the profile, its journeys and its history are gone."""
+    if not profiles.erase(profile_db, profile_id):
+        raise NotFoundError(f"no profile {profile_id!r} in {profile_db!r}")
+    return Response(body="", status_code=204)
+
+
+@route("/profiles/{profile_db}/import", methods=["POST"])
+def import_profiles(profile_db: str) -> Response:
+    request = body(blueprint.current_request, ProfileImport)
+    ids = [p.profile_id for p in request.profiles]
+    if len(set(ids)) != len(ids):
+        raise BadRequest("$.profiles: each profile_id may appear once per import")
+    result = profiles.import_profiles(
+        profile_db, [(p.profile_id, p.fields) for p in request.profiles]
+    )
+    return Response(result, status_code=200)
+
+
+@route("/profiles/{profile_db}/{profile_id}/journeys", methods=["GET"])
+def profile_journeys(profile_db: str, profile_id: str) -> dict[str, Any]:
+    limit, token = page_params(blueprint.current_request)
+    found = profiles.journeys(profile_db, profile_id)
+    start = int(token) if token and token.isdigit() else 0
+    if token and not token.isdigit():
+        raise BadRequest("next_token: not a token this API issued")
+    end = start + limit
+    return {"journeys": found[start:end], "next_token": str(end) if end < len(found) else None}
+
+
 @route("/segments/{segment_id}", methods=["PUT"])
 def define_segment(segment_id: str) -> dict[str, Any]:
     request = body(blueprint.current_request, SegmentIn)
@@ -52,6 +83,13 @@ def read_segment(segment_id: str) -> dict[str, Any]:
     if item is None:
         raise NotFoundError(f"no segment {segment_id!r}")
     return {"id": segment_id, **item["definition"]}
+
+
+@route("/segments/{segment_id}/count", methods=["GET"])
+def count_segment(segment_id: str) -> dict[str, Any]:
+    if store.segments.get({"segment_id": segment_id}) is None:
+        raise NotFoundError(f"no segment {segment_id!r}")
+    return {"id": segment_id, "members": segments.count_members(segment_id)}
 
 
 @route("/promo-pools/{pool}", methods=["PUT"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -10,14 +11,19 @@ from chalice import Blueprint, Response
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now
+from chalicelib.engine import CompiledScenario, simulate
 from chalicelib.runtime import scenarios, stats
 from chalicelib.runtime.journeys import capture_profile
 from chalicelib.runtime.schedules import fan_out
+from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
+from chalicelib.scenarios.model import ScheduleTrigger
+from chalicelib.scenarios.schedules import next_runs
+from chalicelib.scenarios.validation import ScenarioInvalid
 
-from .errors import BadRequest, Conflict
-from .http import body, json_document, routes
-from .models import Capture, Deactivation, ScenarioDraft, SendSegment
+from .errors import BadRequest, Conflict, NotFoundError
+from .http import body, json_document, page_params, query_int, routes
+from .models import Capture, Deactivation, ScenarioDraft, SendSegment, SimulationRequest
 
 blueprint = Blueprint(__name__)
 route = routes(blueprint)
@@ -45,6 +51,49 @@ def create_scenario() -> Response:
     body(blueprint.current_request, ScenarioDraft)
     meta = scenarios.create(document)
     return Response(present(meta, problems=meta["problems"]), status_code=201)
+
+
+@route("/scenarios", methods=["GET"])
+def list_scenarios() -> dict[str, Any]:
+    request = blueprint.current_request
+    params = request.query_params or {}
+    limit, token = page_params(request)
+    items, next_token = scenarios.list_page(
+        params.get("status"), params.get("tag"), params.get("q"), limit, token
+    )
+    listed = [
+        {
+            "id": m["scenario_id"],
+            "name": m.get("name"),
+            "status": m["status"],
+            "version": m["version"],
+            "tags": m.get("tags", []),
+            "updated_at": m.get("updated_at"),
+            "profiles_in": store.count_active(m["scenario_id"]),
+        }
+        for m in items
+    ]
+    return {"scenarios": listed, "next_token": next_token}
+
+
+@route("/scenarios/simulate", methods=["POST"])
+def simulate_scenario() -> dict[str, Any]:
+    """The engine's simulation in virtual time: nothing is sent, nothing stored."""
+    request = body(blueprint.current_request, SimulationRequest)
+    if (request.scenario is None) == (request.scenario_id is None):
+        raise BadRequest("$: give exactly one of 'scenario' (a document) or 'scenario_id'")
+    if request.scenario is not None:
+        document = request.scenario
+    else:
+        document = scenarios.get(request.scenario_id or "")["document"]
+    try:
+        scenario = CompiledScenario.from_document(document, request.scenario_id or "simulation")
+    except ScenarioInvalid as error:
+        error.problems = [
+            replace(p, path=p.path.replace("$", "$.scenario", 1)) for p in error.problems
+        ]
+        raise
+    return simulate(scenario, request, now())
 
 
 @route("/scenarios/{scenario_id}", methods=["GET"])
@@ -75,6 +124,43 @@ def deactivate_scenario(scenario_id: str) -> dict[str, Any]:
     request = blueprint.current_request
     keep = body(request, Deactivation).keep_profiles if request.raw_body else None
     return present(scenarios.deactivate(scenario_id, keep))
+
+
+@route("/scenarios/{scenario_id}", methods=["DELETE"])
+def trash_scenario(scenario_id: str) -> dict[str, Any]:
+    return present(scenarios.trash(scenario_id))
+
+
+@route("/scenarios/{scenario_id}/restore", methods=["POST"])
+def restore_scenario(scenario_id: str) -> dict[str, Any]:
+    return present(scenarios.restore(scenario_id))
+
+
+@route("/scenarios/{scenario_id}/clone", methods=["POST"])
+def clone_scenario(scenario_id: str) -> Response:
+    meta = scenarios.clone(scenario_id)
+    return Response(present(meta, problems=meta["problems"]), status_code=201)
+
+
+@route("/scenarios/{scenario_id}/versions", methods=["GET"])
+def scenario_versions(scenario_id: str) -> dict[str, Any]:
+    limit, token = page_params(blueprint.current_request)
+    found, next_token = scenarios.versions(scenario_id, limit, token)
+    return {"versions": found, "next_token": next_token}
+
+
+@route("/scenarios/{scenario_id}/triggers/{trigger_id}/next-runs", methods=["GET"])
+def next_runs_of_trigger(scenario_id: str, trigger_id: str) -> dict[str, Any]:
+    count = query_int(blueprint.current_request, "count", 12, 1, 100)
+    document = scenarios.get(scenario_id)["document"]
+    scenario = CompiledScenario.from_document(document, scenario_id)
+    trigger = scenario.triggers.get(trigger_id)
+    if trigger is None:
+        raise NotFoundError(f"scenario {scenario_id} has no trigger {trigger_id!r}")
+    if not isinstance(trigger, ScheduleTrigger):
+        raise BadRequest(f"trigger {trigger_id!r} is a {trigger.type} trigger, not a schedule")
+    runs = next_runs(trigger, now(), count, scenario.model.timezone)
+    return {"trigger_id": trigger_id, "runs": [format_datetime(run) for run in runs]}
 
 
 @route("/scenarios/{scenario_id}/clear", methods=["POST"])
@@ -114,11 +200,30 @@ def send_segment(scenario_id: str) -> Response:
     return Response({"run_id": run_id}, status_code=202)
 
 
+@route("/scenarios/{scenario_id}/profiles/{profile_id}", methods=["DELETE"])
+def remove_profile(scenario_id: str, profile_id: str) -> dict[str, Any]:
+    return {"removed": scenarios.remove_profile(scenario_id, profile_id)}
+
+
+@route("/scenarios/{scenario_id}/nodes/{node_id}/profiles", methods=["DELETE"])
+def remove_profiles_at_node(scenario_id: str, node_id: str) -> Response:
+    return Response({"removed": scenarios.remove_at_node(scenario_id, node_id)}, status_code=202)
+
+
 @route("/scenarios/{scenario_id}/nodes/{node_id}/profiles", methods=["GET"])
 def profiles_at_node(scenario_id: str, node_id: str) -> dict[str, Any]:
     scenarios.get(scenario_id)
-    items = store.instances_at_node(scenario_id, node_id, limit=1000)
+    limit, token = page_params(blueprint.current_request)
+    items, next_token = store.instances.page(
+        "query",
+        limit,
+        token,
+        index="by_node",
+        key_condition="node_key = :k",
+        values={":k": f"{scenario_id}#{node_id}"},
+    )
     return {
+        "next_token": next_token,
         "profiles": [
             {
                 "profile_id": i["profile_id"],
@@ -127,7 +232,7 @@ def profiles_at_node(scenario_id: str, node_id: str) -> dict[str, Any]:
                 "wake_at": i.get("wake_at"),
             }
             for i in items
-        ]
+        ],
     }
 
 

@@ -11,8 +11,11 @@ from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import event_to_values
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.adapters.queues import send_batch
+from chalicelib.engine import REMOVED
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
+
+from .scenarios import end_instance
 
 ATTEMPTS = 5
 
@@ -81,3 +84,100 @@ def publish(profile_db: str, profile_id: str, events: list[Event]) -> None:
 
 def _event(event_type: str, at: datetime, data: dict[str, Any]) -> Event:
     return Event(event_type, at, data, id=str(uuid.uuid4()))
+
+
+def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+    """Upsert many profiles in batches (source `import`) and emit their events.
+
+    Reads with BatchGetItem (100 a call) and writes with BatchWriteItem (25 a call), so a
+    thousand profiles take about fifty requests; an import races with nothing else.
+    """
+    now = clock_now()
+    stamp = format_datetime(now)
+    keys = [{"pk": store.profile_partition(profile_db, pid), "sk": "P"} for pid, _ in rows]
+    current = {item["profile_id"]: item for item in store.profiles.batch_get(keys)}
+    items, events = [], []
+    created = 0
+    for profile_id, fields in rows:
+        old_item = current.get(profile_id)
+        old = (old_item or {}).get("fields") or {}
+        merged = {k: v for k, v in {**old, **fields}.items() if v is not None}
+        changed = {
+            n: {"old": old.get(n), "new": merged.get(n)}
+            for n in fields
+            if old.get(n) != merged.get(n)
+        }
+        items.append(
+            {
+                "pk": store.profile_partition(profile_db, profile_id),
+                "sk": "P",
+                "profile_db": profile_db,
+                "profile_id": profile_id,
+                "fields": merged,
+                "updated_at": stamp,
+                "created_at": (old_item or {}).get("created_at", stamp),
+                "rev": (old_item or {}).get("rev", 0) + 1,
+            }
+        )
+        if old_item is None:
+            created += 1
+            events.append((profile_id, _event("profile.created", now, {"source": "import"})))
+        events.append((profile_id, _event("profile.imported", now, {"source": "import"})))
+        if changed and old_item is not None:
+            events.append(
+                (
+                    profile_id,
+                    _event("profile.field_changed", now, {"fields": changed, "source": "import"}),
+                )
+            )
+    store.profiles.batch_put(items)
+    send_batch(
+        "events",
+        [
+            ({**event_to_values(e), "profile_db": profile_db, "profile_id": pid}, 0)
+            for pid, e in events
+        ],
+    )
+    return {"imported": len(rows), "created": created}
+
+
+def erase(profile_db: str, profile_id: str) -> bool:
+    """GDPR erasure: end the profile's journeys, then delete the profile, its history,
+    its instances, their timers and its messages. False when there was no such profile."""
+    partition = store.profile_partition(profile_db, profile_id)
+    history = list(store.profiles.query("pk = :pk", values={":pk": partition}))
+    instances = store.instances_of_profile(profile_db, profile_id)
+    if not history and not instances:
+        return False
+    for instance, _, _ in instances:
+        if instance.active:
+            end_instance(instance.instance_id, REMOVED, "erased")
+    for instance, _, _ in instances:
+        store.timers.delete({"instance_id": instance.instance_id})
+        store.instances.delete({"instance_id": instance.instance_id})
+    for item in history:
+        if item["sk"].startswith("M#"):
+            store.messages.delete({"message_id": item["message_id"]})
+    store.profiles.batch_delete([{"pk": partition, "sk": item["sk"]} for item in history])
+    return True
+
+
+def journeys(profile_db: str, profile_id: str) -> list[dict[str, Any]]:
+    """The profile's instances, newest first (`GET /profiles/{db}/{id}/journeys`)."""
+    found = [instance for instance, _, _ in store.instances_of_profile(profile_db, profile_id)]
+    found.sort(key=lambda i: i.entered_at, reverse=True)
+    return [
+        {
+            "instance_id": i.instance_id,
+            "scenario_id": i.scenario_id,
+            "version": i.version,
+            "status": i.status,
+            "node": i.node if i.active else None,
+            "exit_node": None if i.active else i.node,
+            "reason": i.reason,
+            "entered_at": format_datetime(i.entered_at),
+            "ended_at": format_datetime(i.ended_at) if i.ended_at else None,
+            "path": i.path,
+        }
+        for i in found
+    ]

@@ -47,14 +47,112 @@ def create(document: dict[str, Any]) -> dict[str, Any]:
         "scenario_id": scenario_id,
         "status": "draft",
         "version": 0,
-        "document": document,
-        "name": document.get("name"),
-        "tags": document.get("tags") or [],
+        **_described(document),
         "created_at": now,
         "updated_at": now,
     }
     store.scenarios.put(meta, "attribute_not_exists(pk)")
     return {**meta, "problems": [p.as_dict() for p in problems]}
+
+
+def _described(document: dict[str, Any]) -> dict[str, Any]:
+    """The metadata kept beside a document: name and tags to list, text that `q` searches."""
+    search = f"{document.get('name') or ''}\n{document.get('description') or ''}".lower()
+    return {
+        "document": document,
+        "name": document.get("name"),
+        "tags": document.get("tags") or [],
+        "search": search,
+    }
+
+
+def list_page(
+    status: str | None, tag: str | None, q: str | None, limit: int, token: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of scenarios matching the filters (a Scan: scenarios are few)."""
+    conditions, values, names = ["sk = :meta"], {":meta": "meta"}, {}
+    if status:
+        conditions.append("#status = :status")
+        values[":status"], names["#status"] = status, "status"
+    if tag:
+        conditions.append("contains(tags, :tag)")
+        values[":tag"] = tag
+    if q:
+        conditions.append("contains(search, :q)")
+        values[":q"] = q.lower()
+    return store.scenarios.page(
+        "scan", limit, token, filter=" AND ".join(conditions), values=values, names=names or None
+    )
+
+
+def clone(scenario_id: str) -> dict[str, Any]:
+    """Copy a scenario's latest document as a new draft."""
+    document = dict(get(scenario_id)["document"])
+    document["name"] = f"{document.get('name', 'Scenario')} (copy)"
+    return create(document)
+
+
+def trash(scenario_id: str) -> dict[str, Any]:
+    meta = get(scenario_id)
+    if meta["status"] not in ("draft", "stopped"):
+        raise LifecycleError(f"a {meta['status']} scenario cannot be trashed; deactivate it first")
+    _update_meta(
+        meta,
+        status="trashed",
+        status_before_trash=meta["status"],
+        updated_at=format_datetime(clock_now()),
+    )
+    return get(scenario_id)
+
+
+def restore(scenario_id: str) -> dict[str, Any]:
+    meta = get(scenario_id)
+    if meta["status"] != "trashed":
+        raise LifecycleError(f"the scenario is {meta['status']}, not trashed")
+    _update_meta(
+        meta,
+        status=meta.get("status_before_trash", "draft"),
+        updated_at=format_datetime(clock_now()),
+    )
+    return get(scenario_id)
+
+
+def versions(
+    scenario_id: str, limit: int, token: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    get(scenario_id)
+    items, next_token = store.scenarios.page(
+        "query",
+        limit,
+        token,
+        key_condition="pk = :pk AND begins_with(sk, :v)",
+        values={":pk": f"S#{scenario_id}", ":v": "V#"},
+    )
+    return [{"version": i["version"], "created_at": i["created_at"]} for i in items], next_token
+
+
+def remove_profile(scenario_id: str, profile_id: str) -> int:
+    """End that profile's instances of the scenario now (status removed)."""
+    meta = get(scenario_id)
+    db = _profile_db(meta)
+    ended = 0
+    for instance, _, _ in store.instances_of_profile(db, profile_id, scenario_id):
+        if instance.active:
+            ended += end_instance(instance.instance_id, REMOVED, "removed")
+    return ended
+
+
+def remove_at_node(scenario_id: str, node: str) -> int:
+    """Remove every profile now at a node (fanned out on the steps queue)."""
+    get(scenario_id)
+    ids = [item["instance_id"] for item in store.instances_at_node(scenario_id, node)]
+    _fan_out(ids, {"kind": "end", "status": REMOVED, "reason": "removed"})
+    return len(ids)
+
+
+def _profile_db(meta: dict[str, Any]) -> str:
+    document = meta.get("document") or {}
+    return str(document.get("profile_db") or "default")
 
 
 def get(scenario_id: str) -> dict[str, Any]:
@@ -73,13 +171,7 @@ def replace(scenario_id: str, document: dict[str, Any]) -> dict[str, Any]:
     now = format_datetime(clock_now())
     if meta["status"] != "active":
         _, problems = check_scenario(document)
-        _update_meta(
-            meta,
-            document=document,
-            name=document.get("name"),
-            tags=document.get("tags") or [],
-            updated_at=now,
-        )
+        _update_meta(meta, **_described(document), updated_at=now)
         return {**store.load_scenario(scenario_id), "problems": [p.as_dict() for p in problems]}
     validate_scenario(document)
     old = store.compiled_version(scenario_id, meta["version"])
@@ -186,14 +278,7 @@ def _write_version(scenario_id: str, meta: dict[str, Any], document: dict[str, A
         },
         "attribute_not_exists(pk)",
     )
-    _update_meta(
-        meta,
-        version=version,
-        document=document,
-        name=document.get("name"),
-        tags=document.get("tags") or [],
-        updated_at=now,
-    )
+    _update_meta(meta, version=version, **_described(document), updated_at=now)
     return version
 
 

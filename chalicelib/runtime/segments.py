@@ -6,8 +6,11 @@ import time
 from typing import Any
 
 from chalicelib.adapters import store
+from chalicelib.adapters.clock import now as clock_now
+from chalicelib.engine.timing import profile_zone
 from chalicelib.scenarios.conditions import compile_condition
-from chalicelib.scenarios.facts import Predicate
+from chalicelib.scenarios.durations import zone
+from chalicelib.scenarios.facts import Facts, Predicate, Profile
 from chalicelib.scenarios.model import Segment
 
 CACHE_SECONDS = 30.0
@@ -35,3 +38,25 @@ class SegmentLibrary:
 
 
 library = SegmentLibrary()
+
+
+def count_members(segment_id: str) -> int:
+    """Profiles of the segment's database that are members now (a Scan of the profiles)."""
+    item = store.segments.get({"segment_id": segment_id})
+    if item is None:
+        return 0
+    segment = Segment.model_validate(item["definition"])
+    predicate = compile_condition(segment.where)
+    now = clock_now()
+    members = 0
+    for values in store.profiles.scan(
+        filter="sk = :p AND profile_db = :db", values={":p": "P", ":db": segment.profile_db}
+    ):
+        profile = Profile(
+            values["profile_id"], values.get("fields") or {}, profile_db=segment.profile_db
+        )
+        facts = Facts(
+            profile=profile, now=now, tz=profile_zone(profile, zone(None)), segments=library
+        )
+        members += predicate(facts)
+    return members

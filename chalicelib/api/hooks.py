@@ -1,0 +1,62 @@
+"""Webhook triggers and delivery feedback (SPEC §3.4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from chalicelib.adapters import store
+from chalicelib.adapters.clock import now
+from chalicelib.runtime import feedback, hooks
+
+from .errors import Conflict, NotFoundError, Unauthorized
+from .http import body, routes
+from .models import Feedback, HookCall
+
+blueprint = Blueprint(__name__)
+route = routes(blueprint)
+
+
+@route("/hooks/{scenario_id}/{trigger_id}", methods=["POST"])
+def call_hook(scenario_id: str, trigger_id: str) -> Response:
+    """Authenticated by its signature alone: a bad or stale one changes nothing."""
+    request = blueprint.current_request
+    meta = store.load_scenario(scenario_id)
+    if meta is None or not meta.get("webhook_secret"):
+        raise NotFoundError(f"no scenario {scenario_id!r} with webhook triggers")
+    try:
+        hooks.verify(
+            meta["webhook_secret"],
+            request.headers.get("x-timestamp"),
+            request.headers.get("x-signature"),
+            request.raw_body or b"",
+            now(),
+        )
+    except hooks.HookRejected as error:
+        raise Unauthorized(str(error)) from None
+    call = body(request, HookCall)
+    if meta["status"] != "active":
+        raise Conflict(f"the scenario is {meta['status']}: activate it to accept hook calls")
+    if hooks.webhook_trigger(meta, trigger_id) is None:
+        raise NotFoundError(f"scenario {scenario_id} has no webhook trigger {trigger_id!r}")
+    result = hooks.call(
+        meta,
+        trigger_id,
+        call.profile_id,
+        call.profile,
+        call.data,
+        request.headers.get("idempotency-key"),
+    )
+    return Response(result, status_code=202)
+
+
+@route("/feedback", methods=["POST"])
+def post_feedback() -> dict[str, Any]:
+    """Delivery feedback for a message: its status changes and journeys react."""
+    request = body(blueprint.current_request, Feedback)
+    try:
+        row = feedback.record(request.message_id, request.status, request.at or now())
+    except feedback.UnknownMessage as error:
+        raise NotFoundError(str(error)) from None
+    return {"message_id": request.message_id, "feedback": row.get("feedback", {})}
