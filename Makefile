@@ -6,8 +6,10 @@ INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 export PORT
 ONE_CORE := $(if $(shell command -v taskset),taskset -c 0,)
+STAGE ?= tenant-example
+OUT ?= build
 
-.PHONY: run simulate test lint bench schema
+.PHONY: run simulate test lint bench schema package package-lint
 
 $(INSTALLED): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +24,8 @@ run: $(INSTALLED)
 simulate: $(INSTALLED)
 	$(BIN)/python -m chalicelib.engine examples/welcome.json examples/welcome.timeline.json
 
-## make test: lint, type-check and run every test
-test: lint
+## make test: lint, type-check, package and cfn-lint the example tenant's stack, run every test
+test: lint package-lint
 	$(BIN)/pytest
 
 ## make lint: ruff (lint and format) and mypy on the engine and the scenario model
@@ -39,3 +41,15 @@ bench: $(INSTALLED)
 ## make schema: regenerate docs/scenario.schema.json from the pydantic models
 schema: $(INSTALLED)
 	$(BIN)/python -c "import json; from chalicelib.scenarios import scenario_json_schema as s; print(json.dumps(s(), indent=2, sort_keys=True))" > docs/scenario.schema.json
+
+## make package STAGE=tenant-example OUT=build: a tenant's stack (docs/deploy.md) as CloudFormation
+## (SAM) in $(OUT)/sam.json, code and dependency layer zips beside it; no AWS account needed
+package: $(INSTALLED)
+	$(BIN)/python -m infra.template --stage $(STAGE) --output $(OUT)/merge-template.json
+	SCENARIA_STAGE=$(STAGE) AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+		$(BIN)/chalice package --stage $(STAGE) --pkg-format cloudformation \
+		--merge-template $(OUT)/merge-template.json $(OUT)
+
+## make package-lint: make package, then cfn-lint the template
+package-lint: package
+	$(BIN)/cfn-lint $(OUT)/sam.json

@@ -72,7 +72,9 @@ TABLES: tuple[Table, ...] = (
         hash_key="pk",
         range_key="sk",
     ),
-    Table("segments", "segment definitions: a named condition over a profile database", "segment_id"),
+    Table(
+        "segments", "segment definitions: a named condition over a profile database", "segment_id"
+    ),
     Table(
         "profiles",
         "a profile (sk `P`) with its event history (sk `E#…`, expiring) and the messages "
@@ -151,5 +153,8 @@ def create_table_arguments(table: Table, stage: str) -> dict[str, Any]:
     if table.indexes:
         arguments["GlobalSecondaryIndexes"] = table.index_definitions()
     if table.stream:
-        arguments["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        arguments["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
     return arguments
