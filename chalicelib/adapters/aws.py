@@ -2,8 +2,11 @@
 
 Clients are created lazily and cached per thread (boto3 clients are thread-safe, but
 creating one is not), so tests can swap the endpoint or enter moto's `mock_aws` first
-and call `reset()`. Every request passes through `count_requests` hooks, which the
-benchmarks use to count AWS calls by service and operation.
+and call `reset()`. They all come from one session, created under a lock: a session
+reads the service models from disk, and a session per client would pay that again for
+every client of every cold start and thread. Every request passes through
+`count_requests` hooks, which the benchmarks use to count AWS calls by service and
+operation.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from chalicelib.config import settings
 
 _local = threading.local()
 _lock = threading.Lock()
+_session: boto3.session.Session | None = None
 _listeners: list[Callable[[str, str], None]] = []
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -31,7 +35,7 @@ def client(service: str) -> Any:
     if found is None:
         config = settings()
         with _lock:
-            found = boto3.session.Session().client(
+            found = _shared_session().client(
                 service,
                 region_name=config.region,
                 endpoint_url=config.aws_endpoint,
@@ -42,8 +46,20 @@ def client(service: str) -> Any:
     return found
 
 
+def _shared_session() -> boto3.session.Session:
+    """The process's session (call with `_lock` held): its loader keeps the service models."""
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session
+
+
 def reset() -> None:
-    """Forget this thread's clients (after the endpoint or credentials changed)."""
+    """Forget this thread's clients (after the endpoint changed, or to enter `mock_aws`).
+
+    The session stays: it holds nothing of the stack's configuration, and the credentials
+    it resolved come from the process's environment, which does not change.
+    """
     _local.__dict__.pop("clients", None)
 
 

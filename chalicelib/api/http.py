@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
+from decimal import Decimal, DecimalException
 from typing import Any, TypeVar
 
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from chalice import Blueprint
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.scenarios.validation import json_path
+
 from .errors import BadRequest, answers_problems, invalid_input
 
 Model = TypeVar("Model", bound=BaseModel)
+
+MAX_DEPTH = 24  # levels of a JSON body; DynamoDB allows 32 in an item, which adds a few
+MAX_PATH_PARAMETER = 200  # characters of an id in a path: keys stay far below DynamoDB's limits
+PAGE_LIMIT = 1000
 
 
 def routes(
@@ -21,11 +31,26 @@ def routes(
 
     def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
-            return blueprint.route(path, **options)(answers_problems(view))
+            return blueprint.route(path, **options)(answers_problems(checked_ids(view)))
 
         return register
 
     return route
+
+
+def checked_ids(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Path parameters are ids: 1 to MAX_PATH_PARAMETER characters, else a 400."""
+
+    @functools.wraps(view)
+    def checked(**ids: str) -> Any:
+        for name, value in ids.items():
+            if not 1 <= len(value) <= MAX_PATH_PARAMETER:
+                raise BadRequest(
+                    f"path parameter {name!r} must have 1 to {MAX_PATH_PARAMETER} characters"
+                )
+        return view(**ids)
+
+    return checked
 
 
 def body(request: Request, model: type[Model]) -> Model:
@@ -38,21 +63,57 @@ def body(request: Request, model: type[Model]) -> Model:
 
 
 def json_document(request: Request) -> Any:
+    """The parsed JSON body, checked to be storable as it is (see `check_storable`)."""
     if not request.raw_body:
         raise BadRequest("the request needs a JSON body")
-    return request.json_body
+    try:
+        document = request.json_body
+    except RecursionError:
+        raise BadRequest(f"the JSON body nests deeper than {MAX_DEPTH} levels") from None
+    check_storable(document)
+    return document
+
+
+def check_storable(value: Any, path: tuple[int | str, ...] = ()) -> None:
+    """Bodies end up in DynamoDB as they are: a number it cannot hold exactly (more than
+    38 digits, beyond 1E±126, NaN, Infinity) or nesting deeper than it allows is a 400
+    here rather than a failure when it is stored."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int | float):
+        if not _storable_number(value):
+            raise BadRequest(
+                f"{json_path(path)}: {value!r} cannot be stored: numbers have at most 38 "
+                "significant digits and a magnitude from 1E-130 to 1E+125"
+            )
+        return
+    if len(path) >= MAX_DEPTH:
+        raise BadRequest(f"{json_path(path)}: the JSON body nests deeper than {MAX_DEPTH} levels")
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, inner in items:
+        check_storable(inner, (*path, key))
+
+
+def _storable_number(number: int | float) -> bool:
+    if isinstance(number, float) and not math.isfinite(number):
+        return False
+    try:
+        DYNAMODB_CONTEXT.create_decimal(Decimal(repr(number)))
+    except DecimalException:
+        return False
+    return True
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = (request.query_params or {}).get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise BadRequest(f"query parameter {name!r} must be a whole number from {low} to {high}")
     return int(raw)
 
 
 def page_params(request: Request, default: int = 100) -> tuple[int, str | None]:
     """`limit` (1–1000) and `next_token` of a list call."""
-    limit = query_int(request, "limit", default, 1, 1000)
+    limit = query_int(request, "limit", default, 1, PAGE_LIMIT)
     return limit, (request.query_params or {}).get("next_token")

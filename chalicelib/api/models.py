@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -88,3 +88,247 @@ class Feedback(Body):
     message_id: str = Field(min_length=1)
     status: Literal["delivered", "opened", "clicked", "bounced", "unsubscribed", "failed"]
     at: AwareDatetime | None = None
+
+
+# --- request wrappers the routes read item by item (documented, not validated whole) ---
+
+
+class EventBatch(Body):
+    """`POST /events` with many events: each is checked on its own (see `rejected`)."""
+
+    events: list[EventIn] = Field(max_length=500)
+
+
+# --- responses (documented in /openapi.json; the routes build plain dicts of this shape) ---
+
+ScenarioStatus = Literal["draft", "active", "stopped", "trashed"]
+InstanceStatus = Literal["active", "completed", "exited", "removed", "error"]
+Timestamp = Annotated[str, Field(description="RFC 3339 in UTC, e.g. 2025-01-31T10:00:00Z")]
+
+
+class Out(BaseModel):
+    """Base of the response models: a client should ignore keys it does not know."""
+
+
+class ProblemItem(Out):
+    path: str = Field(description="JSON path of the field at fault, e.g. `$.nodes.a.next`")
+    message: str
+
+
+class ProblemDocument(Out):
+    """An RFC 9457 problem document (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = Field(description="what is wrong, starting with the field at fault")
+    problems: list[ProblemItem] | None = Field(
+        None, description="every field at fault (invalid input and invalid scenarios)"
+    )
+    reason: str | None = Field(None, description="why a profile was not captured")
+
+
+class ScenarioOut(Out):
+    id: str
+    name: str | None
+    status: ScenarioStatus
+    version: int = Field(description="the version in force; 0 until the first activation")
+    tags: list[str]
+    webhook_secret: str | None = Field(description="HMAC key of the webhook triggers")
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
+    scenario: dict[str, Any] | None = Field(description="the latest saved document (SPEC §1)")
+    problems: list[ProblemItem] | None = Field(
+        None, description="what keeps a saved draft from being activated (create, replace, clone)"
+    )
+
+
+class ScenarioSummary(Out):
+    id: str
+    name: str | None
+    status: ScenarioStatus
+    version: int
+    tags: list[str]
+    updated_at: Timestamp | None
+    profiles_in: int = Field(description="profiles now in the scenario")
+
+
+class ScenarioList(Out):
+    scenarios: list[ScenarioSummary]
+    next_token: str | None = Field(description="pass as `next_token` for the next page")
+
+
+class Activation(Out):
+    status: ScenarioStatus
+    version: int
+    webhook_secret: str
+
+
+class VersionInfo(Out):
+    version: int
+    created_at: Timestamp
+
+
+class VersionList(Out):
+    versions: list[VersionInfo]
+    next_token: str | None
+
+
+class NextRuns(Out):
+    trigger_id: str
+    runs: list[Timestamp]
+
+
+class Removed(Out):
+    removed: int = Field(description="profiles removed (or being removed)")
+
+
+class Captured(Out):
+    instance_id: str
+    profile_id: str
+
+
+class SegmentRun(Out):
+    run_id: str
+
+
+class ProfileAtNode(Out):
+    profile_id: str
+    instance_id: str
+    entered_at: Timestamp | None
+    wake_at: Timestamp | None
+
+
+class ProfilesAtNode(Out):
+    profiles: list[ProfileAtNode]
+    next_token: str | None
+
+
+class NodeStats(Out):
+    entered: int
+    exited: int
+    current: int
+
+
+class ChannelStats(Out):
+    sent: int = 0
+    delivered: int = 0
+    opened: int = 0
+    clicked: int = 0
+    bounced: int = 0
+    unsubscribed: int = 0
+    failed: int = 0
+
+
+class ScenarioStats(Out):
+    entered: int
+    completed: int
+    exited: int
+    removed: int
+    active: int
+    errors: int
+    nodes: dict[str, NodeStats]
+    channels: dict[str, ChannelStats]
+    revenue: float
+
+
+class PathStep(Out):
+    at: Timestamp
+    node: str
+    outcome: str | None
+
+
+class SimulatedSend(Out):
+    at: Timestamp
+    node: str
+    channel: str
+    to: str | None
+    subject: str | None
+    body: str | None
+
+
+class SkippedSend(Out):
+    at: Timestamp
+    node: str
+    channel: str
+    reason: str
+
+
+class SimulationResult(Out):
+    path: list[PathStep]
+    sends: list[SimulatedSend]
+    skipped: list[SkippedSend]
+    status: InstanceStatus | Literal["not_captured"]
+    reason: str | None
+    exit_node: str | None
+
+
+class RejectedEvent(Out):
+    index: int
+    detail: str
+
+
+class EventAcceptance(Out):
+    accepted: int
+    duplicates: int = Field(description="events whose `id` was seen before: not processed again")
+    rejected: list[RejectedEvent]
+
+
+class ProfileOut(Out):
+    profile_db: str
+    profile_id: str
+    fields: dict[str, Any]
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
+
+
+class ImportResult(Out):
+    imported: int
+    created: int
+
+
+class Journey(Out):
+    instance_id: str
+    scenario_id: str
+    version: int
+    status: InstanceStatus
+    node: str | None = Field(description="where an active journey is now")
+    exit_node: str | None = Field(description="where an ended journey ended")
+    reason: str | None
+    entered_at: Timestamp
+    ended_at: Timestamp | None
+    path: list[PathStep]
+
+
+class Journeys(Out):
+    journeys: list[Journey]
+    next_token: str | None
+
+
+class SegmentOut(Out):
+    id: str
+    profile_db: str
+    where: dict[str, Any] = Field(description="a condition (SPEC §1.4)")
+
+
+class SegmentCount(Out):
+    id: str
+    members: int
+
+
+class PromoPool(Out):
+    pool: str
+    left: int
+    added: int | None = Field(None, description="codes added by this call (new ones only)")
+
+
+class HookResult(Out):
+    captured: bool
+    instance_id: str | None
+    reason: str | None = Field(description="why the profile was not captured")
+    replayed: bool | None = Field(None, description="true when the Idempotency-Key was seen")
+
+
+class FeedbackResult(Out):
+    message_id: str
+    feedback: dict[str, Timestamp] = Field(description="when each status was reported")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from markupsafe import escape
 
 from chalicelib.scenarios.conditions import compile_condition
 from chalicelib.scenarios.durations import parse_clock_time, parse_duration, zone
@@ -18,7 +22,10 @@ from chalicelib.scenarios.model import (
     Trigger,
     WaitForNode,
 )
+from chalicelib.scenarios.templates import render
 from chalicelib.scenarios.validation import validate_scenario
+
+from .effects import CountStat
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,10 @@ class CompiledScenario:
         )
         self.frequency_cap = scenario.frequency_cap
         self.cap_window = _duration(scenario.frequency_cap.per) if scenario.frequency_cap else None
+        # Effects are immutable: the per-node statistics are made once and shared.
+        self.entered_stat = {node_id: CountStat("node_entered", node_id) for node_id in self.nodes}
+        self.exited_stat = {node_id: CountStat("node_exited", node_id) for node_id in self.nodes}
+        self._renderers: dict[tuple[str, bool], Renderer] = {}
 
     @classmethod
     def from_document(
@@ -72,6 +83,15 @@ class CompiledScenario:
     ) -> CompiledScenario:
         """Validate a scenario document (raising ScenarioInvalid) and compile it."""
         return cls(validate_scenario(document), scenario_id, version)
+
+    def render(self, source: str | None, context: dict[str, Any], html: bool = False) -> str | None:
+        """`templates.render`, with templates that only look up fields rendered without Jinja."""
+        if source is None:
+            return None
+        renderer = self._renderers.get((source, html))
+        if renderer is None:
+            renderer = self._renderers[source, html] = compile_template(source, html)
+        return renderer(context)
 
     def actuality_for(self, trigger_id: str | None) -> timedelta | None:
         if trigger_id is None:
@@ -81,3 +101,71 @@ class CompiledScenario:
 
 def _duration(text: str | None) -> timedelta | None:
     return parse_duration(text) if text else None
+
+
+# --- templates ------------------------------------------------------------------------
+
+Renderer = Callable[[dict[str, Any]], "str | None"]
+
+# `{{ root.a.b }}` and nothing else: no filters, tests, calls, indexes or whitespace control.
+_LOOKUP = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*\}\}")
+_JINJA_SYNTAX = ("{{", "{%", "{#")
+_DICT_ATTRIBUTES = frozenset(dir(dict))  # Jinja takes `d.items` as the method, not the key
+_UNDEFINED: Any = object()
+
+
+def compile_template(source: str, html: bool = False) -> Renderer:
+    """A renderer equal to `templates.render(source, context, html)`.
+
+    Most message templates only put profile fields and vars into text. Those are
+    rendered here by plain look-ups, as Jinja (sandboxed, ChainableUndefined, no
+    autoescape for text, default options) renders them: a missing key renders empty,
+    any other value as `str(value)` (escaped in HTML), and one trailing newline of the
+    source is dropped. Anything else, or any value the plain look-up is not sure about
+    (a key that is a dict method, a look-up into a non-dict, a root the context lacks),
+    renders through Jinja itself.
+    """
+    if "{" not in source:  # templates.render returns static text as it is
+        return lambda context: source
+    fallback: Renderer = lambda context: render(source, context, html)  # noqa: E731
+    if "\r" in source:  # Jinja normalises newlines: leave that to it
+        return fallback
+    text = source[:-1] if source.endswith("\n") else source
+    pieces: list[str | tuple[str, tuple[str, ...]]] = []
+    position = 0
+    for match in _LOOKUP.finditer(text):
+        literal = text[position : match.start()]
+        if any(mark in literal for mark in _JINJA_SYNTAX) or literal.endswith("{"):
+            return fallback
+        root, *keys = match.group(1).split(".")
+        if any(key in _DICT_ATTRIBUTES for key in keys):
+            return fallback
+        pieces.extend((literal, (root, tuple(keys))))
+        position = match.end()
+    literal = text[position:]
+    if any(mark in literal for mark in _JINJA_SYNTAX):
+        return fallback
+    pieces.append(literal)
+    convert: Callable[[Any], str] = (lambda value: str(escape(value))) if html else str
+
+    def render_lookups(context: dict[str, Any]) -> str | None:
+        parts = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                parts.append(piece)
+                continue
+            root, keys = piece
+            value = context.get(root, _UNDEFINED)
+            if value is _UNDEFINED:
+                return fallback(context)  # maybe a Jinja global
+            for key in keys:
+                if type(value) is not dict:
+                    return fallback(context)
+                value = value.get(key, _UNDEFINED)
+                if value is _UNDEFINED:
+                    break
+            if value is not _UNDEFINED:
+                parts.append(convert(value))
+        return "".join(parts)
+
+    return render_lookups

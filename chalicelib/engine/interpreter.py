@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeGuard
+from zoneinfo import ZoneInfo
 
 from chalicelib.scenarios.conditions import compile_path
 from chalicelib.scenarios.durations import format_datetime, parse_datetime, parse_duration
@@ -37,7 +38,6 @@ from chalicelib.scenarios.model import (
     WaitForNode,
     WebhookNode,
 )
-from chalicelib.scenarios.templates import render
 
 from .compiled import CompiledScenario
 from .effects import (
@@ -75,8 +75,13 @@ from .timing import after_quiet_hours, align, best_time, profile_zone
 # A valid scenario has no cycle of instant nodes; this bounds a run all the same.
 MAX_INSTANT_STEPS = 1000
 _TICK = timedelta(microseconds=1)
+_WAITING_NODES = (PauseNode, BestTimeNode, WaitForNode)  # tuples: isinstance is faster
+_CLOCK_WAITS = (PauseNode, BestTimeNode)
 
 _STAT_OF_STATUS = {COMPLETED: "completed", EXITED: "exited", REMOVED: "removed", ERROR: "errors"}
+# Effects are immutable, so the statistics effects are made once and shared.
+_ENTERED = CountStat("entered")
+_STATUS_STAT = {status: CountStat(name) for status, name in _STAT_OF_STATUS.items()}
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -118,7 +123,7 @@ def start(
         limit_key=limit_key,
     )
     run = _Run(scenario, instance, profile, now, segments)
-    run.effects.append(CountStat("entered"))
+    run.effects.append(_ENTERED)
     run.go(node, event.occurred_at)
     return run.result()
 
@@ -219,20 +224,12 @@ class _Run:
         self.profile = profile
         self.now = now
         self.effects: list[Effect] = []
-        self.tz = profile_zone(profile, scenario.tz)
+        self.segments = segments
         self.actuality = scenario.actuality_for(instance.trigger_id)
-        self.facts = Facts(
-            profile=profile,
-            now=now,
-            tz=self.tz,
-            event=instance.entry,
-            entry=instance.entry,
-            vars=instance.vars,
-            entered_at=instance.entered_at,
-            scenario_id=scenario.scenario_id,
-            segments=segments or {},
-        )
         self._context: dict[str, Any] | None = None
+        self._tz: ZoneInfo | None = None
+        self._facts: Facts | None = None
+        self._now_text: str | None = None
         # Nodes this run has left, with the journey time it left them at (see next_lap).
         self.passed: dict[str, datetime] = {}
         # The node the instance is counted in (node_entered without node_exited yet).
@@ -240,6 +237,38 @@ class _Run:
 
     def result(self) -> Step:
         return Step(self.instance, self.effects, self.profile)
+
+    # Made on first use: many calls need no condition, time zone or path entry.
+    # (Not functools.cached_property: on Python 3.11 it takes a lock on every first use.)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        if self._tz is None:
+            self._tz = profile_zone(self.profile, self.scenario.tz)
+        return self._tz
+
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            instance = self.instance
+            self._facts = Facts(
+                profile=self.profile,
+                now=self.now,
+                tz=self.tz,
+                event=instance.entry,
+                entry=instance.entry,
+                vars=instance.vars,
+                entered_at=instance.entered_at,
+                scenario_id=self.scenario.scenario_id,
+                segments=self.segments or {},
+            )
+        return self._facts
+
+    @property
+    def now_text(self) -> str:
+        if self._now_text is None:
+            self._now_text = format_datetime(self.now)
+        return self._now_text
 
     # --- moving between nodes -----------------------------------------------------
 
@@ -252,14 +281,14 @@ class _Run:
             if node is None:
                 return self.end(ERROR, "unknown_node")
             # A waiting node runs nothing: what follows it is due when the wait ends.
-            waits = isinstance(node, PauseNode | BestTimeNode | WaitForNode)
+            waits = isinstance(node, _WAITING_NODES)
             if not waits and self.actuality is not None and self.now - due > self.actuality:
                 self._append_path(node_id, "stale")
                 self.instance.node = node_id
                 return self.end(EXITED, "stale")
             self.enter(node_id, due)
             transition = self._HANDLERS[type(node)](self, node_id, node, due)
-            if transition is not None and type(node) in _CLOCK_WAITS:
+            if transition is not None and isinstance(node, _CLOCK_WAITS):
                 transition = self.next_lap(node_id, node, transition)
             if transition is None:
                 return None
@@ -277,13 +306,14 @@ class _Run:
         self.due = due
         self.inside = node_id
         self._append_path(node_id, None)
-        self.effects.append(CountStat("node_entered", node_id))
+        self.effects.append(self.scenario.entered_stat[node_id])
 
     def leave(self, outcome: str) -> None:
         if self.inside is None:
             return
         self._set_outcome(outcome)
-        self.effects.append(CountStat("node_exited", self.inside))
+        stat = self.scenario.exited_stat.get(self.inside)  # None: a node a new version removed
+        self.effects.append(stat or CountStat("node_exited", self.inside))
         self.inside = None
 
     def wait(self, kind: str, wake_at: datetime | None, outcome: str = "waiting") -> None:
@@ -307,7 +337,7 @@ class _Run:
         instance.ended_at = self.now
         instance.waiting = instance.wake_at = None
         self.effects.append(Exit(instance.instance_id, status, reason, instance.node))
-        self.effects.append(CountStat(_STAT_OF_STATUS[status]))
+        self.effects.append(_STATUS_STAT[status])
 
     def _set_outcome(self, outcome: str) -> None:
         """Record the outcome of the current path entry. The entry is replaced, not
@@ -318,7 +348,7 @@ class _Run:
 
     def _append_path(self, node_id: str, outcome: str | None) -> None:
         path = self.instance.path
-        path.append({"at": format_datetime(self.now), "node": node_id, "outcome": outcome})
+        path.append({"at": self.now_text, "node": node_id, "outcome": outcome})
         if len(path) > PATH_LIMIT:
             del path[: len(path) - PATH_LIMIT]
 
@@ -445,12 +475,12 @@ class _Run:
                 node=node_id,
                 channel=channel,
                 to=to,
-                subject=render(template.subject, context),
-                body=render(template.body, context),
-                html=render(template.html, context, html=True),
-                title=render(template.title, context),
-                url=render(template.url, context),
-                sender=render(template.from_, context),
+                subject=self.scenario.render(template.subject, context),
+                body=self.scenario.render(template.body, context),
+                html=self.scenario.render(template.html, context, html=True),
+                title=self.scenario.render(template.title, context),
+                url=self.scenario.render(template.url, context),
+                sender=self.scenario.render(template.from_, context),
                 ttl=parse_duration(node.ttl) if node.ttl else None,
                 deliver_at=deliver_at if deliver_at > self.now else None,
             )
@@ -471,9 +501,11 @@ class _Run:
                 node=node_id,
                 step=instance.step,
                 method=node.method,
-                url=render(node.url, context) or "",
-                headers={k: render(v, context) or "" for k, v in node.headers.items()},
-                body=render(node.body, context),
+                url=self.scenario.render(node.url, context) or "",
+                headers={
+                    k: self.scenario.render(v, context) or "" for k, v in node.headers.items()
+                },
+                body=self.scenario.render(node.body, context),
                 timeout=parse_duration(node.timeout),
             )
         )
@@ -590,7 +622,10 @@ class _Run:
         for op in node.ops:
             if isinstance(op, ConsentOp):
                 granted = op.op == "grant"
-                current = dict(fields.get("consents") or {})
+                # Profile fields are free-form: `consents` that is not a map grants nothing
+                # (Profile.consent) and is replaced by one here, never a crash.
+                stored = fields.get("consents")
+                current = dict(stored) if isinstance(stored, dict) else {}
                 if current.get(op.consent) is not granted:
                     current[op.consent] = consents[op.consent] = granted
                     fields["consents"] = current
@@ -609,7 +644,7 @@ class _Run:
                 else:
                     added[name] = added.get(name, 0) + amount
             else:
-                new = {"set": op.value, "now": format_datetime(self.now), "clear": None}[op.op]
+                new = {"set": op.value, "now": self.now_text, "clear": None}[op.op]
                 values.pop(name, None)
                 added.pop(name, None)
                 if name in removed:
@@ -695,7 +730,9 @@ class _Run:
 
     def use_profile(self, profile: Profile) -> None:
         """Go on with a changed copy of the profile view (the caller's stays as it was)."""
-        self.profile = self.facts.profile = profile
+        self.profile = profile
+        if self._facts is not None:
+            self._facts.profile = profile
         self._context = None
 
     def template_context(self) -> dict[str, Any]:
@@ -716,7 +753,7 @@ class _Run:
     def recipient(self, node: SendNode) -> Any:
         """The address to send to, or None when the profile has no valid one."""
         if node.to is not None:
-            return (render(node.to, self.template_context()) or "").strip() or None
+            return (self.scenario.render(node.to, self.template_context()) or "").strip() or None
         fields = self.profile.fields
         if node.channel == "email":
             email = fields.get("email")
@@ -752,9 +789,6 @@ class _Run:
         event_id = f"{instance.instance_id}:{instance.step}:{event_type}"
         event = Event(event_type, self.now, data, id=f"{event_id}:{key}" if key else event_id)
         self.effects.append(EmitEvent(instance.profile_db, instance.profile_id, event))
-
-
-_CLOCK_WAITS = frozenset({PauseNode, BestTimeNode})
 
 
 def _is_number(value: Any) -> TypeGuard[float]:

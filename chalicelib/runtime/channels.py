@@ -27,8 +27,13 @@ class NotYet(Exception):
 
 def deliver(body: dict[str, Any]) -> None:
     row = store.messages.get({"message_id": body["message_id"]})
-    if row is None or row.get("status") != "queued":
-        return  # unknown, or already delivered: nothing to do
+    if row is None:
+        return
+    if row.get("status") != "queued":
+        # already delivered: nothing goes out again, but a crash may have lost the result
+        if row["kind"] == "webhook" and row.get("status") == "sent":
+            announce_result(row)
+        return
     deliver_at = time_value(row.get("deliver_at"))
     now = clock_now()
     if deliver_at is not None and deliver_at > now + timedelta(seconds=1):
@@ -48,17 +53,26 @@ def deliver(body: dict[str, Any]) -> None:
         extra={"message_id": row["message_id"], "channel": row.get("channel", "webhook")},
     )
     if row["kind"] == "webhook":
-        send(
-            "steps",
-            {
-                "kind": "webhook_result",
-                "instance_id": row["instance_id"],
-                "step": row["step"],
-                "ok": True,
-                "status": 200,
-                "body": {},
-            },
-        )
+        announce_result(row)
+
+
+def announce_result(row: dict[str, Any]) -> None:
+    """Give a webhook call's result to its journey (the sandbox answers every call with 200).
+
+    Announced again when the call's queue message is redelivered: the journey ignores a
+    result for a step it has left, so only a result lost in a crash makes a difference.
+    """
+    send(
+        "steps",
+        {
+            "kind": "webhook_result",
+            "instance_id": row["instance_id"],
+            "step": row["step"],
+            "ok": True,
+            "status": 200,
+            "body": {},
+        },
+    )
 
 
 def delivered(limit: int = 1000) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from chalicelib.scenarios.facts import Event
 
 from .commit import epoch
 from .journeys import active_version, capture_profile, event_triggers, feed
+from .steps import consumed
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,13 @@ def dedup_key(event_id: str) -> dict[str, str]:
 
 
 def process(values: dict[str, Any]) -> None:
-    """Handle one event message: `{"id", "type", "profile_db", "profile_id", "occurred_at", "data"}`."""
+    """Handle one event message: `{"id", "type", "profile_db", "profile_id", "occurred_at", "data"}`,
+    or an outbox row's `{"kind": "event", "event": {...}, "row_id"}` for an event a journey
+    emitted (`profile.field_changed`, `consent.changed`), whose row is consumed after it."""
+    if values.get("kind") == "event":
+        process(values["event"])
+        consumed(values["row_id"])
+        return
     event = event_from_values(values)
     profile_db, profile_id = values["profile_db"], values["profile_id"]
     marker = store.idempotency.get(dedup_key(event.id or ""))

@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.engine import (
+    Instance,
     Step,
     Stimulus,
     WakeUp,
@@ -74,9 +76,12 @@ def capture_profile(
         return Captured(None, "other_profile_db")
     cause = f"{trigger_id or node or 'entry'}|{event.id}"
     instance_id = instance_id_for(scenario_id, f"{profile_db}#{profile_id}", cause)
+    guard_key = capture_guard_key(profile_db, profile_id, scenario_id)
+    guarded = needs_guard(scenario, trigger_id)
     for _ in range(ATTEMPTS):
+        guard = store.profiles.get(guard_key) if guarded else None
         profile, item = store.load_profile(profile_db, profile_id)
-        existing = store.instances_of_profile(profile_db, profile_id, scenario_id)
+        existing = _instances_of_profile(profile_db, profile_id, scenario_id, guard)
         if any(instance.instance_id == instance_id for instance, _, _ in existing):
             return Captured(instance_id, "duplicate")
         admission = capture(
@@ -105,6 +110,8 @@ def capture_profile(
             )
             if step.profile is not None:
                 item = item or {"fields": step.profile.fields}
+        if guarded:
+            commit.items.append(_guard_write(guard_key, guard, instance_id))
         try:
             commit.apply()
         except ConditionFailed:
@@ -121,6 +128,45 @@ def capture_profile(
         )
         return Captured(instance_id)
     raise Contention(f"capture into {scenario_id} kept conflicting")
+
+
+def capture_guard_key(profile_db: str, profile_id: str, scenario_id: str) -> dict[str, str]:
+    """The item in the profile's partition that serializes its captures into one scenario."""
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": f"C#{scenario_id}"}
+
+
+def needs_guard(scenario: CompiledScenario, trigger_id: str | None) -> bool:
+    """Whether a capture must be serialized with the profile's other captures: re-entry
+    modes and trigger limits decide from the instances that exist, so two captures at
+    once must not both decide on the same ones. Only `parallel` without a limit need not."""
+    trigger = scenario.triggers.get(trigger_id) if trigger_id else None
+    return scenario.model.reentry != "parallel" or getattr(trigger, "limit", None) is not None
+
+
+def _instances_of_profile(
+    profile_db: str, profile_id: str, scenario_id: str, guard: dict[str, Any] | None
+) -> list[tuple[Instance, int, list[str]]]:
+    """The profile's instances of the scenario. The profile index is eventually consistent,
+    so the latest capture, which the guard item names, is read from the table if missing."""
+    found = store.instances_of_profile(profile_db, profile_id, scenario_id)
+    latest = (guard or {}).get("latest")
+    if latest and all(instance.instance_id != latest for instance, _, _ in found):
+        loaded = store.load_instance(latest)
+        if loaded is not None:
+            found.append(loaded)
+    return found
+
+
+def _guard_write(
+    key: dict[str, str], guard: dict[str, Any] | None, instance_id: str
+) -> dict[str, Any]:
+    """Count the capture on the guard item, provided no other capture did since it was read:
+    of two captures at once, the second fails its commit and decides again."""
+    count = (guard or {}).get("captures", 0)
+    item = {**key, "captures": count + 1, "latest": instance_id}
+    if guard is None:
+        return store.profiles.tx_put(item, "attribute_not_exists(pk)")
+    return store.profiles.tx_put(item, "captures = :n", values={":n": count})
 
 
 def feed(

@@ -11,11 +11,13 @@ path with the default capture.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from chalicelib.adapters import store
+from chalicelib.adapters.aws import client
 from chalicelib.adapters.codec import event_to_values
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.adapters.queues import send_batch
@@ -31,7 +33,8 @@ from .segments import library
 
 logger = logging.getLogger(__name__)
 
-SCAN_SEGMENTS = 4  # parallel Scan segments per run; each is one worker message
+ITEMS_PER_SEGMENT = 5_000  # a Scan segment a worker reads in well under a minute
+MAX_SEGMENTS = 1_000
 SCHEDULE_PK = "SCHEDULE"
 
 
@@ -65,7 +68,9 @@ def tick(now: datetime) -> int:
     """Fire every schedule trigger run due by `now`; returns the runs started.
 
     Runs missed while the stack was down are not replayed one by one: the latest due run
-    fires once.
+    fires once. A run is fanned out before it is claimed, so a tick that crashes in
+    between leaves it due for the next tick; fanning one run out twice (two ticks at
+    once, or a retry) captures nobody twice, as captures are idempotent per run id.
     """
     started = 0
     for item in store.scenarios.query("pk = :pk", values={":pk": SCHEDULE_PK}):
@@ -81,7 +86,9 @@ def tick(now: datetime) -> int:
         since = parse_datetime(item["last_run"]) or now
         runs = due_runs(trigger, since, now, scenario.model.timezone)
         upcoming = next_runs(trigger, now, 1, scenario.model.timezone)
-        try:  # claim the run: only the tick that moves next_run on fans it out
+        if runs:
+            fan_out(scenario, runs[-1], trigger_id=trigger.id)
+        try:  # then claim it: move next_run on, unless another tick did
             store.scenarios.update(
                 schedule_key(scenario.scenario_id, trigger.id),
                 "SET last_run = :now, next_run = :next",
@@ -94,9 +101,7 @@ def tick(now: datetime) -> int:
             )
         except ConditionFailed:
             continue
-        if runs:
-            fan_out(scenario, runs[-1], trigger_id=trigger.id)
-            started += 1
+        started += bool(runs)
     return started
 
 
@@ -105,13 +110,14 @@ def fan_out(
     run_at: datetime,
     trigger_id: str | None = None,
     segment: str | dict[str, Any] | None = None,
-    segments: int = SCAN_SEGMENTS,
+    segments: int | None = None,
 ) -> str:
     """Start a segment run: one message per Scan segment. Returns the run id.
 
     With `trigger_id` the trigger's segment and sample decide; without, `segment` (a
     condition document) does and profiles enter by the default capture.
     """
+    segments = segments or scan_segments()
     run_id = f"{scenario.scenario_id}:{trigger_id or 'send'}:{format_datetime(run_at)}"
     job = {
         "run_id": run_id,
@@ -125,6 +131,16 @@ def fan_out(
     send_batch("segments", [({**job, "scan_segment": index}, 0) for index in range(segments)])
     logger.info("segment run started", extra={"run_id": run_id, "segments": segments})
     return run_id
+
+
+def scan_segments() -> int:
+    """Parallel Scan segments for the profile table's size (DynamoDB's item count estimate)."""
+    items = (
+        client("dynamodb")
+        .describe_table(TableName=store.profiles.name)["Table"]
+        .get("ItemCount", 0)
+    )
+    return max(4, min(MAX_SEGMENTS, math.ceil(items / ITEMS_PER_SEGMENT)))
 
 
 @dataclass

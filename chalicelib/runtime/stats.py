@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -14,12 +15,9 @@ def scenario_stats(
     scenario_id: str, version: int | None = None, start: date | None = None, end: date | None = None
 ) -> dict[str, Any]:
     """Counters of a scenario, for one version or summed over all, between two days."""
-    prefix = f"{version:06d}#" if version is not None else ""
     totals = dict.fromkeys(TOTALS, 0)
     nodes: dict[str, dict[str, int]] = {}
-    for item in store.stats.query(
-        "scenario_id = :s AND begins_with(sk, :p)", values={":s": scenario_id, ":p": prefix}
-    ):
+    for item in _counter_items(scenario_id, version):
         day = date.fromisoformat(item["sk"].split("#")[1])
         if (start and day < start) or (end and day > end):
             continue
@@ -40,3 +38,14 @@ def scenario_stats(
         "channels": {},
         "revenue": 0.0,
     }
+
+
+def _counter_items(scenario_id: str, version: int | None) -> Iterator[dict[str, Any]]:
+    """The scenario's counter items, of one version or all (DynamoDB refuses an empty
+    `begins_with` prefix on a key, so all versions is a plain key query)."""
+    if version is None:
+        return store.stats.query("scenario_id = :s", values={":s": scenario_id})
+    return store.stats.query(
+        "scenario_id = :s AND begins_with(sk, :p)",
+        values={":s": scenario_id, ":p": f"{version:06d}#"},
+    )

@@ -1,0 +1,494 @@
+"""`GET /openapi.json`: the OpenAPI 3.1 document of the API, generated, never written by hand.
+
+Paths and methods come from the routes the app registered (`app.routes`); what each one
+takes and answers comes from `OPERATIONS` below, whose schemas are the pydantic models
+that validate the requests (`models.py`, the scenario document's `Scenario`) and the
+response models beside them. A route without an entry in `OPERATIONS` fails the unit
+test; the local stack's `/local/*` routes are left out (they are never deployed).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
+from typing import Any
+
+from chalice import Blueprint
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from chalicelib.scenarios.model import Scenario
+
+from . import models as m
+from .errors import PROBLEM_JSON
+from .http import MAX_PATH_PARAMETER, PAGE_LIMIT
+
+blueprint = Blueprint(__name__)
+
+OPENAPI_PATH = "/openapi.json"
+REF_TEMPLATE = "#/components/schemas/{model}"
+PUBLIC_PREFIXES = ("/hooks/", OPENAPI_PATH)
+LEFT_OUT_PREFIXES = ("/local/",)
+JSON = "application/json"
+
+ERROR_TITLES = {
+    400: "Bad input: `detail` names the field at fault, `problems` lists every one",
+    401: "The X-Api-Key header is missing or wrong (hooks: a bad or stale signature)",
+    404: "No such resource",
+    409: "The resource's state does not allow this (e.g. the scenario is not active)",
+    415: "The body is not `application/json`",
+    422: "The scenario is not valid: `problems` lists everything wrong with it",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query or header parameter."""
+
+    name: str
+    description: str
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    where: str = "query"
+    required: bool = False
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "in": self.where,
+            "required": self.required,
+            "description": self.description,
+            "schema": self.schema,
+        }
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What a (path, method) takes and answers, beyond what the route itself tells."""
+
+    summary: str
+    tag: str
+    response: type[BaseModel] | None  # None: no content
+    status: int = 200
+    body: tuple[type[BaseModel], ...] = ()  # several: any one of them
+    body_required: bool = True
+    params: tuple[Param, ...] = ()
+    errors: tuple[int, ...] = ()  # besides 401 (unless public) and 400/415 with a body
+    description: str | None = None
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+PAGE = (
+    Param(
+        "limit",
+        f"page size (1–{PAGE_LIMIT}; a filtered page may hold fewer)",
+        {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT, "default": 100},
+    ),
+    Param("next_token", "the `next_token` of the previous page"),
+)
+SCENARIO_LINKS = {
+    name: {
+        "operationId": operation,
+        "parameters": {"scenario_id": "$response.body#/id"},
+        "description": description,
+    }
+    for name, operation, description in (
+        ("read", "read_scenario", "read the scenario"),
+        ("activate", "activate_scenario", "activate the scenario"),
+        ("versions", "scenario_versions", "list its versions"),
+        ("stats", "scenario_stats", "its statistics"),
+        ("trash", "trash_scenario", "trash it"),
+    )
+}
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    # --- scenarios (SPEC §3.1) ---
+    ("/scenarios", "POST"): Operation(
+        "Create a scenario (status draft)",
+        "Scenarios",
+        m.ScenarioOut,
+        201,
+        body=(Scenario,),
+        description="A draft may be incomplete (only `name` is required): what keeps it "
+        "from being activated is listed in `problems`.",
+        links=SCENARIO_LINKS,
+    ),
+    ("/scenarios", "GET"): Operation(
+        "List scenarios",
+        "Scenarios",
+        m.ScenarioList,
+        params=(
+            Param(
+                "status",
+                "only scenarios with this status",
+                {"type": "string", "enum": ["draft", "active", "stopped", "trashed"]},
+            ),
+            Param("tag", "only scenarios with this tag"),
+            Param("q", "only scenarios whose name or description contains this text"),
+            *PAGE,
+        ),
+    ),
+    ("/scenarios/simulate", "POST"): Operation(
+        "Simulate a profile's journey in virtual time (nothing is sent or stored)",
+        "Scenarios",
+        m.SimulationResult,
+        body=(m.SimulationRequest,),
+        errors=(404, 422),
+        description="Give exactly one of `scenario` (a document, SPEC §1) or `scenario_id`.",
+    ),
+    ("/scenarios/{scenario_id}", "GET"): Operation(
+        "Read a scenario", "Scenarios", m.ScenarioOut, errors=(404,)
+    ),
+    ("/scenarios/{scenario_id}", "PUT"): Operation(
+        "Replace a scenario's document (a new version when active)",
+        "Scenarios",
+        m.ScenarioOut,
+        body=(Scenario,),
+        errors=(404, 409, 422),
+        description="A draft or stopped scenario saves any document with a `name` (see "
+        "`problems`); an active one only a valid document, which becomes a new version "
+        "that profiles in flight follow.",
+    ),
+    ("/scenarios/{scenario_id}", "DELETE"): Operation(
+        "Trash a scenario (not while active)", "Scenarios", m.ScenarioOut, errors=(404, 409)
+    ),
+    ("/scenarios/{scenario_id}/activate", "POST"): Operation(
+        "Validate and activate a scenario",
+        "Scenarios",
+        m.Activation,
+        errors=(404, 409, 422),
+        description="Starts capturing. `webhook_secret` signs calls to its webhook triggers.",
+    ),
+    ("/scenarios/{scenario_id}/deactivate", "POST"): Operation(
+        "Deactivate a scenario",
+        "Scenarios",
+        m.ScenarioOut,
+        body=(m.Deactivation,),
+        body_required=False,
+        errors=(404, 409),
+        description="`keep_profiles` defaults to the scenario's `keep_profiles_on_stop`.",
+    ),
+    ("/scenarios/{scenario_id}/restore", "POST"): Operation(
+        "Restore a trashed scenario", "Scenarios", m.ScenarioOut, errors=(404, 409)
+    ),
+    ("/scenarios/{scenario_id}/clone", "POST"): Operation(
+        "Copy a scenario as a new draft",
+        "Scenarios",
+        m.ScenarioOut,
+        201,
+        errors=(404,),
+        links=SCENARIO_LINKS,
+    ),
+    ("/scenarios/{scenario_id}/versions", "GET"): Operation(
+        "List a scenario's versions", "Scenarios", m.VersionList, params=PAGE, errors=(404,)
+    ),
+    ("/scenarios/{scenario_id}/triggers/{trigger_id}/next-runs", "GET"): Operation(
+        "Next run times of a schedule trigger",
+        "Scenarios",
+        m.NextRuns,
+        params=(
+            Param(
+                "count",
+                "how many runs",
+                {"type": "integer", "minimum": 1, "maximum": 100, "default": 12},
+            ),
+        ),
+        errors=(404, 422),
+    ),
+    # --- profiles in scenarios (SPEC §3.2) ---
+    ("/scenarios/{scenario_id}/clear", "POST"): Operation(
+        "Remove every profile now in the scenario",
+        "Profiles in scenarios",
+        m.Removed,
+        errors=(404,),
+    ),
+    ("/scenarios/{scenario_id}/profiles", "POST"): Operation(
+        "Put a profile in (the default capture)",
+        "Profiles in scenarios",
+        m.Captured,
+        201,
+        body=(m.Capture,),
+        errors=(404, 409),
+        description="The profile enters at `entry`; `data` is the entry event's data. 409 "
+        "when the scenario is not active or the profile was not captured (see `reason`).",
+    ),
+    ("/scenarios/{scenario_id}/send-segment", "POST"): Operation(
+        "Put every member of a segment in now",
+        "Profiles in scenarios",
+        m.SegmentRun,
+        202,
+        body=(m.SendSegment,),
+        errors=(404, 409),
+    ),
+    ("/scenarios/{scenario_id}/profiles/{profile_id}", "DELETE"): Operation(
+        "Remove a profile's journeys in the scenario",
+        "Profiles in scenarios",
+        m.Removed,
+        errors=(404,),
+    ),
+    ("/scenarios/{scenario_id}/nodes/{node_id}/profiles", "GET"): Operation(
+        "Profiles now at a node",
+        "Profiles in scenarios",
+        m.ProfilesAtNode,
+        params=PAGE,
+        errors=(404,),
+    ),
+    ("/scenarios/{scenario_id}/nodes/{node_id}/profiles", "DELETE"): Operation(
+        "Remove every profile now at a node",
+        "Profiles in scenarios",
+        m.Removed,
+        202,
+        errors=(404,),
+    ),
+    # --- analytics (SPEC §3.3) ---
+    ("/scenarios/{scenario_id}/stats", "GET"): Operation(
+        "A scenario's statistics",
+        "Analytics",
+        m.ScenarioStats,
+        params=(
+            Param("from", "first day counted", {"type": "string", "format": "date"}),
+            Param("to", "last day counted", {"type": "string", "format": "date"}),
+            Param("version", "only this version (default: all, summed)", {"type": "integer"}),
+        ),
+        errors=(404,),
+    ),
+    # --- events, profiles, segments, promo pools, hooks (SPEC §3.4) ---
+    ("/events", "POST"): Operation(
+        "Send one event or a batch of up to 500",
+        "Events",
+        m.EventAcceptance,
+        202,
+        body=(m.EventIn, m.EventBatch),
+        description="Each event is checked on its own: the invalid ones are listed in "
+        "`rejected`, the others queued. An `id` seen before is counted in `duplicates` "
+        "and not processed again.",
+    ),
+    ("/profiles/{profile_db}/{profile_id}", "PUT"): Operation(
+        "Create or update a profile",
+        "Profiles",
+        m.ProfileOut,
+        body=(m.ProfileUpsert,),
+        description="The given fields are merged in; `null` clears one.",
+    ),
+    ("/profiles/{profile_db}/{profile_id}", "GET"): Operation(
+        "Read a profile", "Profiles", m.ProfileOut, errors=(404,)
+    ),
+    ("/profiles/{profile_db}/{profile_id}", "DELETE"): Operation(
+        "Erase a profile (its journeys end, its history is gone)",
+        "Profiles",
+        None,
+        204,
+        errors=(404,),
+    ),
+    ("/profiles/{profile_db}/import", "POST"): Operation(
+        "Import up to 1,000 profiles", "Profiles", m.ImportResult, body=(m.ProfileImport,)
+    ),
+    ("/profiles/{profile_db}/{profile_id}/journeys", "GET"): Operation(
+        "A profile's journeys, newest first", "Profiles", m.Journeys, params=PAGE
+    ),
+    ("/segments/{segment_id}", "PUT"): Operation(
+        "Define a segment", "Segments", m.SegmentOut, body=(m.SegmentIn,)
+    ),
+    ("/segments/{segment_id}", "GET"): Operation(
+        "Read a segment", "Segments", m.SegmentOut, errors=(404,)
+    ),
+    ("/segments/{segment_id}/count", "GET"): Operation(
+        "Count a segment's members", "Segments", m.SegmentCount, errors=(404,)
+    ),
+    ("/promo-pools/{pool}", "PUT"): Operation(
+        "Add promo codes to a pool", "Promo pools", m.PromoPool, body=(m.PromoCodes,)
+    ),
+    ("/promo-pools/{pool}", "GET"): Operation(
+        "How many codes a pool has left", "Promo pools", m.PromoPool
+    ),
+    ("/hooks/{scenario_id}/{trigger_id}", "POST"): Operation(
+        "Call a webhook trigger (signed, no API key)",
+        "Hooks",
+        m.HookResult,
+        202,
+        body=(m.HookCall,),
+        params=(
+            Param(
+                "X-Timestamp",
+                "Unix seconds, within 5 minutes of the stack's clock",
+                where="header",
+                required=True,
+            ),
+            Param(
+                "X-Signature",
+                '`sha256=` and the hex HMAC-SHA256 of `"<X-Timestamp>.<body>"` keyed with '
+                "the scenario's `webhook_secret`",
+                where="header",
+                required=True,
+            ),
+            Param(
+                "Idempotency-Key",
+                "a call with a key seen before is answered as the first was",
+                where="header",
+            ),
+        ),
+        errors=(404, 409),
+    ),
+    ("/feedback", "POST"): Operation(
+        "Report a message's delivery status",
+        "Feedback",
+        m.FeedbackResult,
+        body=(m.Feedback,),
+        errors=(404,),
+    ),
+    (OPENAPI_PATH, "GET"): Operation("This document", "Meta", None),
+}
+
+TAGS = (
+    ("Scenarios", "Scenario documents and their lifecycle (SPEC §1, §3.1)"),
+    ("Profiles in scenarios", "Putting profiles in and taking them out (SPEC §3.2)"),
+    ("Analytics", "Statistics (SPEC §3.3)"),
+    ("Events", "Events (SPEC §3.4, §4)"),
+    ("Profiles", "Profiles and their journeys (SPEC §2, §3.4)"),
+    ("Segments", "Named conditions over a profile database"),
+    ("Promo pools", "Promo codes that `promo_code` nodes hand out"),
+    ("Hooks", "Webhook triggers, authenticated by their signature"),
+    ("Feedback", "Delivery feedback of messages"),
+    ("Meta", "The API's description"),
+)
+
+
+def is_public(path: str) -> bool:
+    return path.startswith(PUBLIC_PREFIXES)
+
+
+def described_routes(routes: dict[str, dict[str, Any]]) -> list[tuple[str, str, Any]]:
+    """(path, method, route entry) of every route the document describes."""
+    return [
+        (path, method, entry)
+        for path, methods in routes.items()
+        if not path.startswith(LEFT_OUT_PREFIXES)
+        for method, entry in methods.items()
+    ]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("scenaria")
+    except metadata.PackageNotFoundError:  # on Lambda chalicelib is files, not a package
+        return "0.1.0"
+
+
+def openapi_document(routes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The document for these routes (`app.routes`); raises KeyError for an undescribed one."""
+    return _document(tuple((p, m, e.view_name) for p, m, e in described_routes(routes)))
+
+
+@cache
+def _document(routes: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+    missing = [(path, method) for path, method, _ in routes if (path, method) not in OPERATIONS]
+    if missing:
+        raise KeyError(f"routes without an entry in OPERATIONS: {missing}")
+    refs, components = _schemas([OPERATIONS[path, method] for path, method, _ in routes])
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, view_name in sorted(routes):
+        operation = OPERATIONS[path, method]
+        paths.setdefault(path, {})[method.lower()] = _operation(path, operation, view_name, refs)
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "Scenaria",
+            "version": _version(),
+            "summary": "Marketing-automation scenarios on AWS serverless",
+            "description": "JSON in and out. Every call but `/hooks/*` and this document "
+            "needs the `X-Api-Key` header. Errors are `application/problem+json` "
+            "(RFC 9457) whose `detail` names the field at fault; bad input never "
+            "changes state. A guide with examples: docs/api.md.",
+        },
+        "tags": [{"name": name, "description": text} for name, text in TAGS],
+        "security": [{"apiKey": []}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}},
+            "responses": {
+                str(status): {
+                    "description": text,
+                    "content": {PROBLEM_JSON: {"schema": refs[m.ProblemDocument, "serialization"]}},
+                }
+                for status, text in ERROR_TITLES.items()
+            },
+        },
+    }
+
+
+def _schemas(
+    operations: list[Operation],
+) -> tuple[dict[tuple[type[BaseModel], str], dict[str, Any]], dict[str, Any]]:
+    """Every model's schema once: `$ref`s by (model, mode), and the components."""
+    wanted: set[tuple[type[BaseModel], str]] = {(m.ProblemDocument, "serialization")}
+    for operation in operations:
+        wanted.update((model, "validation") for model in operation.body)
+        if operation.response is not None:
+            wanted.add((operation.response, "serialization"))
+    ordered = sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1]))
+    refs, top = models_json_schema(ordered, ref_template=REF_TEMPLATE)  # type: ignore[arg-type]
+    return dict(refs), top.get("$defs", {})
+
+
+def _operation(
+    path: str,
+    operation: Operation,
+    view_name: str,
+    refs: dict[tuple[type[BaseModel], str], dict[str, Any]],
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "operationId": view_name,
+        "summary": operation.summary,
+        "tags": [operation.tag],
+    }
+    if operation.description:
+        document["description"] = operation.description
+    parameters = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAMETER},
+        }
+        for name in re.findall(r"{(\w+)}", path)
+    ] + [param.document() for param in operation.params]
+    if parameters:
+        document["parameters"] = parameters
+    if operation.body:
+        schemas = [refs[model, "validation"] for model in operation.body]
+        document["requestBody"] = {
+            "required": operation.body_required,
+            "content": {JSON: {"schema": schemas[0] if len(schemas) == 1 else {"anyOf": schemas}}},
+        }
+    success: dict[str, Any] = {"description": operation.summary}
+    if operation.response is not None:
+        success["content"] = {JSON: {"schema": refs[operation.response, "serialization"]}}
+    elif path == OPENAPI_PATH:
+        success["content"] = {JSON: {"schema": {"type": "object"}}}
+    if operation.links:
+        success["links"] = operation.links
+    responses: dict[str, Any] = {str(operation.status): success}
+    errors = set(operation.errors)
+    if operation.body or parameters:  # path parameters too: 1 to 200 characters
+        errors.add(400)
+    if operation.body:
+        errors.add(415)
+    if is_public(path):
+        document["security"] = []
+        if path.startswith("/hooks/"):
+            errors.add(401)
+    else:
+        errors.add(401)
+    for status in sorted(errors):
+        responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
+    document["responses"] = responses
+    return document
+
+
+@blueprint.route(OPENAPI_PATH, methods=["GET"])
+def openapi_json() -> dict[str, Any]:
+    """The document for the routes the running app has (public: no API key)."""
+    return openapi_document(blueprint.current_app.routes)

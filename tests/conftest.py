@@ -1,0 +1,63 @@
+"""The stack's environment for every test, set before anything imports the app, and the
+in-process AWS account the integration and end-to-end tests run on.
+
+`app.py` names its queue event sources from the configuration when it is imported, so
+the stage, the key and the region must be fixed here, at collection, before any test
+module (or another conftest) imports it. Unit tests need nothing else; the fixture below
+imports moto and the stack only when a test asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.pop("SCENARIA_AWS_ENDPOINT", None)  # in-process moto, never a server
+os.environ.pop("SCENARIA_API_KEY_PARAMETER", None)
+os.environ.update(
+    SCENARIA_STAGE="test",
+    SCENARIA_API_KEY="test-key",
+    SCENARIA_PRECISE_DELAYS="0",
+    SCENARIA_TIMER_SHARDS="2",  # fewer index queries per sweep: the suite runs faster
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+    POWERTOOLS_METRICS_DISABLED="true",
+    POWERTOOLS_TRACE_DISABLED="true",
+)
+
+
+@pytest.fixture
+def aws_stack() -> Iterator[None]:
+    """A fresh moto account holding every table and queue of the stack (`infra/resources.py`).
+
+    Every cache that remembers a client, a queue URL, a compiled version, the API key or a
+    segment is cleared first, so nothing leaks from one test's account into the next.
+    """
+    from moto import mock_aws
+
+    from chalicelib.adapters import aws, queues, store
+    from chalicelib.api import auth
+    from chalicelib.config import settings
+    from chalicelib.local.stack import create_resources
+    from chalicelib.runtime.segments import library
+
+    def forget() -> None:
+        settings.cache_clear()
+        aws.reset()
+        queues.forget_urls()
+        store.compiled_version.cache_clear()
+        auth.api_key.cache_clear()
+        library.forget()
+
+    with mock_aws():
+        forget()
+        create_resources()
+        yield
+        forget()
