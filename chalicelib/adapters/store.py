@@ -27,7 +27,8 @@ stats = Table("stats")
 promo_codes = Table("promo_codes")
 idempotency = Table("idempotency")
 
-PROFILE_HISTORY_LIMIT = 500  # newest events and messages the engine sees per profile
+EVENT_LIMIT = 300  # the newest events the engine sees per profile
+MESSAGE_LIMIT = 200  # and the newest messages
 
 
 # --- scenarios -------------------------------------------------------------------------
@@ -70,24 +71,31 @@ def profile_partition(profile_db: str, profile_id: str) -> str:
 def load_profile(profile_db: str, profile_id: str) -> tuple[Profile, dict[str, Any] | None]:
     """The engine's view of a profile (fields, newest events and messages) and its stored item.
 
-    One Query, newest first: the profile item (`P`) sorts after its history.
+    Two Queries, newest first, so a long message history never crowds out the events:
+    the profile item (`P`) with its messages (`M#…`, which sort just before it), then
+    its events (`E#…`).
     """
     view = Profile(profile_id, profile_db=profile_db)
     item = None
+    partition = profile_partition(profile_db, profile_id)
     for values in profiles.query(
-        "pk = :pk",
-        values={":pk": profile_partition(profile_db, profile_id)},
+        "pk = :pk AND sk >= :m",
+        values={":pk": partition, ":m": "M#"},
         forward=False,
-        limit=PROFILE_HISTORY_LIMIT,
+        limit=1 + MESSAGE_LIMIT,
     ):
-        sort_key = values["sk"]
-        if sort_key == "P":
+        if values["sk"] == "P":
             item = values
             view.fields = values.get("fields") or {}
-        elif sort_key.startswith("M#"):
+        elif values["sk"].startswith("M#"):
             view.messages.append(message_from_values(values))
-        elif sort_key.startswith("E#"):
-            view.events.append(event_from_values(values))
+    for values in profiles.query(
+        "pk = :pk AND begins_with(sk, :e)",
+        values={":pk": partition, ":e": "E#"},
+        forward=False,
+        limit=EVENT_LIMIT,
+    ):
+        view.events.append(event_from_values(values))
     view.events.reverse()
     view.messages.reverse()
     return view, item

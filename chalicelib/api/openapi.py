@@ -87,20 +87,41 @@ PAGE = (
     ),
     Param("next_token", "the `next_token` of the previous page"),
 )
-SCENARIO_LINKS = {
-    name: {
-        "operationId": operation,
-        "parameters": {"scenario_id": "$response.body#/id"},
-        "description": description,
+
+
+def links(*operation_ids: str, **parameters: str) -> dict[str, dict[str, Any]]:
+    """OpenAPI links from an answer to the operations that take the same ids next."""
+    return {
+        operation_id: {"operationId": operation_id, "parameters": parameters}
+        for operation_id in operation_ids
     }
-    for name, operation, description in (
-        ("read", "read_scenario", "read the scenario"),
-        ("activate", "activate_scenario", "activate the scenario"),
-        ("versions", "scenario_versions", "list its versions"),
-        ("stats", "scenario_stats", "its statistics"),
-        ("trash", "trash_scenario", "trash it"),
-    )
-}
+
+
+NEW_SCENARIO_LINKS = links(
+    "read_scenario",
+    "replace_scenario",
+    "activate_scenario",
+    "clone_scenario",
+    "scenario_versions",
+    "scenario_stats",
+    "trash_scenario",
+    scenario_id="$response.body#/id",
+)
+ACTIVE_SCENARIO_LINKS = links(
+    "add_profile",
+    "send_segment",
+    "deactivate_scenario",
+    "clear_scenario",
+    "scenario_versions",
+    scenario_id="$request.path.scenario_id",
+)
+PROFILE_LINKS = links(
+    "read_profile",
+    "profile_journeys",
+    "erase_profile",
+    profile_db="$request.path.profile_db",
+    profile_id="$request.path.profile_id",
+)
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     # --- scenarios (SPEC §3.1) ---
@@ -112,7 +133,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body=(Scenario,),
         description="A draft may be incomplete (only `name` is required): what keeps it "
         "from being activated is listed in `problems`.",
-        links=SCENARIO_LINKS,
+        links=NEW_SCENARIO_LINKS,
     ),
     ("/scenarios", "GET"): Operation(
         "List scenarios",
@@ -151,13 +172,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "that profiles in flight follow.",
     ),
     ("/scenarios/{scenario_id}", "DELETE"): Operation(
-        "Trash a scenario (not while active)", "Scenarios", m.ScenarioOut, errors=(404, 409)
+        "Trash a scenario (not while active)",
+        "Scenarios",
+        m.ScenarioOut,
+        errors=(404, 409),
+        links=links("restore_scenario", scenario_id="$request.path.scenario_id"),
     ),
     ("/scenarios/{scenario_id}/activate", "POST"): Operation(
         "Validate and activate a scenario",
         "Scenarios",
         m.Activation,
         errors=(404, 409, 422),
+        links=ACTIVE_SCENARIO_LINKS,
         description="Starts capturing. `webhook_secret` signs calls to its webhook triggers.",
     ),
     ("/scenarios/{scenario_id}/deactivate", "POST"): Operation(
@@ -178,7 +204,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         m.ScenarioOut,
         201,
         errors=(404,),
-        links=SCENARIO_LINKS,
+        links=NEW_SCENARIO_LINKS,
     ),
     ("/scenarios/{scenario_id}/versions", "GET"): Operation(
         "List a scenario's versions", "Scenarios", m.VersionList, params=PAGE, errors=(404,)
@@ -270,6 +296,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         m.ProfileOut,
         body=(m.ProfileUpsert,),
         description="The given fields are merged in; `null` clears one.",
+        links=PROFILE_LINKS,
     ),
     ("/profiles/{profile_db}/{profile_id}", "GET"): Operation(
         "Read a profile", "Profiles", m.ProfileOut, errors=(404,)
@@ -288,7 +315,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "A profile's journeys, newest first", "Profiles", m.Journeys, params=PAGE
     ),
     ("/segments/{segment_id}", "PUT"): Operation(
-        "Define a segment", "Segments", m.SegmentOut, body=(m.SegmentIn,)
+        "Define a segment",
+        "Segments",
+        m.SegmentOut,
+        body=(m.SegmentIn,),
+        links=links("read_segment", "count_segment", segment_id="$response.body#/id"),
     ),
     ("/segments/{segment_id}", "GET"): Operation(
         "Read a segment", "Segments", m.SegmentOut, errors=(404,)
@@ -297,7 +328,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Count a segment's members", "Segments", m.SegmentCount, errors=(404,)
     ),
     ("/promo-pools/{pool}", "PUT"): Operation(
-        "Add promo codes to a pool", "Promo pools", m.PromoPool, body=(m.PromoCodes,)
+        "Add promo codes to a pool",
+        "Promo pools",
+        m.PromoPool,
+        body=(m.PromoCodes,),
+        links=links("read_promo_pool", pool="$response.body#/pool"),
     ),
     ("/promo-pools/{pool}", "GET"): Operation(
         "How many codes a pool has left", "Promo pools", m.PromoPool

@@ -18,9 +18,11 @@ from chalicelib.scenarios.model import (
     Node,
     Scenario,
     ScheduleTrigger,
+    SendNode,
     SplitNode,
     Trigger,
     WaitForNode,
+    WebhookNode,
 )
 from chalicelib.scenarios.templates import render
 from chalicelib.scenarios.validation import validate_scenario
@@ -76,6 +78,27 @@ class CompiledScenario:
         self.entered_stat = {node_id: CountStat("node_entered", node_id) for node_id in self.nodes}
         self.exited_stat = {node_id: CountStat("node_exited", node_id) for node_id in self.nodes}
         self._renderers: dict[tuple[str, bool], Renderer] = {}
+        # Each send node's subject, body, html, title, url and from, ready to render.
+        self.send_renderers: dict[str, tuple[Renderer, ...]] = {}
+        sources: list[str | None] = []  # every template of the scenario
+        for node_id, node in self.nodes.items():
+            if isinstance(node, SendNode):
+                parts = node.template
+                self.send_renderers[node_id] = tuple(
+                    compile_template(source, html=name == "html")
+                    for name, source in (
+                        ("subject", parts.subject), ("body", parts.body),
+                        ("html", parts.html), ("title", parts.title),
+                        ("url", parts.url), ("from", parts.from_),
+                    )
+                )  # fmt: skip
+                sources += [parts.subject, parts.body, parts.html, parts.title, parts.url]
+                sources += [parts.from_, node.to]
+            elif isinstance(node, WebhookNode):
+                sources += [node.url, node.body, *node.headers.values()]
+        roots = [template_roots(source) for source in sources]
+        # The entry event's dict costs a datetime formatting: made only if a template reads it.
+        self.templates_read_event = any(r is None or "event" in r for r in roots)
 
     @classmethod
     def from_document(
@@ -114,7 +137,44 @@ _DICT_ATTRIBUTES = frozenset(dir(dict))  # Jinja takes `d.items` as the method, 
 _UNDEFINED: Any = object()
 
 
-def compile_template(source: str, html: bool = False) -> Renderer:
+Piece = str | tuple[str, tuple[str, ...]]  # literal text, or (root, keys) to look up
+
+
+def _lookups(source: str) -> list[Piece] | None:
+    """The template as literal text and `{{ root.a.b }}` look-ups, or None when it uses
+    anything else of Jinja (or something the look-ups would not render as Jinja does)."""
+    if "\r" in source:  # Jinja normalises newlines: leave that to it
+        return None
+    text = source[:-1] if source.endswith("\n") else source  # Jinja drops one
+    pieces: list[Piece] = []
+    position = 0
+    for match in _LOOKUP.finditer(text):
+        literal = text[position : match.start()]
+        if any(mark in literal for mark in _JINJA_SYNTAX) or literal.endswith("{"):
+            return None
+        root, *keys = match.group(1).split(".")
+        if any(key in _DICT_ATTRIBUTES for key in keys):
+            return None
+        pieces.extend((literal, (root, tuple(keys))))
+        position = match.end()
+    literal = text[position:]
+    if any(mark in literal for mark in _JINJA_SYNTAX):
+        return None
+    pieces.append(literal)
+    return pieces
+
+
+def template_roots(source: str | None) -> frozenset[str] | None:
+    """The context entries a template may read; None when it may read any."""
+    if source is None or "{" not in source:
+        return frozenset()
+    pieces = _lookups(source)
+    if pieces is None:
+        return None
+    return frozenset(piece[0] for piece in pieces if not isinstance(piece, str))
+
+
+def compile_template(source: str | None, html: bool = False) -> Renderer:
     """A renderer equal to `templates.render(source, context, html)`.
 
     Most message templates only put profile fields and vars into text. Those are
@@ -125,27 +185,14 @@ def compile_template(source: str, html: bool = False) -> Renderer:
     (a key that is a dict method, a look-up into a non-dict, a root the context lacks),
     renders through Jinja itself.
     """
+    if source is None:
+        return lambda context: None
     if "{" not in source:  # templates.render returns static text as it is
         return lambda context: source
     fallback: Renderer = lambda context: render(source, context, html)  # noqa: E731
-    if "\r" in source:  # Jinja normalises newlines: leave that to it
+    pieces = _lookups(source)
+    if pieces is None:
         return fallback
-    text = source[:-1] if source.endswith("\n") else source
-    pieces: list[str | tuple[str, tuple[str, ...]]] = []
-    position = 0
-    for match in _LOOKUP.finditer(text):
-        literal = text[position : match.start()]
-        if any(mark in literal for mark in _JINJA_SYNTAX) or literal.endswith("{"):
-            return fallback
-        root, *keys = match.group(1).split(".")
-        if any(key in _DICT_ATTRIBUTES for key in keys):
-            return fallback
-        pieces.extend((literal, (root, tuple(keys))))
-        position = match.end()
-    literal = text[position:]
-    if any(mark in literal for mark in _JINJA_SYNTAX):
-        return fallback
-    pieces.append(literal)
     convert: Callable[[Any], str] = (lambda value: str(escape(value))) if html else str
 
     def render_lookups(context: dict[str, Any]) -> str | None:

@@ -467,7 +467,7 @@ class _Run:
             start, end_ = self.scenario.quiet_hours
             deliver_at = after_quiet_hours(deliver_at, start, end_, self.tz)
         context = self.template_context()
-        template = node.template
+        subject, body, html, title, url, sender = self.scenario.send_renderers[node_id]
         self.effects.append(
             Send(
                 message_id=msg_id,
@@ -475,12 +475,12 @@ class _Run:
                 node=node_id,
                 channel=channel,
                 to=to,
-                subject=self.scenario.render(template.subject, context),
-                body=self.scenario.render(template.body, context),
-                html=self.scenario.render(template.html, context, html=True),
-                title=self.scenario.render(template.title, context),
-                url=self.scenario.render(template.url, context),
-                sender=self.scenario.render(template.from_, context),
+                subject=subject(context),
+                body=body(context),
+                html=html(context),
+                title=title(context),
+                url=url(context),
+                sender=sender(context),
                 ttl=parse_duration(node.ttl) if node.ttl else None,
                 deliver_at=deliver_at if deliver_at > self.now else None,
             )
@@ -740,7 +740,8 @@ class _Run:
             scenario = self.scenario
             self._context = {
                 "profile": {**self.profile.fields, "profile_id": self.profile.profile_id},
-                "event": self.instance.entry.as_dict(),
+                # Read by no template (see CompiledScenario): left empty, unformatted.
+                "event": self.instance.entry.as_dict() if scenario.templates_read_event else {},
                 "vars": self.instance.vars,
                 "scenario": {
                     "id": scenario.scenario_id,

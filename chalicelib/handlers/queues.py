@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -20,7 +21,7 @@ from chalicelib.adapters.clock import now
 from chalicelib.config import settings
 from chalicelib.runtime import channels, events, schedules, steps
 
-from .observability import logger
+from .observability import logger, metrics
 
 blueprint = Blueprint(__name__)
 
@@ -39,9 +40,18 @@ def consume(event: SQSEvent, handle: Callable[[dict[str, Any]], None]) -> dict[s
             logger.remove_keys(["instance_id", "scenario_id", "profile_id"])
 
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(
-        event=event.to_dict(), record_handler=record_handler, processor=processor
-    )
+    records = event.to_dict().get("Records", [])
+    try:
+        return process_partial_response(
+            event=event.to_dict(), record_handler=record_handler, processor=processor
+        )
+    finally:  # also when every record failed and the whole batch is retried
+        failed = len(processor.fail_messages)
+        metrics.add_metric(
+            name="MessagesHandled", unit=MetricUnit.Count, value=len(records) - failed
+        )
+        metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=failed)
+        metrics.flush_metrics()
 
 
 @blueprint.on_sqs_message(queue=settings().queue("events"), batch_size=10)

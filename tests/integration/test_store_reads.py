@@ -87,19 +87,21 @@ def test_the_view_holds_fields_events_and_messages_oldest_first() -> None:
     }
 
 
-def test_the_view_keeps_only_the_newest_history(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "PROFILE_HISTORY_LIMIT", 5)
+def test_the_view_keeps_the_newest_events_and_messages_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "EVENT_LIMIT", 3)
+    monkeypatch.setattr(store, "MESSAGE_LIMIT", 2)
     put_profile({"first_name": "Ada"})
     for number in range(8):
         record(
             "customers", "ada", Event("page.visited", T0 + timedelta(hours=number), id=f"e{number}")
         )
-    put_message(1)
+    for number in range(1, 6):
+        put_message(number)
 
     view, _ = store.load_profile("customers", "ada")
     assert view.fields == {"first_name": "Ada"}
-    assert [m.message_id for m in view.messages] == ["m1"]
-    assert [e.id for e in view.events] == ["e5", "e6", "e7"]  # the profile item counts too
+    assert [m.message_id for m in view.messages] == ["m4", "m5"]
+    assert [e.id for e in view.events] == ["e5", "e6", "e7"]  # many messages crowd out no event
 
 
 def test_a_profile_never_stored_has_an_empty_view() -> None:
