@@ -1,0 +1,414 @@
+"""Runtime cost and speed: `python -m bench.runtime` (part of `make bench`).
+
+Prints `name: value unit` lines and merges them into bench/results.json.
+
+- AWS requests per journey of the welcome series, on in-process moto through the real
+  handlers (captures, pauses, sends, the webhook, the promo code), counted with botocore
+  event hooks by service and operation — the queue polling and deleting that Lambda's
+  event source mappings do included — and the dollar cost per million journeys at
+  on-demand prices beside Step Functions Standard for the same graph.
+- A segment campaign over 10,000 and 100,000 profiles: the fan-out (parallel Scan,
+  segment evaluation, SendMessageBatch of captures) in requests and time per profile,
+  and the captures themselves per member, measured on the smaller run.
+- Wake-up lateness on the local stack in real time (a subprocess of `python -m
+  chalicelib.local`): 5-second pauses (the SQS delay path) and 90-second pauses (the
+  sweeper path), p50 / p99 / max.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results.json"
+JOURNEYS = int(os.environ.get("BENCH_JOURNEYS", "40"))
+CAMPAIGN_SIZES = tuple(int(n) for n in os.environ.get("BENCH_CAMPAIGN", "10000,100000").split(","))
+CAPTURE_SAMPLE = int(os.environ.get("BENCH_CAPTURES", "500"))
+LATENCY_PROFILES = int(os.environ.get("BENCH_LATENCY_PROFILES", "20"))
+
+# On-demand list prices (DESIGN.md).
+DYNAMODB_WRITE_UNIT = 0.625e-6
+DYNAMODB_READ_UNIT = 0.125e-6
+SQS_REQUEST = 0.40e-6
+STEP_FUNCTIONS_TRANSITION = 25e-6
+
+WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+READS = {"GetItem", "Query", "Scan"}
+
+
+def in_process_stack() -> Any:
+    """Environment for in-process moto, set before the app is imported."""
+    os.environ.pop("SCENARIA_AWS_ENDPOINT", None)
+    os.environ.update(
+        SCENARIA_STAGE="bench", SCENARIA_API_KEY="bench", SCENARIA_PRECISE_DELAYS="0",
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true",
+    )  # fmt: skip
+    from moto import mock_aws
+
+    return mock_aws()
+
+
+def reset_caches() -> None:
+    from chalicelib.adapters import aws, queues, store
+    from chalicelib.config import settings
+
+    settings.cache_clear()
+    aws.reset()
+    queues.forget_urls()
+    store.compiled_version.cache_clear()
+
+
+class JourneyMeter:
+    """The requests journeys cause, by operation, with their capacity units: a write of n KB
+    costs n units (twice in a transaction), a read one unit per call (items here are under
+    4 KB). Left out: the sweeper's and the schedule tick's index queries, a fixed cost per
+    minute whatever the traffic (reported apart), and the local stack's own queue-depth
+    checks and empty polls; a ReceiveMessage counts when it brought messages."""
+
+    FIXED_INDEXES = ("by_due", "pending")
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.write_units = 0.0
+        self.read_units = 0.0
+        self.active = False
+
+    def attach(self, dynamodb: Any, sqs: Any) -> None:
+        dynamodb.meta.events.register("before-parameter-build.dynamodb", self.on_dynamodb)
+        sqs.meta.events.register("before-parameter-build.sqs", self.on_sqs)
+        sqs.meta.events.register("after-call.sqs.ReceiveMessage", self.on_receive)
+
+    def on_dynamodb(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        name = model.name
+        schedule_index = params.get("ExpressionAttributeValues", {}).get(":pk") == {"S": "SCHEDULE"}
+        if not self.active or params.get("IndexName") in self.FIXED_INDEXES or schedule_index:
+            return
+        self.counts[f"dynamodb.{name}"] += 1
+        if name in WRITES:
+            self.write_units += _kilobytes(params)
+        elif name == "TransactWriteItems":
+            self.write_units += sum(2 * _kilobytes(item) for item in params["TransactItems"])
+        elif name == "BatchWriteItem":
+            self.write_units += sum(
+                _kilobytes(r) for rs in params["RequestItems"].values() for r in rs
+            )
+        elif name in READS or name == "BatchGetItem":
+            self.read_units += 1
+
+    def on_sqs(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if self.active and model.name not in (
+            "GetQueueAttributes",
+            "GetQueueUrl",
+            "ReceiveMessage",
+        ):
+            self.counts[f"sqs.{model.name}"] += 1
+
+    def on_receive(self, parsed: dict[str, Any], **_: Any) -> None:
+        if self.active and parsed.get("Messages"):
+            self.counts["sqs.ReceiveMessage"] += 1
+
+
+def _kilobytes(value: Any) -> int:
+    return max(1, math.ceil(len(json.dumps(value)) / 1024))
+
+
+def journeys_figures() -> dict[str, tuple[float, str]]:
+    """Requests and cost per welcome-series journey."""
+    with in_process_stack():
+        reset_caches()
+        from app import app
+        from chalicelib.adapters.aws import client
+        from chalicelib.adapters.clock import VirtualClock, use_clock
+        from chalicelib.local.clock import advance_to
+        from chalicelib.local.stack import Runtime, create_resources
+        from chalicelib.runtime import profiles, promo, scenarios
+        from chalicelib.scenarios.facts import Event
+
+        create_resources()
+        start = datetime(2026, 6, 1, 10, tzinfo=UTC)
+        clock = VirtualClock(start)
+        previous = use_clock(clock)
+        meter = JourneyMeter()
+        meter.attach(client("dynamodb"), client("sqs"))
+        try:
+            runtime = Runtime(app)
+            meta = scenarios.create(json.loads((ROOT / "examples" / "welcome.json").read_text()))
+            scenarios.activate(meta["scenario_id"])
+            promo.add_codes("WELCOME10", [f"CODE{n:05d}" for n in range(JOURNEYS)])
+            runtime.drain()
+            meter.active = True
+            for n in range(JOURNEYS):
+                fields = {
+                    "first_name": f"P{n}",
+                    "email": f"p{n}@example.com",
+                    "phone": f"+1415555{n:04d}",
+                    "consents": {"email": True, "sms": True},
+                }
+                profiles.upsert("customers", f"p{n}", fields, "form")
+            runtime.drain()
+            advance_to(runtime, clock, start + timedelta(hours=5))
+            for n in range(0, JOURNEYS, 2):  # half the profiles confirm their address
+                event = Event("subscription.confirmed", clock.now(), {}, id=f"confirm-p{n}")
+                profiles.publish("customers", f"p{n}", [event])
+            advance_to(runtime, clock, start + timedelta(days=4))
+            meter.active = False
+            stats = scenarios_stats(meta["scenario_id"])
+        finally:
+            use_clock(previous)
+    by_operation = meter.counts
+    per_journey = sum(by_operation.values()) / JOURNEYS
+    sqs = sum(n for name, n in by_operation.items() if name.startswith("sqs.")) / JOURNEYS
+    write_units, read_units = meter.write_units / JOURNEYS, meter.read_units / JOURNEYS
+    cost = write_units * DYNAMODB_WRITE_UNIT + read_units * DYNAMODB_READ_UNIT + sqs * SQS_REQUEST
+    transitions = stats["node_transitions"] / JOURNEYS
+    print(
+        f"# welcome series, {JOURNEYS} journeys (half confirm): requests by operation per journey"
+    )
+    for name, count in by_operation.most_common():
+        print(f"#   {name}: {count / JOURNEYS:.1f}")
+    print(f"#   completed {stats['completed']}, node transitions {stats['node_transitions']}")
+    return {
+        "aws_requests_per_journey": (per_journey, "requests"),
+        "dynamodb_write_units_per_journey": (write_units, "WCU"),
+        "dynamodb_read_units_per_journey": (read_units, "RCU"),
+        "sqs_requests_per_journey": (sqs, "requests"),
+        "cost_per_million_journeys": (cost * 1e6, "USD"),
+        "step_functions_cost_per_million_journeys": (
+            transitions * STEP_FUNCTIONS_TRANSITION * 1e6,
+            "USD",
+        ),
+        "node_transitions_per_journey": (transitions, "transitions"),
+    }
+
+
+def scenarios_stats(scenario_id: str) -> dict[str, int]:
+    from chalicelib.runtime.stats import scenario_stats
+
+    figures = scenario_stats(scenario_id)
+    return {"completed": figures["completed"] + figures["exited"],
+            "node_transitions": sum(n["entered"] for n in figures["nodes"].values())}  # fmt: skip
+
+
+def campaign_figures() -> dict[str, tuple[float, str]]:
+    """A daily segment campaign: fan-out per profile at each size, captures per member."""
+    figures: dict[str, tuple[float, str]] = {}
+    for size in CAMPAIGN_SIZES:
+        with in_process_stack():
+            reset_caches()
+            from chalicelib.adapters import store
+            from chalicelib.adapters.aws import count_requests
+            from chalicelib.adapters.clock import VirtualClock, use_clock
+            from chalicelib.adapters.queues import send_batch
+            from chalicelib.local.stack import create_resources
+            from chalicelib.runtime import scenarios, schedules, steps
+            from chalicelib.runtime.segments import library
+
+            create_resources()
+            library.forget()
+            start = datetime(2026, 6, 1, 9, tzinfo=UTC)
+            previous = use_clock(VirtualClock(start))
+            try:
+                store.profiles.batch_put([
+                    {"pk": store.profile_partition("customers", f"p{n}"), "sk": "P", "profile_db": "customers",
+                     "profile_id": f"p{n}", "fields": {"tier": "gold" if n % 2 else "silver",
+                     "email": f"p{n}@example.com", "consents": {"email": True}}}
+                    for n in range(size)
+                ])  # fmt: skip
+                meta = scenarios.create(campaign_document())
+                scenarios.activate(meta["scenario_id"])
+                scenario = store.compiled_version(meta["scenario_id"], 1)
+                run_at = start + timedelta(hours=1)
+                with count_requests() as counted:
+                    schedules.fan_out(scenario, run_at, trigger_id="daily")
+                jobs = [json.loads(m["Body"]) for m in receive_all("segments")]
+                sent = SentCaptures()
+                schedules.send_batch = (
+                    sent  # moto's SQS slows with queue length: count, keep a sample
+                )
+                members, elapsed, requests = 0, 0.0, counted.total
+                for job in jobs:
+                    with count_requests() as counted:
+                        began = time.perf_counter()
+                        members += schedules.process_segment(job, run_at).matched
+                        elapsed += time.perf_counter() - began
+                    requests += counted.total
+                schedules.send_batch = send_batch
+                requests += sent.calls
+                figures[f"campaign_{size}_fanout_us_per_profile"] = (elapsed / size * 1e6, "µs")
+                figures[f"campaign_{size}_fanout_requests_per_1000_profiles"] = (
+                    requests / size * 1000,
+                    "requests",
+                )
+                print(
+                    f"# campaign over {size} profiles: {len(jobs)} scan segments, {members} members, "
+                    f"fan-out {elapsed:.1f} s, {requests} requests ({sent.calls} SendMessageBatch)"
+                )
+                if size == min(CAMPAIGN_SIZES):
+                    with count_requests() as counted:
+                        for body in sent.sample:
+                            steps.process(body)
+                    figures["campaign_capture_requests_per_member"] = (
+                        counted.total / len(sent.sample),
+                        "requests",
+                    )
+            finally:
+                use_clock(previous)
+    return figures
+
+
+def campaign_document() -> dict[str, Any]:
+    return {
+        "name": "Gold members' newsletter",
+        "profile_db": "customers",
+        "reentry": "parallel",
+        "triggers": [{"id": "daily", "type": "schedule", "daily": "10:00", "next": "letter",
+                      "segment": {"field": "profile.tier", "op": "eq", "value": "gold"}}],
+        "nodes": {"letter": {"type": "send", "channel": "email", "template": {"subject": "News"}}},
+    }  # fmt: skip
+
+
+class SentCaptures:
+    """Stands in for `send_batch` during the fan-out: counts the SendMessageBatch calls it
+    would make and keeps the first captures for the per-member measurement."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.sample: list[dict[str, Any]] = []
+
+    def __call__(self, queue: str, messages: Any) -> int:
+        batch = list(messages)
+        self.calls += math.ceil(len(batch) / 10)
+        self.sample.extend(body for body, _ in batch[: max(0, CAPTURE_SAMPLE - len(self.sample))])
+        return math.ceil(len(batch) / 10)
+
+
+def receive_all(queue: str, most: int = 10_000) -> list[dict[str, Any]]:
+    from chalicelib.adapters.aws import client
+    from chalicelib.adapters.queues import queue_url
+
+    messages: list[dict[str, Any]] = []
+    while len(messages) < most:
+        got = (
+            client("sqs")
+            .receive_message(QueueUrl=queue_url(queue), MaxNumberOfMessages=10)
+            .get("Messages", [])
+        )
+        if not got:
+            break
+        messages.extend(got)
+    return messages[:most]
+
+
+def lateness_figures() -> dict[str, tuple[float, str]]:
+    """Start the local stack in real time and measure how late pauses end."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "SCENARIA_CLOCK": "real", "SCENARIA_API_KEY": "bench"}
+    for name in ("SCENARIA_AWS_ENDPOINT", "SCENARIA_PRECISE_DELAYS", "SCENARIA_STAGE"):
+        env.pop(name, None)
+    stack = subprocess.Popen([sys.executable, "-m", "chalicelib.local"], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    figures: dict[str, tuple[float, str]] = {}
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url)
+        for label, seconds in (("delay_path_5s", 5), ("sweeper_path_90s", 90)):
+            late = pause_lateness(url, seconds)
+            figures[f"wakeup_{label}_p50"] = (statistics.median(late), "s")
+            figures[f"wakeup_{label}_p99"] = (percentile(late, 0.99), "s")
+            figures[f"wakeup_{label}_max"] = (max(late), "s")
+            figures[f"wakeup_{label}_early"] = (sum(1 for x in late if x < 0), "wake-ups")
+    finally:
+        stack.terminate()
+        stack.wait(timeout=20)
+    return figures
+
+
+def pause_lateness(url: str, seconds: int) -> list[float]:
+    document = {"name": f"Pause {seconds}s", "profile_db": "bench", "reentry": "parallel", "entry": "wait",
+                "nodes": {"wait": {"type": "pause", "duration": f"PT{seconds}S", "next": "done"},
+                          "done": {"type": "exit"}}}  # fmt: skip
+    scenario_id = api(url, "POST", "/scenarios", document)["id"]
+    api(url, "POST", f"/scenarios/{scenario_id}/activate")
+    for n in range(LATENCY_PROFILES):
+        api(url, "POST", f"/scenarios/{scenario_id}/profiles", {"profile_id": f"l{seconds}-{n}"})
+    deadline = time.time() + seconds + 150
+    late: list[float] = []
+    while time.time() < deadline:
+        time.sleep(2)
+        late = []
+        for n in range(LATENCY_PROFILES):
+            journey = api(url, "GET", f"/profiles/bench/l{seconds}-{n}/journeys")["journeys"][0]
+            if journey["status"] == "active":
+                break
+            entered, woke = (datetime.fromisoformat(step["at"]) for step in journey["path"][:2])
+            late.append((woke - entered).total_seconds() - seconds)
+        if len(late) == LATENCY_PROFILES:
+            return late
+    raise RuntimeError(f"{seconds}s pauses had not all ended after {seconds + 150}s")
+
+
+def api(url: str, method: str, path: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, method=method,
+                                     headers={"X-Api-Key": "bench", "Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read() or b"null")
+
+
+def wait_until_up(url: str) -> None:
+    for _ in range(120):
+        try:
+            api(url, "GET", "/scenarios?limit=1")
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("the local stack did not start")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
+def main() -> int:
+    figures: dict[str, tuple[float, str]] = {}
+    figures.update(journeys_figures())
+    figures.update(campaign_figures())
+    if os.environ.get("BENCH_LATENCY", "1") == "1":
+        figures.update(lateness_figures())
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for name, (value, unit) in figures.items():
+        print(f"{name}: {value:.2f} {unit}")
+        results[name] = {"value": round(value, 3), "unit": unit}
+    spend = figures["cost_per_million_journeys"][0]
+    step_functions = figures["step_functions_cost_per_million_journeys"][0]
+    print(f"cost_ratio_step_functions_to_scenaria: {step_functions / spend:.1f} x")
+    results["cost_ratio_step_functions_to_scenaria"] = {
+        "value": round(step_functions / spend, 2),
+        "unit": "x",
+    }
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
