@@ -12,7 +12,7 @@ from chalicelib.adapters.queues import send_batch
 from chalicelib.runtime.events import mark
 from chalicelib.scenarios.durations import format_datetime
 
-from .errors import BadRequest
+from .errors import BadRequest, invalid_input
 from .http import json_document, routes
 from .models import EventIn
 
@@ -24,13 +24,21 @@ MAX_BATCH = 500
 
 @route("/events", methods=["POST"])
 def post_events() -> Response:
-    """One event or `{"events": [...]}`; each valid one is queued unless its id was seen."""
+    """One event or `{"events": [...]}`; each valid one is queued unless its id was seen.
+
+    A single event that is not valid is a 400 naming the field; in a batch each event is
+    checked on its own and the invalid ones are listed in `rejected`."""
     document = json_document(blueprint.current_request)
-    items = (
-        document.get("events")
-        if isinstance(document, dict) and "events" in document
-        else [document]
-    )
+    if not isinstance(document, dict):
+        raise BadRequest('$: an event object or {"events": [...]}')
+    if "events" in document:
+        items = document["events"]
+    else:
+        try:
+            EventIn.model_validate(document)
+        except ValidationError as error:
+            raise invalid_input(error) from None
+        items = [document]
     if not isinstance(items, list):
         raise BadRequest("$.events: a list of events")
     if len(items) > MAX_BATCH:

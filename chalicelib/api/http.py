@@ -75,10 +75,15 @@ def json_document(request: Request) -> Any:
 
 
 def check_storable(value: Any, path: tuple[int | str, ...] = ()) -> None:
-    """Bodies end up in DynamoDB as they are: a number it cannot hold exactly (more than
-    38 digits, beyond 1E±126, NaN, Infinity) or nesting deeper than it allows is a 400
-    here rather than a failure when it is stored."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    """Bodies end up in DynamoDB as they are: what it cannot hold is a 400 here rather
+    than a failure when it is stored: a number with more than 38 digits or beyond
+    1E±126 (or NaN, Infinity), a string that is not Unicode (a lone surrogate escape
+    such as "\\ud800"), an empty key, or nesting deeper than MAX_DEPTH."""
+    if isinstance(value, str):
+        if not _is_unicode(value):
+            raise BadRequest(f"{json_path(path)}: the string holds a lone surrogate (not Unicode)")
+        return
+    if isinstance(value, bool) or value is None:
         return
     if isinstance(value, int | float):
         if not _storable_number(value):
@@ -89,9 +94,24 @@ def check_storable(value: Any, path: tuple[int | str, ...] = ()) -> None:
         return
     if len(path) >= MAX_DEPTH:
         raise BadRequest(f"{json_path(path)}: the JSON body nests deeper than {MAX_DEPTH} levels")
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, inner in items:
-        check_storable(inner, (*path, key))
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if not key or not _is_unicode(key):
+                raise BadRequest(
+                    f"{json_path(path)}: keys must be non-empty Unicode strings, got {key!r}"
+                )
+            check_storable(inner, (*path, key))
+    else:
+        for index, inner in enumerate(value):
+            check_storable(inner, (*path, index))
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _storable_number(number: int | float) -> bool:

@@ -286,8 +286,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         m.EventAcceptance,
         202,
         body=(m.EventIn, m.EventBatch),
-        description="Each event is checked on its own: the invalid ones are listed in "
-        "`rejected`, the others queued. An `id` seen before is counted in `duplicates` "
+        description="A single invalid event is a 400. In a batch each event is checked on "
+        "its own: the invalid ones are listed in `rejected`, the others queued. An `id` seen before is counted in `duplicates` "
         "and not processed again.",
     ),
     ("/profiles/{profile_db}/{profile_id}", "PUT"): Operation(

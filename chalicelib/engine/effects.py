@@ -1,4 +1,9 @@
-"""Effects: what the engine asks the runtime to do. Plain data; the engine performs none."""
+"""Effects: what the engine asks the runtime to do. Plain data; the engine performs none.
+
+Plain slotted dataclasses, not frozen ones: a frozen dataclass sets each field through
+`object.__setattr__`, which made building a `Send` several times slower, and effects
+are built on every transition. Treat them as read-only all the same.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 from chalicelib.scenarios.facts import Event
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Queue one message. `message_id` is deterministic per node visit, for exactly-once."""
 
@@ -28,7 +33,7 @@ class Send:
     deliver_at: datetime | None = None  # later than now when quiet hours or the cap delay it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendSkipped:
     """A send that may not go out, recorded with why: no_consent, no_address or capped."""
 
@@ -39,7 +44,7 @@ class SendSkipped:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallWebhook:
     """Call an external API; the runtime answers with a WebhookResult carrying `step`."""
 
@@ -54,7 +59,7 @@ class CallWebhook:
     timeout: timedelta
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TakePromoCode:
     """Take one unused code from a pool; the runtime answers with a PromoCodeResult."""
 
@@ -65,7 +70,7 @@ class TakePromoCode:
     pool: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UpdateProfile:
     """Change profile fields: `set` values, `remove` fields, `add` to numbers, set consents."""
 
@@ -77,7 +82,7 @@ class UpdateProfile:
     consents: dict[str, bool] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetTimer:
     """Wake the instance at `wake_at` with WakeUp(step)."""
 
@@ -86,7 +91,7 @@ class SetTimer:
     wake_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EmitEvent:
     """An event the journey caused (profile.field_changed, consent.changed)."""
 
@@ -95,7 +100,7 @@ class EmitEvent:
     event: Event
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Jump:
     """Capture the profile into another scenario at its entry or at `node`."""
 
@@ -106,7 +111,7 @@ class Jump:
     event: Event
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CountStat:
     """Add one to a statistics counter: entered, completed, exited, removed, errors,
     node_entered or node_exited (with `node`)."""
@@ -115,7 +120,7 @@ class CountStat:
     node: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exit:
     """The journey ended: status completed / exited / removed / error, and why."""
 

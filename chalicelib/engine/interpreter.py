@@ -76,7 +76,6 @@ from .timing import after_quiet_hours, align, best_time, profile_zone
 MAX_INSTANT_STEPS = 1000
 _TICK = timedelta(microseconds=1)
 _WAITING_NODES = (PauseNode, BestTimeNode, WaitForNode)  # tuples: isinstance is faster
-_CLOCK_WAITS = (PauseNode, BestTimeNode)
 
 _STAT_OF_STATUS = {COMPLETED: "completed", EXITED: "exited", REMOVED: "removed", ERROR: "errors"}
 # Effects are immutable, so the statistics effects are made once and shared.
@@ -84,6 +83,8 @@ _ENTERED = CountStat("entered")
 _STATUS_STAT = {status: CountStat(name) for status, name in _STAT_OF_STATUS.items()}
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+WaitingNode = PauseNode | BestTimeNode | WaitForNode
 
 # A handler's result: (outcome, next node id) to go on at once, or None when the run
 # halts at this node (it waits, or the journey ended).
@@ -288,7 +289,7 @@ class _Run:
                 return self.end(EXITED, "stale")
             self.enter(node_id, due)
             transition = self._HANDLERS[type(node)](self, node_id, node, due)
-            if transition is not None and isinstance(node, _CLOCK_WAITS):
+            if transition is not None and isinstance(node, PauseNode | BestTimeNode | WaitForNode):
                 transition = self.next_lap(node_id, node, transition)
             if transition is None:
                 return None
@@ -487,7 +488,16 @@ class _Run:
         )
         sent = Message(msg_id, self.scenario.scenario_id, node_id, channel, deliver_at,
                        {"sent": deliver_at}, instance.instance_id)  # fmt: skip
-        self.use_profile(replace(self.profile, messages=[*self.profile.messages, sent]))
+        profile = self.profile
+        self.use_profile(
+            Profile(
+                profile.profile_id,
+                profile.fields,
+                profile.events,
+                [*profile.messages, sent],
+                profile.profile_db,
+            )
+        )
         if deliver_at > self.now:
             return f"queued for {format_datetime(deliver_at)}", node.next
         return "sent", node.next
@@ -531,26 +541,31 @@ class _Run:
         self.wait(TIMER, wake_at)
         return None
 
-    def next_lap(self, node_id: str, node: PauseNode | BestTimeNode, transition: Go) -> Go:
-        """A pause or best_time that passed at once, with the journey clock no later than
-        when this run last left it, is a loop come round without time passing: a daily
-        `at: "10:00"` pause entered at 10:00 by its own loop. Such a wait goes on to the
-        next occurrence of its time instead (once a lap, not 500 laps and `loop_limit`).
-        A wait with no later occurrence (PT0S, a past `until`) passes as before."""
+    def next_lap(self, node_id: str, node: WaitingNode, transition: Go) -> Go:
+        """A waiting node that passed at once, with the journey clock no later than when this
+        run last left it, is a loop come round without time passing. A clock-aligned wait
+        (a daily `at: "10:00"` pause entered at 10:00 by its own loop) goes on to the next
+        occurrence of its time instead; a wait with none (PT0S, a past `until`, a timeout
+        of zero, a condition that holds) ends the journey with `instant_loop` rather than
+        spinning through its loop until `loop_limit`, sending at every lap."""
         last = self.passed.get(node_id)
         if last is not None and self.due <= last:
             wake_at = self.next_occurrence(node, last)
-            if wake_at is not None:
-                if wake_at > self.now:
-                    self.wait(TIMER, wake_at)
-                    return None
-                self.due = wake_at
-                transition = "elapsed", node.next
+            if wake_at is None:
+                self.end(ERROR, "instant_loop")
+                return None
+            if wake_at > self.now:
+                self.wait(TIMER, wake_at)
+                return None
+            self.due = wake_at
+            transition = "elapsed", node.next
         self.passed[node_id] = self.due
         return transition
 
-    def next_occurrence(self, node: PauseNode | BestTimeNode, after: datetime) -> datetime | None:
+    def next_occurrence(self, node: WaitingNode, after: datetime) -> datetime | None:
         """The first time after `after` that a clock-aligned wait could end at, if any."""
+        if isinstance(node, WaitForNode):
+            return None
         if isinstance(node, BestTimeNode):
             within = parse_duration(node.within)
             if within <= timedelta(0):

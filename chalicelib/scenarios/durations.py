@@ -11,6 +11,8 @@ _DURATION = re.compile(
     r"^(?P<sign>[-+])?P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
+MAX_DAYS = 36_500  # a century: journeys end long before, and datetimes stay in range
+MAX_DURATION = timedelta(days=MAX_DAYS)
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -29,13 +31,18 @@ def _parse_duration(text: str) -> timedelta:
             raise ValueError(f"{text!r}: months and years are not supported, use days or weeks")
         raise ValueError(f"{text!r} is not an ISO 8601 duration such as 'P3D' or 'PT2H'")
     parts = match.groupdict()
-    value = timedelta(
-        weeks=int(parts["weeks"] or 0),
-        days=int(parts["days"] or 0),
-        hours=int(parts["hours"] or 0),
-        minutes=int(parts["minutes"] or 0),
-        seconds=float(parts["seconds"] or 0),
-    )
+    try:
+        value = timedelta(
+            weeks=int(parts["weeks"] or 0),
+            days=int(parts["days"] or 0),
+            hours=int(parts["hours"] or 0),
+            minutes=int(parts["minutes"] or 0),
+            seconds=float(parts["seconds"] or 0),
+        )
+    except OverflowError:
+        value = MAX_DURATION * 2
+    if value > MAX_DURATION:
+        raise ValueError(f"{text!r} is longer than {MAX_DAYS} days")
     return -value if parts["sign"] == "-" else value
 
 

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from .durations import is_time_zone, parse_clock_time, parse_duration
+from .durations import MAX_DAYS, is_time_zone, parse_clock_time, parse_duration
 from .templates import check_template
 
 # --- scalar types ---------------------------------------------------------------------
@@ -133,8 +133,10 @@ def _check_value(value: Any) -> Any:
         key, inner = next(iter(value.items()))
         if key == "now":
             _duration(inner)
-        elif key == "today" and (not isinstance(inner, int) or isinstance(inner, bool)):
-            raise ValueError("{'today': N} takes a whole number of days")
+        elif key == "today" and (
+            not isinstance(inner, int) or isinstance(inner, bool) or abs(inner) > MAX_DAYS
+        ):
+            raise ValueError(f"{{'today': N}} takes a whole number of days, at most {MAX_DAYS}")
         elif key == "ref":
             _path(inner)
     return value

@@ -106,7 +106,9 @@ def _input_path(document: Any, loc: Sequence[int | str]) -> list[int | str]:
 
 
 def _tags(value: dict[str, Any]) -> set[Any]:
-    return {value.get("type"), condition_kind(value), "consent" if "consent" in value else "field"}
+    node_type = value.get("type")
+    kind = node_type if isinstance(node_type, str) else None
+    return {kind, condition_kind(value), "consent" if "consent" in value else "field"}
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -182,7 +184,7 @@ def _instant_cycles(nodes: dict[str, Any]) -> Iterator[Problem]:
     instant = {
         node_id: [t for _, t in node_links(node) if t in nodes]
         for node_id, node in nodes.items()
-        if isinstance(node, dict) and node.get("type") not in WAITING_NODE_TYPES
+        if isinstance(node, dict) and not _is_waiting(node)
     }
     reported: set[frozenset[str]] = set()
     state: dict[str, int] = {}  # 1 on the current path, 2 done
@@ -212,6 +214,11 @@ def _instant_cycles(nodes: dict[str, Any]) -> Iterator[Problem]:
                 state[target] = 1
                 trail.append(target)
                 stack.append((target, iter(instant[target])))
+
+
+def _is_waiting(node: dict[str, Any]) -> bool:
+    node_type = node.get("type")
+    return isinstance(node_type, str) and node_type in WAITING_NODE_TYPES
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
