@@ -34,9 +34,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## make bench: engine speed on one core; prints `name: value unit` and writes bench/results.json
+## make bench: engine speed on one core, then the runtime's requests, cost, campaign scaling
+## and wake-up lateness; prints `name: value unit` lines and writes bench/results.json
 bench: $(INSTALLED)
 	$(ONE_CORE) $(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.runtime
 
 ## make schema: regenerate docs/scenario.schema.json from the pydantic models
 schema: $(INSTALLED)

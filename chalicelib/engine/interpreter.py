@@ -289,8 +289,8 @@ class _Run:
                 return self.end(EXITED, "stale")
             self.enter(node_id, due)
             transition = self._HANDLERS[type(node)](self, node_id, node, due)
-            if transition is not None and isinstance(node, PauseNode | BestTimeNode | WaitForNode):
-                transition = self.next_lap(node_id, node, transition)
+            if transition is not None and waits:
+                transition = self.next_lap(node_id, node, transition)  # type: ignore[arg-type]
             if transition is None:
                 return None
             outcome, node_id = transition
