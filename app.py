@@ -8,7 +8,7 @@ from collections.abc import Callable
 from chalice import Chalice, Response
 from chalice.app import Request
 
-from chalicelib.api import auth, events, hooks, profiles, scenarios
+from chalicelib.api import auth, events, hooks, openapi, profiles, scenarios
 from chalicelib.api.errors import PROBLEM_JSON, ApiError, problem
 from chalicelib.handlers import queues, timers
 
@@ -16,6 +16,7 @@ app = Chalice(app_name="scenaria")
 
 for blueprint in (scenarios.blueprint, events.blueprint, profiles.blueprint, hooks.blueprint):
     app.register_blueprint(blueprint)
+app.register_blueprint(openapi.blueprint)
 app.register_blueprint(queues.blueprint)
 app.register_blueprint(timers.blueprint)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
 from chalice import Response
 from chalice.app import BadRequestError, ChaliceUnhandledError
 from pydantic import ValidationError
@@ -85,7 +87,17 @@ def translate(error: Exception) -> ApiError:
         return BadRequest(f"next_token: {error}")
     if isinstance(error, BadRequestError):
         return BadRequest(f"the request body is not valid JSON ({error})")
+    if isinstance(error, ClientError) and _bad_start_key(error):
+        return BadRequest("next_token: not a token this API issued")
     raise error
+
+
+def _bad_start_key(error: ClientError) -> bool:
+    """DynamoDB refusing a page's start key: a next_token that decodes but is not ours."""
+    answer = error.response.get("Error", {})
+    return answer.get("Code") == "ValidationException" and bool(
+        re.search(r"start(ing)?\s*key", answer.get("Message", ""), re.IGNORECASE)
+    )
 
 
 def invalid_input(error: ValidationError, prefix: tuple[Any, ...] = ()) -> BadRequest:

@@ -13,6 +13,7 @@ from chalice import Blueprint
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.adapters.dynamo import BadToken, decode_token
 from chalicelib.scenarios.validation import json_path
 
 from .errors import BadRequest, answers_problems, invalid_input
@@ -133,7 +134,20 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     return int(raw)
 
 
-def page_params(request: Request, default: int = 100) -> tuple[int, str | None]:
-    """`limit` (1–1000) and `next_token` of a list call."""
+def page_params(
+    request: Request, default: int = 100, dynamodb_token: bool = True
+) -> tuple[int, str | None]:
+    """`limit` (1–1000) and `next_token` of a list call. A DynamoDB page's token must
+    decode to a key (attribute → {"S"|"N"|"B": text}), else a 400, not a failed call."""
     limit = query_int(request, "limit", default, 1, PAGE_LIMIT)
-    return limit, (request.query_params or {}).get("next_token")
+    token = (request.query_params or {}).get("next_token")
+    if token is not None and dynamodb_token:
+        try:
+            key = decode_token(token)
+        except BadToken as error:
+            raise BadRequest(f"next_token: {error}") from None
+        for value in key.values():
+            ((kind, text),) = value.items()
+            if kind not in ("S", "N", "B") or not isinstance(text, str):
+                raise BadRequest("next_token: not a token this API issued")
+    return limit, token

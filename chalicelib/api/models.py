@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
 from chalicelib.engine.simulate import Simulation
 from chalicelib.scenarios.model import Condition, Duration
@@ -22,7 +22,7 @@ class ScenarioDraft(BaseModel):
 
 
 class Deactivation(Body):
-    keep_profiles: bool | None = None
+    keep_profiles: StrictBool | None = None  # strict: "yes" or 1 is a 400, not True
 
 
 class Capture(Body):
@@ -319,7 +319,9 @@ class SegmentCount(Out):
 class PromoPool(Out):
     pool: str
     left: int
-    added: int | None = Field(None, description="codes added by this call (new ones only)")
+    added: int | None = Field(
+        None, description="codes of this call now available (one already taken is not added)"
+    )
 
 
 class HookResult(Out):

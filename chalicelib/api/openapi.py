@@ -17,11 +17,12 @@ from typing import Any
 
 from chalice import Blueprint
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.scenarios.model import Scenario
 
 from . import models as m
+from .auth import PUBLIC_PREFIXES  # what the middleware lets through without a key
 from .errors import PROBLEM_JSON
 from .http import MAX_PATH_PARAMETER, PAGE_LIMIT
 
@@ -29,9 +30,9 @@ blueprint = Blueprint(__name__)
 
 OPENAPI_PATH = "/openapi.json"
 REF_TEMPLATE = "#/components/schemas/{model}"
-PUBLIC_PREFIXES = ("/hooks/", OPENAPI_PATH)
 LEFT_OUT_PREFIXES = ("/local/",)
 JSON = "application/json"
+SchemaKey = tuple[type[BaseModel], JsonSchemaMode]
 
 ERROR_TITLES = {
     400: "Bad input: `detail` names the field at fault, `problems` lists every one",
@@ -236,7 +237,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         201,
         body=(m.Capture,),
         errors=(404, 409),
-        description="The profile enters at `entry`; `data` is the entry event's data. 409 "
+        description="The profile enters at `entry`; `data` is the entry event's data. 404 "
+        "when the scenario or the profile is unknown; 409 "
         "when the scenario is not active or the profile was not captured (see `reason`).",
     ),
     ("/scenarios/{scenario_id}/send-segment", "POST"): Operation(
@@ -287,8 +289,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         202,
         body=(m.EventIn, m.EventBatch),
         description="A single invalid event is a 400. In a batch each event is checked on "
-        "its own: the invalid ones are listed in `rejected`, the others queued. An `id` seen before is counted in `duplicates` "
-        "and not processed again.",
+        "its own: the invalid ones are listed in `rejected`, the others queued. An `id` "
+        "seen before is counted in `duplicates` and not processed again.",
     ),
     ("/profiles/{profile_db}/{profile_id}", "PUT"): Operation(
         "Create or update a profile",
@@ -454,25 +456,23 @@ def _document(routes: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
     }
 
 
-def _schemas(
-    operations: list[Operation],
-) -> tuple[dict[tuple[type[BaseModel], str], dict[str, Any]], dict[str, Any]]:
+def _schemas(operations: list[Operation]) -> tuple[dict[SchemaKey, dict[str, Any]], dict[str, Any]]:
     """Every model's schema once: `$ref`s by (model, mode), and the components."""
-    wanted: set[tuple[type[BaseModel], str]] = {(m.ProblemDocument, "serialization")}
+    wanted: set[SchemaKey] = {(m.ProblemDocument, "serialization")}
     for operation in operations:
         wanted.update((model, "validation") for model in operation.body)
         if operation.response is not None:
             wanted.add((operation.response, "serialization"))
     ordered = sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1]))
-    refs, top = models_json_schema(ordered, ref_template=REF_TEMPLATE)  # type: ignore[arg-type]
-    return dict(refs), top.get("$defs", {})
+    refs, top = models_json_schema(ordered, ref_template=REF_TEMPLATE)
+    return {key: refs[key] for key in ordered}, top.get("$defs", {})
 
 
 def _operation(
     path: str,
     operation: Operation,
     view_name: str,
-    refs: dict[tuple[type[BaseModel], str], dict[str, Any]],
+    refs: dict[SchemaKey, dict[str, Any]],
 ) -> dict[str, Any]:
     document: dict[str, Any] = {
         "operationId": view_name,

@@ -60,7 +60,7 @@ def import_profiles(profile_db: str) -> Response:
 
 @route("/profiles/{profile_db}/{profile_id}/journeys", methods=["GET"])
 def profile_journeys(profile_db: str, profile_id: str) -> dict[str, Any]:
-    limit, token = page_params(blueprint.current_request)
+    limit, token = page_params(blueprint.current_request, dynamodb_token=False)
     found = profiles.journeys(profile_db, profile_id)
     start = int(token) if token and token.isdigit() else 0
     if token and not token.isdigit():

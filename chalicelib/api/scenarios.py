@@ -28,6 +28,8 @@ from .models import Capture, Deactivation, ScenarioDraft, SendSegment, Simulatio
 blueprint = Blueprint(__name__)
 route = routes(blueprint)
 
+STATUSES = ("draft", "active", "stopped", "trashed")
+
 
 def present(meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """A scenario as the API shows it."""
@@ -58,6 +60,8 @@ def list_scenarios() -> dict[str, Any]:
     request = blueprint.current_request
     params = request.query_params or {}
     limit, token = page_params(request)
+    if params.get("status") and params["status"] not in STATUSES:
+        raise BadRequest(f"query parameter 'status' must be one of {', '.join(STATUSES)}")
     items, next_token = scenarios.list_page(
         params.get("status"), params.get("tag"), params.get("q"), limit, token
     )
@@ -170,12 +174,18 @@ def clear_scenario(scenario_id: str) -> dict[str, Any]:
 
 @route("/scenarios/{scenario_id}/profiles", methods=["POST"])
 def add_profile(scenario_id: str) -> Response:
-    """The default capture: the profile enters at `entry`; `data` is the entry event's data."""
+    """The default capture: the profile enters at `entry`; `data` is the entry event's data.
+    The profile must exist (upsert it first): an unknown id is a 404 and captures nothing."""
     request = body(blueprint.current_request, Capture)
     meta = scenarios.get(scenario_id)
     if meta["status"] != "active":
         raise Conflict(f"the scenario is {meta['status']}: activate it to add profiles")
     db = store.compiled_version(scenario_id, meta["version"]).model.profile_db
+    if (
+        store.profiles.get({"pk": store.profile_partition(db, request.profile_id), "sk": "P"})
+        is None
+    ):
+        raise NotFoundError(f"$.profile_id: no profile {request.profile_id!r} in {db!r}")
     event = Event("api", now(), request.data, id=f"api-{uuid.uuid4()}")
     captured = capture_profile(scenario_id, db, request.profile_id, event)
     if captured.instance_id is None:
@@ -194,6 +204,8 @@ def send_segment(scenario_id: str) -> Response:
     meta = scenarios.get(scenario_id)
     if meta["status"] != "active":
         raise Conflict(f"the scenario is {meta['status']}: activate it to send to a segment")
+    if isinstance(request.segment, str) and not store.segments.get({"segment_id": request.segment}):
+        raise NotFoundError(f"$.segment: no segment {request.segment!r}")
     target = blueprint.current_request.json_body["segment"]
     scenario = store.compiled_version(scenario_id, meta["version"])
     run_id = fan_out(scenario, now(), segment=target if request.segment is not None else None)

@@ -69,17 +69,19 @@ def _described(document: dict[str, Any]) -> dict[str, Any]:
 def list_page(
     status: str | None, tag: str | None, q: str | None, limit: int, token: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of scenarios matching the filters (a Scan: scenarios are few)."""
+    """One page of scenarios matching the filters (a Scan: scenarios are few).
+
+    Attribute names go through placeholders: `status` and `search` are reserved words."""
     conditions, values, names = ["sk = :meta"], {":meta": "meta"}, {}
     if status:
         conditions.append("#status = :status")
         values[":status"], names["#status"] = status, "status"
     if tag:
-        conditions.append("contains(tags, :tag)")
-        values[":tag"] = tag
+        conditions.append("contains(#tags, :tag)")
+        values[":tag"], names["#tags"] = tag, "tags"
     if q:
-        conditions.append("contains(search, :q)")
-        values[":q"] = q.lower()
+        conditions.append("contains(#search, :q)")
+        values[":q"], names["#search"] = q.lower(), "search"
     return store.scenarios.page(
         "scan", limit, token, filter=" AND ".join(conditions), values=values, names=names or None
     )
