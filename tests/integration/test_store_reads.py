@@ -87,7 +87,9 @@ def test_the_view_holds_fields_events_and_messages_oldest_first() -> None:
     }
 
 
-def test_the_view_keeps_the_newest_events_and_messages_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_view_keeps_the_newest_events_and_messages_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(store, "EVENT_LIMIT", 3)
     monkeypatch.setattr(store, "MESSAGE_LIMIT", 2)
     put_profile({"first_name": "Ada"})
