@@ -31,7 +31,7 @@ def configure_environment(endpoint: str, virtual: bool) -> None:
         SCENARIA_STAGE=os.environ.get("SCENARIA_STAGE", "local"),
         SCENARIA_AWS_ENDPOINT=endpoint,
         SCENARIA_API_KEY=os.environ.get("SCENARIA_API_KEY", "local-dev-key"),
-        SCENARIA_PRECISE_DELAYS="0" if virtual else "1",
+        SCENARIA_PRECISE_DELAYS="0" if virtual else os.environ.get("SCENARIA_PRECISE_DELAYS", "1"),
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",
         AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),

@@ -258,8 +258,10 @@ class Commit:
         self.items.append(store.timers.tx_put(item))
         delay = (timer.wake_at - self.now).total_seconds()
         if settings().precise_delays and delay <= MAX_DELAY_SECONDS:
-            body = {"kind": "wake", "instance_id": instance.instance_id, "step": timer.step}
-            self.outgoing.append(Outgoing("steps", body, max(0, int(delay + 0.999))))
+            # SQS delays are whole seconds: round down and let the worker wait out the rest
+            body = {"kind": "wake", "instance_id": instance.instance_id, "step": timer.step,
+                    "wake_at": format_datetime(timer.wake_at)}  # fmt: skip
+            self.outgoing.append(Outgoing("steps", body, max(0, int(delay))))
 
     def _update_profile(
         self, updates: list[UpdateProfile], final: dict[str, Any], exists: bool
