@@ -363,7 +363,8 @@ def pause_lateness(url: str, seconds: int) -> list[float]:
             journey = api(url, "GET", f"/profiles/bench/l{seconds}-{n}/journeys")["journeys"][0]
             if journey["status"] == "active":
                 break
-            entered, woke = (datetime.fromisoformat(step["at"]) for step in journey["path"][:2])
+            entered = datetime.fromisoformat(journey["entered_at"])  # the pause's due start
+            woke = datetime.fromisoformat(journey["path"][1]["at"])
             late.append((woke - entered).total_seconds() - seconds)
         if len(late) == LATENCY_PROFILES:
             return late

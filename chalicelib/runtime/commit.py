@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -258,10 +259,9 @@ class Commit:
         self.items.append(store.timers.tx_put(item))
         delay = (timer.wake_at - self.now).total_seconds()
         if settings().precise_delays and delay <= MAX_DELAY_SECONDS:
-            # SQS delays are whole seconds: round down and let the worker wait out the rest
-            body = {"kind": "wake", "instance_id": instance.instance_id, "step": timer.step,
-                    "wake_at": format_datetime(timer.wake_at)}  # fmt: skip
-            self.outgoing.append(Outgoing("steps", body, max(0, int(delay))))
+            # SQS delays are whole seconds: round up, a wake-up is never early
+            body = {"kind": "wake", "instance_id": instance.instance_id, "step": timer.step}
+            self.outgoing.append(Outgoing("steps", body, max(0, math.ceil(delay))))
 
     def _update_profile(
         self, updates: list[UpdateProfile], final: dict[str, Any], exists: bool

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import suppress
 from typing import Any
 
 from chalicelib.adapters import store
-from chalicelib.adapters.clock import SystemClock, clock
 from chalicelib.adapters.codec import event_from_values
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.engine import PromoCodeResult, WakeUp, WebhookResult
-from chalicelib.scenarios.durations import parse_datetime
 
 from .journeys import capture_profile, feed, migrate_instance
 from .promo import take_code
 from .scenarios import end_instance, resume_instance
-
-EARLY_WAKE_SECONDS = 1.5
 
 
 def process(body: dict[str, Any]) -> None:
     """Handle one steps-queue message by its `kind`."""
     kind = body["kind"]
     if kind == "wake":
-        wait_out(body.get("wake_at"))
         moved = feed(body["instance_id"], WakeUp(body["step"]))
         if not moved:  # stale or early, or the instance ended: drop a timer left for this step
             forget_timer(body["instance_id"], body["step"])
@@ -55,16 +49,6 @@ def process(body: dict[str, Any]) -> None:
         raise ValueError(f"unknown step message kind {kind!r}")
     if "row_id" in body:
         consumed(body["row_id"])
-
-
-def wait_out(wake_at: str | None) -> None:
-    """A delayed wake-up may arrive up to a second early (SQS delays are whole seconds):
-    wait out that rest rather than leave the pause to the sweeper, a minute later."""
-    due = parse_datetime(wake_at)
-    if due is not None and isinstance(clock(), SystemClock):
-        early = (due - clock().now()).total_seconds()
-        if 0 < early <= EARLY_WAKE_SECONDS:
-            time.sleep(early)
 
 
 def forget_timer(instance_id: str, step: int) -> None:
