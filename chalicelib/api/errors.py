@@ -15,6 +15,7 @@ from chalice.app import BadRequestError, ChaliceUnhandledError
 from pydantic import ValidationError
 
 from chalicelib.adapters.dynamo import BadToken
+from chalicelib.runtime.profiles import ProfileTooLarge
 from chalicelib.runtime.scenarios import LifecycleError, NotFound
 from chalicelib.scenarios.validation import ScenarioInvalid, json_path
 
@@ -81,6 +82,8 @@ def translate(error: Exception) -> ApiError:
         )
     if isinstance(error, NotFound):
         return NotFoundError(str(error))
+    if isinstance(error, ProfileTooLarge):
+        return BadRequest(str(error))
     if isinstance(error, LifecycleError):
         return Conflict(str(error))
     if isinstance(error, BadToken):

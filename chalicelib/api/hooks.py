@@ -10,12 +10,14 @@ from chalicelib.adapters import store
 from chalicelib.adapters.clock import now
 from chalicelib.runtime import feedback, hooks
 
-from .errors import Conflict, NotFoundError, Unauthorized
+from .errors import BadRequest, Conflict, NotFoundError, Unauthorized
 from .http import body, routes
 from .models import Feedback, HookCall
 
 blueprint = Blueprint(__name__)
 route = routes(blueprint)
+
+MAX_IDEMPOTENCY_KEY = 200  # characters: the key is part of a DynamoDB key
 
 
 @route("/hooks/{scenario_id}/{trigger_id}", methods=["POST"])
@@ -36,6 +38,9 @@ def call_hook(scenario_id: str, trigger_id: str) -> Response:
     except hooks.HookRejected as error:
         raise Unauthorized(str(error)) from None
     call = body(request, HookCall)
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise BadRequest(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} characters")
     if meta["status"] != "active":
         raise Conflict(f"the scenario is {meta['status']}: activate it to accept hook calls")
     if hooks.webhook_trigger(meta, trigger_id) is None:
@@ -46,7 +51,7 @@ def call_hook(scenario_id: str, trigger_id: str) -> Response:
         call.profile_id,
         call.profile,
         call.data,
-        request.headers.get("idempotency-key"),
+        key,
     )
     return Response(result, status_code=202)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal, DecimalException
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ Model = TypeVar("Model", bound=BaseModel)
 MAX_DEPTH = 24  # levels of a JSON body; DynamoDB allows 32 in an item, which adds a few
 MAX_PATH_PARAMETER = 200  # characters of an id in a path: keys stay far below DynamoDB's limits
 PAGE_LIMIT = 1000
+MAX_DOCUMENT_BYTES = 128 * 1024  # a scenario: its metadata item holds it and its text again
+MAX_CONDITION_BYTES = 64 * 1024  # a segment's condition
 
 
 def routes(
@@ -135,19 +138,47 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
 
 
 def page_params(
-    request: Request, default: int = 100, dynamodb_token: bool = True
+    request: Request,
+    default: int = 100,
+    dynamodb_token: bool = True,
+    key: Mapping[str, Callable[[str], bool]] | None = None,
 ) -> tuple[int, str | None]:
     """`limit` (1–1000) and `next_token` of a list call. A DynamoDB page's token must
-    decode to a key (attribute → {"S"|"N"|"B": text}), else a 400, not a failed call."""
+    decode to a key (attribute → {"S"|"N"|"B": text}), else a 400, not a failed call.
+
+    `key` names every attribute of the last key a token of this very list holds (all
+    strings), with a test of its value: a token of another list, or a forged one, is a
+    400 too, rather than a start key DynamoDB refuses or reads outside the query."""
     limit = query_int(request, "limit", default, 1, PAGE_LIMIT)
     token = (request.query_params or {}).get("next_token")
     if token is not None and dynamodb_token:
         try:
-            key = decode_token(token)
+            start = decode_token(token)
         except BadToken as error:
             raise BadRequest(f"next_token: {error}") from None
-        for value in key.values():
+        for value in start.values():
             ((kind, text),) = value.items()
             if kind not in ("S", "N", "B") or not isinstance(text, str):
                 raise BadRequest("next_token: not a token this API issued")
+        if key is not None and (
+            set(start) != set(key)
+            or not all(
+                "S" in value and value["S"] and key[name](value["S"])
+                for name, value in start.items()
+            )
+        ):
+            raise BadRequest("next_token: not a token this API issued for this list")
     return limit, token
+
+
+def any_string(_: str) -> bool:
+    """A key attribute of a page token that may hold any (non-empty) string."""
+    return True
+
+
+def check_size(value: Any, path: str, limit: int) -> None:
+    """A 400 when `value` takes more than `limit` bytes as JSON: what is stored must fit
+    in a DynamoDB item (400 KB), what is queued in an SQS message."""
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise BadRequest(f"{path}: {size} bytes of JSON, at most {limit} are allowed")

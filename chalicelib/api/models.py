@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
-from chalicelib.engine.simulate import Simulation
+from chalicelib.engine.simulate import Simulation, TimelineEvent
 from chalicelib.scenarios.model import Condition, Duration
+
+MAX_DATA_BYTES = 64 * 1024  # an event's data travels in an SQS message and stays in the history
+MAX_FIELDS_BYTES = 256 * 1024  # fields given in one call; a profile item holds at most 400 KB
+
+
+def _at_most(limit: int) -> AfterValidator:
+    """At most `limit` bytes as JSON (UTF-8)."""
+
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > limit:
+            raise ValueError(f"{size} bytes of JSON, at most {limit} are allowed")
+        return value
+
+    return AfterValidator(check)
+
+
+def _moment(value: datetime) -> datetime:
+    """A moment the stack can compute with: from 1970 to 9000 once in UTC (a far one
+    would overflow when formatted or when a pause is added to it)."""
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:
+        year = 0
+    if not 1970 <= year <= 9000:
+        raise ValueError("a moment from 1970 to 9000 is expected")
+    return value
+
+
+Data = Annotated[dict[str, Any], _at_most(MAX_DATA_BYTES)]
+Fields = Annotated[dict[str, Any], _at_most(MAX_FIELDS_BYTES)]
+Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
+Id = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Body(BaseModel):
@@ -27,7 +62,7 @@ class Deactivation(Body):
 
 class Capture(Body):
     profile_id: str = Field(min_length=1, max_length=200)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Data = Field(default_factory=dict)
 
 
 class EventIn(Body):
@@ -35,12 +70,12 @@ class EventIn(Body):
     type: str = Field(min_length=1, max_length=200)
     profile_db: str = Field("default", min_length=1, max_length=100)
     profile_id: str = Field(min_length=1, max_length=200)
-    occurred_at: AwareDatetime | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: Moment | None = None
+    data: Data = Field(default_factory=dict)
 
 
 class ProfileUpsert(Body):
-    fields: dict[str, Any]
+    fields: Fields
     source: Literal["api", "manual", "form", "popup", "import"] = "api"
 
 
@@ -50,16 +85,22 @@ class SegmentIn(Body):
 
 
 class PromoCodes(Body):
-    codes: list[str] = Field(min_length=1, max_length=10_000)
+    codes: list[Id] = Field(min_length=1, max_length=10_000)
 
 
 class SendSegment(Body):
-    segment: str | Condition
+    segment: Id | Condition
 
 
 class ClockChange(Body):
     advance: Duration | None = None
-    set: AwareDatetime | None = None
+    set: Moment | None = None
+
+
+class TimelineEventIn(TimelineEvent):
+    """A simulated event: an offset, or a moment the simulation can compute with."""
+
+    at: Duration | Moment = "PT0S"
 
 
 class SimulationRequest(Simulation):
@@ -67,11 +108,13 @@ class SimulationRequest(Simulation):
 
     scenario: dict[str, Any] | None = None
     scenario_id: str | None = None
+    events: list[TimelineEventIn] = Field(default_factory=list)
+    start: Moment | None = None
 
 
 class ImportedProfile(Body):
     profile_id: str = Field(min_length=1, max_length=200)
-    fields: dict[str, Any]
+    fields: Fields
 
 
 class ProfileImport(Body):
@@ -80,14 +123,14 @@ class ProfileImport(Body):
 
 class HookCall(Body):
     profile_id: str = Field(min_length=1, max_length=200)
-    profile: dict[str, Any] = Field(default_factory=dict)
-    data: dict[str, Any] = Field(default_factory=dict)
+    profile: Fields = Field(default_factory=dict)
+    data: Data = Field(default_factory=dict)
 
 
 class Feedback(Body):
-    message_id: str = Field(min_length=1)
+    message_id: Id
     status: Literal["delivered", "opened", "clicked", "bounced", "unsubscribed", "failed"]
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 # --- request wrappers the routes read item by item (documented, not validated whole) ---

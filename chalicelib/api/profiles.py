@@ -10,7 +10,7 @@ from chalicelib.adapters import store
 from chalicelib.runtime import profiles, promo, segments
 
 from .errors import BadRequest, NotFoundError
-from .http import body, page_params, routes
+from .http import MAX_CONDITION_BYTES, body, check_size, page_params, routes
 from .models import ProfileImport, ProfileUpsert, PromoCodes, SegmentIn
 
 blueprint = Blueprint(__name__)
@@ -73,6 +73,7 @@ def profile_journeys(profile_db: str, profile_id: str) -> dict[str, Any]:
 def define_segment(segment_id: str) -> dict[str, Any]:
     request = body(blueprint.current_request, SegmentIn)
     definition = request.model_dump(mode="json", by_alias=True, exclude_none=True)
+    check_size(definition["where"], "$.where", MAX_CONDITION_BYTES)
     store.segments.put({"segment_id": segment_id, "definition": definition})
     return {"id": segment_id, **definition}
 

@@ -22,7 +22,17 @@ from chalicelib.scenarios.schedules import next_runs
 from chalicelib.scenarios.validation import ScenarioInvalid
 
 from .errors import BadRequest, Conflict, NotFoundError
-from .http import body, json_document, page_params, query_int, routes
+from .http import (
+    MAX_CONDITION_BYTES,
+    MAX_DOCUMENT_BYTES,
+    any_string,
+    body,
+    check_size,
+    json_document,
+    page_params,
+    query_int,
+    routes,
+)
 from .models import Capture, Deactivation, ScenarioDraft, SendSegment, SimulationRequest
 
 blueprint = Blueprint(__name__)
@@ -51,6 +61,7 @@ def present(meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
 def create_scenario() -> Response:
     document = json_document(blueprint.current_request)
     body(blueprint.current_request, ScenarioDraft)
+    check_size(document, "$", MAX_DOCUMENT_BYTES)
     meta = scenarios.create(document)
     return Response(present(meta, problems=meta["problems"]), status_code=201)
 
@@ -59,7 +70,7 @@ def create_scenario() -> Response:
 def list_scenarios() -> dict[str, Any]:
     request = blueprint.current_request
     params = request.query_params or {}
-    limit, token = page_params(request)
+    limit, token = page_params(request, key={"pk": any_string, "sk": any_string})
     if params.get("status") and params["status"] not in STATUSES:
         raise BadRequest(f"query parameter 'status' must be one of {', '.join(STATUSES)}")
     items, next_token = scenarios.list_page(
@@ -109,6 +120,7 @@ def read_scenario(scenario_id: str) -> dict[str, Any]:
 def replace_scenario(scenario_id: str) -> dict[str, Any]:
     document = json_document(blueprint.current_request)
     body(blueprint.current_request, ScenarioDraft)
+    check_size(document, "$", MAX_DOCUMENT_BYTES)
     meta = scenarios.replace(scenario_id, document)
     return present(meta, problems=meta["problems"])
 
@@ -148,7 +160,10 @@ def clone_scenario(scenario_id: str) -> Response:
 
 @route("/scenarios/{scenario_id}/versions", methods=["GET"])
 def scenario_versions(scenario_id: str) -> dict[str, Any]:
-    limit, token = page_params(blueprint.current_request)
+    limit, token = page_params(
+        blueprint.current_request,
+        key={"pk": lambda pk: pk == f"S#{scenario_id}", "sk": lambda sk: sk.startswith("V#")},
+    )
     found, next_token = scenarios.versions(scenario_id, limit, token)
     return {"versions": found, "next_token": next_token}
 
@@ -207,6 +222,7 @@ def send_segment(scenario_id: str) -> Response:
     if isinstance(request.segment, str) and not store.segments.get({"segment_id": request.segment}):
         raise NotFoundError(f"$.segment: no segment {request.segment!r}")
     target = blueprint.current_request.json_body["segment"]
+    check_size(target, "$.segment", MAX_CONDITION_BYTES)
     scenario = store.compiled_version(scenario_id, meta["version"])
     run_id = fan_out(scenario, now(), segment=target if request.segment is not None else None)
     return Response({"run_id": run_id}, status_code=202)
@@ -225,7 +241,14 @@ def remove_profiles_at_node(scenario_id: str, node_id: str) -> Response:
 @route("/scenarios/{scenario_id}/nodes/{node_id}/profiles", methods=["GET"])
 def profiles_at_node(scenario_id: str, node_id: str) -> dict[str, Any]:
     scenarios.get(scenario_id)
-    limit, token = page_params(blueprint.current_request)
+    limit, token = page_params(
+        blueprint.current_request,
+        key={
+            "instance_id": any_string,
+            "node_key": lambda key: key == f"{scenario_id}#{node_id}",
+            "node_entered_at": any_string,
+        },
+    )
     items, next_token = store.instances.page(
         "query",
         limit,

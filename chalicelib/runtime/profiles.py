@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,20 @@ from chalicelib.scenarios.facts import Event
 from .scenarios import end_instance
 
 ATTEMPTS = 5
+MAX_FIELDS_BYTES = 350_000  # a profile's item holds at most 400 KB: its fields and a little more
+
+
+class ProfileTooLarge(ValueError):
+    """The merged fields would not fit in the profile's item; nothing was written."""
+
+
+def check_fits(fields: dict[str, Any], path: str = "$.fields") -> None:
+    """Raise ProfileTooLarge when `fields` take more than MAX_FIELDS_BYTES as JSON."""
+    size = len(json.dumps(fields, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+    if size > MAX_FIELDS_BYTES:
+        raise ProfileTooLarge(
+            f"{path}: the profile would hold {size} bytes of fields, at most {MAX_FIELDS_BYTES}"
+        )
 
 
 def upsert(
@@ -36,6 +51,7 @@ def upsert(
         old = (current or {}).get("fields") or {}
         merged = {**old, **fields}
         merged = {name: value for name, value in merged.items() if value is not None}
+        check_fits(merged)
         changed = {
             name: {"old": old.get(name), "new": merged.get(name)}
             for name in fields
@@ -98,10 +114,11 @@ def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> 
     current = {item["profile_id"]: item for item in store.profiles.batch_get(keys)}
     items, events = [], []
     created = 0
-    for profile_id, fields in rows:
+    for index, (profile_id, fields) in enumerate(rows):
         old_item = current.get(profile_id)
         old = (old_item or {}).get("fields") or {}
         merged = {k: v for k, v in {**old, **fields}.items() if v is not None}
+        check_fits(merged, f"$.profiles[{index}].fields")
         changed = {
             n: {"old": old.get(n), "new": merged.get(n)}
             for n in fields

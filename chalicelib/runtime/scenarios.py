@@ -19,14 +19,20 @@ from chalicelib.adapters.queues import send_batch
 from chalicelib.engine import EXITED, REMOVED, end
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.scenarios.durations import format_datetime
-from chalicelib.scenarios.model import EventTrigger
-from chalicelib.scenarios.validation import check_scenario, validate_scenario
+from chalicelib.scenarios.model import EventTrigger, Scenario
+from chalicelib.scenarios.validation import (
+    Problem,
+    ScenarioInvalid,
+    check_scenario,
+    validate_scenario,
+)
 
 from .commit import Commit
 from .journeys import Contention, feed
 from .schedules import index_schedules, unindex_schedules
 
 ATTEMPTS = 5
+MAX_EVENT_TYPE = 200  # characters, as `POST /events` takes a type: the trigger index keys on it
 
 
 class LifecycleError(Exception):
@@ -175,7 +181,7 @@ def replace(scenario_id: str, document: dict[str, Any]) -> dict[str, Any]:
         _, problems = check_scenario(document)
         _update_meta(meta, **_described(document), updated_at=now)
         return {**store.load_scenario(scenario_id), "problems": [p.as_dict() for p in problems]}
-    validate_scenario(document)
+    _validated(document)
     old = store.compiled_version(scenario_id, meta["version"])
     version = _write_version(scenario_id, meta, document)
     new = store.compiled_version(scenario_id, version)
@@ -193,7 +199,7 @@ def activate(scenario_id: str) -> dict[str, Any]:
         raise LifecycleError("a trashed scenario cannot be activated; restore it first")
     if meta["status"] == "active":
         return meta
-    validate_scenario(meta["document"])
+    _validated(meta["document"])
     version = meta["version"]
     if (
         version == 0
@@ -266,6 +272,20 @@ def resume_instance(instance_id: str) -> bool:
 
 
 # --- internals -------------------------------------------------------------------------
+
+
+def _validated(document: dict[str, Any]) -> Scenario:
+    """`validate_scenario`, and what the stack's keys add, checked before anything is
+    written: an event trigger's type is part of a DynamoDB key (the trigger index)."""
+    scenario = validate_scenario(document)
+    too_long = [
+        Problem(f"$.triggers[{index}].event", f"at most {MAX_EVENT_TYPE} characters")
+        for index, trigger in enumerate(scenario.triggers)
+        if isinstance(trigger, EventTrigger) and len(trigger.event) > MAX_EVENT_TYPE
+    ]
+    if too_long:
+        raise ScenarioInvalid(too_long)
+    return scenario
 
 
 def _write_version(scenario_id: str, meta: dict[str, Any], document: dict[str, Any]) -> int:
