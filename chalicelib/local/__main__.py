@@ -76,8 +76,10 @@ def main() -> int:
     print(
         f"  curl -s -X PUT {url}/profiles/customers/ada -H 'X-Api-Key: {key}' -H 'Content-Type: application/json' "
         '-d \'{"fields": {"first_name": "Ada", "email": "ada@example.com", "consents": {"email": true}}}\''
-        f" && sleep 2 && curl -s {url}/local/sent -H 'X-Api-Key: {key}'"
+        f" && sleep 2 && curl -s {url}/profiles/customers/ada/journeys -H 'X-Api-Key: {key}'"
     )
+    print("The example keeps quiet hours (21:00-09:00 UTC): at night the welcome e-mail's step")
+    print("says 'queued for' 09:00. GET /local/sent lists what the channels delivered.")
     print("Stop with Ctrl-C.", flush=True)
     try:
         server.serve_forever()
