@@ -9,6 +9,8 @@ minute schedules — the sweeper and the schedule tick — at every due moment o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,3 +222,26 @@ class Stack:
 def at(day: int, hour: int = 10, minute: int = 0) -> datetime:
     """June `day` 2026 at the given UTC time."""
     return datetime(2026, 6, day, hour, minute, tzinfo=UTC)
+
+
+@contextmanager
+def running_stack() -> Iterator[Stack]:
+    """The app with the local routes, the pumps and a virtual clock at START (on whatever
+    AWS the caller set up)."""
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib.adapters.clock import use_clock
+    from chalicelib.local import routes
+
+    if "/local/sent" not in app.routes:
+        app.register_blueprint(routes.blueprint)
+    clock = VirtualClock(START)
+    previous = use_clock(clock)
+    runtime = Runtime(app)
+    routes.runtime = runtime
+    try:
+        yield Stack(Client(app).http, runtime, clock)
+    finally:
+        routes.runtime = None
+        use_clock(previous)

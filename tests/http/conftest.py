@@ -11,18 +11,12 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-from app import app
-from chalicelib.adapters.clock import VirtualClock, use_clock
-from chalicelib.local import routes
-from chalicelib.local.stack import Runtime
-from tests.e2e.harness import START, Stack
+from tests.e2e.harness import Stack, running_stack
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -82,12 +76,6 @@ def _faster_moto() -> Iterator[None]:
             setattr(models.Queue, name, value)
 
 
-def _with_local_routes() -> None:
-    """Add the local stack's `/local/*` routes to the app, once per process."""
-    if "/local/sent" not in app.routes:
-        app.register_blueprint(routes.blueprint)
-
-
 def _forget() -> None:
     """Clear every cache that remembers a client, a queue URL, a version, the key or a segment."""
     from chalicelib.adapters import aws, queues, store
@@ -103,25 +91,10 @@ def _forget() -> None:
     library.forget()
 
 
-@contextmanager
-def _running() -> Iterator[Stack]:
-    """The app with the local routes, the pumps and a virtual clock at START."""
-    _with_local_routes()
-    clock = VirtualClock(START)
-    previous = use_clock(clock)
-    runtime = Runtime(app)
-    routes.runtime = runtime
-    try:
-        yield Stack(Client(app).http, runtime, clock)
-    finally:
-        routes.runtime = None
-        use_clock(previous)
-
-
 @pytest.fixture
 def stack(aws_stack: None) -> Iterator[Stack]:
     """A fresh stack for one test (the account of `aws_stack`, see `tests/conftest.py`)."""
-    with _running() as running:
+    with running_stack() as running:
         yield running
 
 
@@ -135,6 +108,6 @@ def shared_stack() -> Iterator[Stack]:
     with mock_aws():
         _forget()
         create_resources()
-        with _running() as running:
+        with running_stack() as running:
             yield running
         _forget()
