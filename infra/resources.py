@@ -131,7 +131,6 @@ class Queue:
     name: str
     visibility_timeout: int = 180  # six times the consumer's 30 s timeout, as AWS advises
     max_receive_count: int = 5
-    batch_size: int = 10
     attributes: dict[str, str] = field(default_factory=dict)
 
 
