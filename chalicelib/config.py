@@ -23,7 +23,7 @@ TABLES = (
     "promo_codes",
     "idempotency",
 )
-QUEUES = ("events", "steps", "segments", "email", "sms", "push", "webhook")
+QUEUES = ("events", "steps", "segments", "email", "sms", "push", "webhook", "feedback")
 CHANNEL_QUEUES = {"email": "email", "sms": "sms", "push": "push", "webhook": "webhook"}
 
 
@@ -41,6 +41,20 @@ class Settings:
     api_key_parameter: str | None
     precise_delays: bool  # send pauses of 15 minutes or less with SQS DelaySeconds too
     timer_shards: int
+    public_url: str  # the API's base URL, for tracked links and the open pixel in e-mails
+    email_from: str  # the stack's sender address (a verified SES identity)
+    vapid_private_key: str | None  # Web Push signing key (PEM or base64url DER); locally generated
+    vapid_key_parameter: str | None  # on AWS: an SSM SecureString holding that key
+    vapid_subject: str  # the `sub` claim of VAPID tokens: a mailto: or https: contact
+    webhook_allowed_networks: tuple[str, ...]  # private CIDRs webhook nodes may call
+
+    def ses_configuration_set(self) -> str:
+        """The SES configuration set whose event destination reports deliveries, opens, ..."""
+        return resource_name(self.stage, "email")
+
+    def feedback_topic(self) -> str:
+        """The SNS topic SES publishes its delivery events to; the feedback queue listens."""
+        return resource_name(self.stage, "feedback")
 
     def table(self, name: str) -> str:
         return resource_name(self.stage, name)
@@ -60,4 +74,12 @@ def settings() -> Settings:
         api_key_parameter=env.get("SCENARIA_API_KEY_PARAMETER") or None,
         precise_delays=env.get("SCENARIA_PRECISE_DELAYS", "1") == "1",
         timer_shards=int(env.get("SCENARIA_TIMER_SHARDS", "8")),
+        public_url=env.get("SCENARIA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        email_from=env.get("SCENARIA_EMAIL_FROM", "no-reply@example.com"),
+        vapid_private_key=env.get("SCENARIA_VAPID_PRIVATE_KEY") or None,
+        vapid_key_parameter=env.get("SCENARIA_VAPID_KEY_PARAMETER") or None,
+        vapid_subject=env.get("SCENARIA_VAPID_SUBJECT", "mailto:no-reply@example.com"),
+        webhook_allowed_networks=tuple(
+            n.strip() for n in env.get("SCENARIA_WEBHOOK_ALLOW", "").split(",") if n.strip()
+        ),
     )
