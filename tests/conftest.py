@@ -42,8 +42,7 @@ def aws_stack() -> Iterator[None]:
     """
     from moto import mock_aws
 
-    from chalicelib.adapters import aws, queues, store
-    from chalicelib.api import auth
+    from chalicelib.adapters import aws, queues, secrets, store
     from chalicelib.config import settings
     from chalicelib.local.stack import create_resources
     from chalicelib.runtime.segments import library
@@ -53,7 +52,7 @@ def aws_stack() -> Iterator[None]:
         aws.reset()
         queues.forget_urls()
         store.compiled_version.cache_clear()
-        auth.api_key.cache_clear()
+        secrets.forget()
         library.forget()
 
     with mock_aws():

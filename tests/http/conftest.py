@@ -78,8 +78,7 @@ def _faster_moto() -> Iterator[None]:
 
 def _forget() -> None:
     """Clear every cache that remembers a client, a queue URL, a version, the key or a segment."""
-    from chalicelib.adapters import aws, queues, store
-    from chalicelib.api import auth
+    from chalicelib.adapters import aws, queues, secrets, store
     from chalicelib.config import settings
     from chalicelib.runtime.segments import library
 
@@ -87,7 +86,7 @@ def _forget() -> None:
     aws.reset()
     queues.forget_urls()
     store.compiled_version.cache_clear()
-    auth.api_key.cache_clear()
+    secrets.forget()
     library.forget()
 
 
