@@ -8,13 +8,20 @@ from collections.abc import Callable
 from chalice import Chalice, Response
 from chalice.app import Request
 
-from chalicelib.api import auth, events, hooks, openapi, profiles, scenarios
+from chalicelib.api import auth, events, hooks, openapi, profiles, scenarios, tracking
 from chalicelib.api.errors import PROBLEM_JSON, ApiError, problem
 from chalicelib.handlers import queues, timers
 
 app = Chalice(app_name="scenaria")
+app.api.binary_types.append(tracking.GIF)  # the open pixel
 
-for blueprint in (scenarios.blueprint, events.blueprint, profiles.blueprint, hooks.blueprint):
+for blueprint in (
+    scenarios.blueprint,
+    events.blueprint,
+    profiles.blueprint,
+    hooks.blueprint,
+    tracking.blueprint,
+):
     app.register_blueprint(blueprint)
 app.register_blueprint(openapi.blueprint)
 app.register_blueprint(queues.blueprint)

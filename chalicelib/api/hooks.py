@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from chalice import Blueprint, Response
+from pydantic import ValidationError
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now
 from chalicelib.runtime import feedback, hooks
 
-from .errors import BadRequest, Conflict, NotFoundError, Unauthorized
-from .http import body, routes
+from .errors import BadRequest, Conflict, NotFoundError, Unauthorized, invalid_input
+from .http import body, json_document, routes
 from .models import Feedback, HookCall
 
 blueprint = Blueprint(__name__)
@@ -58,10 +59,34 @@ def call_hook(scenario_id: str, trigger_id: str) -> Response:
 
 @route("/feedback", methods=["POST"])
 def post_feedback() -> dict[str, Any]:
-    """Delivery feedback for a message: its status changes and journeys react."""
-    request = body(blueprint.current_request, Feedback)
+    """Delivery feedback for a message: its status changes and journeys react.
+
+    The body is `{"message_id", "status", "at"}` or an SES event notification (bare or in
+    its SNS envelope). Every status counts once per message, so a repeat changes nothing.
+    """
+    document = json_document(blueprint.current_request)
+    if feedback.is_notification(document):
+        message_id, outcomes = _notification(document)
+    else:
+        try:
+            request = Feedback.model_validate(document)
+        except ValidationError as error:
+            raise invalid_input(error) from None
+        message_id = request.message_id
+        outcomes = [(message_id, request.status, request.at or now(), {})]
     try:
-        row = feedback.record(request.message_id, request.status, request.at or now())
+        row = feedback.message(message_id)
+        for _, status, at, details in outcomes:
+            row = feedback.record(message_id, status, at, **details)
     except feedback.UnknownMessage as error:
         raise NotFoundError(str(error)) from None
-    return {"message_id": request.message_id, "feedback": row.get("feedback", {})}
+    return {"message_id": message_id, "feedback": row.get("feedback", {})}
+
+
+def _notification(document: dict[str, Any]) -> tuple[str, list[feedback.Outcome]]:
+    """Our message id and what an SES event notification reports (a 400 naming the field
+    when it is none; an SNS subscription confirmation is refused so)."""
+    try:
+        return feedback.message_id_of(document), feedback.from_notification(document)
+    except feedback.BadNotification as error:
+        raise BadRequest(str(error)) from None

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
 from chalicelib.engine.simulate import Simulation, TimelineEvent
+from chalicelib.runtime.feedback import SesEvent, SnsEnvelope
 from chalicelib.scenarios.model import Condition, Duration
 
 MAX_DATA_BYTES = 64 * 1024  # an event's data travels in an SQS message and stays in the history
@@ -133,6 +134,17 @@ class Feedback(Body):
     at: Moment | None = None
 
 
+class SesEventNotification(SesEvent):
+    """An SES event record (`eventType`; legacy notifications: `notificationType`): Delivery,
+    Bounce (hard when `bounce.bounceType` is `Permanent`), Complaint and Subscription
+    (unsubscribed), Open, Click, Reject and Rendering Failure (failed); Send and
+    DeliveryDelay change nothing. Our message id is `mail.tags.message_id[0]`."""
+
+
+class SnsNotification(SnsEnvelope):
+    """An SES event record as SNS delivers it: `Message` holds it as JSON text."""
+
+
 # --- request wrappers the routes read item by item (documented, not validated whole) ---
 
 
@@ -247,13 +259,9 @@ class ProfilesAtNode(Out):
     next_token: str | None
 
 
-class NodeStats(Out):
-    entered: int
-    exited: int
-    current: int
-
-
 class ChannelStats(Out):
+    """Messages of a channel by the statuses they reached (each counted once per message)."""
+
     sent: int = 0
     delivered: int = 0
     opened: int = 0
@@ -261,6 +269,15 @@ class ChannelStats(Out):
     bounced: int = 0
     unsubscribed: int = 0
     failed: int = 0
+
+
+class NodeStats(Out):
+    entered: int
+    exited: int
+    current: int
+    channels: dict[str, ChannelStats] | None = Field(
+        None, description="a send node's messages by channel (only on nodes that sent any)"
+    )
 
 
 class ScenarioStats(Out):
@@ -271,8 +288,11 @@ class ScenarioStats(Out):
     active: int
     errors: int
     nodes: dict[str, NodeStats]
-    channels: dict[str, ChannelStats]
-    revenue: float
+    channels: dict[str, ChannelStats] = Field(description="only channels with messages")
+    revenue: float = Field(
+        description="`data.total` of `order.created` events of profiles while in the scenario "
+        "or within 7 days of its last send to them"
+    )
 
 
 class PathStep(Out):

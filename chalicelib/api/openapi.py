@@ -78,6 +78,8 @@ class Operation:
     errors: tuple[int, ...] = ()  # besides 401 (unless public) and 400/415 with a body
     description: str | None = None
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    media_type: str | None = None  # a success that is not JSON (the open pixel's GIF)
+    long_parameters: tuple[str, ...] = ()  # path parameters longer than ids (link tokens)
 
 
 PAGE = (
@@ -371,8 +373,31 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Report a message's delivery status",
         "Feedback",
         m.FeedbackResult,
-        body=(m.Feedback,),
+        body=(m.Feedback, m.SesEventNotification, m.SnsNotification),
         errors=(404,),
+        description='`{"message_id", "status", "at"}`, or an SES event notification '
+        "as SNS delivers it (`Type` `Notification`) or bare (`eventType`): our message id is "
+        "its `mail.tags.message_id`. Each status counts once per message; a repeated one "
+        "changes nothing. SNS subscription confirmations are refused (400): subscribe the "
+        "stack's feedback queue instead.",
+    ),
+    # --- tracking links (SPEC §3: no API key) ---
+    ("/t/o/{token}", "GET"): Operation(
+        "An e-mail's open pixel (a 1×1 GIF): the message is opened",
+        "Tracking",
+        None,
+        errors=(404,),
+        media_type="image/gif",
+        long_parameters=("token",),
+    ),
+    ("/t/c/{token}", "GET"): Operation(
+        "A tracked link: redirects to its URL, the message is clicked (and opened)",
+        "Tracking",
+        None,
+        302,
+        errors=(404,),
+        long_parameters=("token",),
+        description="The URL is in the signed token: a token this stack did not sign is a 404.",
     ),
     (OPENAPI_PATH, "GET"): Operation("This document", "Meta", None),
 }
@@ -387,6 +412,7 @@ TAGS = (
     ("Promo pools", "Promo codes that `promo_code` nodes hand out"),
     ("Hooks", "Webhook triggers, authenticated by their signature"),
     ("Feedback", "Delivery feedback of messages"),
+    ("Tracking", "Open pixels and tracked links of e-mails, signed, without an API key"),
     ("Meta", "The API's description"),
 )
 
@@ -434,8 +460,8 @@ def _document(routes: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
             "title": "Scenaria",
             "version": _version(),
             "summary": "Marketing-automation scenarios on AWS serverless",
-            "description": "JSON in and out. Every call but `/hooks/*` and this document "
-            "needs the `X-Api-Key` header. Errors are `application/problem+json` "
+            "description": "JSON in and out. Every call but `/hooks/*`, the tracking links "
+            "`/t/*` and this document needs the `X-Api-Key` header. Errors are `application/problem+json` "
             "(RFC 9457) whose `detail` names the field at fault; bad input never "
             "changes state. A guide with examples: docs/api.md.",
         },
@@ -486,7 +512,9 @@ def _operation(
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAMETER},
+            "schema": {"type": "string", "minLength": 1}
+            if name in operation.long_parameters
+            else {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAMETER},
         }
         for name in re.findall(r"{(\w+)}", path)
     ] + [param.document() for param in operation.params]
@@ -501,6 +529,10 @@ def _operation(
     success: dict[str, Any] = {"description": operation.summary}
     if operation.response is not None:
         success["content"] = {JSON: {"schema": refs[operation.response, "serialization"]}}
+    elif operation.media_type:
+        success["content"] = {
+            operation.media_type: {"schema": {"contentMediaType": operation.media_type}}
+        }
     elif path == OPENAPI_PATH:
         success["content"] = {JSON: {"schema": {"type": "object"}}}
     if operation.links:

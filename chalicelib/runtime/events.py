@@ -19,6 +19,7 @@ from chalicelib.engine import EventArrived
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
+from . import revenue
 from .commit import epoch
 from .journeys import active_version, capture_profile, event_triggers, feed
 from .steps import consumed
@@ -47,7 +48,9 @@ def process(values: dict[str, Any]) -> None:
     if marker is not None and marker.get("status") == "done":
         return
     record(profile_db, profile_id, event)
-    for instance, _, _ in store.instances_of_profile(profile_db, profile_id):
+    instances = store.instances_of_profile(profile_db, profile_id)
+    revenue.attribute(profile_db, profile_id, event, instances)  # before it moves journeys
+    for instance, _, _ in instances:
         if instance.active:
             feed(instance.instance_id, EventArrived(event), event_id=event.id)
     for scenario_id in store.scenarios_for_event(event.type):

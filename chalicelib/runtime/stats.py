@@ -1,22 +1,86 @@
-"""Statistics: the sharded per-day counters summed into SPEC §3.3's shape."""
+"""Statistics: the sharded per-day counters, written and summed into SPEC §3.3's shape.
+
+A scenario's counters live in items keyed `scenario_id`, `{version:06d}#{day}#{shard}`.
+Journey steps add theirs in their commit (`commit.py`); delivery feedback and revenue
+add theirs here, each in one transaction with the conditional write that makes it count
+once (`count_once`). Counter names:
+
+- `entered`, `completed`, `exited`, `removed`, `errors`: journeys;
+- `node_entered|<node>`, `node_exited|<node>`: nodes;
+- `ch_<status>|<channel>|<node>`: messages of a send node by delivery status;
+- `revenue_cents`: `order.created` totals attributed to the scenario, in cents.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from typing import Any
 
 from chalicelib.adapters import store
+from chalicelib.adapters.dynamo import ConditionFailed, transact
+
+from .commit import STAT_SHARDS, shard_of
+
+logger = logging.getLogger(__name__)
 
 TOTALS = ("entered", "completed", "exited", "removed", "errors")
+CHANNEL_STATUSES = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "failed")
+REVENUE = "revenue_cents"
+ATTEMPTS = 5  # transactions cancelled by a concurrent writer are tried again this often
+
+
+def channel_counter(status: str, channel: str, node: str) -> str:
+    """The counter of a send node's messages on a channel that reached a status."""
+    return f"ch_{status}|{channel}|{node}"
+
+
+def counter_update(
+    scenario_id: str, version: int, day: date, shard_key: str, counters: Mapping[str, int]
+) -> dict[str, Any]:
+    """A transaction item adding `counters` to the scenario's item of that version and day,
+    on the shard `shard_key` falls on (shards spread a busy scenario's writes)."""
+    names = {f"#c{i}": name for i, name in enumerate(counters)}
+    values = {f":c{i}": amount for i, amount in enumerate(counters.values())}
+    key = {
+        "scenario_id": scenario_id,
+        "sk": f"{version:06d}#{day.isoformat()}#{shard_of(shard_key, STAT_SHARDS)}",
+    }
+    expression = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
+    return store.stats.tx_update(key, expression, names=names, values=values)
+
+
+def count_once(writes: list[dict[str, Any]], counted: Callable[[], bool]) -> bool:
+    """Apply `writes` (one of them conditional, the others counters) atomically, once.
+
+    True when this call wrote them; False when `counted()` says an earlier call did. A
+    cancelled transaction is either the condition (someone counted it: False) or a
+    conflict with a concurrent write to one of the items (nobody did: try again).
+    """
+    for _ in range(ATTEMPTS):
+        try:
+            transact(writes)
+        except ConditionFailed:
+            if counted():
+                return False
+            logger.info("counting conflicted with a concurrent write, trying again")
+            continue
+        return True
+    raise RuntimeError(f"counting kept conflicting after {ATTEMPTS} attempts")
 
 
 def scenario_stats(
     scenario_id: str, version: int | None = None, start: date | None = None, end: date | None = None
 ) -> dict[str, Any]:
-    """Counters of a scenario, for one version or summed over all, between two days."""
+    """Counters of a scenario, for one version or summed over all, between two days.
+
+    Besides SPEC §3.3's shape, each node that sent messages has `channels` too, of the
+    same shape as the scenario's."""
     totals = dict.fromkeys(TOTALS, 0)
-    nodes: dict[str, dict[str, int]] = {}
+    nodes: dict[str, dict[str, Any]] = {}
+    channels: dict[str, dict[str, int]] = {}
+    cents = 0
     for item in _counter_items(scenario_id, version):
         day = date.fromisoformat(item["sk"].split("#")[1])
         if (start and day < start) or (end and day > end):
@@ -24,10 +88,13 @@ def scenario_stats(
         for name, count in item.items():
             if name in TOTALS:
                 totals[name] += count
+            elif name == REVENUE:
+                cents += count
             elif name.startswith("node_"):
                 kind, _, node = name.partition("|")
-                counters = nodes.setdefault(node, {"entered": 0, "exited": 0, "current": 0})
-                counters[kind.removeprefix("node_")] += count
+                _node(nodes, node)[kind.removeprefix("node_")] += count
+            elif name.startswith("ch_"):
+                _count_channel(nodes, channels, name, count)
     for counters in nodes.values():
         counters["current"] = counters["entered"] - counters["exited"]
     ended = sum(totals[name] for name in TOTALS if name != "entered")
@@ -35,9 +102,28 @@ def scenario_stats(
         **totals,
         "active": totals["entered"] - ended,
         "nodes": nodes,
-        "channels": {},
-        "revenue": 0.0,
+        "channels": channels,
+        "revenue": cents / 100,
     }
+
+
+def _node(nodes: dict[str, dict[str, Any]], node: str) -> dict[str, Any]:
+    return nodes.setdefault(node, {"entered": 0, "exited": 0, "current": 0})
+
+
+def _count_channel(
+    nodes: dict[str, dict[str, Any]],
+    channels: dict[str, dict[str, int]],
+    name: str,
+    count: int,
+) -> None:
+    """Add a `ch_<status>|<channel>|<node>` counter to the scenario's and the node's channels."""
+    kind, channel, node = name.split("|", 2)
+    status = kind.removeprefix("ch_")
+    if status not in CHANNEL_STATUSES:
+        return
+    for table in (channels, _node(nodes, node).setdefault("channels", {})):
+        table.setdefault(channel, dict.fromkeys(CHANNEL_STATUSES, 0))[status] += count
 
 
 def _counter_items(scenario_id: str, version: int | None) -> Iterator[dict[str, Any]]:
