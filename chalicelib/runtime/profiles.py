@@ -59,6 +59,7 @@ def upsert(
         }
         stamp = format_datetime(now)
         item = {
+            **(current or {}),  # attributes beside the fields (`invalid` addresses) stay
             **key,
             "profile_db": profile_db,
             "profile_id": profile_id,
@@ -126,6 +127,7 @@ def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> 
         }
         items.append(
             {
+                **(old_item or {}),  # attributes beside the fields (`invalid` addresses) stay
                 "pk": store.profile_partition(profile_db, profile_id),
                 "sk": "P",
                 "profile_db": profile_db,
