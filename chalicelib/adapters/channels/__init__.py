@@ -1,0 +1,29 @@
+"""The channel providers: the only code that talks to SES, SNS, Web Push services and the
+HTTP APIs that `webhook` nodes call.
+
+Each adapter sends one message and either returns or raises `DeliveryError`, whose
+`retryable` tells the channel worker whether the message goes back to its queue; `Gone`
+is a Web Push subscription its service no longer knows. The `valid_*` checks tell an
+address that can never be delivered to before anything is sent.
+"""
+
+from __future__ import annotations
+
+from .email import send_email, valid_email
+from .exceptions import DeliveryError, Gone
+from .http import Response, call
+from .push import send_push, valid_subscription
+from .sms import send_sms, valid_phone
+
+__all__ = [
+    "DeliveryError",
+    "Gone",
+    "Response",
+    "call",
+    "send_email",
+    "send_push",
+    "send_sms",
+    "valid_email",
+    "valid_phone",
+    "valid_subscription",
+]

@@ -1,0 +1,220 @@
+"""The SES and SNS adapters on moto: what goes out and how refusals are classified."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from chalicelib.adapters.aws import client
+from chalicelib.adapters.channels import (
+    DeliveryError,
+    send_email,
+    send_sms,
+    valid_email,
+    valid_phone,
+)
+from chalicelib.config import settings
+
+pytestmark = pytest.mark.usefixtures("aws_stack")
+
+SENDER = "news@shop.example"
+
+
+@pytest.fixture
+def verified_sender(aws_stack: None) -> None:
+    client("sesv2").create_email_identity(EmailIdentity=SENDER)
+
+
+@pytest.fixture
+def ses_requests(aws_stack: None) -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every SES v2 SendEmail call (moto keeps neither tags nor the
+    configuration set, so they are read off the request)."""
+    seen: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        seen.append(params)
+
+    events = client("sesv2").meta.events
+    events.register("provide-client-params.sesv2.SendEmail", record)
+    yield seen
+    events.unregister("provide-client-params.sesv2.SendEmail", record)
+
+
+def _sent_messages() -> list[Any]:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    return list(ses_backends[DEFAULT_ACCOUNT_ID][settings().region].sent_messages)
+
+
+@pytest.mark.usefixtures("verified_sender")
+def test_an_email_is_sent_with_its_tag_and_configuration_set(
+    ses_requests: list[dict[str, Any]],
+) -> None:
+    ses_id = send_email(
+        message_id="m-1",
+        sender=f"Shop <{SENDER}>",
+        to="ada@example.com",
+        subject="Welcome, Ada",
+        text="Hello",
+        html="<p>Hello</p>",
+    )
+
+    (sent,) = _sent_messages()
+    assert sent.id == ses_id
+    assert (sent.source, sent.subject) == (f"Shop <{SENDER}>", "Welcome, Ada")
+    assert sent.destinations == {"ToAddresses": ["ada@example.com"]}
+    (request,) = ses_requests
+    assert request["EmailTags"] == [{"Name": "message_id", "Value": "m-1"}]
+    assert request["ConfigurationSetName"] == "scenaria-test-email"
+    assert request["Content"]["Simple"]["Body"] == {
+        "Text": {"Data": "Hello", "Charset": "UTF-8"},
+        "Html": {"Data": "<p>Hello</p>", "Charset": "UTF-8"},
+    }
+
+
+def test_an_unverified_sender_is_refused_for_good() -> None:
+    with pytest.raises(DeliveryError, match="MessageRejected") as raised:
+        send_email(
+            message_id="m-1", sender=SENDER, to="ada@example.com", subject="s", text="t", html=None
+        )
+    assert not raised.value.retryable
+    assert _sent_messages() == []
+
+
+@pytest.mark.usefixtures("verified_sender")
+def test_a_bad_address_or_no_body_is_refused_before_ses() -> None:
+    with pytest.raises(DeliveryError) as bad_address:
+        send_email(message_id="m", sender=SENDER, to="ada@", subject="s", text="t", html=None)
+    with pytest.raises(DeliveryError) as no_body:
+        send_email(
+            message_id="m", sender=SENDER, to="a@b.example", subject="s", text=None, html=None
+        )
+    assert not bad_address.value.retryable
+    assert not no_body.value.retryable
+    assert _sent_messages() == []
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable"),
+    [
+        (ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}, "ResponseMetadata": {"HTTPStatusCode": 429}}, "SendEmail"), True),
+        (ClientError({"Error": {"Code": "InternalFailure", "Message": "oops"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "SendEmail"), True),
+        (ClientError({"Error": {"Code": "SomethingNew", "Message": "?"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "SendEmail"), True),
+        (EndpointConnectionError(endpoint_url="https://email.us-east-1.amazonaws.com"), True),
+        (ClientError({"Error": {"Code": "MessageRejected", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendEmail"), False),
+        (ClientError({"Error": {"Code": "MailFromDomainNotVerifiedException", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendEmail"), False),
+        (ClientError({"Error": {"Code": "AccountSuspendedException", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendEmail"), False),
+    ],
+)  # fmt: skip
+def test_ses_failures_are_classified(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, retryable: bool
+) -> None:
+    class Failing:
+        def send_email(self, **_: Any) -> Any:
+            raise error
+
+    monkeypatch.setattr("chalicelib.adapters.channels.email.client", lambda _: Failing())
+    with pytest.raises(DeliveryError) as raised:
+        send_email(
+            message_id="m", sender=SENDER, to="a@b.example", subject="s", text="t", html=None
+        )
+    assert raised.value.retryable is retryable
+    assert raised.value.__cause__ is error
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ada@example.com",
+        "a.b+tag@mail.example.co.uk",
+        "x@xn--bcher-kva.example",
+        "o'neil@ex-ample.io",
+    ],
+)
+def test_valid_emails(address: str) -> None:
+    assert valid_email(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "",
+        "ada",
+        "ada@",
+        "@example.com",
+        "ada@example",
+        "ada@@example.com",
+        "a b@example.com",
+        ".ada@example.com",
+        "ada.@example.com",
+        "a..da@example.com",
+        "ada@-example.com",
+        "ada@example.c0m",
+        "ada@exa_mple.com",
+        "adä@example.com",
+        "Ada <ada@example.com>",
+        "x" * 65 + "@example.com",
+    ],
+)
+def test_invalid_emails(address: str) -> None:
+    assert not valid_email(address)
+
+
+def test_an_sms_is_published_as_transactional() -> None:
+    sns_id = send_sms(message_id="m-2", to="+33612345678", body="Your code: 1234")
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns.models import sns_backends
+
+    backend = sns_backends[DEFAULT_ACCOUNT_ID][settings().region]
+    assert backend.sms_messages[sns_id] == ("+33612345678", "Your code: 1234")
+
+
+def test_an_sms_carries_the_transactional_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    published: list[dict[str, Any]] = []
+
+    class Recording:
+        def publish(self, **params: Any) -> dict[str, str]:
+            published.append(params)
+            return {"MessageId": "sns-1"}
+
+    monkeypatch.setattr("chalicelib.adapters.channels.sms.client", lambda _: Recording())
+    assert send_sms(message_id="m", to="+14155550100", body="hi") == "sns-1"
+    assert published[0]["MessageAttributes"] == {
+        "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}
+    }
+
+
+def test_an_invalid_number_is_not_sent() -> None:
+    assert not valid_phone("0612345678")
+    with pytest.raises(DeliveryError) as raised:
+        send_sms(message_id="m", to="0612345678", body="hi")
+    assert not raised.value.retryable
+
+
+@pytest.mark.parametrize(
+    "number", ["+14155550100", "+33612345678", "+12345678", "+123456789012345"]
+)
+def test_valid_phones(number: str) -> None:
+    assert valid_phone(number)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "",
+        "14155550100",
+        "+0123456789",
+        "+1234567",
+        "+1234567890123456",
+        "+1 415 555 0100",
+        "+1415555010a",
+        "++14155550100",
+    ],
+)
+def test_invalid_phones(number: str) -> None:
+    assert not valid_phone(number)
