@@ -13,7 +13,7 @@ from chalicelib.api.errors import PROBLEM_JSON, ApiError, problem
 from chalicelib.handlers import queues, timers
 
 app = Chalice(app_name="scenaria")
-app.api.binary_types.append(tracking.GIF)  # the open pixel
+app.api.binary_types.extend(tracking.BINARY_TYPES)  # the open pixel
 
 for blueprint in (
     scenarios.blueprint,

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint(__name__)
 
 GIF = "image/gif"
+BINARY_TYPES = (GIF, "image/*")  # for `app.api.binary_types`: the pixel, to `Accept: image/*`
 PIXEL = (  # a transparent 1×1 GIF
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
@@ -43,10 +44,21 @@ def route(path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 @route("/t/o/{token}")
 def track_open(token: str) -> Response:
-    """The open pixel: a 1×1 GIF; the message is `opened`."""
+    """The open pixel: a 1×1 GIF; the message is `opened`.
+
+    A binary answer needs an `Accept` header that admits it (API Gateway and Chalice
+    refuse one otherwise); an image fetch without one gets a 204, and the open counts."""
     message_id, _ = _verified(tracking.OPEN, token)
     _record(message_id, "opened")
+    if not admits_gif(blueprint.current_request.headers.get("accept")):
+        return Response(body="", status_code=204, headers=NOT_CACHED)
     return Response(body=PIXEL, status_code=200, headers={"Content-Type": GIF, **NOT_CACHED})
+
+
+def admits_gif(accept: str | None) -> bool:
+    """Whether an `Accept` header names the pixel's type, `image/*` or `*/*`."""
+    kinds = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
+    return bool(kinds & {*BINARY_TYPES, "*/*"})
 
 
 @route("/t/c/{token}")
