@@ -126,7 +126,7 @@ def test_errors_are_problem_documents(document: dict[str, Any]) -> None:
     assert {"detail", "problems"} <= set(problem["properties"])
 
 
-def test_the_api_key_guards_everything_but_hooks_and_this_document(
+def test_the_api_key_guards_everything_but_hooks_tracking_links_and_this_document(
     document: dict[str, Any],
 ) -> None:
     assert document["components"]["securitySchemes"]["apiKey"] == {
@@ -136,7 +136,7 @@ def test_the_api_key_guards_everything_but_hooks_and_this_document(
     }
     assert document["security"] == [{"apiKey": []}]
     for path, method, operation in operations(document):
-        public = path.startswith("/hooks/") or path == "/openapi.json"
+        public = path.startswith(("/hooks/", "/t/")) or path == "/openapi.json"
         assert (operation.get("security") == []) == public, (path, method)
         if not public:
             assert "401" in operation["responses"], (path, method)
