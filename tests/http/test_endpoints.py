@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
 from app import app
 from chalicelib.adapters import store
 from chalicelib.runtime.commit import epoch
