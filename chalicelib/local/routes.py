@@ -1,25 +1,40 @@
-"""Routes the local stack adds: `/local/sent`, and with a virtual clock `/local/clock`
-and `/local/drain` (SPEC §3.5). Never part of a deployed stack."""
+"""Routes the local stack adds: `/local/sent`, the Web Push sink under `/local/push`, and
+with a virtual clock `/local/clock` and `/local/drain` (SPEC §3.5). Never part of a
+deployed stack."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
 from chalicelib.adapters.clock import VirtualClock, clock
-from chalicelib.api.errors import BadRequest
-from chalicelib.api.http import body, routes
+from chalicelib.api import auth
+from chalicelib.api.errors import BadRequest, NotFoundError, problem
+from chalicelib.api.http import body, json_document, routes
 from chalicelib.api.models import ClockChange
 from chalicelib.runtime.channels import delivered
 from chalicelib.scenarios.durations import format_datetime, parse_duration
 
 from .clock import advance_to
+from .push_sink import PushSink
 from .stack import Runtime
 
 blueprint = Blueprint(__name__)
 route = routes(blueprint)
 runtime: Runtime | None = None  # set by the local stack when it starts
+push_sink = PushSink()  # its endpoints are under the stack's public URL
+
+PUSH_ENDPOINT = "/local/push/{subscription_id}"
+# Push services take pushes from whoever holds a subscription's endpoint, without our key;
+# only POST is open (DELETE asks for the key itself). Registered only where this module is
+# imported: the local stack and its tests.
+auth.make_public(PUSH_ENDPOINT)
+_PUSH_REFUSALS = {
+    400: ("Bad request", "the push's VAPID token does not verify or its body does not decrypt"),
+    410: ("Gone", "no such push subscription, or it was unsubscribed"),
+    413: ("Payload too large", "a push body holds at most 4096 bytes"),
+}
 
 
 def _virtual() -> VirtualClock:
@@ -61,3 +76,46 @@ def drain() -> dict[str, Any]:
     _virtual()
     assert runtime is not None
     return {"handled": runtime.drain()}
+
+
+@route("/local/push/subscriptions", methods=["POST"])
+def new_push_subscription() -> Response:
+    """A new subscription of the local push sink, as a browser's PushSubscription JSON:
+    store it in a profile's `push` field. Optional body: `{"name": "..."}`."""
+    request = blueprint.current_request
+    name = None
+    if request.raw_body:
+        document = json_document(request)
+        name = document.get("name") if isinstance(document, dict) else None
+        if name is not None and not isinstance(name, str):
+            raise BadRequest("$.name: a string, if given")
+    return Response(body=push_sink.subscribe(name), status_code=201)
+
+
+@route(PUSH_ENDPOINT, methods=["POST"], content_types=["application/octet-stream"])
+def receive_push(subscription_id: str) -> Response:
+    """A push service's endpoint: takes an encrypted push (RFC 8030/8291/8292)."""
+    request = blueprint.current_request
+    raw = request.raw_body or b""
+    status = push_sink.receive(
+        subscription_id, dict(request.headers), raw.encode() if isinstance(raw, str) else raw
+    )
+    if status in _PUSH_REFUSALS:
+        title, detail = _PUSH_REFUSALS[status]
+        return problem(status, title, detail)
+    return Response(body="", status_code=status)
+
+
+@route(PUSH_ENDPOINT, methods=["DELETE"])
+def unsubscribe_push(subscription_id: str) -> Response:
+    """Unsubscribe, as a browser would: later pushes to it are answered 410 Gone."""
+    auth.require_key(dict(blueprint.current_request.headers))
+    if not push_sink.unsubscribe(subscription_id):
+        raise NotFoundError(f"no active push subscription {subscription_id!r}")
+    return Response(body="", status_code=204)
+
+
+@route("/local/push", methods=["GET"])
+def pushes() -> dict[str, Any]:
+    """What the sink took, oldest first, decrypted."""
+    return {"pushes": push_sink.received()}

@@ -1,0 +1,297 @@
+"""Web Push end to end on loopback: pywebpush (through the guarded HTTP adapter) encrypts
+and signs, the local push sink verifies, decrypts and keeps the payload; a gone
+subscription raises Gone; the sink's routes on the real local server (Chalice's), the
+receiving one without the API key.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chalicelib.adapters import secrets
+from chalicelib.adapters.channels import DeliveryError, Gone, send_push, valid_subscription
+from chalicelib.adapters.channels.push import MAX_PAYLOAD_BYTES
+from chalicelib.config import settings
+from chalicelib.local.push_sink import PushSink
+
+
+def _vapid_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _vapid_der() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return base64.urlsafe_b64encode(der).rstrip(b"=").decode()
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Loopback allowed, a VAPID key of the stack; caches cleared before and after."""
+    monkeypatch.setenv("SCENARIA_WEBHOOK_ALLOW", "127.0.0.0/8,::1/128")
+    monkeypatch.setenv("SCENARIA_VAPID_PRIVATE_KEY", _vapid_pem())
+    monkeypatch.delenv("SCENARIA_VAPID_KEY_PARAMETER", raising=False)
+    settings.cache_clear()
+    secrets.forget()
+    yield
+    settings.cache_clear()
+    secrets.forget()
+
+
+class SinkServer:
+    """A PushSink behind a loopback HTTP server: `POST /local/push/{id}` → `receive`."""
+
+    def __init__(self) -> None:
+        sink_holder: list[PushSink] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                subscription_id = self.path.rsplit("/", 1)[-1]
+                status = sink_holder[0].receive(subscription_id, dict(self.headers), body)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.sink = PushSink(self.url)
+        sink_holder.append(self.sink)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> SinkServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def sink_server(configured: None) -> Iterator[SinkServer]:
+    with SinkServer() as server:
+        yield server
+
+
+def test_a_push_reaches_the_sink_decrypted(sink_server: SinkServer) -> None:
+    subscription = sink_server.sink.subscribe("ada's laptop")
+    assert valid_subscription(subscription)
+    payload = {"title": "Welcome", "body": "Hello, Ada — €10 off", "url": None}
+
+    send_push(subscription=subscription, payload=payload, ttl_seconds=3600, urgency="high")
+
+    (got,) = sink_server.sink.received()
+    assert got["payload"] == payload
+    assert got["subscription_id"] == subscription["endpoint"].rsplit("/", 1)[-1]
+    assert got["name"] == "ada's laptop"
+    assert (got["ttl"], got["urgency"]) == (3600, "high")
+    assert got["at"]
+
+
+def test_a_gone_subscription_raises_gone(sink_server: SinkServer) -> None:
+    subscription = sink_server.sink.subscribe()
+    assert sink_server.sink.unsubscribe(subscription["endpoint"].rsplit("/", 1)[-1])
+
+    with pytest.raises(Gone) as raised:
+        send_push(subscription=subscription, payload={"body": "hi"}, ttl_seconds=60)
+
+    assert (raised.value.status, raised.value.retryable) == (410, False)
+    assert sink_server.sink.received() == []
+
+
+def test_keys_of_another_subscription_do_not_decrypt(sink_server: SinkServer) -> None:
+    mine, other = sink_server.sink.subscribe(), sink_server.sink.subscribe()
+    forged = {"endpoint": mine["endpoint"], "keys": other["keys"]}
+
+    with pytest.raises(DeliveryError) as raised:
+        send_push(subscription=forged, payload={"body": "hi"}, ttl_seconds=60)
+
+    assert (raised.value.status, raised.value.retryable) == (400, False)
+    assert not isinstance(raised.value, Gone)
+
+
+def test_a_base64url_der_key_signs_as_well(
+    sink_server: SinkServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCENARIA_VAPID_PRIVATE_KEY", _vapid_der())
+    settings.cache_clear()
+    secrets.forget()
+    send_push(subscription=sink_server.sink.subscribe(), payload={"n": 1}, ttl_seconds=0)
+    assert [got["payload"] for got in sink_server.sink.received()] == [{"n": 1}]
+
+
+def test_the_largest_payload_fits_and_a_larger_one_is_refused(sink_server: SinkServer) -> None:
+    subscription = sink_server.sink.subscribe()
+    frame = len('{"t":""}')
+    send_push(
+        subscription=subscription,
+        payload={"t": "x" * (MAX_PAYLOAD_BYTES - frame)},
+        ttl_seconds=60,
+    )
+    assert len(sink_server.sink.received()) == 1
+    with pytest.raises(DeliveryError) as raised:
+        send_push(
+            subscription=subscription,
+            payload={"t": "x" * (MAX_PAYLOAD_BYTES - frame + 1)},
+            ttl_seconds=60,
+        )
+    assert not raised.value.retryable
+
+
+def test_a_push_service_that_is_down_is_retryable(configured: None) -> None:
+    with SinkServer() as server:
+        subscription = server.sink.subscribe()
+    # the server is closed: nothing listens on its port any more
+    with pytest.raises(DeliveryError) as raised:
+        send_push(subscription=subscription, payload={"n": 1}, ttl_seconds=60, timeout=5)
+    assert raised.value.retryable
+
+
+def test_a_push_endpoint_on_a_private_address_is_refused(configured: None) -> None:
+    subscription = PushSink("http://10.0.0.1:8000").subscribe()
+    with pytest.raises(DeliveryError, match=r"10\.0\.0\.1 is a private address") as raised:
+        send_push(subscription=subscription, payload={"n": 1}, ttl_seconds=60)
+    assert not raised.value.retryable
+
+
+def test_without_a_vapid_key_nothing_is_pushed(
+    sink_server: SinkServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SCENARIA_VAPID_PRIVATE_KEY")
+    settings.cache_clear()
+    secrets.forget()
+    with pytest.raises(DeliveryError, match="VAPID") as raised:
+        send_push(subscription=sink_server.sink.subscribe(), payload={"n": 1}, ttl_seconds=60)
+    assert not raised.value.retryable
+    assert sink_server.sink.received() == []
+
+
+@pytest.mark.parametrize(
+    "subscription",
+    [
+        None,
+        "https://push.example/x",
+        {"endpoint": "https://push.example/x"},
+        {"endpoint": "https://push.example/x", "keys": {"p256dh": "abc"}},
+        {"endpoint": "ftp://push.example/x", "keys": {"p256dh": "abc", "auth": "def"}},
+        {"endpoint": "https:///x", "keys": {"p256dh": "abc", "auth": "def"}},
+        {"endpoint": "https://push.example:port/x", "keys": {"p256dh": "abc", "auth": "def"}},
+        {"endpoint": "https://push.example/x", "keys": {"p256dh": "", "auth": "def"}},
+    ],
+)
+def test_malformed_subscriptions_are_not_valid(subscription: Any) -> None:
+    assert not valid_subscription(subscription)
+
+
+def test_a_browser_subscription_is_valid() -> None:
+    assert valid_subscription(
+        {
+            "endpoint": "https://fcm.googleapis.com/fcm/send/abc:def",
+            "expirationTime": None,
+            "keys": {
+                "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA",
+                "auth": "tBHItJI5svbpez7KI4CCXg",
+            },
+        }
+    )
+
+
+# --- the sink alone -----------------------------------------------------------------------
+
+
+def test_the_sink_answers_410_for_an_unknown_id_and_400_without_vapid() -> None:
+    sink = PushSink("http://127.0.0.1:9")
+    subscription_id = sink.subscribe()["endpoint"].rsplit("/", 1)[-1]
+    assert sink.receive("nope", {"TTL": "60"}, b"x") == 410
+    assert (
+        sink.receive(subscription_id, {"TTL": "60", "Content-Encoding": "aes128gcm"}, b"x") == 400
+    )
+    assert sink.receive(subscription_id, {}, b"x" * 4097) == 413
+    assert sink.received() == []
+
+
+# --- the routes on the local stack's own server -------------------------------------------
+
+
+@pytest.fixture
+def local_server(aws_stack: None, configured: None) -> Iterator[str]:
+    """The app with the local routes behind Chalice's local HTTP server on a free port."""
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from app import app
+    from chalicelib.local import routes
+
+    if "/local/sent" not in app.routes:
+        app.register_blueprint(routes.blueprint)
+    server = create_local_server(
+        app, Config.create(chalice_stage="local", app_name="scenaria"), "127.0.0.1", 0
+    )
+    url = f"http://127.0.0.1:{server.server.server_address[1]}"
+    previous = routes.push_sink
+    routes.push_sink = PushSink(url)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield url
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+        thread.join()
+        routes.push_sink = previous
+
+
+def test_the_local_routes_subscribe_receive_list_and_unsubscribe(local_server: str) -> None:
+    key = {"X-Api-Key": "test-key"}
+    made = requests.post(
+        f"{local_server}/local/push/subscriptions", json={"name": "phone"}, headers=key, timeout=10
+    )
+    assert made.status_code == 201
+    subscription = made.json()
+    assert subscription["endpoint"].startswith(f"{local_server}/local/push/")
+
+    send_push(subscription=subscription, payload={"title": "Hi"}, ttl_seconds=60)
+
+    listed = requests.get(f"{local_server}/local/push", headers=key, timeout=10).json()
+    assert [(p["name"], p["payload"]) for p in listed["pushes"]] == [("phone", {"title": "Hi"})]
+
+    # the receiving route is public, its DELETE is not; the list is not either
+    assert requests.delete(subscription["endpoint"], timeout=10).status_code == 401
+    assert requests.get(f"{local_server}/local/push", timeout=10).status_code == 401
+    assert requests.post(f"{local_server}/local/push/subscriptions", timeout=10).status_code == 401
+    assert requests.delete(subscription["endpoint"], headers=key, timeout=10).status_code == 204
+
+    with pytest.raises(Gone):
+        send_push(subscription=subscription, payload={"title": "Hi"}, ttl_seconds=60)
+    refused = requests.post(
+        subscription["endpoint"],
+        data=b"x",
+        headers={"Content-Type": "application/octet-stream", "TTL": "0"},
+        timeout=10,
+    )
+    assert refused.status_code == 410
+    assert refused.headers["Content-Type"] == "application/problem+json"
