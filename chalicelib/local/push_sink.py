@@ -6,6 +6,9 @@ keys, signs a VAPID token and POSTs — and the sink does what a browser and its
 service would: checks the VAPID token (RFC 8292), decrypts the aes128gcm body (RFC 8291)
 with the subscription's private key, and keeps the payload for `GET /local/push`.
 An unsubscribed id answers 410 Gone, as a real push service does. State is in memory.
+
+`LoopbackPushService` serves a sink on its own loopback port, for a stack run in-process
+without an HTTP server (tests driving the app through `chalice.test.Client`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,7 +61,7 @@ class PushSink:
     """
 
     def __init__(self, base_url: str | None = None) -> None:
-        self._base_url = base_url
+        self.base_url = base_url
         self._lock = threading.Lock()
         self._subscriptions: dict[str, _Subscription] = {}
         self._received: deque[dict[str, Any]] = deque(maxlen=KEEP)
@@ -66,7 +70,7 @@ class PushSink:
         """A new subscription, as a browser's `PushSubscription.toJSON()`: its endpoint and
         the public half of a fresh P-256 key pair with a 16-byte auth secret."""
         subscription_id = secrets.token_urlsafe(16)
-        base = (self._base_url or settings().public_url).rstrip("/")
+        base = (self.base_url or settings().public_url).rstrip("/")
         private_key = ec.generate_private_key(ec.SECP256R1())
         auth = secrets.token_bytes(16)
         subscription = _Subscription(
@@ -159,6 +163,52 @@ class PushSink:
         with self._lock:
             self._subscriptions.clear()
             self._received.clear()
+
+
+class LoopbackPushService:
+    """A sink served on 127.0.0.1 (a free port): `POST /local/push/{id}` → `receive`.
+    Its subscriptions' endpoints are on that port. Use as a context manager, or `close()`."""
+
+    def __init__(self, sink: PushSink | None = None) -> None:
+        self.sink = sink or PushSink()
+        receive = self.sink.receive
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, MAX_BODY_BYTES + 1))
+                prefix, _, subscription_id = self.path.rpartition("/")
+                status = (
+                    receive(subscription_id, dict(self.headers.items()), body)
+                    if prefix == "/local/push"
+                    else 404
+                )
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.sink.base_url = self.url
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="push-sink", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> LoopbackPushService:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _vapid_problem(authorization: str, audience: str) -> str | None:

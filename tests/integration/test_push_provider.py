@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from chalicelib.adapters import secrets
 from chalicelib.adapters.channels import DeliveryError, Gone, send_push, valid_subscription
 from chalicelib.adapters.channels.push import MAX_PAYLOAD_BYTES
 from chalicelib.config import settings
-from chalicelib.local.push_sink import PushSink
+from chalicelib.local.push_sink import LoopbackPushService, PushSink
 
 
 def _vapid_pem() -> str:
@@ -56,48 +55,13 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     secrets.forget()
 
 
-class SinkServer:
-    """A PushSink behind a loopback HTTP server: `POST /local/push/{id}` → `receive`."""
-
-    def __init__(self) -> None:
-        sink_holder: list[PushSink] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                subscription_id = self.path.rsplit("/", 1)[-1]
-                status = sink_holder[0].receive(subscription_id, dict(self.headers), body)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.sink = PushSink(self.url)
-        sink_holder.append(self.sink)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> SinkServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
-def sink_server(configured: None) -> Iterator[SinkServer]:
-    with SinkServer() as server:
-        yield server
+def sink_server(configured: None) -> Iterator[LoopbackPushService]:
+    with LoopbackPushService() as service:
+        yield service
 
 
-def test_a_push_reaches_the_sink_decrypted(sink_server: SinkServer) -> None:
+def test_a_push_reaches_the_sink_decrypted(sink_server: LoopbackPushService) -> None:
     subscription = sink_server.sink.subscribe("ada's laptop")
     assert valid_subscription(subscription)
     payload = {"title": "Welcome", "body": "Hello, Ada — €10 off", "url": None}
@@ -112,7 +76,7 @@ def test_a_push_reaches_the_sink_decrypted(sink_server: SinkServer) -> None:
     assert got["at"]
 
 
-def test_a_gone_subscription_raises_gone(sink_server: SinkServer) -> None:
+def test_a_gone_subscription_raises_gone(sink_server: LoopbackPushService) -> None:
     subscription = sink_server.sink.subscribe()
     assert sink_server.sink.unsubscribe(subscription["endpoint"].rsplit("/", 1)[-1])
 
@@ -123,7 +87,7 @@ def test_a_gone_subscription_raises_gone(sink_server: SinkServer) -> None:
     assert sink_server.sink.received() == []
 
 
-def test_keys_of_another_subscription_do_not_decrypt(sink_server: SinkServer) -> None:
+def test_keys_of_another_subscription_do_not_decrypt(sink_server: LoopbackPushService) -> None:
     mine, other = sink_server.sink.subscribe(), sink_server.sink.subscribe()
     forged = {"endpoint": mine["endpoint"], "keys": other["keys"]}
 
@@ -135,7 +99,7 @@ def test_keys_of_another_subscription_do_not_decrypt(sink_server: SinkServer) ->
 
 
 def test_a_base64url_der_key_signs_as_well(
-    sink_server: SinkServer, monkeypatch: pytest.MonkeyPatch
+    sink_server: LoopbackPushService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SCENARIA_VAPID_PRIVATE_KEY", _vapid_der())
     settings.cache_clear()
@@ -144,7 +108,9 @@ def test_a_base64url_der_key_signs_as_well(
     assert [got["payload"] for got in sink_server.sink.received()] == [{"n": 1}]
 
 
-def test_the_largest_payload_fits_and_a_larger_one_is_refused(sink_server: SinkServer) -> None:
+def test_the_largest_payload_fits_and_a_larger_one_is_refused(
+    sink_server: LoopbackPushService,
+) -> None:
     subscription = sink_server.sink.subscribe()
     frame = len('{"t":""}')
     send_push(
@@ -163,7 +129,7 @@ def test_the_largest_payload_fits_and_a_larger_one_is_refused(sink_server: SinkS
 
 
 def test_a_push_service_that_is_down_is_retryable(configured: None) -> None:
-    with SinkServer() as server:
+    with LoopbackPushService() as server:
         subscription = server.sink.subscribe()
     # the server is closed: nothing listens on its port any more
     with pytest.raises(DeliveryError) as raised:
@@ -179,7 +145,7 @@ def test_a_push_endpoint_on_a_private_address_is_refused(configured: None) -> No
 
 
 def test_without_a_vapid_key_nothing_is_pushed(
-    sink_server: SinkServer, monkeypatch: pytest.MonkeyPatch
+    sink_server: LoopbackPushService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SCENARIA_VAPID_PRIVATE_KEY")
     settings.cache_clear()
