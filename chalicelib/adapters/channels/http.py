@@ -114,12 +114,12 @@ def request(
     """`call` for bytes: the guarded request, the body unparsed (at most MAX_RESPONSE_BYTES)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DeliveryError(f"not an http(s) URL: {url!r}", retryable=False)
+        raise DeliveryError(f"not an http(s) URL: {_safe(url)!r}", retryable=False)
     host = parts.hostname
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise DeliveryError(f"not a valid port in {url!r}", retryable=False) from None
+        raise DeliveryError(f"not a valid port in {_safe(url)!r}", retryable=False) from None
     deadline = time.monotonic() + timeout
     addresses = resolve(host, port)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
