@@ -101,6 +101,8 @@ def _record_once(
     if not stats.count_once(_writes(row, status, at, outbox_id, body), counted):
         return message(message_id)
     send_batch("events", [(body, 0)])
+    # queued: the row was only needed had we crashed before, and it names the profile
+    store.messages.delete({"message_id": outbox_id})
     _effects(row, status, at, details)
     return message(message_id)
 
@@ -172,8 +174,8 @@ def _event(row: dict[str, Any], status: str, at: datetime, details: dict[str, An
 
 
 def _outbox(row: dict[str, Any], event: Event) -> tuple[str, dict[str, Any]]:
-    """The outbox row id and queue body of the event: the sweeper sends it again if the
-    dispatch after the commit is lost, and the events consumer takes it out of pending."""
+    """The outbox row id and queue body of the event: the sweeper sends it if a crash
+    loses the dispatch after the commit (the row is deleted once the event is queued)."""
     outbox_id = f"feedback-{event.id}"
     body = {
         "kind": "event",

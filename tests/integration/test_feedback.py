@@ -229,11 +229,22 @@ def test_an_erased_profiles_message_counts_without_recreating_the_profile() -> N
     assert list(store.profiles.query("pk = :pk", values={":pk": partition})) == []
 
 
-def test_the_event_is_in_the_outbox_until_the_events_consumer_takes_it() -> None:
+def test_the_event_is_in_the_outbox_until_it_is_queued(monkeypatch: pytest.MonkeyPatch) -> None:
     a_message()
-    feedback.record("m1", "opened", AT)
+
+    def crash(*args: Any) -> None:
+        raise RuntimeError("the function crashed after the commit")
+
+    monkeypatch.setattr(feedback, "send_batch", crash)
+    with pytest.raises(RuntimeError):
+        feedback.record("m1", "opened", AT)
     outbox = store.messages.get({"message_id": "feedback-m1:opened"})
-    assert outbox is not None
+    assert outbox is not None  # the sweeper sends it
     assert outbox["kind"] == "event"
+    assert outbox["queue"] == "events"
     assert outbox["payload"]["event"]["type"] == "message.opened"
     assert "pending_shard" in outbox
+    monkeypatch.undo()
+    feedback.record("m1", "delivered", AT)
+    assert store.messages.get({"message_id": "feedback-m1:delivered"}) is None
+    assert [e["type"] for e in message_events()] == ["message.delivered"]
