@@ -85,14 +85,22 @@ class Pump:
     handler: Callable[[dict[str, Any], Any], Any]
     batch_size: int
 
-    def run_once(self) -> int:
-        """Receive one batch and hand it over; returns how many messages it got."""
+    def run_once(self, wait: int = 0) -> int:
+        """Receive one batch and hand it over; returns how many messages it got.
+
+        `wait`: seconds to long-poll an empty queue (0: answer at once). moto answers a
+        long poll as soon as a message is sent, but notices a delayed message coming
+        due only once a second.
+        """
         from chalicelib.adapters.aws import client
         from chalicelib.adapters.queues import queue_url
 
         sqs, url = client("sqs"), queue_url(self.queue)
         answer = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=min(10, self.batch_size), AttributeNames=["All"]
+            QueueUrl=url,
+            MaxNumberOfMessages=min(10, self.batch_size),
+            AttributeNames=["All"],
+            WaitTimeSeconds=wait,
         )
         messages = answer.get("Messages", [])
         if not messages:
@@ -163,8 +171,21 @@ def scheduled_event(moment: datetime) -> dict[str, Any]:
     }
 
 
+IDLE_POLL = 0.2  # seconds: one pump thread's pause when every queue was empty
+PRECISE_QUEUES = frozenset({"steps"})  # where delayed wake-ups come due
+PRECISE_POLL = 0.05  # seconds: a real clock's pause between polls of an empty precise queue
+LONG_POLL = 1  # seconds: a real clock's long poll of any other queue
+
+
 class Runtime:
-    """The app's queue pumps and schedules, run in background threads or on demand."""
+    """The app's queue pumps and schedules, run in background threads or on demand.
+
+    With a virtual clock one thread pumps every queue in turn, under the runtime's lock,
+    so a drain or a clock move finds the queues still. With a real clock every queue has
+    a thread of its own, as every queue has its own function on AWS: a slow batch on one
+    queue does not hold up another's messages. The steps queue, where delayed wake-ups
+    come due, is polled every PRECISE_POLL seconds; the others long-poll.
+    """
 
     def __init__(self, app: Any) -> None:
         from chalice.app import ScheduledEventConfig, SQSEventConfig
@@ -200,7 +221,10 @@ class Runtime:
                     logger.exception("scheduled handler failed")
 
     def drain(self, rounds: int = 10_000) -> int:
-        """Run queued work until every queue is empty; returns the messages handled."""
+        """Run queued work until every queue is empty; returns the messages handled.
+
+        Exact with a virtual clock, whose pump thread waits for the lock; with a real
+        clock the queues' own threads may take messages meanwhile."""
         handled = 0
         with self._lock:
             for _ in range(rounds):
@@ -230,10 +254,22 @@ class Runtime:
 
     def start(self, clock_is_real: bool) -> None:
         """Pump continuously; with a real clock also fire the schedules every minute."""
-        self._threads.append(threading.Thread(target=self._pump_forever, name="pumps", daemon=True))
         if clock_is_real:
+            for pump in self.pumps:
+                self._threads.append(
+                    threading.Thread(
+                        target=self._pump_queue_forever,
+                        args=(pump,),
+                        name=f"pump-{pump.queue}",
+                        daemon=True,
+                    )
+                )
             self._threads.append(
                 threading.Thread(target=self._schedule_forever, name="schedules", daemon=True)
+            )
+        else:
+            self._threads.append(
+                threading.Thread(target=self._pump_forever, name="pumps", daemon=True)
             )
         for thread in self._threads:
             thread.start()
@@ -244,14 +280,32 @@ class Runtime:
             thread.join(timeout=5)
 
     def _pump_forever(self) -> None:
+        """Every queue in turn, one batch each, under the lock (virtual clock)."""
         while not self._stop.is_set():
             with self._lock:
-                got = sum(pump.run_once() for pump in self.pumps)
+                got = sum(self._pumped(pump) for pump in self.pumps)
             if not got:
-                self._stop.wait(0.2)
+                self._stop.wait(IDLE_POLL)
+
+    def _pump_queue_forever(self, pump: Pump) -> None:
+        """One queue, batch after batch (real clock)."""
+        precise = pump.queue in PRECISE_QUEUES
+        while not self._stop.is_set():
+            got = self._pumped(pump, wait=0 if precise else LONG_POLL)
+            if not got:
+                self._stop.wait(PRECISE_POLL if precise else 0)
 
     def _schedule_forever(self) -> None:
         from chalicelib.adapters.clock import now
 
         while not self._stop.wait(SCHEDULE_EVERY - time.time() % SCHEDULE_EVERY):
             self.fire_schedules(now())
+
+    def _pumped(self, pump: Pump, wait: int = 0) -> int:
+        """`pump.run_once` for a thread that outlives a failed poll, waiting a second."""
+        try:
+            return pump.run_once(wait)
+        except Exception:
+            logger.exception("polling %s failed", pump.queue)
+            self._stop.wait(1)
+            return 0

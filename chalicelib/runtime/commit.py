@@ -259,9 +259,19 @@ class Commit:
         self.items.append(store.timers.tx_put(item))
         delay = (timer.wake_at - self.now).total_seconds()
         if settings().precise_delays and delay <= MAX_DELAY_SECONDS:
-            # SQS delays are whole seconds: round up, a wake-up is never early
-            body = {"kind": "wake", "instance_id": instance.instance_id, "step": timer.step}
-            self.outgoing.append(Outgoing("steps", body, max(0, math.ceil(delay))))
+            # SQS delays are whole seconds. Rounded up, a wake-up comes up to a second late;
+            # rounded down, early, and the steps consumer waits out the rest (steps.wake).
+            # Down when that wait is under half a second: late or waiting, at most that.
+            seconds = math.floor(delay)
+            if delay - seconds >= 0.5:
+                seconds += 1
+            body = {
+                "kind": "wake",
+                "instance_id": instance.instance_id,
+                "step": timer.step,
+                "wake_at": format_datetime(timer.wake_at),
+            }
+            self.outgoing.append(Outgoing("steps", body, max(0, seconds)))
 
     def _update_profile(
         self, updates: list[UpdateProfile], final: dict[str, Any], exists: bool
