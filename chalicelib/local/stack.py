@@ -174,6 +174,8 @@ def scheduled_event(moment: datetime) -> dict[str, Any]:
 IDLE_POLL = 0.2  # seconds: one pump thread's pause when every queue was empty
 PRECISE_QUEUES = frozenset({"steps"})  # where delayed wake-ups come due
 PRECISE_POLL = 0.05  # seconds: a real clock's pause between polls of an empty precise queue
+PRECISE_THREADS = 2  # a real clock's threads on a precise queue: one may be waiting out a
+# wake-up that came a fraction of a second early (steps.wake) while the other takes the next
 LONG_POLL = 1  # seconds: a real clock's long poll of any other queue
 
 
@@ -184,7 +186,7 @@ class Runtime:
     so a drain or a clock move finds the queues still. With a real clock every queue has
     a thread of its own, as every queue has its own function on AWS: a slow batch on one
     queue does not hold up another's messages. The steps queue, where delayed wake-ups
-    come due, is polled every PRECISE_POLL seconds; the others long-poll.
+    come due, has two, each polling every PRECISE_POLL seconds; the others long-poll.
     """
 
     def __init__(self, app: Any) -> None:
@@ -256,13 +258,15 @@ class Runtime:
         """Pump continuously; with a real clock also fire the schedules every minute."""
         if clock_is_real:
             for pump in self.pumps:
-                self._threads.append(
+                threads = PRECISE_THREADS if pump.queue in PRECISE_QUEUES else 1
+                self._threads.extend(
                     threading.Thread(
                         target=self._pump_queue_forever,
                         args=(pump,),
-                        name=f"pump-{pump.queue}",
+                        name=f"pump-{pump.queue}-{n}",
                         daemon=True,
                     )
+                    for n in range(threads)
                 )
             self._threads.append(
                 threading.Thread(target=self._schedule_forever, name="schedules", daemon=True)

@@ -261,9 +261,9 @@ class Commit:
         if settings().precise_delays and delay <= MAX_DELAY_SECONDS:
             # SQS delays are whole seconds. Rounded up, a wake-up comes up to a second late;
             # rounded down, early, and the steps consumer waits out the rest (steps.wake).
-            # Down when that wait is under half a second: late or waiting, at most that.
+            # Down unless that wait would be 0.75 s or more: then at most 0.25 s late.
             seconds = math.floor(delay)
-            if delay - seconds >= 0.5:
+            if delay - seconds >= 0.75:
                 seconds += 1
             body = {
                 "kind": "wake",

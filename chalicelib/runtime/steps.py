@@ -59,10 +59,10 @@ def wake(body: dict[str, Any]) -> None:
     """A wake-up for one step of an instance; a stale or repeated one changes nothing.
 
     A delayed wake-up carries its `wake_at`. SQS delays are whole seconds, so the commit
-    rounds a delay down when that leaves under half a second to wait: such a wake-up,
-    arriving less than a second early, waits out the rest here. One arriving earlier
-    still (it should not) goes back to the queue with the delay it still needs, rather
-    than being dropped and left to the minute sweeper.
+    rounds a delay down when that leaves under 0.75 s to wait: such a wake-up, arriving
+    less than a second early, waits out the rest here. One arriving earlier still (it
+    should not) goes back to the queue with the delay it still needs, rather than being
+    dropped and left to the minute sweeper.
     """
     early = seconds_early(body.get("wake_at"))
     if early >= 1:
