@@ -11,9 +11,14 @@ Chalice cannot express, all built from `infra/resources.py` and the Chalice app 
   ARN of the queue resource (so the mapping is created after its queue), and on the
   DynamoDB stream source the real stream of the timers table instead of the
   placeholder ARN in `chalicelib/handlers/timers.py`;
+- the delivery feedback path: an SES configuration set whose event destination
+  publishes to an SNS topic, subscribed by the `feedback` queue;
+- API Gateway answers of its own (an unknown route, a throttled call) as RFC 9457
+  problems, like every answer of the app;
 - one execution role for every function, allowed exactly what the code does on this
-  stage's tables, indexes, stream, queues, API key parameter and log groups: no
-  wildcard across resources, so a stack never reaches another tenant's resources;
+  stage's tables, indexes, stream, queues, parameters, sender identity, configuration
+  set and log groups: no wildcard across the stage's resources, so a stack never
+  reaches another tenant's; SMS are published to phone numbers, never to topics;
 - one log group per function (named as Lambda names it, with a retention), so the
   role needs no `logs:CreateLogGroup` and logs do not pile up forever;
 - the stage's names and settings in every function's environment, and the function
@@ -32,6 +37,7 @@ import json
 import os
 import re
 import sys
+from email.utils import parseaddr
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +92,24 @@ QUEUE_ACTIONS = (
     "sqs:SendMessage",
 )
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+# What SES may report to the feedback topic (chalicelib/runtime/feedback.py reads them).
+SES_EVENT_TYPES = (
+    "send",
+    "reject",
+    "bounce",
+    "complaint",
+    "delivery",
+    "open",
+    "click",
+    "renderingFailure",
+    "subscription",
+)
+# Settings a tenant's stage must give: who e-mails come from, where tracked links point.
+REQUIRED_STAGE_SETTINGS = ("SCENARIA_EMAIL_FROM", "SCENARIA_PUBLIC_URL")
+PROBLEM = (
+    '{"type": "about:blank", "title": "$context.error.responseType", '
+    '"detail": $context.error.messageString}'
+)
 
 # Only deletions by DynamoDB's TTL service reach the timer_expired function.
 TTL_DELETIONS = {
@@ -112,6 +136,11 @@ class TemplateError(Exception):
 def api_key_parameter(stage: str) -> str:
     """The SSM SecureString parameter holding a stage's API key."""
     return f"/{APP}/{stage}/api-key"
+
+
+def vapid_key_parameter(stage: str) -> str:
+    """The SSM SecureString parameter holding a stage's Web Push (VAPID) private key."""
+    return f"/{APP}/{stage}/vapid-private-key"
 
 
 def logical_id(name: str) -> str:
@@ -273,7 +302,11 @@ def merge_template(stage: str, project_config: Mapping[str, Any] | None = None) 
             ".chalice/config.json must set manage_iam_role and autogen_policy to false: "
             "the execution role comes from infra/template.py"
         )
-    environment = {"SCENARIA_STAGE": stage, "SCENARIA_API_KEY_PARAMETER": api_key_parameter(stage)}
+    environment = {
+        "SCENARIA_STAGE": stage,
+        "SCENARIA_API_KEY_PARAMETER": api_key_parameter(stage),
+        "SCENARIA_VAPID_KEY_PARAMETER": vapid_key_parameter(stage),
+    }
     functions = chalice_functions(stage, project_config)
     for function in functions:
         for key, value in environment.items():
@@ -282,6 +315,12 @@ def merge_template(stage: str, project_config: Mapping[str, Any] | None = None) 
                     f".chalice/config.json, stage {stage!r}: {key} is "
                     f"{function.environment[key]!r}, it must be {value!r}"
                 )
+        for key in REQUIRED_STAGE_SETTINGS:
+            if not function.environment.get(key):
+                raise TemplateError(
+                    f".chalice/config.json, stage {stage!r}: set {key} (see docs/deploy.md)"
+                )
+    sender = functions[0].environment["SCENARIA_EMAIL_FROM"]
 
     resources: dict[str, Any] = {}
     for table in TABLES:
@@ -298,12 +337,15 @@ def merge_template(stage: str, project_config: Mapping[str, Any] | None = None) 
             },
         }
         resources[function.logical_id] = function_override(function, environment)
-    resources[ROLE] = execution_role(stage, functions)
+    resources.update(feedback_resources(stage))
+    resources.update(gateway_responses())
+    resources[ROLE] = execution_role(stage, functions, sender)
     return {
         "Description": f"Scenaria, stage {stage}: one tenant's journeys (chalice package)",
         "Resources": resources,
         "Outputs": {
             "ApiKeyParameter": {"Value": api_key_parameter(stage)},
+            "VapidKeyParameter": {"Value": vapid_key_parameter(stage)},
             **{
                 f"{dead_letter_id(queue)}Url": {"Value": {"Ref": dead_letter_id(queue)}}
                 for queue in QUEUE_DEFINITIONS
@@ -376,6 +418,109 @@ def dead_letter_resource(queue: Queue, stage: str) -> dict[str, Any]:
     }
 
 
+def feedback_resources(stage: str) -> dict[str, Any]:
+    """SES configuration set → SNS topic → the `feedback` queue."""
+    feedback_queue = queue_id(_queue_named(resource_name(stage, "feedback")))
+    return {
+        "FeedbackTopic": {
+            "Type": "AWS::SNS::Topic",
+            "Properties": {"TopicName": resource_name(stage, "feedback"), "Tags": _tags(stage)},
+        },
+        "FeedbackTopicPolicy": {
+            "Type": "AWS::SNS::TopicPolicy",
+            "Properties": {
+                "Topics": [{"Ref": "FeedbackTopic"}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ses.amazonaws.com"},
+                            "Action": "sns:Publish",
+                            "Resource": {"Ref": "FeedbackTopic"},
+                            "Condition": {
+                                "StringEquals": {"AWS:SourceAccount": {"Ref": "AWS::AccountId"}}
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+        "FeedbackSubscription": {
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {
+                "TopicArn": {"Ref": "FeedbackTopic"},
+                "Protocol": "sqs",
+                "Endpoint": {"Fn::GetAtt": [feedback_queue, "Arn"]},
+            },
+        },
+        "FeedbackQueuePolicy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [{"Ref": feedback_queue}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "sns.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": {"Fn::GetAtt": [feedback_queue, "Arn"]},
+                            "Condition": {"ArnEquals": {"aws:SourceArn": {"Ref": "FeedbackTopic"}}},
+                        }
+                    ],
+                },
+            },
+        },
+        "EmailConfigurationSet": {
+            "Type": "AWS::SES::ConfigurationSet",
+            "Properties": {"Name": resource_name(stage, "email")},
+        },
+        "EmailEventDestination": {
+            "Type": "AWS::SES::ConfigurationSetEventDestination",
+            "Properties": {
+                "ConfigurationSetName": {"Ref": "EmailConfigurationSet"},
+                "EventDestination": {
+                    "Name": "feedback",
+                    "Enabled": True,
+                    "MatchingEventTypes": list(SES_EVENT_TYPES),
+                    "SnsDestination": {"TopicARN": {"Ref": "FeedbackTopic"}},
+                },
+            },
+        },
+    }
+
+
+def gateway_responses() -> dict[str, Any]:
+    """API Gateway's own answers as RFC 9457 problems, like every answer of the app. An
+    unknown route, which API Gateway answers as a missing authentication token (403),
+    becomes a 404."""
+
+    def response(kind: str, template: str, status: str | None = None) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            "RestApiId": {"Ref": "RestAPI"},
+            "ResponseType": kind,
+            "ResponseParameters": {
+                "gatewayresponse.header.Content-Type": "'application/problem+json'"
+            },
+            "ResponseTemplates": {"application/json": template},
+        }
+        if status:
+            properties["StatusCode"] = status
+        return {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": properties}
+
+    return {
+        "UnknownRouteResponse": response(
+            "MISSING_AUTHENTICATION_TOKEN",
+            '{"type": "about:blank", "title": "Not found", "status": 404, '
+            '"detail": "no route $context.httpMethod $context.path"}',
+            "404",
+        ),
+        "Default4xxResponse": response("DEFAULT_4XX", PROBLEM),
+        "Default5xxResponse": response("DEFAULT_5XX", PROBLEM),
+    }
+
+
 def function_override(function: Function, environment: Mapping[str, str]) -> dict[str, Any]:
     """What the merge adds to one of Chalice's `AWS::Serverless::Function` resources."""
     properties: dict[str, Any] = {
@@ -416,7 +561,7 @@ def _arn(service: str, resource: str) -> dict[str, str]:
     }
 
 
-def execution_role(stage: str, functions: list[Function]) -> dict[str, Any]:
+def execution_role(stage: str, functions: list[Function], sender: str) -> dict[str, Any]:
     """The functions' role: exactly this stage's resources, named one by one.
 
     No `scenaria-<stage>-*` patterns: stage `acme` would match stage `acme-eu`'s tables.
@@ -443,10 +588,33 @@ def execution_role(stage: str, functions: list[Function]) -> dict[str, Any]:
             "Resource": [{"Fn::GetAtt": [queue_id(queue), "Arn"]} for queue in QUEUE_DEFINITIONS],
         },
         {
-            "Sid": "ApiKey",
+            "Sid": "Secrets",
             "Effect": "Allow",
             "Action": ["ssm:GetParameter"],
-            "Resource": [_arn("ssm", f"parameter{api_key_parameter(stage)}")],
+            "Resource": [
+                _arn("ssm", f"parameter{parameter}")
+                for parameter in (api_key_parameter(stage), vapid_key_parameter(stage))
+            ],
+        },
+        {
+            "Sid": "Email",
+            "Effect": "Allow",
+            "Action": ["ses:SendEmail"],
+            "Resource": [
+                _arn("ses", f"identity/{identity}") for identity in sender_identities(sender)
+            ]
+            + [
+                {
+                    "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+                    ":configuration-set/${EmailConfigurationSet}"
+                }
+            ],
+        },
+        {
+            "Sid": "Sms",
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "NotResource": [{"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}],
         },
         {
             "Sid": "Logs",
@@ -492,6 +660,14 @@ def execution_role(stage: str, functions: list[Function]) -> dict[str, Any]:
             "Tags": _tags(stage),
         },
     }
+
+
+def sender_identities(sender: str) -> list[str]:
+    """The SES identities that may authorise a sender: its address and its domain."""
+    address = parseaddr(sender)[1]
+    if "@" not in address:
+        raise TemplateError(f"SCENARIA_EMAIL_FROM {sender!r} is not an e-mail address")
+    return [address, address.rsplit("@", 1)[1]]
 
 
 def main(argv: list[str] | None = None) -> int:

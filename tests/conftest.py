@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from chalicelib.local.stack import new_vapid_key
+
 os.environ.pop("SCENARIA_AWS_ENDPOINT", None)  # in-process moto, never a server
 os.environ.pop("SCENARIA_API_KEY_PARAMETER", None)
 os.environ.update(
@@ -21,6 +23,8 @@ os.environ.update(
     SCENARIA_API_KEY="test-key",
     SCENARIA_PRECISE_DELAYS="0",
     SCENARIA_TIMER_SHARDS="2",  # fewer index queries per sweep: the suite runs faster
+    SCENARIA_WEBHOOK_ALLOW="127.0.0.0/8,::1/128",  # webhook nodes call test servers on loopback
+    SCENARIA_VAPID_PRIVATE_KEY=new_vapid_key(),
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",
     AWS_SECURITY_TOKEN="testing",

@@ -19,7 +19,7 @@ from chalice.app import SQSEvent
 
 from chalicelib.adapters.clock import now
 from chalicelib.config import settings
-from chalicelib.runtime import channels, events, schedules, steps
+from chalicelib.runtime import channels, events, feedback, schedules, steps
 
 from .observability import logger, metrics
 
@@ -70,6 +70,12 @@ def handle_steps(event: SQSEvent) -> dict[str, Any]:
 def handle_segments(event: SQSEvent) -> dict[str, Any]:
     """One parallel-Scan segment of a segment campaign per message."""
     return consume(event, process_segment)
+
+
+@blueprint.on_sqs_message(queue=settings().queue("feedback"), batch_size=10)
+def handle_feedback(event: SQSEvent) -> dict[str, Any]:
+    """Delivery events SES publishes through SNS: delivered, bounced, opened, ..."""
+    return consume(event, feedback.process_notification)
 
 
 def process_segment(job: dict[str, Any]) -> None:

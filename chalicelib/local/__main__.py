@@ -21,6 +21,7 @@ from .stack import Runtime, configure_environment, create_resources
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "welcome.json"
+CRM = "https://crm.example/api"  # the example's call center
 
 
 def main() -> int:
@@ -34,7 +35,8 @@ def main() -> int:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, moto_port = moto.get_host_and_port()
-    configure_environment(f"http://{host}:{moto_port}", virtual)
+    url = f"http://127.0.0.1:{port}"
+    configure_environment(f"http://{host}:{moto_port}", virtual, public_url=url)
 
     from chalice.config import Config
     from chalice.local import create_local_server
@@ -58,7 +60,7 @@ def main() -> int:
     app.register_blueprint(routes.blueprint)
     runtime = Runtime(app)
     routes.runtime = runtime
-    example = load_example()
+    example = load_example(url)
     runtime.start(clock_is_real=not virtual)
     server = create_local_server(
         app, Config.create(chalice_stage="local", app_name="scenaria"), "127.0.0.1", port
@@ -69,7 +71,6 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     key = settings().api_key
-    url = f"http://127.0.0.1:{port}"
     print(f"Scenaria local stack on {url} ({'virtual' if virtual else 'real'} clock)", flush=True)
     print(f"API key: {key}")
     print(f"Example scenario {example!r} (Welcome series) is active. Try:")
@@ -92,11 +93,13 @@ def main() -> int:
     return 0
 
 
-def load_example() -> str:
-    """Create and activate the welcome series and give its promo pool some codes."""
+def load_example(url: str) -> str:
+    """Create and activate the welcome series and give its promo pool some codes. Its call
+    center API is the local stack's own webhook sink (`GET /local/webhooks` lists calls)."""
     from chalicelib.runtime import promo, scenarios
 
-    meta = scenarios.create(json.loads(EXAMPLE.read_text()))
+    document = json.loads(EXAMPLE.read_text().replace(CRM, f"{url}/local/webhooks/crm"))
+    meta = scenarios.create(document)
     scenarios.activate(meta["scenario_id"])
     promo.add_codes("WELCOME10", [f"WELCOME10-{n:04d}" for n in range(1, 101)])
     return str(meta["scenario_id"])

@@ -1,6 +1,6 @@
-"""Routes the local stack adds: `/local/sent`, the Web Push sink under `/local/push`, and
-with a virtual clock `/local/clock` and `/local/drain` (SPEC §3.5). Never part of a
-deployed stack."""
+"""Routes the local stack adds: `/local/sent`, the Web Push sink under `/local/push`, a
+webhook sink under `/local/webhooks` (the example's call center), and with a virtual
+clock `/local/clock` and `/local/drain` (SPEC §3.5). Never part of a deployed stack."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ PUSH_ENDPOINT = "/local/push/{subscription_id}"
 # only POST is open (DELETE asks for the key itself). Registered only where this module is
 # imported: the local stack and its tests.
 auth.make_public(PUSH_ENDPOINT)
+WEBHOOK_SINK = "/local/webhooks/{name}"
+auth.make_public(WEBHOOK_SINK)  # webhook nodes call it as they call any API: without our key
+webhook_calls: list[dict[str, Any]] = []
 _PUSH_REFUSALS = {
     400: ("Bad request", "the push's VAPID token does not verify or its body does not decrypt"),
     410: ("Gone", "no such push subscription, or it was unsubscribed"),
@@ -119,3 +122,26 @@ def unsubscribe_push(subscription_id: str) -> Response:
 def pushes() -> dict[str, Any]:
     """What the sink took, oldest first, decrypted."""
     return {"pushes": push_sink.received()}
+
+
+@route(WEBHOOK_SINK, methods=["GET", "POST", "PUT", "PATCH", "DELETE"], content_types=["*/*"])
+def webhook_sink(name: str) -> dict[str, Any]:
+    """Take any call, remember it, answer `{"ok": true}`: an API for webhook nodes to call."""
+    request = blueprint.current_request
+    raw = request.raw_body or b""
+    webhook_calls.append(
+        {
+            "name": name,
+            "method": request.method,
+            "headers": dict(request.headers),
+            "body": raw.decode(errors="replace") if isinstance(raw, bytes) else raw,
+            "at": format_datetime(clock().now()),
+        }
+    )
+    return {"ok": True}
+
+
+@route("/local/webhooks", methods=["GET"])
+def webhook_sink_calls() -> dict[str, Any]:
+    """The calls the webhook sink took, oldest first."""
+    return {"calls": webhook_calls}

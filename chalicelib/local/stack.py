@@ -8,6 +8,7 @@ SQS events, the scheduler builds its scheduled events.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parseaddr
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,56 +27,94 @@ logger = logging.getLogger(__name__)
 SCHEDULE_EVERY = 60.0  # seconds: every schedule of the app is rate(1 minute)
 
 
-def configure_environment(endpoint: str, virtual: bool) -> None:
-    """Point the stack's configuration at moto; call before importing the app."""
+def configure_environment(endpoint: str, virtual: bool, public_url: str | None = None) -> None:
+    """Point the stack's configuration at moto; call before importing the app.
+
+    Webhook nodes may call loopback addresses (the local stack's own sinks, a test
+    server); the Web Push key is made anew for each run unless one is given.
+    """
     os.environ.update(
         SCENARIA_STAGE=os.environ.get("SCENARIA_STAGE", "local"),
         SCENARIA_AWS_ENDPOINT=endpoint,
         SCENARIA_API_KEY=os.environ.get("SCENARIA_API_KEY", "local-dev-key"),
         SCENARIA_PRECISE_DELAYS="0" if virtual else os.environ.get("SCENARIA_PRECISE_DELAYS", "1"),
+        SCENARIA_WEBHOOK_ALLOW=os.environ.get("SCENARIA_WEBHOOK_ALLOW", "127.0.0.0/8,::1/128"),
+        SCENARIA_VAPID_PRIVATE_KEY=os.environ.get("SCENARIA_VAPID_PRIVATE_KEY") or new_vapid_key(),
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",
         AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
     )
-    from chalicelib.adapters import aws, queues
+    if public_url:
+        os.environ["SCENARIA_PUBLIC_URL"] = public_url
+    from chalicelib.adapters import aws, queues, secrets
     from chalicelib.config import settings
 
     settings.cache_clear()
+    secrets.forget()
     aws.reset()
     queues.forget_urls()
 
 
+def new_vapid_key() -> str:
+    """A Web Push (VAPID) signing key: P-256, as base64url DER, the form pywebpush takes."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return base64.urlsafe_b64encode(der).decode().rstrip("=")
+
+
 def create_resources() -> None:
-    """Every table and queue of `infra/resources.py`, with dead-letter queues."""
+    """Every table and queue of `infra/resources.py`, with dead-letter queues, and the
+    e-mail side: the sender's identity, the configuration set and the feedback topic
+    that the feedback queue listens to (moto publishes no SES events itself)."""
     from chalicelib.adapters.aws import client
     from chalicelib.config import settings
     from infra.resources import QUEUE_DEFINITIONS, TABLES, create_table_arguments, dead_letter_name
 
-    stage = settings().stage
+    config = settings()
     dynamodb, sqs = client("dynamodb"), client("sqs")
     for table in TABLES:
-        arguments = create_table_arguments(table, stage)
+        arguments = create_table_arguments(table, config.stage)
         dynamodb.create_table(**arguments)
         if table.ttl_attribute:
             dynamodb.update_time_to_live(
                 TableName=arguments["TableName"],
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
             )
+    arns = {}
     for queue in QUEUE_DEFINITIONS:
-        dead = sqs.create_queue(QueueName=settings().queue(dead_letter_name(queue.name)))
-        dead_arn = sqs.get_queue_attributes(QueueUrl=dead["QueueUrl"], AttributeNames=["QueueArn"])
-        sqs.create_queue(
-            QueueName=settings().queue(queue.name),
+        dead = sqs.create_queue(QueueName=config.queue(dead_letter_name(queue.name)))
+        url = sqs.create_queue(
+            QueueName=config.queue(queue.name),
             Attributes={
                 "VisibilityTimeout": str(queue.visibility_timeout),
                 "RedrivePolicy": json.dumps(
                     {
-                        "deadLetterTargetArn": dead_arn["Attributes"]["QueueArn"],
+                        "deadLetterTargetArn": _queue_arn(dead["QueueUrl"]),
                         "maxReceiveCount": str(queue.max_receive_count),
                     }
                 ),
             },
-        )
+        )["QueueUrl"]
+        arns[queue.name] = _queue_arn(url)
+    client("sesv2").create_email_identity(EmailIdentity=parseaddr(config.email_from)[1])
+    client("sesv2").create_configuration_set(ConfigurationSetName=config.ses_configuration_set())
+    sns = client("sns")
+    topic = sns.create_topic(Name=config.feedback_topic())["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arns["feedback"])
+
+
+def _queue_arn(url: str) -> str:
+    from chalicelib.adapters.aws import client
+
+    answer = client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return str(answer["Attributes"]["QueueArn"])
 
 
 @dataclass

@@ -1,82 +1,380 @@
-"""Channel delivery: the sandbox that records messages instead of calling providers.
+"""The channel workers: queued messages and webhook calls reach their providers.
 
-Each queued message is claimed by a conditional write on its row (`queued` → `sent`)
-before anything is delivered, so a redelivered queue message is never sent twice.
-Webhook calls are recorded and answered with a success.
+A row of the `messages` table goes `queued` → `sending` → `sent`, `failed` or `skipped`.
+The worker claims the row with a conditional write before it calls the provider, so a
+redelivered queue message is never sent twice. The row stays in the outbox's `pending`
+index until it reaches a final state: a worker that died between claim and answer
+leaves it `sending`, the sweeper hands it back after the lease, and it is recorded as
+`failed` (`interrupted`) — it cannot be known whether the provider got it, and sending
+again could send twice. A provider's passing trouble (throttling, 5xx, a timeout) puts
+the row back to `queued` with a later `deliver_at`, backing off, until `MAX_ATTEMPTS`.
+
+Before a message goes out the worker checks the profile as it is now, since the
+journey decided to send: the channel's consent, an address that is valid and has not
+hard-bounced. A message that may not go out is `skipped` with its reason.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import timedelta
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.adapters import store
+from chalicelib.adapters.channels import DeliveryError, Gone, email, http, push, sms
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import time_value
 from chalicelib.adapters.dynamo import ConditionFailed
-from chalicelib.adapters.queues import send
+from chalicelib.adapters.queues import MAX_DELAY_SECONDS, send
+from chalicelib.config import settings
 from chalicelib.scenarios.durations import format_datetime
 
+from . import feedback, tracking
+from .commit import REDISPATCH_AFTER, epoch
+
 logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+FIRST_RETRY = timedelta(seconds=10)  # then 30 s, 90 s, 270 s: tripled each time
+LEASE = REDISPATCH_AFTER  # a claim older than this was interrupted
+PUSH_TTL = timedelta(hours=24)  # when the node sets none
+MAX_SAVED_RESPONSE = 64 * 1024  # characters of JSON a webhook result may keep for `save_as`
 
 
 class NotYet(Exception):
     """A message arrived before its delivery time; the queue hands it back later."""
 
 
+class Retry(Exception):
+    """The provider may take it later: try again after a back-off."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    row: dict[str, Any]
+    at: datetime
+
+    @property
+    def key(self) -> dict[str, str]:
+        return {"message_id": self.row["message_id"]}
+
+
 def deliver(body: dict[str, Any]) -> None:
+    """Handle one channel-queue message `{"kind", "message_id"}`."""
     row = store.messages.get({"message_id": body["message_id"]})
     if row is None:
         return
-    if row.get("status") != "queued":
-        # already delivered: nothing goes out again, but a crash may have lost the result
-        if row["kind"] == "webhook" and row.get("status") == "sent":
-            announce_result(row)
+    now = clock_now()
+    status = row.get("status")
+    if status == "sending" and time_value(row["claimed_at"]) + LEASE <= now:
+        _interrupted(row, now)
+        return
+    if status != "queued":
+        # handled already: nothing goes out again, but a crash may have lost what followed
+        if row["kind"] == "webhook" and "result" in row:
+            announce_result(row, row["result"])
+        elif status == "sent" and "sent" not in (row.get("feedback") or {}):
+            feedback.record(row["message_id"], "sent", time_value(row["sent_at"]) or now)
         return
     deliver_at = time_value(row.get("deliver_at"))
-    now = clock_now()
     if deliver_at is not None and deliver_at > now + timedelta(seconds=1):
         raise NotYet(f"message {row['message_id']} is due at {row['deliver_at']}")
+    claim = _claim(row, now)
+    if claim is None:
+        return  # another delivery of this message claimed it first
+    if row["kind"] == "webhook":
+        _call(claim)
+    else:
+        _send(claim)
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+def _send(claim: Claim) -> None:
+    row = claim.row
+    profile = store.profiles.get(
+        {"pk": store.profile_partition(row["profile_db"], row["profile_id"]), "sk": "P"}
+    )
+    reason = skip_reason(row, profile)
+    if reason is not None:
+        _finish(claim, "skipped", reason=reason)
+        logger.info("skipped", extra={"message_id": row["message_id"], "reason": reason})
+        return
     try:
+        provider_id = _to_provider(row, profile)
+    except Retry as trouble:
+        _retry_or_fail(claim, str(trouble))
+        return
+    except DeliveryError as error:
+        _fail(claim, str(error))
+        return
+    _finish(claim, "sent", provider_id=provider_id)
+    feedback.record(row["message_id"], "sent", clock_now())
+    logger.info("sent", extra={"message_id": row["message_id"], "channel": row["channel"]})
+
+
+def skip_reason(row: dict[str, Any], profile: dict[str, Any] | None) -> str | None:
+    """Why the message may not go out to this profile as it is now, or None."""
+    if profile is None:
+        return "no_address"  # erased since the journey sent it
+    fields = profile.get("fields") or {}
+    channel, to = row["channel"], row.get("to")
+    if channel == "push":
+        return None if _subscriptions(row, fields) else "no_address"
+    own = to == fields.get("email" if channel == "email" else "phone")
+    consents = fields.get("consents")
+    if own and not (isinstance(consents, dict) and consents.get(channel) is True):
+        return "no_consent"  # an override recipient (a manager) is not the profile's consent
+    valid = email.valid_email if channel == "email" else sms.valid_phone
+    if not isinstance(to, str) or not valid(to):
+        return "no_address"
+    if (profile.get("invalid") or {}).get(channel) == to:
+        return "no_address"  # it bounced hard
+    return None
+
+
+def _to_provider(row: dict[str, Any], profile: dict[str, Any]) -> str | None:
+    """Hand the message to its provider; returns the provider's id for it."""
+    channel = row["channel"]
+    try:
+        if channel == "email":
+            html = row.get("html")
+            return email.send_email(
+                message_id=row["message_id"],
+                sender=row.get("sender") or settings().email_from,
+                to=row["to"],
+                subject=row.get("subject") or "",
+                text=row.get("body"),
+                html=tracking.instrument(html, row["message_id"]) if html else None,
+            )
+        if channel == "sms":
+            return sms.send_sms(
+                message_id=row["message_id"], to=row["to"], body=row.get("body") or ""
+            )
+        _push_all(row, profile)
+        return None
+    except DeliveryError as error:
+        if error.retryable:
+            raise Retry(str(error)) from error
+        raise
+
+
+def _subscriptions(row: dict[str, Any], fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """The profile's current subscriptions that this message has not reached yet."""
+    reached = set(row.get("pushed") or ())
+    current = fields.get("push")
+    return [
+        s
+        for s in (current if isinstance(current, list) else [])
+        if isinstance(s, dict) and push.valid_subscription(s) and s["endpoint"] not in reached
+    ]
+
+
+def _push_all(row: dict[str, Any], profile: dict[str, Any]) -> None:
+    """Push to every subscription; gone ones leave the profile. Raises when none took it."""
+    payload = {
+        "message_id": row["message_id"],
+        "title": row.get("title") or row.get("subject"),
+        "body": row.get("body"),
+        "url": row.get("url"),
+    }
+    ttl = int(row.get("ttl_seconds") or PUSH_TTL.total_seconds())
+    reached, gone, trouble = 0, [], None
+    for subscription in _subscriptions(row, profile.get("fields") or {}):
+        try:
+            push.send_push(subscription=subscription, payload=payload, ttl_seconds=ttl)
+        except Gone:
+            gone.append(subscription["endpoint"])
+            continue
+        except DeliveryError as error:
+            trouble = error
+            continue
+        reached += 1
+        # remembered, so a retry for another subscription does not push this one again
         store.messages.update(
             {"message_id": row["message_id"]},
-            "SET #s = :sent, sent_at = :now REMOVE pending_shard, dispatch_at",
-            "#s = :queued",
-            names={"#s": "status"},
-            values={":sent": "sent", ":queued": "queued", ":now": format_datetime(now)},
+            "SET pushed = list_append(if_not_exists(pushed, :none), :one)",
+            values={":none": [], ":one": [subscription["endpoint"]]},
         )
-    except ConditionFailed:
-        return  # another delivery of this message claimed it first
-    logger.info(
-        "delivered",
-        extra={"message_id": row["message_id"], "channel": row.get("channel", "webhook")},
-    )
-    if row["kind"] == "webhook":
-        announce_result(row)
+    if gone:
+        _forget_subscriptions(row["profile_db"], row["profile_id"], gone)
+    if trouble is not None:
+        raise trouble
+    if not reached and not row.get("pushed"):
+        raise DeliveryError("every push subscription is gone", retryable=False)
 
 
-def announce_result(row: dict[str, Any]) -> None:
-    """Give a webhook call's result to its journey (the sandbox answers every call with 200).
+def _forget_subscriptions(profile_db: str, profile_id: str, endpoints: list[str]) -> None:
+    """Remove gone subscriptions, unless the list changed since it was read (then the
+    next push finds them gone again)."""
+    key = {"pk": store.profile_partition(profile_db, profile_id), "sk": "P"}
+    profile = store.profiles.get(key)
+    if profile is None:
+        return
+    current = (profile.get("fields") or {}).get("push") or []
+    kept = [s for s in current if not (isinstance(s, dict) and s.get("endpoint") in endpoints)]
+    with suppress(ConditionFailed):
+        store.profiles.update(
+            key,
+            "SET #f.push = :kept",
+            "#f.push = :current",
+            names={"#f": "fields"},
+            values={":kept": kept, ":current": current},
+        )
+    logger.info("push subscriptions gone", extra={"profile_id": profile_id, "gone": endpoints})
+
+
+# --- webhook calls ----------------------------------------------------------------------
+
+
+def _call(claim: Claim) -> None:
+    row = claim.row
+    try:
+        answer = http.call(
+            method=row.get("method") or "POST",
+            url=row["url"],
+            headers=row.get("headers") or {},
+            body=row.get("body"),
+            timeout=float(row.get("timeout_seconds") or 10),
+        )
+    except DeliveryError as error:
+        if error.retryable:
+            _retry_or_fail(claim, str(error))
+        else:
+            _fail(claim, str(error))
+        return
+    if answer.status >= 500 or answer.status == 429:
+        _retry_or_fail(claim, f"HTTP {answer.status}", status=answer.status)
+        return
+    body = answer.body
+    if len(json.dumps(body, default=str)) > MAX_SAVED_RESPONSE:
+        body = None  # too big to keep in the journey's vars
+    result = {"ok": 200 <= answer.status < 300, "status": answer.status, "body": body}
+    _finish(claim, "sent", result=result)
+    announce_result(row, result)
+
+
+def announce_result(row: dict[str, Any], result: dict[str, Any]) -> None:
+    """Give a webhook call's result to its journey.
 
     Announced again when the call's queue message is redelivered: the journey ignores a
     result for a step it has left, so only a result lost in a crash makes a difference.
     """
     send(
         "steps",
-        {
-            "kind": "webhook_result",
-            "instance_id": row["instance_id"],
-            "step": row["step"],
-            "ok": True,
-            "status": 200,
-            "body": {},
-        },
+        {"kind": "webhook_result", "instance_id": row["instance_id"], "step": row["step"]} | result,
     )
 
 
+# --- the row's states -------------------------------------------------------------------
+
+
+def _claim(row: dict[str, Any], now: datetime) -> Claim | None:
+    """queued → sending, by this worker only; the row stays pending until the lease ends."""
+    stamp = format_datetime(now)
+    try:
+        store.messages.update(
+            {"message_id": row["message_id"]},
+            "SET #s = :sending, claimed_at = :now, dispatch_at = :lease,"
+            " attempts = if_not_exists(attempts, :zero) + :one",
+            "#s = :queued",
+            names={"#s": "status"},
+            values={
+                ":sending": "sending",
+                ":queued": "queued",
+                ":now": stamp,
+                ":lease": epoch(now + LEASE),
+                ":zero": 0,
+                ":one": 1,
+            },
+        )
+    except ConditionFailed:
+        return None
+    return Claim({**row, "claimed_at": stamp, "attempts": row.get("attempts", 0) + 1}, now)
+
+
+def _finish(claim: Claim, status: str, **values: Any) -> None:
+    """sending → a final state, out of the pending index."""
+    names = {"#s": "status"}
+    expression_values: dict[str, Any] = {
+        ":final": status,
+        ":sending": "sending",
+        ":claimed": claim.row["claimed_at"],
+        ":at": format_datetime(clock_now()),
+    }
+    sets = ["#s = :final", f"{'sent_at' if status == 'sent' else 'ended_at'} = :at"]
+    for index, (name, value) in enumerate(values.items()):
+        if value is not None:
+            names[f"#v{index}"] = name
+            expression_values[f":v{index}"] = value
+            sets.append(f"#v{index} = :v{index}")
+    store.messages.update(
+        claim.key,
+        "SET " + ", ".join(sets) + " REMOVE pending_shard, dispatch_at",
+        "#s = :sending AND claimed_at = :claimed",
+        names=names,
+        values=expression_values,
+    )
+
+
+def _retry_or_fail(claim: Claim, error: str, status: int | None = None) -> None:
+    """Back to `queued` with a later delivery time, or `failed` after the last attempt."""
+    attempts = claim.row["attempts"]
+    if attempts >= MAX_ATTEMPTS:
+        _fail(claim, f"{error} (after {attempts} attempts)", status=status)
+        return
+    now = clock_now()
+    retry_at = now + FIRST_RETRY * 3 ** (attempts - 1)
+    delay = int((retry_at - now).total_seconds())
+    soon = settings().precise_delays and delay <= MAX_DELAY_SECONDS
+    store.messages.update(
+        claim.key,
+        "SET #s = :queued, deliver_at = :retry_at, dispatch_at = :dispatch, last_error = :e",
+        "#s = :sending AND claimed_at = :claimed",
+        names={"#s": "status"},
+        values={
+            ":queued": "queued",
+            ":sending": "sending",
+            ":claimed": claim.row["claimed_at"],
+            ":retry_at": format_datetime(retry_at),
+            # with a queue delay the sweeper is the backstop; without, it is the way
+            ":dispatch": epoch(retry_at + LEASE if soon else retry_at),
+            ":e": error,
+        },
+    )
+    logger.warning(
+        "delivery failed, retrying",
+        extra={"message_id": claim.row["message_id"], "error": error, "attempt": attempts},
+    )
+    if soon:
+        send(claim.row["queue"], claim.row["payload"], delay)
+
+
+def _fail(claim: Claim, error: str, status: int | None = None) -> None:
+    row = claim.row
+    logger.warning("delivery failed", extra={"message_id": row["message_id"], "error": error})
+    if row["kind"] == "webhook":
+        result = {"ok": False, "status": status, "body": None, "error": error}
+        _finish(claim, "failed", reason=error, result=result)
+        announce_result(row, result)
+        return
+    _finish(claim, "failed", reason=error)
+    feedback.record(row["message_id"], "failed", clock_now(), reason=error)
+
+
+def _interrupted(row: dict[str, Any], now: datetime) -> None:
+    """A claim whose worker never answered: record it failed rather than risk a second send."""
+    claim = Claim(row, now)
+    with suppress(ConditionFailed):  # someone else settled it
+        _fail(claim, "interrupted: the provider may or may not have taken it")
+
+
 def delivered(limit: int = 1000) -> list[dict[str, Any]]:
-    """Messages the sandbox delivered, oldest first (`GET /local/sent`)."""
+    """Messages the channels delivered, oldest first (`GET /local/sent`)."""
     rows = list(
         store.messages.scan(filter="#s = :sent", names={"#s": "status"}, values={":sent": "sent"})
     )

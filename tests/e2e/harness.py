@@ -24,10 +24,12 @@ from chalicelib.engine import Instance
 from chalicelib.local.clock import advance_to
 from chalicelib.local.stack import Runtime
 from chalicelib.scenarios.durations import format_datetime
+from tests.loopback import Recorder, serving
 
 API_KEY = "test-key"
 START = datetime(2026, 6, 10, 10, tzinfo=UTC)  # a Wednesday, 10:00 UTC
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CRM = "https://crm.example"  # the examples' webhook host
 
 
 def person(profile_id: str, number: int = 100, **fields: Any) -> dict[str, Any]:
@@ -92,6 +94,7 @@ class Stack:
     http: TestHTTPClient
     runtime: Runtime
     clock: VirtualClock
+    crm: Recorder  # a loopback HTTP server: the far end of webhook nodes
 
     # --- HTTP ---------------------------------------------------------------------------
 
@@ -139,7 +142,9 @@ class Stack:
         return scenario_id
 
     def example(self, name: str) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+        """An example scenario, its webhook nodes calling the test's CRM server."""
+        text = (EXAMPLES / f"{name}.json").read_text().replace(CRM, self.crm.url)
+        document: dict[str, Any] = json.loads(text)
         return document
 
     def upsert(self, profile_id: str, fields: dict[str, Any], db: str = "customers") -> Any:
@@ -241,7 +246,8 @@ def running_stack() -> Iterator[Stack]:
     runtime = Runtime(app)
     routes.runtime = runtime
     try:
-        yield Stack(Client(app).http, runtime, clock)
+        with serving() as crm:
+            yield Stack(Client(app).http, runtime, clock, crm)
     finally:
         routes.runtime = None
         use_clock(previous)

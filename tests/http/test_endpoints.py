@@ -45,7 +45,10 @@ def enter(stack: Stack, scenario_id: str, *names: str) -> list[str]:
 # --- the API key ---------------------------------------------------------------------------
 
 PUBLIC = ("/hooks/", "/openapi.json", "/t/")
-PUBLIC_ROUTES = {("POST", "/local/push/{subscription_id}")}  # the local push sink's endpoint
+PUBLIC_ROUTES = {  # the local stack's sinks: the push service's endpoint, the webhook sink
+    ("POST", "/local/push/{subscription_id}"),
+    *((method, "/local/webhooks/{name}") for method in ("GET", "POST", "PUT", "PATCH", "DELETE")),
+}
 
 
 def protected_routes() -> list[tuple[str, str]]:

@@ -41,6 +41,9 @@ def project_config() -> dict[str, Any]:
     other["environment_variables"] = {
         "SCENARIA_STAGE": "tenant-other",
         "SCENARIA_API_KEY_PARAMETER": "/scenaria/tenant-other/api-key",
+        "SCENARIA_VAPID_KEY_PARAMETER": "/scenaria/tenant-other/vapid-private-key",
+        "SCENARIA_EMAIL_FROM": "news@other.example.org",
+        "SCENARIA_PUBLIC_URL": "https://journeys.other.example.org",
     }
     config["stages"]["tenant-other"] = other
     return config
@@ -200,18 +203,27 @@ def _referenced(resource: Any) -> str | None:
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
         return str(resource["Fn::GetAtt"][0])
     if isinstance(resource, dict) and "Fn::Sub" in resource:
-        found = re.fullmatch(r"\$\{(\w+)\.Arn\}/(index|stream)/\*", resource["Fn::Sub"])
+        arn = resource["Fn::Sub"]
+        found = re.fullmatch(r"\$\{(\w+)\.Arn\}/(index|stream)/\*", arn) or re.search(
+            r":configuration-set/\$\{(\w+)\}$", arn
+        )
         return found.group(1) if found else None
     return None
 
 
 def test_the_role_reaches_only_the_stage_resources(templates: dict[str, Any]) -> None:
+    senders = {"tenant-example": "shop.example.com", "tenant-other": "other.example.org"}
     for stage, template in templates.items():
         resources = template["Resources"]
         statements = resources[ROLE]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
         granted: dict[str, set[str]] = {}
         for statement in statements:
             assert statement["Effect"] == "Allow"
+            if statement["Sid"] == "Sms":  # phone numbers, and nothing that has an ARN
+                assert statement["Action"] == ["sns:Publish"]
+                assert statement["NotResource"] == [{"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}]
+                assert "Resource" not in statement
+                continue
             for resource in statement["Resource"]:
                 assert resource != "*"
                 target = _referenced(resource)
@@ -219,24 +231,47 @@ def test_the_role_reaches_only_the_stage_resources(templates: dict[str, Any]) ->
                     properties = resources[target]["Properties"]
                     name = next(
                         properties[key]
-                        for key in ("TableName", "QueueName", "LogGroupName")
+                        for key in ("TableName", "QueueName", "LogGroupName", "Name")
                         if key in properties
                     )
                     assert name.startswith(
                         (f"scenaria-{stage}-", f"/aws/lambda/scenaria-{stage}")
                     ), name
-                else:  # the API key parameter: an ARN in this account and region
-                    assert resource == {
-                        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
-                        f":parameter/scenaria/{stage}/api-key"
-                    }
+                else:  # parameters and the sender: ARNs in this account and region
+                    arn = resource["Fn::Sub"]
+                    assert arn.startswith("arn:${AWS::Partition}:"), arn
+                    assert ":${AWS::Region}:${AWS::AccountId}:" in arn, arn
+                    assert f"parameter/scenaria/{stage}/" in arn or senders[stage] in arn, arn
                 for action in statement["Action"]:
                     granted.setdefault(action.split(":")[0], set()).add(str(target or resource))
-        assert set(granted) == {"dynamodb", "sqs", "ssm", "logs"}
+        assert set(granted) == {"dynamodb", "sqs", "ssm", "logs", "ses"}
         # Queues only, never their dead-letter queues; every table and its indexes.
         assert {queue_id(queue) for queue in QUEUE_DEFINITIONS} == granted["sqs"]
         assert {table_id(table) for table in TABLES} <= granted["dynamodb"]
         assert not any(action.endswith("*") for s in statements for action in s["Action"])
+
+
+def test_ses_events_reach_the_feedback_queue(templates: dict[str, Any]) -> None:
+    for stage, template in templates.items():
+        resources = template["Resources"]
+        destination = resources["EmailEventDestination"]["Properties"]["EventDestination"]
+        assert destination["SnsDestination"] == {"TopicARN": {"Ref": "FeedbackTopic"}}
+        assert {"delivery", "bounce", "complaint", "open", "click"} <= set(
+            destination["MatchingEventTypes"]
+        )
+        subscription = resources["FeedbackSubscription"]["Properties"]
+        assert subscription["Endpoint"] == {"Fn::GetAtt": ["FeedbackQueue", "Arn"]}
+        assert resources["EmailConfigurationSet"]["Properties"]["Name"] == f"scenaria-{stage}-email"
+
+
+def test_unknown_routes_are_answered_as_problems(templates: dict[str, Any]) -> None:
+    resources = templates["tenant-example"]["Resources"]
+    unknown = resources["UnknownRouteResponse"]["Properties"]
+    assert unknown["StatusCode"] == "404"
+    for name in ("UnknownRouteResponse", "Default4xxResponse", "Default5xxResponse"):
+        properties = resources[name]["Properties"]
+        header = properties["ResponseParameters"]["gatewayresponse.header.Content-Type"]
+        assert header == "'application/problem+json'"
 
 
 def test_stage_names_and_config_are_checked() -> None:

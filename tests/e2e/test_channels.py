@@ -1,0 +1,306 @@
+"""Channels end to end: sends reach moto's SES and SNS, webhook nodes reach a loopback
+server, and what may not go out, or fails, says why — never twice, never silently."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from harness import Stack, on_event, person, scenario
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+from moto.sns.models import sns_backends
+
+from chalicelib.adapters import store
+from chalicelib.adapters.aws import client
+from chalicelib.runtime import channels
+from tests.loopback import Answer
+
+
+def emails() -> list[Any]:
+    """What moto's SES accepted, oldest first."""
+    return list(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages)
+
+
+def texts() -> list[tuple[str, str]]:
+    """(number, text) of every SMS moto's SNS accepted."""
+    messages = sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sms_messages
+    return [(number, text) for number, text, *_ in messages.values()]
+
+
+def rows(**match: Any) -> list[dict[str, Any]]:
+    return [
+        row
+        for row in store.messages.scan()
+        if all(row.get(key) == value for key, value in match.items())
+    ]
+
+
+def publish_ses_event(event: dict[str, Any]) -> None:
+    """What SES's configuration set publishes to the stack's feedback topic."""
+    sns = client("sns")
+    (topic,) = [t["TopicArn"] for t in sns.list_topics()["Topics"] if "feedback" in t["TopicArn"]]
+    sns.publish(TopicArn=topic, Message=json.dumps(event))
+
+
+def send_node(channel: str, next_node: str | None = None, **template: str) -> dict[str, Any]:
+    if channel == "email":
+        template.setdefault("body", "Hello {{ profile.first_name }}")
+    node: dict[str, Any] = {"type": "send", "channel": channel, "template": template}
+    if next_node:
+        node["next"] = next_node
+    return node
+
+
+def call_node(url: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "webhook", "method": "POST", "url": url, **fields}
+
+
+def test_an_email_and_an_sms_reach_their_providers(stack: Stack) -> None:
+    html = '<html><body><a href="https://shop.example/sale">Sale</a></body></html>'
+    stack.create(
+        scenario(
+            {
+                "mail": send_node(
+                    "email", "text", subject="Hi {{ profile.first_name }}", html=html
+                ),
+                "text": send_node("sms", body="Code 1234"),
+            },
+            [on_event("signup", "mail")],
+        )
+    )
+    stack.upsert("ada", person("ada", 7))
+    stack.event("signup", "ada")
+    stack.drain()
+
+    (mail,) = emails()
+    assert mail.destinations["ToAddresses"] == ["ada@example.com"]
+    assert mail.subject == "Hi Ada"
+    assert "/t/o/" in mail.body  # the open pixel
+    assert "https://shop.example/sale" not in mail.body  # the link goes through /t/c/
+    assert texts() == [("+14155550007", "Code 1234")]
+    assert sorted(m["channel"] for m in stack.sent()) == ["email", "sms"]
+    (row,) = rows(channel="email")
+    assert row["status"] == "sent" and row["provider_id"]
+
+
+def test_a_redelivered_message_is_not_sent_again(stack: Stack) -> None:
+    stack.create(
+        scenario({"mail": send_node("email", subject="Once")}, [on_event("signup", "mail")])
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+    (row,) = rows(channel="email")
+
+    channels.deliver(row["payload"])  # SQS delivers at least once
+    channels.deliver(row["payload"])
+
+    assert len(emails()) == 1
+    assert len(stack.sent()) == 1
+
+
+def test_a_consent_revoked_before_delivery_skips_the_send(stack: Stack) -> None:
+    stack.create(
+        scenario(
+            {"mail": send_node("email", subject="Night owl")},
+            [on_event("signup", "mail")],
+            quiet_hours={"start": "09:00", "end": "12:00"},  # START is 10:00: held until noon
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+    stack.upsert("ada", {"consents": {"email": False, "sms": True, "push": True}})
+    stack.advance("PT3H")
+
+    (row,) = rows(channel="email")
+    assert (row["status"], row["reason"]) == ("skipped", "no_consent")
+    assert emails() == []
+
+
+def test_a_hard_bounced_address_is_not_mailed_again(stack: Stack) -> None:
+    stack.create(
+        scenario(
+            {"first": send_node("email", subject="First")},
+            [on_event("signup", "first"), on_event("order.created", "first", "again")],
+            reentry="parallel",
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+    (first,) = rows(channel="email")
+    publish_ses_event(
+        {
+            "eventType": "Bounce",
+            "bounce": {
+                "bounceType": "Permanent",
+                "bounceSubType": "General",
+                "bouncedRecipients": [{"emailAddress": "ada@example.com"}],
+                "timestamp": "2026-06-10T10:01:00.000Z",
+            },
+            "mail": {
+                "timestamp": "2026-06-10T10:00:00.000Z",
+                "messageId": first["provider_id"],
+                "destination": ["ada@example.com"],
+                "tags": {"message_id": [first["message_id"]]},
+            },
+        }
+    )
+    stack.drain()
+    assert stack.stats(first["scenario_id"])["channels"]["email"]["bounced"] == 1
+
+    stack.event("order.created", "ada")
+    stack.drain()
+
+    skipped = [row for row in rows(channel="email") if row["status"] == "skipped"]
+    assert [(row["reason"]) for row in skipped] == ["no_address"]
+    assert len(emails()) == 1
+    stack.upsert("ada", {"email": "ada@new.example"})  # a new address is tried again
+    stack.event("order.created", "ada")
+    stack.drain()
+    assert [mail.destinations["ToAddresses"] for mail in emails()][-1] == ["ada@new.example"]
+
+
+def test_the_webhook_node_calls_the_url_and_saves_the_answer(stack: Stack) -> None:
+    stack.crm.answer_next(Answer(200, {"ticket": 42}))
+    stack.create(
+        scenario(
+            {
+                "call": call_node(
+                    f"{stack.crm.url}/tickets",
+                    headers={"Authorization": "Bearer crm-token"},
+                    body='{"phone": "{{ profile.phone }}"}',
+                    save_as="crm",
+                    next="mail",
+                ),
+                "mail": send_node("email", subject="Ticket {{ vars.crm.ticket }}"),
+            },
+            [on_event("signup", "call")],
+        )
+    )
+    stack.upsert("ada", person("ada", 3))
+    stack.event("signup", "ada")
+    stack.drain()
+
+    (request,) = stack.crm.requests
+    assert (request.method, request.path, request.body) == (
+        "POST",
+        "/tickets",
+        '{"phone": "+14155550003"}',
+    )
+    assert request.headers["Authorization"] == "Bearer crm-token"
+    assert [mail.subject for mail in emails()] == ["Ticket 42"]
+
+
+def test_a_failing_api_is_retried_with_back_off(stack: Stack) -> None:
+    stack.crm.answer_next(Answer(503), Answer(502))
+    stack.create(
+        scenario(
+            {
+                "call": call_node(f"{stack.crm.url}/hook", next="done"),
+                "done": send_node("sms", body="Ok"),
+            },
+            [on_event("signup", "call")],
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+    assert len(stack.crm.requests) == 1
+    stack.advance("PT10S")
+    assert len(stack.crm.requests) == 2
+    stack.advance("PT30S")
+
+    assert len(stack.crm.requests) == 3
+    assert texts() and stack.instance("ada").status == "completed"
+
+
+def test_an_api_that_keeps_failing_takes_on_error(stack: Stack) -> None:
+    stack.crm.default = Answer(500, {"error": "down"})
+    stack.create(
+        scenario(
+            {
+                "call": call_node(f"{stack.crm.url}/hook", next="done", on_error="sorry"),
+                "done": send_node("sms", body="Ok"),
+                "sorry": send_node("sms", body="Sorry"),
+            },
+            [on_event("signup", "call")],
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.advance("PT10M")
+
+    assert len(stack.crm.requests) == channels.MAX_ATTEMPTS
+    assert [text for _, text in texts()] == ["Sorry"]
+    (call,) = rows(kind="webhook")
+    assert call["status"] == "failed" and "HTTP 500" in call["reason"]
+
+
+def test_a_call_that_times_out_is_retried(stack: Stack) -> None:
+    stack.crm.answer_next(Answer(200, {}, delay=5))
+    stack.create(
+        scenario(
+            {
+                "call": call_node(f"{stack.crm.url}/slow", timeout="PT1S", next="done"),
+                "done": send_node("sms", body="Ok"),
+            },
+            [on_event("signup", "call")],
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+    stack.advance("PT10S")
+
+    assert len(stack.crm.requests) == 2
+    assert [text for _, text in texts()] == ["Ok"]
+
+
+def test_cloud_metadata_is_never_called(stack: Stack) -> None:
+    stack.create(
+        scenario(
+            {
+                "call": call_node("http://169.254.169.254/latest/meta-data/", on_error="sorry"),
+                "sorry": send_node("sms", body="Sorry"),
+            },
+            [on_event("signup", "call")],
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+
+    (call,) = rows(kind="webhook")
+    assert call["status"] == "failed" and "169.254.169.254" in call["reason"]
+    assert call["attempts"] == 1  # refused, not retried
+    assert [text for _, text in texts()] == ["Sorry"]
+
+
+def test_an_unsubscribe_stops_later_sends(stack: Stack) -> None:
+    stack.create(
+        scenario(
+            {
+                "first": send_node("email", "wait", subject="First"),
+                "wait": {"type": "pause", "duration": "P1D", "next": "second"},
+                "second": send_node("email", subject="Second"),
+            },
+            [on_event("signup", "first")],
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+    (first,) = rows(channel="email")
+    stack.post(
+        "/feedback",
+        {"message_id": first["message_id"], "status": "unsubscribed", "at": "2026-06-10T11:00:00Z"},
+        status=(200, 202),
+    )
+    stack.advance("P1D")
+
+    assert [mail.subject for mail in emails()] == ["First"]
+    assert stack.fields("ada")["consents"]["email"] is False
+    assert stack.instance("ada").path[-1]["outcome"] == "skipped: no_consent"
