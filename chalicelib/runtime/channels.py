@@ -112,6 +112,10 @@ def _send(claim: Claim) -> None:
     except DeliveryError as error:
         _fail(claim, str(error))
         return
+    except Exception as error:  # a bug: whether the provider took it is unknown, never resend
+        logger.exception("delivery crashed", extra={"message_id": row["message_id"]})
+        _fail(claim, f"crashed: {error!r}")
+        return
     _finish(claim, "sent", provider_id=provider_id)
     feedback.record(row["message_id"], "sent", clock_now())
     logger.info("sent", extra={"message_id": row["message_id"], "channel": row["channel"]})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from harness import Stack, on_event, person, scenario
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
@@ -13,6 +14,8 @@ from moto.sns.models import sns_backends
 
 from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
+from chalicelib.adapters.queues import queue_url, send
+from chalicelib.local.push_sink import LoopbackPushService
 from chalicelib.runtime import channels
 from tests.loopback import Answer
 
@@ -81,7 +84,8 @@ def test_an_email_and_an_sms_reach_their_providers(stack: Stack) -> None:
     assert texts() == [("+14155550007", "Code 1234")]
     assert sorted(m["channel"] for m in stack.sent()) == ["email", "sms"]
     (row,) = rows(channel="email")
-    assert row["status"] == "sent" and row["provider_id"]
+    assert row["status"] == "sent"
+    assert row["provider_id"]
 
 
 def test_a_redelivered_message_is_not_sent_again(stack: Stack) -> None:
@@ -214,7 +218,8 @@ def test_a_failing_api_is_retried_with_back_off(stack: Stack) -> None:
     stack.advance("PT30S")
 
     assert len(stack.crm.requests) == 3
-    assert texts() and stack.instance("ada").status == "completed"
+    assert texts()
+    assert stack.instance("ada").status == "completed"
 
 
 def test_an_api_that_keeps_failing_takes_on_error(stack: Stack) -> None:
@@ -236,7 +241,8 @@ def test_an_api_that_keeps_failing_takes_on_error(stack: Stack) -> None:
     assert len(stack.crm.requests) == channels.MAX_ATTEMPTS
     assert [text for _, text in texts()] == ["Sorry"]
     (call,) = rows(kind="webhook")
-    assert call["status"] == "failed" and "HTTP 500" in call["reason"]
+    assert call["status"] == "failed"
+    assert "HTTP 500" in call["reason"]
 
 
 def test_a_call_that_times_out_is_retried(stack: Stack) -> None:
@@ -274,7 +280,8 @@ def test_cloud_metadata_is_never_called(stack: Stack) -> None:
     stack.drain()
 
     (call,) = rows(kind="webhook")
-    assert call["status"] == "failed" and "169.254.169.254" in call["reason"]
+    assert call["status"] == "failed"
+    assert "169.254.169.254" in call["reason"]
     assert call["attempts"] == 1  # refused, not retried
     assert [text for _, text in texts()] == ["Sorry"]
 
@@ -304,3 +311,64 @@ def test_an_unsubscribe_stops_later_sends(stack: Stack) -> None:
     assert [mail.subject for mail in emails()] == ["First"]
     assert stack.fields("ada")["consents"]["email"] is False
     assert stack.instance("ada").path[-1]["outcome"] == "skipped: no_consent"
+
+
+def test_a_push_reaches_every_subscription_and_gone_ones_leave_the_profile(stack: Stack) -> None:
+    with LoopbackPushService() as service:
+        phone, laptop = service.sink.subscribe("phone"), service.sink.subscribe("laptop")
+        service.sink.unsubscribe(laptop["endpoint"].rsplit("/", 1)[1])
+        stack.create(
+            scenario(
+                {
+                    "nudge": send_node(
+                        "push", title="Sale", body="Hi {{ profile.first_name }}", url="/sale"
+                    )
+                },
+                [on_event("signup", "nudge")],
+            )
+        )
+        stack.upsert("ada", person("ada", push=[phone, laptop]))
+        stack.event("signup", "ada")
+        stack.drain()
+
+        (received,) = service.sink.received()
+    assert received["name"] == "phone"
+    assert {key: received["payload"][key] for key in ("title", "body", "url")} == {
+        "title": "Sale",
+        "body": "Hi Ada",
+        "url": "/sale",
+    }
+    assert stack.fields("ada")["push"] == [phone]  # the gone one was removed
+    (row,) = rows(channel="push")
+    assert row["status"] == "sent"
+
+
+def test_a_provider_crash_is_recorded_and_not_retried(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**_: Any) -> str:
+        raise RuntimeError("a bug, not the provider")
+
+    monkeypatch.setattr(channels.sms, "send_sms", broken)
+    stack.create(scenario({"text": send_node("sms", body="Hi")}, [on_event("signup", "text")]))
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+
+    (row,) = rows(channel="sms")
+    assert row["status"] == "failed"
+    assert "a bug, not the provider" in row["reason"]
+    assert row["attempts"] == 1
+    assert stack.stats(row["scenario_id"])["channels"]["sms"]["failed"] == 1
+
+
+def test_a_message_its_worker_cannot_read_is_dead_lettered(stack: Stack) -> None:
+    stack.create(scenario({"text": send_node("sms", body="Hi")}, [on_event("signup", "text")]))
+    stack.upsert("ada", person("ada"))
+    send("sms", {"kind": "message"})  # no message id: it fails every time
+    stack.event("signup", "ada")
+    stack.drain()
+
+    dead = client("sqs").receive_message(QueueUrl=queue_url("sms-dlq"), MaxNumberOfMessages=10)
+    assert [json.loads(m["Body"]) for m in dead["Messages"]] == [{"kind": "message"}]
+    assert texts() == [("+14155550100", "Hi")]  # its batch-mates went out
