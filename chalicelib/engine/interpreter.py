@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, ClassVar, TypeGuard
 from zoneinfo import ZoneInfo
 
@@ -75,7 +76,12 @@ from .timing import after_quiet_hours, align, best_time, profile_zone
 # A valid scenario has no cycle of instant nodes; this bounds a run all the same.
 MAX_INSTANT_STEPS = 1000
 _TICK = timedelta(microseconds=1)
-_WAITING_NODES = (PauseNode, BestTimeNode, WaitForNode)  # tuples: isinstance is faster
+# On the paths every transition takes, node kinds are tested with `type(node) is …` (or
+# with isinstance for the kind expected, which is fast when it holds): isinstance against
+# a pydantic model class the node is *not* an instance of takes a slow __instancecheck__
+# (about 0.5 µs each). The node classes have no subclasses; the handlers dispatch on
+# type(node) too.
+_WAITING_NODES = frozenset({PauseNode, BestTimeNode, WaitForNode})
 
 _STAT_OF_STATUS = {COMPLETED: "completed", EXITED: "exited", REMOVED: "removed", ERROR: "errors"}
 # Effects are immutable, so the statistics effects are made once and shared.
@@ -203,6 +209,14 @@ def migrate(
     return run.result()
 
 
+@lru_cache(maxsize=1024)
+def _time_text(moment: datetime) -> str:
+    """format_datetime, remembered: formatting costs microseconds, and times repeat: the
+    calls of one tick share their `now`, and the sends quiet hours or the frequency cap
+    delay share the hour they are delayed to. (Equal times in other zones format alike.)"""
+    return format_datetime(moment)
+
+
 def message_id(instance_id: str, node: str, step: int) -> str:
     """The deterministic id of the message of one node visit."""
     key = f"{instance_id}|{node}|{step}".encode()
@@ -231,6 +245,8 @@ class _Run:
         self._tz: ZoneInfo | None = None
         self._facts: Facts | None = None
         self._now_text: str | None = None
+        # The path entry this run appended last: its own, so changed in place (_set_outcome).
+        self._own_entry: dict[str, Any] | None = None
         # Nodes this run has left, with the journey time it left them at (see next_lap).
         self.passed: dict[str, datetime] = {}
         # The node the instance is counted in (node_entered without node_exited yet).
@@ -268,7 +284,7 @@ class _Run:
     @property
     def now_text(self) -> str:
         if self._now_text is None:
-            self._now_text = format_datetime(self.now)
+            self._now_text = _time_text(self.now)
         return self._now_text
 
     # --- moving between nodes -----------------------------------------------------
@@ -282,7 +298,7 @@ class _Run:
             if node is None:
                 return self.end(ERROR, "unknown_node")
             # A waiting node runs nothing: what follows it is due when the wait ends.
-            waits = isinstance(node, _WAITING_NODES)
+            waits = type(node) in _WAITING_NODES
             if not waits and self.actuality is not None and self.now - due > self.actuality:
                 self._append_path(node_id, "stale")
                 self.instance.node = node_id
@@ -341,15 +357,20 @@ class _Run:
         self.effects.append(_STATUS_STAT[status])
 
     def _set_outcome(self, outcome: str) -> None:
-        """Record the outcome of the current path entry. The entry is replaced, not
-        changed: the instance is a copy whose path still shares its entries with the
-        caller's instance, which must stay as it was."""
+        """Record the outcome of the current path entry. An entry from before this run is
+        replaced, not changed: the instance is a copy whose path still shares its entries
+        with the caller's instance, which must stay as it was."""
         path = self.instance.path
-        path[-1] = {**path[-1], "outcome": outcome}
+        entry = path[-1]
+        if entry is self._own_entry:
+            entry["outcome"] = outcome
+        else:
+            path[-1] = {**entry, "outcome": outcome}
 
     def _append_path(self, node_id: str, outcome: str | None) -> None:
         path = self.instance.path
-        path.append({"at": self.now_text, "node": node_id, "outcome": outcome})
+        entry = self._own_entry = {"at": self.now_text, "node": node_id, "outcome": outcome}
+        path.append(entry)
         if len(path) > PATH_LIMIT:
             del path[: len(path) - PATH_LIMIT]
 
@@ -361,9 +382,9 @@ class _Run:
         if wake.step != instance.step or wake_at is None or self.now < wake_at:
             return
         node = self.scenario.nodes.get(instance.node or "")
-        if isinstance(node, WaitForNode):
+        if type(node) is WaitForNode:
             self.resume_after_wait("timeout", node.timeout_next or node.next, wake_at)
-        elif isinstance(node, PauseNode | BestTimeNode):
+        elif type(node) is PauseNode or type(node) is BestTimeNode:
             self.resume_after_wait("waited", node.next, wake_at)
 
     def on_event(self, event: Event) -> None:
@@ -499,7 +520,7 @@ class _Run:
             )
         )
         if deliver_at > self.now:
-            return f"queued for {format_datetime(deliver_at)}", node.next
+            return f"queued for {_time_text(deliver_at)}", node.next
         return "sent", node.next
 
     def do_webhook(self, node_id: str, node: WebhookNode, due: datetime) -> Go:
@@ -579,7 +600,7 @@ class _Run:
 
     def pause_end(self, node: PauseNode | BestTimeNode, entered: datetime) -> datetime | None:
         """When a pause or best_time node entered at `entered` ends; None: no date to wait for."""
-        if isinstance(node, BestTimeNode):
+        if not isinstance(node, PauseNode):  # best_time (tested second: see _WAITING_NODES)
             within = parse_duration(node.within)
             return best_time(entered, within, node.fallback, self.profile.messages, self.tz)
         moment: datetime | None = entered
@@ -788,15 +809,16 @@ class _Run:
         if cap is None or window is None or (cap.channel and cap.channel != channel):
             return None
         since = self.now - window
-        sent = sorted(
+        sent = [
             message.statuses["sent"]
             for message in self.profile.messages
             if "sent" in message.statuses
             and message.statuses["sent"] > since
             and (cap.channel is None or message.channel == cap.channel)
-        )
+        ]
         if len(sent) < cap.max:
             return None
+        sent.sort()
         return sent[len(sent) - cap.max] + window
 
     def emit(self, event_type: str, data: dict[str, Any], key: str | None = None) -> None:

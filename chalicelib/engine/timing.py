@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from chalicelib.scenarios.durations import is_time_zone, parse_clock_time, zone
@@ -17,7 +18,14 @@ ENGAGEMENT = ("opened", "clicked")
 def profile_zone(profile: Profile, default: ZoneInfo) -> ZoneInfo:
     """The profile's own time zone when it has a valid one, else the scenario's."""
     name = profile.timezone
-    return zone(name) if name and is_time_zone(name) else default
+    return (_valid_zone(name) if name else None) or default
+
+
+@lru_cache(maxsize=1024)
+def _valid_zone(name: str) -> ZoneInfo | None:
+    """The zone of that name, or None. Cached: checking a name costs two zone look-ups and
+    a caught exception, and a few names serve every profile."""
+    return zone(name) if is_time_zone(name) else None
 
 
 def at_local(day: datetime, clock: time, tz: ZoneInfo) -> datetime:
@@ -79,6 +87,13 @@ def best_time(
 
 def after_quiet_hours(moment: datetime, start: time, end: time, tz: ZoneInfo) -> datetime:
     """`moment` itself, or the end of the quiet window it falls in."""
-    local = moment.astimezone(tz).time()
-    inside = start <= local < end if start <= end else (local >= start or local < end)
-    return next_local(moment, end, tz) if inside else moment
+    local = moment.astimezone(tz)
+    clock = local.time()
+    inside = start <= clock < end if start <= end else (clock >= start or clock < end)
+    if not inside:
+        return moment
+    # next_local(moment, end, tz), reusing the local time converted above.
+    candidate = datetime.combine(local.date(), end, tzinfo=tz).astimezone(UTC)
+    if candidate < moment:
+        candidate = at_local(moment + timedelta(days=1), end, tz)
+    return candidate
