@@ -35,10 +35,12 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 
 ## make bench: engine speed on one core, then the runtime's requests, cost, campaign scaling
-## and wake-up lateness; prints `name: value unit` lines and writes bench/results.json
+## and wake-up lateness, then the e-mail worker's rate and requests per message; prints
+## `name: value unit` lines and writes bench/results.json
 bench: $(INSTALLED)
 	$(ONE_CORE) $(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.runtime
+	$(BIN)/python -m bench.channels
 
 ## make schema: regenerate docs/scenario.schema.json from the pydantic models
 schema: $(INSTALLED)

@@ -77,7 +77,7 @@ def deliver(body: dict[str, Any]) -> None:
         if row["kind"] == "webhook" and "result" in row:
             announce_result(row, row["result"])
         elif status == "sent" and "sent" not in (row.get("feedback") or {}):
-            feedback.record(row["message_id"], "sent", time_value(row["sent_at"]) or now)
+            feedback.record_row(row, "sent", time_value(row["sent_at"]) or now)
         return
     deliver_at = time_value(row.get("deliver_at"))
     if deliver_at is not None and deliver_at > now + timedelta(seconds=1):
@@ -117,7 +117,7 @@ def _send(claim: Claim) -> None:
         _fail(claim, f"crashed: {error!r}")
         return
     _finish(claim, "sent", provider_id=provider_id)
-    feedback.record(row["message_id"], "sent", clock_now())
+    feedback.record_row(claim.row, "sent", clock_now())
     logger.info("sent", extra={"message_id": row["message_id"], "channel": row["channel"]})
 
 
@@ -284,7 +284,8 @@ def _claim(row: dict[str, Any], now: datetime) -> Claim | None:
         store.messages.update(
             {"message_id": row["message_id"]},
             "SET #s = :sending, claimed_at = :now, dispatch_at = :lease,"
-            " attempts = if_not_exists(attempts, :zero) + :one",
+            " attempts = if_not_exists(attempts, :zero) + :one,"
+            " feedback = if_not_exists(feedback, :none)",
             "#s = :queued",
             names={"#s": "status"},
             values={
@@ -294,11 +295,13 @@ def _claim(row: dict[str, Any], now: datetime) -> Claim | None:
                 ":lease": epoch(now + LEASE),
                 ":zero": 0,
                 ":one": 1,
+                ":none": {},  # statuses are recorded into it (feedback.record)
             },
         )
     except ConditionFailed:
         return None
-    return Claim({**row, "claimed_at": stamp, "attempts": row.get("attempts", 0) + 1}, now)
+    claimed = {"claimed_at": stamp, "attempts": row.get("attempts", 0) + 1}
+    return Claim({"feedback": {}, **row, **claimed}, now)
 
 
 def _finish(claim: Claim, status: str, **values: Any) -> None:
@@ -367,7 +370,7 @@ def _fail(claim: Claim, error: str, status: int | None = None) -> None:
         announce_result(row, result)
         return
     _finish(claim, "failed", reason=error)
-    feedback.record(row["message_id"], "failed", clock_now(), reason=error)
+    feedback.record_row(claim.row, "failed", clock_now(), reason=error)
 
 
 def _interrupted(row: dict[str, Any], now: datetime) -> None:

@@ -67,12 +67,17 @@ def record(message_id: str, status: str, at: datetime, **details: Any) -> dict[s
     `details`: `url` (clicked), `reason` (failed, bounced), `hard` (bounced: the address
     is invalid). Raises UnknownMessage for a message id that is not a message's.
     """
+    record_row(message(message_id), status, at, **details)
+    return message(message_id)
+
+
+def record_row(row: dict[str, Any], status: str, at: datetime, **details: Any) -> None:
+    """`record` for a message row already read (the channel worker's)."""
     if status not in ALL_STATUSES:
         raise ValueError(f"status must be one of {', '.join(ALL_STATUSES)}, got {status!r}")
-    row = message(message_id)
     if status == "clicked":  # mail clients that block images report no open
-        row = _record_once(row, "opened", at, {})
-    return _record_once(row, status, at, details)
+        _record_once(row, "opened", at, {})
+    _record_once(row, status, at, details)
 
 
 def message(message_id: str) -> dict[str, Any]:
@@ -83,13 +88,11 @@ def message(message_id: str) -> dict[str, Any]:
     return row
 
 
-def _record_once(
-    row: dict[str, Any], status: str, at: datetime, details: dict[str, Any]
-) -> dict[str, Any]:
+def _record_once(row: dict[str, Any], status: str, at: datetime, details: dict[str, Any]) -> None:
     """Flag, count and announce the status unless the row has it; then its effects."""
     message_id = row["message_id"]
     if status in (row.get("feedback") or {}):
-        return row  # already known: feedback is delivered at least once
+        return  # already known: feedback is delivered at least once
     if "feedback" not in row:
         _start_feedback(message_id)
     event = _event(row, status, at, details)
@@ -99,12 +102,11 @@ def _record_once(
         return status in (message(message_id).get("feedback") or {})
 
     if not stats.count_once(_writes(row, status, at, outbox_id, body), counted):
-        return message(message_id)
+        return
     send_batch("events", [(body, 0)])
     # queued: the row was only needed had we crashed before, and it names the profile
     store.messages.delete({"message_id": outbox_id})
     _effects(row, status, at, details)
-    return message(message_id)
 
 
 def _start_feedback(message_id: str) -> None:
