@@ -6,6 +6,7 @@ SCENARIA_CLOCK=virtual for virtual time (SCENARIA_CLOCK_START sets its start).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -15,13 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chalice.local import ChaliceRequestHandler, LocalGatewayException
 from moto.server import ThreadedMotoServer
 
 from .stack import Runtime, configure_environment, create_resources
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "welcome.json"
-CRM = "https://crm.example/api"  # the example's call center
+CRM = "https://crm.example/api/callback"  # the example's call center
 
 
 def main() -> int:
@@ -62,8 +64,10 @@ def main() -> int:
     routes.runtime = runtime
     example = load_example(url)
     runtime.start(clock_is_real=not virtual)
-    server = create_local_server(
-        app, Config.create(chalice_stage="local", app_name="scenaria"), "127.0.0.1", port
+    config = Config.create(chalice_stage="local", app_name="scenaria")
+    server = create_local_server(app, config, "127.0.0.1", port)
+    server.server.RequestHandlerClass = functools.partial(  # unknown routes: 404 problems
+        ProblemRequestHandler, app_object=app, config=config
     )
 
     def stop(*_: Any) -> None:
@@ -91,6 +95,21 @@ def main() -> int:
         moto.stop()
         print("Stopped.")
     return 0
+
+
+class ProblemRequestHandler(ChaliceRequestHandler):
+    """Chalice's local server answers an unknown route as API Gateway does by default
+    (403, a missing authentication token); the deployed stack's gateway responses make
+    that a 404 problem (infra/template.py), and so does this."""
+
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        if error.CODE == 403 and b"Missing Authentication Token" in (error.body or b""):
+            detail = f"no route {self.command} {self.path.split('?')[0]}"
+            body = {"type": "about:blank", "title": "Not found", "status": 404, "detail": detail}
+            headers = {"Content-Type": "application/problem+json"}
+            self._send_http_response(404, headers, json.dumps(body).encode())
+            return
+        super()._send_error_response(error)
 
 
 def load_example(url: str) -> str:
