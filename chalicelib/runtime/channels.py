@@ -102,6 +102,7 @@ def _send(claim: Claim) -> None:
     reason = skip_reason(row, profile)
     if reason is not None:
         _finish(claim, "skipped", reason=reason)
+        _skipped_in_history(row, reason)
         logger.info("skipped", extra={"message_id": row["message_id"], "reason": reason})
         return
     try:
@@ -119,6 +120,19 @@ def _send(claim: Claim) -> None:
     _finish(claim, "sent", provider_id=provider_id)
     feedback.record_row(claim.row, "sent", clock_now())
     logger.info("sent", extra={"message_id": row["message_id"], "channel": row["channel"]})
+
+
+def _skipped_in_history(row: dict[str, Any], reason: str) -> None:
+    """The profile's history said `sent` when the journey queued it; now it says why not
+    (so `message` conditions and revenue do not count it)."""
+    partition = store.profile_partition(row["profile_db"], row["profile_id"])
+    with suppress(ConditionFailed):  # the profile was erased
+        store.profiles.update(
+            {"pk": partition, "sk": f"M#{row['deliver_at']}#{row['message_id']}"},
+            "SET statuses.skipped = :at, reason = :reason REMOVE statuses.sent",
+            "attribute_exists(pk)",
+            values={":at": format_datetime(clock_now()), ":reason": reason},
+        )
 
 
 def skip_reason(row: dict[str, Any], profile: dict[str, Any] | None) -> str | None:

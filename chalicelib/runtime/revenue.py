@@ -102,7 +102,9 @@ def _recent_sends(
     for item in history:
         at = time_value(item.get("at"))
         statuses = item.get("statuses") or {}
-        if at is None or not moment - WINDOW <= at <= moment or "failed" in statuses:
+        if at is None or not moment - WINDOW <= at <= moment:
+            continue
+        if "sent" not in statuses or "failed" in statuses:  # skipped, or never went out
             continue
         if item["scenario_id"] not in found:
             version = version_of.get(item.get("instance_id", "")) or _message_version(item)

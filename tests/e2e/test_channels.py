@@ -372,3 +372,28 @@ def test_a_message_its_worker_cannot_read_is_dead_lettered(stack: Stack) -> None
     dead = client("sqs").receive_message(QueueUrl=queue_url("sms-dlq"), MaxNumberOfMessages=10)
     assert [json.loads(m["Body"]) for m in dead["Messages"]] == [{"kind": "message"}]
     assert texts() == [("+14155550100", "Hi")]  # its batch-mates went out
+
+
+def test_a_skipped_send_earns_no_revenue_and_says_so_in_the_history(stack: Stack) -> None:
+    scenario_id = stack.create(
+        scenario(
+            {"mail": send_node("email", subject="Night owl")},
+            [on_event("signup", "mail")],
+            quiet_hours={"start": "09:00", "end": "12:00"},
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+    stack.upsert("ada", {"consents": {"email": False}})
+    stack.advance("PT3H")
+    stack.event("order.created", "ada", data={"total": 40})
+    stack.drain()
+
+    partition = store.profile_partition("customers", "ada")
+    (history,) = store.profiles.query(
+        "pk = :pk AND begins_with(sk, :m)", values={":pk": partition, ":m": "M#"}
+    )
+    assert set(history["statuses"]) == {"skipped"}
+    assert history["reason"] == "no_consent"
+    assert stack.stats(scenario_id)["revenue"] == 0.0

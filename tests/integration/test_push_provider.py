@@ -6,7 +6,6 @@ receiving one without the API key.
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from chalicelib.adapters.channels import DeliveryError, Gone, send_push, valid_s
 from chalicelib.adapters.channels.push import MAX_PAYLOAD_BYTES
 from chalicelib.config import settings
 from chalicelib.local.push_sink import LoopbackPushService, PushSink
+from chalicelib.local.stack import new_vapid_key
 
 
 def _vapid_pem() -> str:
@@ -30,16 +30,6 @@ def _vapid_pem() -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-
-
-def _vapid_der() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    der = key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return base64.urlsafe_b64encode(der).rstrip(b"=").decode()
 
 
 @pytest.fixture
@@ -101,7 +91,7 @@ def test_keys_of_another_subscription_do_not_decrypt(sink_server: LoopbackPushSe
 def test_a_base64url_der_key_signs_as_well(
     sink_server: LoopbackPushService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SCENARIA_VAPID_PRIVATE_KEY", _vapid_der())
+    monkeypatch.setenv("SCENARIA_VAPID_PRIVATE_KEY", new_vapid_key())
     settings.cache_clear()
     secrets.forget()
     send_push(subscription=sink_server.sink.subscribe(), payload={"n": 1}, ttl_seconds=0)
