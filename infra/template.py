@@ -37,9 +37,9 @@ import json
 import os
 import re
 import sys
-from email.utils import parseaddr
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
