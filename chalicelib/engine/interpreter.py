@@ -13,7 +13,6 @@ due time is more than `actuality` in the past is not run (the profile exits, `st
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeGuard
 from zoneinfo import ZoneInfo
 
+from chalicelib.scenarios.addresses import valid_email, valid_phone
 from chalicelib.scenarios.conditions import compile_path
 from chalicelib.scenarios.durations import format_datetime, parse_datetime, parse_duration
 from chalicelib.scenarios.facts import Event, Facts, Message, Predicate, Profile
@@ -87,8 +87,6 @@ _STAT_OF_STATUS = {COMPLETED: "completed", EXITED: "exited", REMOVED: "removed",
 # Effects are immutable, so the statistics effects are made once and shared.
 _ENTERED = CountStat("entered")
 _STATUS_STAT = {status: CountStat(name) for status, name in _STAT_OF_STATUS.items()}
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 WaitingNode = PauseNode | BestTimeNode | WaitForNode
 
@@ -786,10 +784,10 @@ class _Run:
         fields = self.profile.fields
         if node.channel == "email":
             email = fields.get("email")
-            return email if isinstance(email, str) and _EMAIL.match(email) else None
+            return email if valid_email(email) else None
         if node.channel == "sms":
             phone = fields.get("phone")
-            return phone if isinstance(phone, str) and _E164.match(phone) else None
+            return phone if valid_phone(phone) else None
         subscriptions = fields.get("push")
         if isinstance(subscriptions, list):
             return [s for s in subscriptions if isinstance(s, dict) and s.get("endpoint")] or None

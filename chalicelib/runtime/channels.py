@@ -30,6 +30,7 @@ from chalicelib.adapters.codec import time_value
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.adapters.queues import MAX_DELAY_SECONDS, send
 from chalicelib.config import settings
+from chalicelib.scenarios.addresses import valid_email, valid_phone
 from chalicelib.scenarios.durations import format_datetime
 
 from . import feedback, tracking
@@ -147,8 +148,8 @@ def skip_reason(row: dict[str, Any], profile: dict[str, Any] | None) -> str | No
     consents = fields.get("consents")
     if own and not (isinstance(consents, dict) and consents.get(channel) is True):
         return "no_consent"  # an override recipient (a manager) is not the profile's consent
-    valid = email.valid_email if channel == "email" else sms.valid_phone
-    if not isinstance(to, str) or not valid(to):
+    valid = valid_email if channel == "email" else valid_phone
+    if not valid(to):
         return "no_address"
     if (profile.get("invalid") or {}).get(channel) == to:
         return "no_address"  # it bounced hard

@@ -8,38 +8,17 @@ tag makes each of those events name our message, not only SES's id.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws import client
 from chalicelib.config import settings
+from chalicelib.scenarios.addresses import valid_email
 
 from .exceptions import DeliveryError, from_aws
 
 logger = logging.getLogger(__name__)
-
-# A plain syntax check (no DNS): SES takes 7-bit addresses, an international domain in
-# its punycode (xn--) form. The local part is a dot-atom: no leading, trailing or double dot.
-_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_TOP_LABEL = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59}")
-
-
-def valid_email(address: str) -> bool:
-    """Whether `address` is a deliverable-looking `local@domain.tld` (syntax only)."""
-    if not isinstance(address, str) or len(address) > 254 or address.count("@") != 1:
-        return False
-    local, domain = address.split("@")
-    labels = domain.split(".")
-    return (
-        len(local) <= 64
-        and _LOCAL.fullmatch(local) is not None
-        and len(labels) >= 2
-        and all(_LABEL.fullmatch(label) for label in labels)
-        and _TOP_LABEL.fullmatch(labels[-1]) is not None
-    )
 
 
 def send_email(

@@ -8,22 +8,15 @@ the caller asks for `Promotional`.
 from __future__ import annotations
 
 import logging
-import re
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws import client
+from chalicelib.scenarios.addresses import valid_phone
 
 from .exceptions import DeliveryError, from_aws
 
 logger = logging.getLogger(__name__)
-
-_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
-
-
-def valid_phone(number: str) -> bool:
-    """Whether `number` is E.164: `+`, then 8 to 15 digits, the first not 0."""
-    return isinstance(number, str) and _E164.fullmatch(number) is not None
 
 
 def send_sms(*, message_id: str, to: str, body: str, sms_type: str = "Transactional") -> str:
