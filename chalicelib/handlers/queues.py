@@ -31,13 +31,14 @@ def consume(event: SQSEvent, handle: Callable[[dict[str, Any]], None]) -> dict[s
 
     def record_handler(record: SQSRecord) -> None:
         body = json.loads(record.body)
-        logger.append_keys(
+        # per thread: the local stack runs a queue's consumer beside the others' in one process
+        logger.thread_safe_append_keys(
             **{k: body[k] for k in ("instance_id", "scenario_id", "profile_id") if k in body}
         )
         try:
             handle(body)
         finally:
-            logger.remove_keys(["instance_id", "scenario_id", "profile_id"])
+            logger.thread_safe_remove_keys(["instance_id", "scenario_id", "profile_id"])
 
     processor = BatchProcessor(event_type=EventType.SQS)
     records = event.to_dict().get("Records", [])
