@@ -32,12 +32,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ CAMPAIGN_SIZES = tuple(int(n) for n in os.environ.get("BENCH_CAMPAIGN", "10000,1
 CAPTURE_SAMPLE = int(os.environ.get("BENCH_CAPTURES", "500"))
 SEGMENT_SAMPLE = int(os.environ.get("BENCH_SEGMENT_SAMPLE", "4"))  # Scan segments measured per run
 LATENCY_PROFILES = int(os.environ.get("BENCH_LATENCY_PROFILES", "40"))  # into a short pause
+CRM = "https://crm.example/api/callback"  # the example's call center
 SHORT_PAUSE = 5  # seconds: SQS DelaySeconds wake these up (pauses up to 15 minutes)
 SWEPT_PAUSE = 90  # seconds: with precise delays off, only the minute sweeper wakes these
 SWEPT_PROFILES = int(os.environ.get("BENCH_SWEPT_PROFILES", "20"))
@@ -68,6 +71,7 @@ def in_process_stack() -> Any:
     os.environ.pop("SCENARIA_AWS_ENDPOINT", None)
     os.environ.update(
         SCENARIA_STAGE="bench", SCENARIA_API_KEY="bench", SCENARIA_PRECISE_DELAYS="0",
+        SCENARIA_WEBHOOK_ALLOW="127.0.0.0/8",
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
         POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true",
     )  # fmt: skip
@@ -160,7 +164,9 @@ def journeys_figures() -> dict[str, tuple[float, str]]:
         meter.attach(client("dynamodb"), client("sqs"))
         try:
             runtime = Runtime(app)
-            meta = scenarios.create(json.loads((ROOT / "examples" / "welcome.json").read_text()))
+            crm = call_center()
+            example = (ROOT / "examples" / "welcome.json").read_text()
+            meta = scenarios.create(json.loads(example.replace(CRM, crm.url)))
             scenarios.activate(meta["scenario_id"])
             promo.add_codes("WELCOME10", [f"CODE{n:05d}" for n in range(JOURNEYS)])
             runtime.drain()
@@ -183,6 +189,7 @@ def journeys_figures() -> dict[str, tuple[float, str]]:
             stats = scenarios_stats(meta["scenario_id"])
         finally:
             use_clock(previous)
+            crm.shutdown()
     by_operation = meter.counts
     per_journey = sum(by_operation.values()) / JOURNEYS
     sqs = sum(n for name, n in by_operation.items() if name.startswith("sqs.")) / JOURNEYS
@@ -207,6 +214,33 @@ def journeys_figures() -> dict[str, tuple[float, str]]:
         ),
         "node_transitions_per_journey": (transitions, "transitions"),
     }
+
+
+class CallCenter(ThreadingHTTPServer):
+    """The welcome series' call-center API, on loopback: answers every call 200 `{}`."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def call_center() -> CallCenter:
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = CallCenter(("127.0.0.1", 0), Answer)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def scenarios_stats(scenario_id: str) -> dict[str, int]:
