@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now
-from chalicelib.runtime import feedback, hooks
+from chalicelib.runtime import feedback, hooks, ses_events
 
 from .errors import BadRequest, Conflict, NotFoundError, Unauthorized, invalid_input
 from .http import body, json_document, routes
@@ -65,7 +65,7 @@ def post_feedback() -> dict[str, Any]:
     its SNS envelope). Every status counts once per message, so a repeat changes nothing.
     """
     document = json_document(blueprint.current_request)
-    if feedback.is_notification(document):
+    if ses_events.is_notification(document):
         message_id, outcomes = _notification(document)
     else:
         try:
@@ -83,10 +83,10 @@ def post_feedback() -> dict[str, Any]:
     return {"message_id": message_id, "feedback": row.get("feedback", {})}
 
 
-def _notification(document: dict[str, Any]) -> tuple[str, list[feedback.Outcome]]:
+def _notification(document: dict[str, Any]) -> tuple[str, list[ses_events.Outcome]]:
     """Our message id and what an SES event notification reports (a 400 naming the field
     when it is none; an SNS subscription confirmation is refused so)."""
     try:
-        return feedback.message_id_of(document), feedback.from_notification(document)
-    except feedback.BadNotification as error:
+        return ses_events.message_id_of(document), ses_events.from_notification(document)
+    except ses_events.BadNotification as error:
         raise BadRequest(str(error)) from None

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
 from chalicelib.engine.simulate import Simulation, TimelineEvent
-from chalicelib.runtime.feedback import SesEvent, SnsEnvelope
+from chalicelib.runtime.ses_events import SesEvent, SnsEnvelope
 from chalicelib.scenarios.model import Condition, Duration
 
 MAX_DATA_BYTES = 64 * 1024  # an event's data travels in an SQS message and stays in the history

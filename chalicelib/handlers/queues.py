@@ -19,7 +19,7 @@ from chalice.app import SQSEvent
 
 from chalicelib.adapters.clock import now
 from chalicelib.config import settings
-from chalicelib.runtime import channels, events, feedback, schedules, steps
+from chalicelib.runtime import channels, events, schedules, ses_events, steps
 
 from .observability import logger, metrics
 
@@ -76,7 +76,7 @@ def handle_segments(event: SQSEvent) -> dict[str, Any]:
 @blueprint.on_sqs_message(queue=settings().queue("feedback"), batch_size=10)
 def handle_feedback(event: SQSEvent) -> dict[str, Any]:
     """Delivery events SES publishes through SNS: delivered, bounced, opened, ..."""
-    return consume(event, feedback.process_notification)
+    return consume(event, ses_events.process_notification)
 
 
 def process_segment(job: dict[str, Any]) -> None:

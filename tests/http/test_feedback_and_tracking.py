@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from chalicelib.adapters import store
-from chalicelib.runtime import feedback, tracking
+from chalicelib.runtime import ses_events, tracking
 from chalicelib.runtime.tracking import CLICK, OPEN
 from tests.e2e.harness import Stack, email, person, scenario
 from tests.http.support import assert_problem, content_type, send
@@ -191,11 +191,11 @@ def test_bad_notifications_are_refused_naming_the_field_and_change_nothing(stack
 def test_the_feedback_queue_records_ses_events_and_drops_unknown_messages(stack: Stack) -> None:
     scenario_id, message_id = one_email(stack)
     opened = ses_event(message_id, "Open", open={"timestamp": "2026-06-10T11:00:00Z"})
-    feedback.process_notification(in_sns(opened))
-    feedback.process_notification(in_sns(opened))
-    feedback.process_notification(in_sns({**opened, "mail": {**opened["mail"], "tags": {}}}))
+    ses_events.process_notification(in_sns(opened))
+    ses_events.process_notification(in_sns(opened))
+    ses_events.process_notification(in_sns({**opened, "mail": {**opened["mail"], "tags": {}}}))
     stranger = ses_event("nosuch", "Open", open={"timestamp": "2026-06-10T11:00:00Z"})
-    feedback.process_notification(stranger)
+    ses_events.process_notification(stranger)
     assert email_stats(stack, scenario_id)["opened"] == 1
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.runtime.feedback import (
+from chalicelib.runtime.ses_events import (
     BadNotification,
     SubscriptionConfirmation,
     from_notification,
