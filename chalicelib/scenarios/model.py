@@ -336,6 +336,7 @@ class MessageTemplate(Model):
 
 
 MAX_PUSH_TTL = timedelta(hours=72)
+MAX_CALL_TIMEOUT = timedelta(seconds=25)
 
 
 class SendNode(Model):
@@ -368,6 +369,14 @@ class WebhookNode(Model):
     save_as: str | None = None
     next: str | None = None
     on_error: str | None = None
+
+    @field_validator("timeout")
+    @classmethod
+    def _call_timeout(cls, timeout: str) -> str:
+        """A call is made inside one run of the webhook worker (a 30-second function)."""
+        if not timedelta(0) < parse_duration(timeout) <= MAX_CALL_TIMEOUT:
+            raise ValueError(f"'timeout' {timeout} must be positive and at most PT25S")
+        return timeout
 
 
 class PauseNode(Model):

@@ -127,12 +127,12 @@ def test_a_webhook_result_for_another_step_is_ignored(calling, now):
 
 def test_webhook_timeout_setting(make_scenario, make_profile, enter, pick):
     scenario = make_scenario(
-        {"call": {**WEBHOOK_NODE, "timeout": "PT30S", "on_error": None, "next": None}}
+        {"call": {**WEBHOOK_NODE, "timeout": "PT20S", "on_error": None, "next": None}}
     )
 
     [call] = pick(enter(scenario, make_profile()).steps[-1], CallWebhook)
 
-    assert call.timeout == timedelta(seconds=30)
+    assert call.timeout == timedelta(seconds=20)
 
 
 # --- condition and split -----------------------------------------------------------------

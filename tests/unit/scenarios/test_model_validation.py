@@ -359,6 +359,22 @@ def test_push_ttl_over_72_hours_or_not_positive(ttl: str) -> None:
     assert "at most PT72H" in message
 
 
+def _call(timeout: str) -> dict[str, Any]:
+    return {"type": "webhook", "url": "https://crm.example/", "timeout": timeout}
+
+
+@pytest.mark.parametrize("timeout", ["PT1S", "PT10S", "PT25S"])
+def test_webhook_timeout_up_to_25_seconds(timeout: str) -> None:
+    assert problems_of(with_nodes(x=_call(timeout))) == {}
+
+
+@pytest.mark.parametrize("timeout", ["PT26S", "PT1M", "PT0S"])
+def test_webhook_timeout_over_25_seconds_or_not_positive(timeout: str) -> None:
+    path, message = only_problem(with_nodes(x=_call(timeout)))
+    assert path == "$.nodes.x.timeout"
+    assert "at most PT25S" in message
+
+
 @pytest.mark.parametrize("channel", ["email", "sms"])
 def test_ttl_on_a_non_push_send(channel: str) -> None:
     path, message = only_problem(with_nodes(x=_push("PT1H", channel)))
