@@ -43,6 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from chalicelib.local.stack import forget_caches
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
 JOURNEYS = int(os.environ.get("BENCH_JOURNEYS", "40"))
@@ -78,16 +80,6 @@ def in_process_stack() -> Any:
     from moto import mock_aws
 
     return mock_aws()
-
-
-def reset_caches() -> None:
-    from chalicelib.adapters import aws, queues, store
-    from chalicelib.config import settings
-
-    settings.cache_clear()
-    aws.reset()
-    queues.forget_urls()
-    store.compiled_version.cache_clear()
 
 
 class JourneyMeter:
@@ -147,7 +139,7 @@ def _kilobytes(value: Any) -> int:
 def journeys_figures() -> dict[str, tuple[float, str]]:
     """Requests and cost per welcome-series journey."""
     with in_process_stack():
-        reset_caches()
+        forget_caches()
         from app import app
         from chalicelib.adapters.aws import client
         from chalicelib.adapters.clock import VirtualClock, use_clock
@@ -256,7 +248,7 @@ def campaign_figures() -> dict[str, tuple[float, str]]:
     figures: dict[str, tuple[float, str]] = {}
     for size in CAMPAIGN_SIZES:
         with in_process_stack():
-            reset_caches()
+            forget_caches()
             from chalicelib.adapters import store
             from chalicelib.adapters.aws import count_requests
             from chalicelib.adapters.clock import VirtualClock, use_clock

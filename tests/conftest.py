@@ -46,21 +46,10 @@ def aws_stack() -> Iterator[None]:
     """
     from moto import mock_aws
 
-    from chalicelib.adapters import aws, queues, secrets, store
-    from chalicelib.config import settings
-    from chalicelib.local.stack import create_resources
-    from chalicelib.runtime.segments import library
-
-    def forget() -> None:
-        settings.cache_clear()
-        aws.reset()
-        queues.forget_urls()
-        store.compiled_version.cache_clear()
-        secrets.forget()
-        library.forget()
+    from chalicelib.local.stack import create_resources, forget_caches
 
     with mock_aws():
-        forget()
+        forget_caches()
         create_resources()
         yield
-        forget()
+        forget_caches()

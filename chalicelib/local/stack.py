@@ -46,13 +46,23 @@ def configure_environment(endpoint: str, virtual: bool, public_url: str | None =
     )
     if public_url:
         os.environ["SCENARIA_PUBLIC_URL"] = public_url
-    from chalicelib.adapters import aws, queues, secrets
+    forget_caches()
+
+
+def forget_caches() -> None:
+    """Forget everything remembered of the stack's configuration and account: settings,
+    clients, queue URLs, compiled versions, secrets, segments (after the environment or
+    the AWS account changed: a new stack, a test's fresh moto account)."""
+    from chalicelib.adapters import aws, queues, secrets, store
     from chalicelib.config import settings
+    from chalicelib.runtime.segments import library
 
     settings.cache_clear()
-    secrets.forget()
     aws.reset()
     queues.forget_urls()
+    store.compiled_version.cache_clear()
+    secrets.forget()
+    library.forget()
 
 
 def new_vapid_key() -> str:

@@ -14,32 +14,22 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from chalicelib.local.stack import forget_caches
 from tests.api.gateway import ApiGatewayWSGI
 
 API_KEY = os.environ["SCENARIA_API_KEY"]
-
-
-def _forget_clients() -> None:
-    from chalicelib.adapters import aws, queues
-    from chalicelib.config import settings
-    from chalicelib.runtime.segments import library
-
-    settings.cache_clear()
-    aws.reset()
-    queues.forget_urls()
-    library.forget()
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[None]:
     """The stack's tables and queues on moto, for one test module."""
     with mock_aws():
-        _forget_clients()
+        forget_caches()
         from chalicelib.local.stack import create_resources
 
         create_resources()
         yield
-    _forget_clients()
+    forget_caches()
 
 
 @pytest.fixture(scope="module")

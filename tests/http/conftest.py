@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.local.stack import forget_caches
 from tests.e2e.harness import Stack, running_stack
 
 
@@ -76,20 +77,6 @@ def _faster_moto() -> Iterator[None]:
             setattr(models.Queue, name, value)
 
 
-def _forget() -> None:
-    """Clear every cache that remembers a client, a queue URL, a version, the key or a segment."""
-    from chalicelib.adapters import aws, queues, secrets, store
-    from chalicelib.config import settings
-    from chalicelib.runtime.segments import library
-
-    settings.cache_clear()
-    aws.reset()
-    queues.forget_urls()
-    store.compiled_version.cache_clear()
-    secrets.forget()
-    library.forget()
-
-
 @pytest.fixture
 def stack(aws_stack: None) -> Iterator[Stack]:
     """A fresh stack for one test (the account of `aws_stack`, see `tests/conftest.py`)."""
@@ -105,8 +92,8 @@ def shared_stack() -> Iterator[Stack]:
     from chalicelib.local.stack import create_resources
 
     with mock_aws():
-        _forget()
+        forget_caches()
         create_resources()
         with running_stack() as running:
             yield running
-        _forget()
+        forget_caches()
