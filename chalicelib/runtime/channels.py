@@ -55,8 +55,9 @@ class Retry(Exception):
 
 @dataclass(frozen=True)
 class Claim:
+    """A row this worker holds: moved to `sending` by it, at `row["claimed_at"]`."""
+
     row: dict[str, Any]
-    at: datetime
 
     @property
     def key(self) -> dict[str, str]:
@@ -71,7 +72,7 @@ def deliver(body: dict[str, Any]) -> None:
     now = clock_now()
     status = row.get("status")
     if status == "sending" and time_value(row["claimed_at"]) + LEASE <= now:
-        _interrupted(row, now)
+        _interrupted(row)
         return
     if status != "queued":
         # handled already: nothing goes out again, but a crash may have lost what followed
@@ -316,7 +317,7 @@ def _claim(row: dict[str, Any], now: datetime) -> Claim | None:
     except ConditionFailed:
         return None
     claimed = {"claimed_at": stamp, "attempts": row.get("attempts", 0) + 1}
-    return Claim({"feedback": {}, **row, **claimed}, now)
+    return Claim({"feedback": {}, **row, **claimed})
 
 
 def _finish(claim: Claim, status: str, **values: Any) -> None:
@@ -388,11 +389,10 @@ def _fail(claim: Claim, error: str, status: int | None = None) -> None:
     feedback.record_row(claim.row, "failed", clock_now(), reason=error)
 
 
-def _interrupted(row: dict[str, Any], now: datetime) -> None:
+def _interrupted(row: dict[str, Any]) -> None:
     """A claim whose worker never answered: record it failed rather than risk a second send."""
-    claim = Claim(row, now)
     with suppress(ConditionFailed):  # someone else settled it
-        _fail(claim, "interrupted: the provider may or may not have taken it")
+        _fail(Claim(row), "interrupted: the provider may or may not have taken it")
 
 
 def delivered(limit: int = 1000) -> list[dict[str, Any]]:

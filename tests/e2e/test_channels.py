@@ -397,3 +397,25 @@ def test_a_skipped_send_earns_no_revenue_and_says_so_in_the_history(stack: Stack
     assert set(history["statuses"]) == {"skipped"}
     assert history["reason"] == "no_consent"
     assert stack.stats(scenario_id)["revenue"] == 0.0
+
+
+def test_a_worker_that_died_after_its_claim_is_recorded_not_resent(stack: Stack) -> None:
+    stack.create(scenario({"mail": send_node("email", subject="Hi")}, [on_event("signup", "mail")]))
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    for pump in stack.runtime.pumps:  # the e-mail is queued, not yet delivered
+        if pump.queue in ("events", "steps"):
+            while pump.run_once():
+                pass
+    (row,) = rows(channel="email")
+    assert channels._claim(row, stack.now) is not None  # claimed, then the worker died
+    stack.drain()  # the queue message comes again: the claim is still young
+    assert rows(channel="email")[0]["status"] == "sending"
+
+    stack.advance("PT16M")  # the sweeper hands the row back after the lease
+
+    (row,) = rows(channel="email")
+    assert row["status"] == "failed"
+    assert row["reason"].startswith("interrupted")
+    assert emails() == []
+    assert stack.stats(row["scenario_id"])["channels"]["email"]["failed"] == 1
