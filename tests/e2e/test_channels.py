@@ -39,6 +39,16 @@ def rows(**match: Any) -> list[dict[str, Any]]:
     ]
 
 
+def signed_up(stack: Stack, nodes: dict[str, Any]) -> str:
+    """A scenario of `nodes` started by `signup`, Ada (reachable, consenting) signed up, and
+    the queues drained; the scenario's id."""
+    scenario_id = stack.create(scenario(nodes, [on_event("signup", next(iter(nodes)))]))
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    stack.drain()
+    return scenario_id
+
+
 def publish_ses_event(event: dict[str, Any]) -> None:
     """What SES's configuration set publishes to the stack's feedback topic."""
     sns = client("sns")
@@ -89,12 +99,7 @@ def test_an_email_and_an_sms_reach_their_providers(stack: Stack) -> None:
 
 
 def test_a_redelivered_message_is_not_sent_again(stack: Stack) -> None:
-    stack.create(
-        scenario({"mail": send_node("email", subject="Once")}, [on_event("signup", "mail")])
-    )
-    stack.upsert("ada", person("ada"))
-    stack.event("signup", "ada")
-    stack.drain()
+    signed_up(stack, {"mail": send_node("email", subject="Once")})
     (row,) = rows(channel="email")
 
     channels.deliver(row["payload"])  # SQS delivers at least once
@@ -200,18 +205,13 @@ def test_the_webhook_node_calls_the_url_and_saves_the_answer(stack: Stack) -> No
 
 def test_a_failing_api_is_retried_with_back_off(stack: Stack) -> None:
     stack.crm.answer_next(Answer(503), Answer(502))
-    stack.create(
-        scenario(
-            {
-                "call": call_node(f"{stack.crm.url}/hook", next="done"),
-                "done": send_node("sms", body="Ok"),
-            },
-            [on_event("signup", "call")],
-        )
+    signed_up(
+        stack,
+        {
+            "call": call_node(f"{stack.crm.url}/hook", next="done"),
+            "done": send_node("sms", body="Ok"),
+        },
     )
-    stack.upsert("ada", person("ada"))
-    stack.event("signup", "ada")
-    stack.drain()
     assert len(stack.crm.requests) == 1
     stack.advance("PT10S")
     assert len(stack.crm.requests) == 2
@@ -247,18 +247,13 @@ def test_an_api_that_keeps_failing_takes_on_error(stack: Stack) -> None:
 
 def test_a_call_that_times_out_is_retried(stack: Stack) -> None:
     stack.crm.answer_next(Answer(200, {}, delay=5))
-    stack.create(
-        scenario(
-            {
-                "call": call_node(f"{stack.crm.url}/slow", timeout="PT1S", next="done"),
-                "done": send_node("sms", body="Ok"),
-            },
-            [on_event("signup", "call")],
-        )
+    signed_up(
+        stack,
+        {
+            "call": call_node(f"{stack.crm.url}/slow", timeout="PT1S", next="done"),
+            "done": send_node("sms", body="Ok"),
+        },
     )
-    stack.upsert("ada", person("ada"))
-    stack.event("signup", "ada")
-    stack.drain()
     stack.advance("PT10S")
 
     assert len(stack.crm.requests) == 2
@@ -266,18 +261,13 @@ def test_a_call_that_times_out_is_retried(stack: Stack) -> None:
 
 
 def test_cloud_metadata_is_never_called(stack: Stack) -> None:
-    stack.create(
-        scenario(
-            {
-                "call": call_node("http://169.254.169.254/latest/meta-data/", on_error="sorry"),
-                "sorry": send_node("sms", body="Sorry"),
-            },
-            [on_event("signup", "call")],
-        )
+    signed_up(
+        stack,
+        {
+            "call": call_node("http://169.254.169.254/latest/meta-data/", on_error="sorry"),
+            "sorry": send_node("sms", body="Sorry"),
+        },
     )
-    stack.upsert("ada", person("ada"))
-    stack.event("signup", "ada")
-    stack.drain()
 
     (call,) = rows(kind="webhook")
     assert call["status"] == "failed"
@@ -287,19 +277,14 @@ def test_cloud_metadata_is_never_called(stack: Stack) -> None:
 
 
 def test_an_unsubscribe_stops_later_sends(stack: Stack) -> None:
-    stack.create(
-        scenario(
-            {
-                "first": send_node("email", "wait", subject="First"),
-                "wait": {"type": "pause", "duration": "P1D", "next": "second"},
-                "second": send_node("email", subject="Second"),
-            },
-            [on_event("signup", "first")],
-        )
+    signed_up(
+        stack,
+        {
+            "first": send_node("email", "wait", subject="First"),
+            "wait": {"type": "pause", "duration": "P1D", "next": "second"},
+            "second": send_node("email", subject="Second"),
+        },
     )
-    stack.upsert("ada", person("ada"))
-    stack.event("signup", "ada")
-    stack.drain()
     (first,) = rows(channel="email")
     stack.post(
         "/feedback",
@@ -350,10 +335,7 @@ def test_a_provider_crash_is_recorded_and_not_retried(
         raise RuntimeError("a bug, not the provider")
 
     monkeypatch.setattr(channels.sms, "send_sms", broken)
-    stack.create(scenario({"text": send_node("sms", body="Hi")}, [on_event("signup", "text")]))
-    stack.upsert("ada", person("ada"))
-    stack.event("signup", "ada")
-    stack.drain()
+    signed_up(stack, {"text": send_node("sms", body="Hi")})
 
     (row,) = rows(channel="sms")
     assert row["status"] == "failed"

@@ -36,6 +36,22 @@ def journey(*triggers: dict[str, Any], **settings: Any) -> dict[str, Any]:
     )
 
 
+def wait_for_open() -> dict[str, Any]:
+    """Nodes: an e-mail, then wait a day for it to be opened: `thanks` if so, else `nudge`."""
+    return {
+        "hello": email("Hello", "opened"),
+        "opened": {
+            "type": "wait_for",
+            "event": "message.opened",
+            "timeout": "P1D",
+            "next": "thanks",
+            "timeout_next": "nudge",
+        },
+        "thanks": email("Thanks for reading"),
+        "nudge": email("Did you see it?"),
+    }
+
+
 def send(
     stack: Stack,
     method: str,

@@ -10,8 +10,15 @@ from typing import Any
 from app import app
 from chalicelib.adapters import store
 from chalicelib.runtime.commit import epoch
-from tests.e2e.harness import Stack, email, person, scenario
-from tests.http.support import NIGHTLY, assert_problem, journey, send, signed_hook
+from tests.e2e.harness import Stack, person, scenario
+from tests.http.support import (
+    NIGHTLY,
+    assert_problem,
+    journey,
+    send,
+    signed_hook,
+    wait_for_open,
+)
 
 SECRET = re.compile(r"^[0-9a-f]{64}$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -997,18 +1004,7 @@ def test_hook_calls_refuse_unknown_ids_bad_bodies_and_inactive_scenarios(stack: 
 def test_feedback_updates_the_message_a_wait_for_goes_on_and_bad_ones_are_refused(
     stack: Stack,
 ) -> None:
-    nodes = {
-        "hello": email("Hello", "opened"),
-        "opened": {
-            "type": "wait_for",
-            "event": "message.opened",
-            "timeout": "P1D",
-            "next": "thanks",
-            "timeout_next": "nudge",
-        },
-        "thanks": email("Thanks for reading"),
-        "nudge": email("Did you see it?"),
-    }
+    nodes = wait_for_open()
     scenario_id = stack.create(scenario(nodes))
     enter(stack, scenario_id, "ada")
     stack.drain()

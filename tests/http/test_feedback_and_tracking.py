@@ -9,7 +9,7 @@ from chalicelib.adapters import store
 from chalicelib.runtime import ses_events, tracking
 from chalicelib.runtime.tracking import CLICK, OPEN
 from tests.e2e.harness import Stack, email, person, scenario
-from tests.http.support import assert_problem, content_type, send
+from tests.http.support import assert_problem, content_type, send, wait_for_open
 
 SALE = "https://shop.example/sale?utm=mail"
 
@@ -71,18 +71,7 @@ HARD_BOUNCE = {
 
 
 def test_a_wait_for_an_open_goes_on_when_the_pixel_is_loaded(stack: Stack) -> None:
-    nodes = {
-        "hello": email("Hello", "opened"),
-        "opened": {
-            "type": "wait_for",
-            "event": "message.opened",
-            "timeout": "P1D",
-            "next": "thanks",
-            "timeout_next": "nudge",
-        },
-        "thanks": email("Thanks for reading"),
-        "nudge": email("Did you see it?"),
-    }
+    nodes = wait_for_open()
     scenario_id, message_id = one_email(stack, nodes)
     stack.advance("PT1H")
     pixel = hit(stack, "o", tracking.sign(OPEN, message_id))
