@@ -69,15 +69,12 @@ def capture(
             return Admission(refused="unknown_trigger")
         if isinstance(trigger, EventTrigger) and trigger.event != event.type:
             return Admission(refused="other_event")
+        # Positional (profile, now, tz, event, entry, vars, entered_at, scenario_id,
+        # segments): keyword arguments made this about twice as slow.
         facts = Facts(
-            profile=profile,
-            now=now,
-            tz=scenario.tz,
-            event=event,
-            entry=event,
-            scenario_id=scenario.scenario_id,
-            segments=segments or {},
-        )
+            profile, now, scenario.tz, event, event, {}, None, scenario.scenario_id,
+            segments or {},
+        )  # fmt: skip
         if not scenario.trigger_where[trigger_id](facts):
             return Admission(refused="where")
         # Not isinstance: against a pydantic model class it fails slowly (see interpreter).
@@ -98,9 +95,9 @@ def capture(
                 return Admission(refused="limit")
         target = trigger.next
 
-    if event.id is not None and any(instance.entry.id == event.id for instance in existing):
+    if existing and event.id is not None and any(i.entry.id == event.id for i in existing):
         return Admission(refused="duplicate")
-    active = [instance for instance in existing if instance.active]
+    active = [instance for instance in existing if instance.active] if existing else []
     reentry = scenario.model.reentry
     if reentry == "never" and existing:
         return Admission(refused="reentry")

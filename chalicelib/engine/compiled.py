@@ -44,6 +44,7 @@ class CompiledScenario:
         self.scenario_id = scenario_id
         self.version = version
         self.name = scenario.name
+        self.template_scenario = {"id": scenario_id, "name": scenario.name, "version": version}
         self.nodes: dict[str, Node] = dict(scenario.nodes)
         self.triggers: dict[str, Trigger] = {t.id: t for t in scenario.triggers}
         self.tz = zone(scenario.timezone)
@@ -117,9 +118,8 @@ class CompiledScenario:
         return renderer(context)
 
     def actuality_for(self, trigger_id: str | None) -> timedelta | None:
-        if trigger_id is None:
-            return self.actuality
-        return self.trigger_actuality.get(trigger_id, self.actuality)
+        """The trigger's `actuality`, else the scenario's (also for the default capture)."""
+        return self.trigger_actuality.get(trigger_id, self.actuality)  # type: ignore[arg-type]
 
 
 def _duration(text: str | None) -> timedelta | None:
@@ -194,14 +194,24 @@ def compile_template(source: str | None, html: bool = False) -> Renderer:
     if pieces is None:
         return fallback
     convert: Callable[[Any], str] = (lambda value: str(escape(value))) if html else str
+    # The literal text as a %-format with a `%s` for each look-up, filled in one step.
+    text = "".join(piece.replace("%", "%%") if isinstance(piece, str) else "%s" for piece in pieces)
+    lookups = [piece for piece in pieces if not isinstance(piece, str)]
+    if len(lookups) == 1 and len(lookups[0][1]) == 1:  # the usual `{{ profile.first_name }}`
+        [(root, (key,))] = lookups
+
+        def render_lookup(context: dict[str, Any]) -> str | None:
+            value = context.get(root)
+            if type(value) is not dict:
+                return fallback(context)
+            value = value.get(key, _UNDEFINED)
+            return text % ("" if value is _UNDEFINED else convert(value))
+
+        return render_lookup
 
     def render_lookups(context: dict[str, Any]) -> str | None:
-        parts = []
-        for piece in pieces:
-            if isinstance(piece, str):
-                parts.append(piece)
-                continue
-            root, keys = piece
+        values = []
+        for root, keys in lookups:
             value = context.get(root, _UNDEFINED)
             if value is _UNDEFINED:
                 return fallback(context)  # maybe a Jinja global
@@ -211,8 +221,7 @@ def compile_template(source: str | None, html: bool = False) -> Renderer:
                 value = value.get(key, _UNDEFINED)
                 if value is _UNDEFINED:
                     break
-            if value is not _UNDEFINED:
-                parts.append(convert(value))
-        return "".join(parts)
+            values.append("" if value is _UNDEFINED else convert(value))
+        return text % tuple(values)
 
     return render_lookups

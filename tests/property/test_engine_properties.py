@@ -252,6 +252,7 @@ TEMPLATE_PIECES = (
     "{{ scenario.name }}", "{{ profile.n | default(1) }}", "{{- vars.code }}", "{{{ vars.code }}",
     "{% if vars.code %}yes{% endif %}", "{# note #}", "{", "}", "}}", "{x}", " & <b>",
     "\n", "\r\n", '{"phone": "', '"}', "{{ profile.tags }}", "{{ none }}", "{{ vars.none }}",
+    "100%", "%s", "%%", "{{ scenario.name.x }}",
 )  # fmt: skip
 template_values = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
 template_values = template_values | st.lists(template_values, max_size=2)

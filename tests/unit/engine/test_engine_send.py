@@ -95,7 +95,7 @@ def test_message_id_is_deterministic_per_node_visit(make_scenario, make_profile,
     [resent] = [e for e in again.effects if isinstance(e, Send)]
     [other_send] = [e for e in other.effects if isinstance(e, Send)]
     assert sent.message_id == resent.message_id
-    assert sent.message_id == message_id("i1", "mail", 1)
+    assert sent.message_id == message_id("i1", 1) == "i1-1"
     assert other_send.message_id != sent.message_id
 
 

@@ -3,6 +3,8 @@
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chalicelib.scenarios.durations import (
     format_datetime,
@@ -118,6 +120,23 @@ def test_parse_datetime_returns_none_for_non_dates(value: object) -> None:
 def test_format_datetime_writes_utc_with_z() -> None:
     moment = datetime(2026, 6, 10, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     assert format_datetime(moment) == "2026-06-10T10:00:00Z"
+    assert format_datetime(moment.replace(microsecond=5)) == "2026-06-10T10:00:00.000005Z"
+
+
+@settings(max_examples=500)
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=30)), zone("America/New_York")]
+        ),
+    )
+)
+def test_format_datetime_is_isoformat_in_utc(moment: datetime) -> None:
+    # Years before 1000 too: they are written with four digits, as isoformat writes them.
+    expected = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert format_datetime(moment) == expected
 
 
 @pytest.mark.parametrize("name", ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"])
