@@ -210,6 +210,11 @@ def message_id(instance_id: str, step: int) -> str:
 class _Run:
     """One engine call on one instance: the mutable working state and the node handlers."""
 
+    __slots__ = (
+        "scenario", "instance", "profile", "now", "effects", "segments", "actuality", "due",
+        "_context", "_tz", "_facts", "_now_text", "_own_entry", "passed", "inside",
+    )  # fmt: skip
+
     def __init__(
         self,
         scenario: CompiledScenario,
@@ -348,7 +353,8 @@ class _Run:
 
     def _append_path(self, node_id: str, outcome: str | None) -> None:
         path = self.instance.path
-        entry = self._own_entry = {"at": self.now_text, "node": node_id, "outcome": outcome}
+        at = self._now_text or self.now_text
+        entry = self._own_entry = {"at": at, "node": node_id, "outcome": outcome}
         path.append(entry)
         if len(path) > PATH_LIMIT:
             del path[: len(path) - PATH_LIMIT]
@@ -628,7 +634,7 @@ class _Run:
         consents: dict[str, bool] = {}
         touched: dict[str, None] = {}  # fields the ops change, in order
         for op in node.ops:
-            if isinstance(op, ConsentOp):
+            if type(op) is ConsentOp:  # not isinstance: see _WAITING_NODES
                 granted = op.op == "grant"
                 # Profile fields are free-form: `consents` that is not a map grants nothing
                 # (Profile.consent) and is replaced by one here, never a crash.
