@@ -26,6 +26,7 @@ import gc
 import heapq
 import json
 import os
+import platform
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -290,7 +291,9 @@ def main() -> int:
         file=sys.stderr,
     )
     print(
-        f"# {journeys['instances']} journeys, {journeys['calls']} engine calls, "
+        f"# CPython {platform.python_version()} at {sys.executable} (how it was built matters: "
+        "see docs/engine.md); "
+        f"{journeys['instances']} journeys, {journeys['calls']} engine calls, "
         f"{journeys['transitions']} transitions, ended {journeys['statuses']}, "
         f"{journeys['still_active']} still active; {conditions['evaluations']} condition "
         f"evaluations, {conditions['matched']} matched",
