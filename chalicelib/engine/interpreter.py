@@ -353,7 +353,7 @@ class _Run:
 
     def _append_path(self, node_id: str, outcome: str | None) -> None:
         path = self.instance.path
-        at = self._now_text or self.now_text
+        at = self._now_text or self.now_text  # the property's call only the first time
         entry = self._own_entry = {"at": at, "node": node_id, "outcome": outcome}
         path.append(entry)
         if len(path) > PATH_LIMIT:
