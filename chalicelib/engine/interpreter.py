@@ -211,8 +211,8 @@ class _Run:
     """One engine call on one instance: the mutable working state and the node handlers."""
 
     __slots__ = (
-        "scenario", "instance", "profile", "now", "effects", "segments", "actuality", "due",
-        "_context", "_tz", "_facts", "_now_text", "_own_entry", "passed", "inside",
+        "_context", "_facts", "_now_text", "_own_entry", "_tz", "actuality", "due", "effects",
+        "inside", "instance", "now", "passed", "profile", "scenario", "segments",
     )  # fmt: skip
 
     def __init__(
