@@ -634,7 +634,7 @@ class _Run:
         consents: dict[str, bool] = {}
         touched: dict[str, None] = {}  # fields the ops change, in order
         for op in node.ops:
-            if type(op) is ConsentOp:  # not isinstance: see _WAITING_NODES
+            if isinstance(op, ConsentOp):
                 granted = op.op == "grant"
                 # Profile fields are free-form: `consents` that is not a map grants nothing
                 # (Profile.consent) and is replaced by one here, never a crash.
