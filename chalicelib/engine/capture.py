@@ -97,7 +97,7 @@ def capture(
 
     if existing and event.id is not None and any(i.entry.id == event.id for i in existing):
         return Admission(refused="duplicate")
-    active = [instance for instance in existing if instance.active] if existing else []
+    active = [instance for instance in existing if instance.active]
     reentry = scenario.model.reentry
     if reentry == "never" and existing:
         return Admission(refused="reentry")

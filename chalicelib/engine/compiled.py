@@ -118,8 +118,9 @@ class CompiledScenario:
         return renderer(context)
 
     def actuality_for(self, trigger_id: str | None) -> timedelta | None:
-        """The trigger's `actuality`, else the scenario's (also for the default capture)."""
-        return self.trigger_actuality.get(trigger_id, self.actuality)  # type: ignore[arg-type]
+        if trigger_id is None:
+            return self.actuality
+        return self.trigger_actuality.get(trigger_id, self.actuality)
 
 
 def _duration(text: str | None) -> timedelta | None:

@@ -17,8 +17,8 @@ ENGAGEMENT = ("opened", "clicked")
 
 def profile_zone(profile: Profile, default: ZoneInfo) -> ZoneInfo:
     """The profile's own time zone when it has a valid one, else the scenario's."""
-    name = profile.fields.get("timezone")  # Profile.timezone, without the property's call
-    return (_valid_zone(name) if name and isinstance(name, str) else None) or default
+    name = profile.timezone
+    return (_valid_zone(name) if name else None) or default
 
 
 @lru_cache(maxsize=1024)
@@ -93,7 +93,7 @@ def after_quiet_hours(moment: datetime, start: time, end: time, tz: ZoneInfo) ->
     if not inside:
         return moment
     # next_local(moment, end, tz), reusing the local time converted above.
-    candidate = datetime.combine(local.date(), end, tz).astimezone(UTC)
+    candidate = datetime.combine(local.date(), end, tzinfo=tz).astimezone(UTC)
     if candidate < moment:
         candidate = at_local(moment + timedelta(days=1), end, tz)
     return candidate
