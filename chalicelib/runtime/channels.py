@@ -7,7 +7,7 @@ index until it reaches a final state: a worker that died between claim and answe
 leaves it `sending`, the sweeper hands it back after the lease, and it is recorded as
 `failed` (`interrupted`) — it cannot be known whether the provider got it, and sending
 again could send twice. A provider's passing trouble (throttling, 5xx, a timeout) puts
-the row back to `queued` with a later `deliver_at`, backing off, until `MAX_ATTEMPTS`.
+the row back to `queued` with a later `retry_at`, backing off, until `MAX_ATTEMPTS`.
 
 Before a message goes out the worker checks the profile as it is now, since the
 journey decided to send: the channel's consent, an address that is valid and has not
@@ -81,9 +81,12 @@ def deliver(body: dict[str, Any]) -> None:
         elif status == "sent" and "sent" not in (row.get("feedback") or {}):
             feedback.record_row(row, "sent", time_value(row["sent_at"]) or now)
         return
-    deliver_at = time_value(row.get("deliver_at"))
-    if deliver_at is not None and deliver_at > now + timedelta(seconds=1):
-        raise NotYet(f"message {row['message_id']} is due at {row['deliver_at']}")
+    # `retry_at` after a failed attempt; `deliver_at` stays as the journey set it: it is
+    # part of the key of the message in the profile's history.
+    due_text = row.get("retry_at") or row.get("deliver_at")
+    due = time_value(due_text)
+    if due is not None and due > now + timedelta(seconds=1):
+        raise NotYet(f"message {row['message_id']} is due at {due_text}")
     claim = _claim(row, now)
     if claim is None:
         return  # another delivery of this message claimed it first
@@ -356,7 +359,7 @@ def _retry_or_fail(claim: Claim, error: str, status: int | None = None) -> None:
     soon = settings().precise_delays and delay <= MAX_DELAY_SECONDS
     store.messages.update(
         claim.key,
-        "SET #s = :queued, deliver_at = :retry_at, dispatch_at = :dispatch, last_error = :e",
+        "SET #s = :queued, retry_at = :retry_at, dispatch_at = :dispatch, last_error = :e",
         "#s = :sending AND claimed_at = :claimed",
         names={"#s": "status"},
         values={

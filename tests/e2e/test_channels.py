@@ -14,6 +14,7 @@ from moto.sns.models import sns_backends
 
 from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
+from chalicelib.adapters.channels import DeliveryError
 from chalicelib.adapters.queues import queue_url, send
 from chalicelib.local.push_sink import LoopbackPushService
 from chalicelib.runtime import channels
@@ -220,6 +221,33 @@ def test_a_failing_api_is_retried_with_back_off(stack: Stack) -> None:
     assert len(stack.crm.requests) == 3
     assert texts()
     assert stack.instance("ada").status == "completed"
+
+
+def test_a_throttled_send_is_retried_and_its_history_follows_it(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, calls = channels.sms.send_sms, []
+
+    def throttled_once(**message: Any) -> str:
+        calls.append(message["message_id"])
+        if len(calls) == 1:
+            raise DeliveryError("Throttling", retryable=True)
+        return real(**message)
+
+    monkeypatch.setattr(channels.sms, "send_sms", throttled_once)
+    signed_up(stack, {"text": send_node("sms", body="Hi")})
+    assert texts() == []
+    stack.advance("PT10S")
+
+    assert texts() == [("+14155550100", "Hi")]
+    (row,) = rows(channel="sms")
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+    stack.post("/feedback", {"message_id": row["message_id"], "status": "delivered"})
+    partition = store.profile_partition("customers", "ada")
+    (history,) = store.profiles.query(
+        "pk = :pk AND begins_with(sk, :m)", values={":pk": partition, ":m": "M#"}
+    )
+    assert set(history["statuses"]) == {"sent", "delivered"}
 
 
 def test_an_api_that_keeps_failing_takes_on_error(stack: Stack) -> None:
