@@ -92,9 +92,10 @@ QUEUE_ACTIONS = (
     "sqs:SendMessage",
 )
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
-# What SES may report to the feedback topic (chalicelib/runtime/feedback.py reads them).
+# What SES reports to the feedback topic (chalicelib/runtime/ses_events.py reads them).
+# Not "send": the worker records `sent` itself, and each would cost a queue message and a
+# run of the feedback function for nothing.
 SES_EVENT_TYPES = (
-    "send",
     "reject",
     "bounce",
     "complaint",
