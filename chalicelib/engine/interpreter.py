@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeGuard
 from zoneinfo import ZoneInfo
 
-from chalicelib.scenarios.addresses import valid_email, valid_phone
+from chalicelib.scenarios.addresses import valid_email, valid_phone, valid_push_subscription
 from chalicelib.scenarios.conditions import compile_path
 from chalicelib.scenarios.durations import format_datetime, parse_datetime, parse_duration
 from chalicelib.scenarios.facts import Event, Facts, Message, Predicate, Profile
@@ -778,7 +778,7 @@ class _Run:
             return phone if valid_phone(phone) else None
         subscriptions = fields.get("push")
         if isinstance(subscriptions, list):
-            return [s for s in subscriptions if isinstance(s, dict) and s.get("endpoint")] or None
+            return [s for s in subscriptions if valid_push_subscription(s)] or None
         return None
 
     def frequency_cap(self, channel: str) -> datetime | None:

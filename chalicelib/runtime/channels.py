@@ -30,7 +30,7 @@ from chalicelib.adapters.codec import time_value
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.adapters.queues import MAX_DELAY_SECONDS, send
 from chalicelib.config import settings
-from chalicelib.scenarios.addresses import valid_email, valid_phone
+from chalicelib.scenarios.addresses import valid_email, valid_phone, valid_push_subscription
 from chalicelib.scenarios.durations import format_datetime
 
 from . import feedback, tracking
@@ -193,7 +193,7 @@ def _subscriptions(row: dict[str, Any], fields: dict[str, Any]) -> list[dict[str
     return [
         s
         for s in (current if isinstance(current, list) else [])
-        if isinstance(s, dict) and push.valid_subscription(s) and s["endpoint"] not in reached
+        if valid_push_subscription(s) and s["endpoint"] not in reached
     ]
 
 

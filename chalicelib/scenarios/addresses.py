@@ -5,7 +5,9 @@ two never disagree. Syntax only: no DNS, no carrier lookup."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 # SES takes 7-bit addresses, an international domain in its punycode (xn--) form. The
 # local part (at most 64 characters) is a dot-atom: no leading, trailing or double dot;
@@ -29,3 +31,23 @@ def valid_email(address: Any) -> bool:
 def valid_phone(number: Any) -> bool:
     """Whether `number` is in E.164 form: `+`, then 7 to 15 digits, the first not 0."""
     return isinstance(number, str) and _E164.fullmatch(number) is not None
+
+
+def valid_push_subscription(subscription: Any) -> bool:
+    """Whether `subscription` looks like a browser's PushSubscription JSON: an http(s)
+    `endpoint` URL and the `keys` `p256dh` and `auth` as non-empty strings."""
+    if not isinstance(subscription, Mapping):
+        return False
+    endpoint, keys = subscription.get("endpoint"), subscription.get("keys")
+    if not isinstance(endpoint, str) or not isinstance(keys, Mapping):
+        return False
+    parts = urlsplit(endpoint)
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("https", "http")
+        and bool(parts.hostname)
+        and all(isinstance(keys.get(name), str) and keys[name] for name in ("p256dh", "auth"))
+    )

@@ -16,11 +16,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chalicelib.adapters import secrets
-from chalicelib.adapters.channels import DeliveryError, Gone, send_push, valid_subscription
+from chalicelib.adapters.channels import DeliveryError, Gone, send_push
 from chalicelib.adapters.channels.push import MAX_PAYLOAD_BYTES
 from chalicelib.config import settings
 from chalicelib.local.push_sink import LoopbackPushService, PushSink
 from chalicelib.local.stack import new_vapid_key
+from chalicelib.scenarios.addresses import valid_push_subscription
 
 
 def _vapid_pem() -> str:
@@ -53,7 +54,7 @@ def sink_server(configured: None) -> Iterator[LoopbackPushService]:
 
 def test_a_push_reaches_the_sink_decrypted(sink_server: LoopbackPushService) -> None:
     subscription = sink_server.sink.subscribe("ada's laptop")
-    assert valid_subscription(subscription)
+    assert valid_push_subscription(subscription)
     payload = {"title": "Welcome", "body": "Hello, Ada — €10 off", "url": None}
 
     send_push(subscription=subscription, payload=payload, ttl_seconds=3600, urgency="high")
@@ -160,11 +161,11 @@ def test_without_a_vapid_key_nothing_is_pushed(
     ],
 )
 def test_malformed_subscriptions_are_not_valid(subscription: Any) -> None:
-    assert not valid_subscription(subscription)
+    assert not valid_push_subscription(subscription)
 
 
 def test_a_browser_subscription_is_valid() -> None:
-    assert valid_subscription(
+    assert valid_push_subscription(
         {
             "endpoint": "https://fcm.googleapis.com/fcm/send/abc:def",
             "expirationTime": None,

@@ -629,7 +629,12 @@ def profiles(draw: st.DrawFn) -> Profile:
         "timezone": st.sampled_from(("Europe/London", "Asia/Tokyo", "Mars/Base", "America")),
         "consents": st.dictionaries(st.sampled_from(CHANNELS), st.booleans() | st.just("yes"))
         | st.sampled_from(("all", ["email"])),
-        "push": st.just([{"endpoint": "https://push.example/1"}, {"no": "endpoint"}]),
+        "push": st.just(
+            [
+                {"endpoint": "https://push.example/1", "keys": {"p256dh": "p", "auth": "a"}},
+                {"no": "endpoint"},
+            ]
+        ),
         "city": st.sampled_from(("Paris", "Berlin")),
         "age": st.sampled_from((17, 30, "40", None)),
         "last_order_at": st.sampled_from(("2026-05-25T10:00:00Z", "yesterday")),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .email import send_email, valid_email
 from .exceptions import DeliveryError, Gone
 from .http import Response, call
-from .push import send_push, valid_subscription
+from .push import send_push
 from .sms import send_sms, valid_phone
 
 __all__ = [
@@ -25,5 +25,4 @@ __all__ = [
     "send_sms",
     "valid_email",
     "valid_phone",
-    "valid_subscription",
 ]

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters import secrets
 from chalicelib.config import settings
+from chalicelib.scenarios.addresses import valid_push_subscription
 
 from . import http
 from .exceptions import DeliveryError, Gone, from_aws
@@ -35,26 +36,6 @@ logger = logging.getLogger(__name__)
 # delimiter 1. Push services refuse larger bodies.
 MAX_PAYLOAD_BYTES = 4096 - 86 - 16 - 1
 PUSH_TIMEOUT = 10.0  # seconds for one request to a push service
-
-
-def valid_subscription(subscription: Any) -> bool:
-    """Whether `subscription` looks like a browser's PushSubscription JSON: an http(s)
-    `endpoint` URL and the `keys` `p256dh` and `auth` as non-empty strings."""
-    if not isinstance(subscription, Mapping):
-        return False
-    endpoint, keys = subscription.get("endpoint"), subscription.get("keys")
-    if not isinstance(endpoint, str) or not isinstance(keys, Mapping):
-        return False
-    parts = urlsplit(endpoint)
-    try:
-        parts.port  # noqa: B018 - raises for a port that is not a number
-    except ValueError:
-        return False
-    return (
-        parts.scheme in ("https", "http")
-        and bool(parts.hostname)
-        and all(isinstance(keys.get(name), str) and keys[name] for name in ("p256dh", "auth"))
-    )
 
 
 def send_push(
@@ -75,7 +56,7 @@ def send_push(
     """
     from pywebpush import WebPushException, webpush  # 0.4 s of imports: only when pushing
 
-    if not valid_subscription(subscription):
+    if not valid_push_subscription(subscription):
         raise DeliveryError(
             "not a Web Push subscription (endpoint, keys.p256dh, keys.auth)", retryable=False
         )

@@ -186,11 +186,14 @@ def test_push_goes_to_every_subscription_with_its_ttl(make_scenario, make_profil
         "template": {"title": "Hi {{ profile.first_name }}", "url": "https://shop.example/"},
     }
     scenario = make_scenario({"push": node})
-    subscriptions = [{"endpoint": "https://push.example/1"}, {"no": "endpoint"}]
+    subscriptions = [
+        {"endpoint": "https://push.example/1", "keys": {"p256dh": "p", "auth": "a"}},
+        {"no": "endpoint"},
+    ]
 
     [send] = pick(enter(scenario, make_profile(push=subscriptions)).steps[-1], Send)
 
-    assert send.to == [{"endpoint": "https://push.example/1"}]
+    assert send.to == [{"endpoint": "https://push.example/1", "keys": {"p256dh": "p", "auth": "a"}}]
     assert send.title == "Hi Ada"
     assert send.url == "https://shop.example/"
     assert send.ttl == timedelta(hours=12)
