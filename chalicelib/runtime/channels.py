@@ -49,10 +49,6 @@ class NotYet(Exception):
     """A message arrived before its delivery time; the queue hands it back later."""
 
 
-class Retry(Exception):
-    """The provider may take it later: try again after a back-off."""
-
-
 @dataclass(frozen=True)
 class Claim:
     """A row this worker holds: moved to `sending` by it, at `row["claimed_at"]`."""
@@ -112,11 +108,8 @@ def _send(claim: Claim) -> None:
         return
     try:
         provider_id = _to_provider(row, profile)
-    except Retry as trouble:
-        _retry_or_fail(claim, str(trouble))
-        return
-    except DeliveryError as error:
-        _fail(claim, str(error))
+    except DeliveryError as error:  # `retryable`: the provider may take it later
+        (_retry_or_fail if error.retryable else _fail)(claim, str(error))
         return
     except Exception as error:  # a bug: whether the provider took it is unknown, never resend
         logger.exception("delivery crashed", extra={"message_id": row["message_id"]})
@@ -163,27 +156,20 @@ def skip_reason(row: dict[str, Any], profile: dict[str, Any] | None) -> str | No
 def _to_provider(row: dict[str, Any], profile: dict[str, Any]) -> str | None:
     """Hand the message to its provider; returns the provider's id for it."""
     channel = row["channel"]
-    try:
-        if channel == "email":
-            html = row.get("html")
-            return email.send_email(
-                message_id=row["message_id"],
-                sender=row.get("sender") or settings().email_from,
-                to=row["to"],
-                subject=row.get("subject") or "",
-                text=row.get("body"),
-                html=tracking.instrument(html, row["message_id"]) if html else None,
-            )
-        if channel == "sms":
-            return sms.send_sms(
-                message_id=row["message_id"], to=row["to"], body=row.get("body") or ""
-            )
-        _push_all(row, profile)
-        return None
-    except DeliveryError as error:
-        if error.retryable:
-            raise Retry(str(error)) from error
-        raise
+    if channel == "email":
+        html = row.get("html")
+        return email.send_email(
+            message_id=row["message_id"],
+            sender=row.get("sender") or settings().email_from,
+            to=row["to"],
+            subject=row.get("subject") or "",
+            text=row.get("body"),
+            html=tracking.instrument(html, row["message_id"]) if html else None,
+        )
+    if channel == "sms":
+        return sms.send_sms(message_id=row["message_id"], to=row["to"], body=row.get("body") or "")
+    _push_all(row, profile)
+    return None
 
 
 def _subscriptions(row: dict[str, Any], fields: dict[str, Any]) -> list[dict[str, Any]]:
