@@ -210,20 +210,18 @@ def _push_all(row: dict[str, Any], profile: dict[str, Any]) -> None:
             values={":none": [], ":one": [subscription["endpoint"]]},
         )
     if gone:
-        _forget_subscriptions(row["profile_db"], row["profile_id"], gone)
+        _forget_subscriptions(profile, gone)
     if trouble is not None:
         raise trouble
     if not reached and not row.get("pushed"):
         raise DeliveryError("every push subscription is gone", retryable=False)
 
 
-def _forget_subscriptions(profile_db: str, profile_id: str, endpoints: list[str]) -> None:
-    """Remove gone subscriptions, unless the list changed since it was read (then the
-    next push finds them gone again)."""
-    key = {"pk": store.profile_partition(profile_db, profile_id), "sk": "P"}
-    profile = store.profiles.get(key)
-    if profile is None:
-        return
+def _forget_subscriptions(profile: dict[str, Any], endpoints: list[str]) -> None:
+    """Remove gone subscriptions from the profile as the worker read it, unless its list
+    changed since (then the next push finds them gone again)."""
+    profile_id = profile["profile_id"]
+    key = {"pk": store.profile_partition(profile["profile_db"], profile_id), "sk": "P"}
     current = (profile.get("fields") or {}).get("push") or []
     kept = [s for s in current if not (isinstance(s, dict) and s.get("endpoint") in endpoints)]
     with suppress(ConditionFailed):
