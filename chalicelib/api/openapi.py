@@ -339,7 +339,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         links=links("read_promo_pool", pool="$response.body#/pool"),
     ),
     ("/promo-pools/{pool}", "GET"): Operation(
-        "How many codes a pool has left", "Promo pools", m.PromoPool
+        "How many codes a pool has left", "Promo pools", m.PromoPool, errors=(404,)
     ),
     ("/hooks/{scenario_id}/{trigger_id}", "POST"): Operation(
         "Call a webhook trigger (signed, no API key)",

@@ -102,4 +102,6 @@ def add_promo_codes(pool: str) -> dict[str, Any]:
 
 @route("/promo-pools/{pool}", methods=["GET"])
 def read_promo_pool(pool: str) -> dict[str, Any]:
+    if not promo.pool_exists(pool):
+        raise NotFoundError(f"no promo pool {pool!r}")
     return {"pool": pool, "left": promo.codes_left(pool)}

@@ -32,6 +32,13 @@ def codes_left(pool: str) -> int:
     )
 
 
+def pool_exists(pool: str) -> bool:
+    """A pool exists once codes were added to it, even when all of them are taken."""
+    return (
+        next(store.promo_codes.query("pool = :p", values={":p": pool}, limit=1), None) is not None
+    )
+
+
 def take_code(pool: str, request_id: str) -> str | None:
     """One unused code for `request_id`, the same one if asked again; None when the pool is empty."""
     key = {"key": f"promo#{request_id}"}

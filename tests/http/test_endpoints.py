@@ -909,7 +909,7 @@ def test_segments_defined_read_counted_and_bad_ones_refused(stack: Stack) -> Non
 
 
 def test_promo_pools_add_codes_and_count_what_is_left(stack: Stack) -> None:
-    assert stack.get("/promo-pools/SPRING") == {"pool": "SPRING", "left": 0}
+    assert_problem(send(stack, "GET", "/promo-pools/SPRING"), 404, "SPRING")
     added = stack.put("/promo-pools/SPRING", {"codes": ["A", "B", "C"]})
     assert added == {"pool": "SPRING", "added": 3, "left": 3}
     again = stack.put("/promo-pools/SPRING", {"codes": ["C", "D"]})
