@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import datetime
 from typing import Any
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.dynamo import ConditionFailed
+from chalicelib.adapters.dynamo import ConditionFailed, transact
 from chalicelib.adapters.queues import send_batch
 from chalicelib.engine import EXITED, REMOVED, end
 from chalicelib.engine.compiled import CompiledScenario
@@ -29,7 +30,7 @@ from chalicelib.scenarios.validation import (
 
 from .commit import Commit
 from .journeys import Contention, feed
-from .schedules import index_schedules, unindex_schedules
+from .schedules import schedule_entries
 
 ATTEMPTS = 5
 MAX_EVENT_TYPE = 200  # characters, as `POST /events` takes a type: the trigger index keys on it
@@ -181,42 +182,49 @@ def replace(scenario_id: str, document: dict[str, Any]) -> dict[str, Any]:
         _, problems = check_scenario(document)
         _update_meta(meta, **_described(document), updated_at=now)
         return {**store.load_scenario(scenario_id), "problems": [p.as_dict() for p in problems]}
-    _validated(document)
+    scenario = _validated(document)
     old = store.compiled_version(scenario_id, meta["version"])
-    version = _write_version(scenario_id, meta, document)
-    new = store.compiled_version(scenario_id, version)
-    _index_event_triggers(new, old)
-    unindex_schedules(old)
-    index_schedules(new, clock_now())
+    version = meta["version"] + 1
+    _commit(
+        [
+            _version_item(scenario_id, version, document, now),
+            _meta_change(meta, version=version, **_described(document), updated_at=now),
+            *_index_changes(CompiledScenario(scenario, scenario_id, version), old),
+        ]
+    )
     _fan_out(store.active_instance_ids(scenario_id), {"kind": "migrate"})
     return {**store.load_scenario(scenario_id), "problems": []}
 
 
 def activate(scenario_id: str) -> dict[str, Any]:
-    """Validate the whole graph (raising ScenarioInvalid) and start capturing."""
+    """Validate the whole graph (raising ScenarioInvalid) and start capturing.
+
+    The new version, the status and the trigger and schedule index entries are written in
+    one transaction: an activation that fails leaves the scenario as it was."""
     meta = get(scenario_id)
     if meta["status"] == "trashed":
         raise LifecycleError("a trashed scenario cannot be activated; restore it first")
     if meta["status"] == "active":
         return meta
-    _validated(meta["document"])
+    document = meta["document"]
+    scenario = _validated(document)
+    now = format_datetime(clock_now())
     version = meta["version"]
+    changes = {
+        "status": "active",
+        "webhook_secret": meta.get("webhook_secret") or secrets.token_hex(32),
+        "activated_at": now,
+    }
+    writes = []
     if (
         version == 0
-        or store.scenarios.get(store.version_key(scenario_id, version))["document"]
-        != meta["document"]
+        or store.scenarios.get(store.version_key(scenario_id, version))["document"] != document
     ):
-        version = _write_version(scenario_id, meta, meta["document"])
-    secret = meta.get("webhook_secret") or secrets.token_hex(32)
-    _update_meta(
-        store.load_scenario(scenario_id),
-        status="active",
-        webhook_secret=secret,
-        activated_at=format_datetime(clock_now()),
-    )
-    scenario = store.compiled_version(scenario_id, version)
-    _index_event_triggers(scenario, None)
-    index_schedules(scenario, clock_now())
+        version += 1
+        writes.append(_version_item(scenario_id, version, document, now))
+        changes.update(version=version, updated_at=now)
+    compiled = CompiledScenario(scenario, scenario_id, version)
+    _commit([*writes, _meta_change(meta, **changes), *_index_changes(compiled, None)])
     # profiles kept asleep while stopped go on (and onto this version)
     _fan_out(store.active_instance_ids(scenario_id), {"kind": "resume"})
     return store.load_scenario(scenario_id) or {}
@@ -229,9 +237,8 @@ def deactivate(scenario_id: str, keep_profiles: bool | None = None) -> dict[str,
         raise LifecycleError(f"the scenario is {meta['status']}, not active")
     scenario = store.compiled_version(scenario_id, meta["version"])
     keep = scenario.model.keep_profiles_on_stop if keep_profiles is None else keep_profiles
-    _update_meta(meta, status="stopped", stopped_at=format_datetime(clock_now()))
-    _unindex_event_triggers(scenario)
-    unindex_schedules(scenario)
+    stopped = _meta_change(meta, status="stopped", stopped_at=format_datetime(clock_now()))
+    _commit([stopped, *_index_changes(None, scenario)])
     if not keep:
         _fan_out(
             store.active_instance_ids(scenario_id),
@@ -288,50 +295,69 @@ def _validated(document: dict[str, Any]) -> Scenario:
     return scenario
 
 
-def _write_version(scenario_id: str, meta: dict[str, Any], document: dict[str, Any]) -> int:
-    version = meta["version"] + 1
-    now = format_datetime(clock_now())
-    store.scenarios.put(
-        {
-            **store.version_key(scenario_id, version),
-            "version": version,
-            "document": document,
-            "created_at": now,
-        },
-        "attribute_not_exists(pk)",
-    )
-    _update_meta(meta, version=version, **_described(document), updated_at=now)
-    return version
+def _version_item(
+    scenario_id: str, version: int, document: dict[str, Any], now: str
+) -> dict[str, Any]:
+    """The transaction item writing a new version (versions are never overwritten)."""
+    item = {
+        **store.version_key(scenario_id, version),
+        "version": version,
+        "document": document,
+        "created_at": now,
+    }
+    return store.scenarios.tx_put(item, "attribute_not_exists(pk)")
 
 
-def _update_meta(meta: dict[str, Any], **changes: Any) -> None:
-    """Change the metadata item, provided nobody changed it since `meta` was read."""
+def _meta_change(meta: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The transaction item changing the metadata item, provided nobody changed it since
+    `meta` was read."""
     names = {f"#n{i}": name for i, name in enumerate(changes)}
     values = {f":v{i}": value for i, value in enumerate(changes.values())}
     values[":seen"] = meta.get("updated_at")
     expression = "SET " + ", ".join(f"#n{i} = :v{i}" for i in range(len(changes)))
+    return store.scenarios.tx_update(
+        store.scenario_key(meta["scenario_id"]),
+        expression,
+        "updated_at = :seen",
+        names=names,
+        values=values,
+    )
+
+
+def _update_meta(meta: dict[str, Any], **changes: Any) -> None:
+    _commit([_meta_change(meta, **changes)])
+
+
+def _commit(writes: list[dict[str, Any]]) -> None:
+    """Write a lifecycle change atomically; a condition that fails means a concurrent change."""
     try:
-        store.scenarios.update(
-            store.scenario_key(meta["scenario_id"]),
-            expression,
-            "updated_at = :seen",
-            names=names,
-            values=values,
-        )
+        transact(writes)
     except ConditionFailed:
         raise LifecycleError("the scenario changed meanwhile; read it again and retry") from None
 
 
-def _index_event_triggers(new: CompiledScenario, old: CompiledScenario | None) -> None:
-    if old is not None:
-        _unindex_event_triggers(old)
-    for event_type in _event_types(new):
-        store.scenarios.put({"pk": f"E#{event_type}", "sk": new.scenario_id})
+def _index_changes(
+    new: CompiledScenario | None, old: CompiledScenario | None
+) -> list[dict[str, Any]]:
+    """Transaction items making the trigger index (event type → scenario) and the schedule
+    index list `new`'s triggers in place of `old`'s (either may be None)."""
+    now = clock_now()
+    puts = _index_items(new, now) if new is not None else []
+    kept = {(item["pk"], item["sk"]) for item in puts}
+    gone = [
+        {"pk": item["pk"], "sk": item["sk"]}
+        for item in (_index_items(old, now) if old is not None else [])
+        if (item["pk"], item["sk"]) not in kept
+    ]
+    return [
+        *(store.scenarios.tx_put(item) for item in puts),
+        *(store.scenarios.tx_delete(key) for key in gone),
+    ]
 
 
-def _unindex_event_triggers(scenario: CompiledScenario) -> None:
-    for event_type in _event_types(scenario):
-        store.scenarios.delete({"pk": f"E#{event_type}", "sk": scenario.scenario_id})
+def _index_items(scenario: CompiledScenario, now: datetime) -> list[dict[str, Any]]:
+    events = [{"pk": f"E#{t}", "sk": scenario.scenario_id} for t in sorted(_event_types(scenario))]
+    return [*events, *schedule_entries(scenario, now)]
 
 
 def _event_types(scenario: CompiledScenario) -> set[str]:

@@ -42,12 +42,13 @@ def schedule_key(scenario_id: str, trigger_id: str) -> dict[str, str]:
     return {"pk": SCHEDULE_PK, "sk": f"{scenario_id}#{trigger_id}"}
 
 
-def index_schedules(scenario: CompiledScenario, now: datetime) -> None:
-    """On activation: list the scenario's schedule triggers with their next run."""
+def schedule_entries(scenario: CompiledScenario, now: datetime) -> list[dict[str, Any]]:
+    """The schedule index items of the scenario's schedule triggers, with their next run."""
+    entries = []
     for trigger in scenario.triggers.values():
         if isinstance(trigger, ScheduleTrigger):
             upcoming = next_runs(trigger, now, 1, scenario.model.timezone)
-            store.scenarios.put(
+            entries.append(
                 {
                     **schedule_key(scenario.scenario_id, trigger.id),
                     "scenario_id": scenario.scenario_id,
@@ -56,12 +57,7 @@ def index_schedules(scenario: CompiledScenario, now: datetime) -> None:
                     "next_run": format_datetime(upcoming[0]) if upcoming else None,
                 }
             )
-
-
-def unindex_schedules(scenario: CompiledScenario) -> None:
-    for trigger in scenario.triggers.values():
-        if isinstance(trigger, ScheduleTrigger):
-            store.scenarios.delete(schedule_key(scenario.scenario_id, trigger.id))
+    return entries
 
 
 def tick(now: datetime) -> int:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from .durations import parse_clock_time, zone
 
@@ -17,6 +17,20 @@ if TYPE_CHECKING:
     from .model import Sample, ScheduleTrigger
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SOME_START = datetime(2000, 1, 1, tzinfo=UTC)  # any will do: a real date comes within 8 years
+
+
+def matches_no_date(expression: str) -> bool:
+    """True for a well-formed cron expression that no date fulfils, such as `0 0 31 2 *`
+    (February 31st): a schedule on it would never fire. A malformed expression is the
+    model's to refuse, not this check's."""
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+        return False
+    try:
+        croniter(expression, _SOME_START).get_next(datetime)
+    except CroniterBadDateError:
+        return True
+    return False
 
 
 def cron_expression(trigger: ScheduleTrigger) -> str | None:
@@ -42,7 +56,8 @@ def runs_after(
     """Run times strictly after `after`, in UTC, ending at `until`.
 
     `tz` is the scenario's time zone, used when the trigger names none. A monthly day
-    that a month lacks (the 31st) is skipped in that month, as cron does.
+    that a month lacks (the 31st) is skipped in that month, as cron does; an expression
+    that matches no date at all has no runs.
     """
     until = trigger.until
     if trigger.once is not None:
@@ -52,11 +67,14 @@ def runs_after(
     expression = cron_expression(trigger)
     assert expression is not None  # the model allows exactly one timing
     local = after.astimezone(zone(trigger.timezone or tz))
-    for moment in croniter(expression, local).all_next(datetime):
-        moment = moment.astimezone(UTC)
-        if until is not None and moment > until:
-            return
-        yield moment
+    try:
+        for moment in croniter(expression, local).all_next(datetime):
+            moment = moment.astimezone(UTC)
+            if until is not None and moment > until:
+                return
+            yield moment
+    except CroniterBadDateError:  # stored before validation refused dates that never come
+        return
 
 
 def next_runs(

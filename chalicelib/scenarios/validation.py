@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .durations import parse_datetime
 from .model import WAITING_NODE_TYPES, Scenario, condition_kind
+from .schedules import matches_no_date
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ def check_scenario(document: Any) -> tuple[Scenario | None, list[Problem]]:
     except ValidationError as error:
         problems.extend(_schema_problems(document, error))
     problems.extend(_graph_problems(document))
+    problems.extend(_schedule_problems(document))
     return (scenario if not problems else None), _unique(problems)
 
 
@@ -177,6 +180,27 @@ def _graph_problems(document: dict[str, Any]) -> Iterator[Problem]:
             for path, target in node_links(node):
                 yield from dangling(["nodes", node_id, *path], target)
     yield from _instant_cycles(nodes)
+
+
+def _schedule_problems(document: dict[str, Any]) -> Iterator[Problem]:
+    """Schedule triggers that would never fire: a cron expression that no date fulfils
+    (`0 0 31 2 *`, February 31st) or a `once` after its `until`."""
+    triggers = document.get("triggers")
+    for index, trigger in enumerate(triggers if isinstance(triggers, list) else []):
+        if not isinstance(trigger, dict) or trigger.get("type") != "schedule":
+            continue
+        cron = trigger.get("cron")
+        if isinstance(cron, str) and matches_no_date(cron):
+            yield Problem(
+                json_path(["triggers", index, "cron"]),
+                f"{cron!r} matches no date: this schedule would never fire",
+            )
+        once, until = parse_datetime(trigger.get("once")), parse_datetime(trigger.get("until"))
+        if once is not None and until is not None and once > until:
+            yield Problem(
+                json_path(["triggers", index, "until"]),
+                "is before 'once': this schedule would never fire",
+            )
 
 
 def _instant_cycles(nodes: dict[str, Any]) -> Iterator[Problem]:

@@ -12,9 +12,11 @@ from chalicelib.scenarios.schedules import (
     cron_expression,
     due_runs,
     in_sample,
+    matches_no_date,
     next_runs,
     sample_point,
 )
+from chalicelib.scenarios.validation import check_scenario
 
 
 def schedule(**timing: Any) -> ScheduleTrigger:
@@ -109,6 +111,51 @@ def test_cron_in_a_time_zone() -> None:
 def test_cron_every_15_minutes() -> None:
     runs = next_runs(schedule(cron="*/15 * * * *"), utc(2026, 6, 10, 10, 7), 3)
     assert runs == [utc(2026, 6, 10, 10, 15), utc(2026, 6, 10, 10, 30), utc(2026, 6, 10, 10, 45)]
+
+
+@pytest.mark.parametrize(
+    ("expression", "never"),
+    [
+        ("0 0 31 2 *", True),  # February 31st
+        ("0 0 30 2 *", True),
+        ("0 9 31 4,6,9,11 *", True),  # months of 30 days
+        ("0 0 29 2 *", False),  # leap years
+        ("0 0 31 2 mon", False),  # day of month or day of week, as cron reads it: Mondays
+        ("0 0 31 * *", False),
+        ("*/15 * * * *", False),
+        ("not cron", False),  # malformed: the model refuses it, with its own message
+    ],
+)
+def test_an_expression_that_matches_no_date(expression: str, never: bool) -> None:
+    assert matches_no_date(expression) is never
+
+
+def test_a_stored_schedule_that_matches_no_date_has_no_runs() -> None:
+    trigger = schedule(cron="0 0 31 2 *")
+    assert next_runs(trigger, utc(2026, 6, 1), 12) == []
+    assert due_runs(trigger, utc(2026, 1, 1), utc(2030, 1, 1)) == []
+
+
+def test_validation_refuses_a_schedule_that_never_fires_naming_the_trigger() -> None:
+    def document(*triggers: dict[str, Any]) -> dict[str, Any]:
+        nodes = {"a": {"type": "exit"}}
+        return {"name": "N", "entry": "a", "triggers": list(triggers), "nodes": nodes}
+
+    never = {"id": "feb31", "type": "schedule", "cron": "0 0 31 2 *", "next": "a"}
+    late = {"id": "late", "type": "schedule", "once": "2026-06-10T10:00:00Z", "next": "a"}
+    scenario, problems = check_scenario(
+        document({"id": "ok", "type": "schedule", "daily": "10:00", "next": "a"}, late)
+    )
+    assert scenario is not None, problems
+    scenario, problems = check_scenario(
+        document(never, {**late, "until": "2026-06-09T00:00:00Z"}, {**never, "id": "x", "cron": 5})
+    )
+    assert scenario is None
+    paths = [p.path for p in problems]
+    assert paths.count("$.triggers[0].cron") == 1
+    assert "never fire" in problems[paths.index("$.triggers[0].cron")].message
+    assert "$.triggers[1].until" in paths
+    assert paths.count("$.triggers[2].cron") == 1  # not a string: the model's problem alone
 
 
 @pytest.mark.parametrize(
