@@ -204,6 +204,7 @@ class ScenarioSummary(Out):
     status: ScenarioStatus
     version: int
     tags: list[str]
+    group: str | None = Field(description="the access group the document names")
     updated_at: Timestamp | None
     profiles_in: int = Field(description="profiles now in the scenario")
 
@@ -211,6 +212,10 @@ class ScenarioSummary(Out):
 class ScenarioList(Out):
     scenarios: list[ScenarioSummary]
     next_token: str | None = Field(description="pass as `next_token` for the next page")
+    partial: bool = Field(
+        description="true when the page holds fewer than `limit` scenarios only because it "
+        "read as much of the table as one page may: `next_token` goes on"
+    )
 
 
 class Activation(Out):

@@ -149,9 +149,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                 {"type": "string", "enum": ["draft", "active", "stopped", "trashed"]},
             ),
             Param("tag", "only scenarios with this tag"),
+            Param("group", "only scenarios of this access group"),
             Param("q", "only scenarios whose name or description contains this text"),
             *PAGE,
         ),
+        description="A page holds `limit` matching scenarios unless the list ends first, "
+        "or the page read as much of the table as one page may (then `partial` is true).",
     ),
     ("/scenarios/simulate", "POST"): Operation(
         "Simulate a profile's journey in virtual time (nothing is sent or stored)",

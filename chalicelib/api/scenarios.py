@@ -73,8 +73,13 @@ def list_scenarios() -> dict[str, Any]:
     limit, token = page_params(request, key={"pk": any_string, "sk": any_string})
     if params.get("status") and params["status"] not in STATUSES:
         raise BadRequest(f"query parameter 'status' must be one of {', '.join(STATUSES)}")
-    items, next_token = scenarios.list_page(
-        params.get("status"), params.get("tag"), params.get("q"), limit, token
+    page = scenarios.list_page(
+        limit,
+        token,
+        status=params.get("status"),
+        tag=params.get("tag"),
+        group=params.get("group"),
+        q=params.get("q"),
     )
     listed = [
         {
@@ -83,12 +88,19 @@ def list_scenarios() -> dict[str, Any]:
             "status": m["status"],
             "version": m["version"],
             "tags": m.get("tags", []),
+            "group": _group(m),
             "updated_at": m.get("updated_at"),
             "profiles_in": store.count_active(m["scenario_id"]),
         }
-        for m in items
+        for m in page.scenarios
     ]
-    return {"scenarios": listed, "next_token": next_token}
+    return {"scenarios": listed, "next_token": page.next_token, "partial": page.partial}
+
+
+def _group(meta: dict[str, Any]) -> str | None:
+    """The scenario's access group, as its document names it (a draft's may be anything)."""
+    group = (meta.get("document") or {}).get("group")
+    return group if isinstance(group, str) else None
 
 
 @route("/scenarios/simulate", methods=["POST"])

@@ -11,11 +11,11 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.dynamo import ConditionFailed, transact
+from chalicelib.adapters.dynamo import ConditionFailed, encode_token, to_item, transact
 from chalicelib.adapters.queues import send_batch
 from chalicelib.engine import EXITED, REMOVED, end
 from chalicelib.engine.compiled import CompiledScenario
@@ -33,6 +33,8 @@ from .journeys import Contention, feed
 from .schedules import schedule_entries
 
 ATTEMPTS = 5
+LIST_SCAN_ITEMS = 1_000  # items one Scan of the scenario list reads (or 1 MB, if less)
+LIST_SCANS = 10  # Scans one page of the list makes at most before it answers what it found
 MAX_EVENT_TYPE = 200  # characters, as `POST /events` takes a type: the trigger index keys on it
 
 
@@ -73,12 +75,32 @@ def _described(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_page(
-    status: str | None, tag: str | None, q: str | None, limit: int, token: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of scenarios matching the filters (a Scan: scenarios are few).
+class ScenarioPage(NamedTuple):
+    """A page of the scenario list. `partial`: it holds fewer than `limit` scenarios only
+    because the page read as much of the table as one page may (`next_token` goes on)."""
 
-    Attribute names go through placeholders: `status` and `search` are reserved words."""
+    scenarios: list[dict[str, Any]]
+    next_token: str | None
+    partial: bool
+
+
+def list_page(
+    limit: int,
+    token: str | None,
+    *,
+    status: str | None = None,
+    tag: str | None = None,
+    group: str | None = None,
+    q: str | None = None,
+) -> ScenarioPage:
+    """One page of scenarios matching the filters: `limit` of them, unless the list ends
+    or the page has read LIST_SCANS pages of the table.
+
+    A Scan (scenarios are few) whose filter DynamoDB applies after reading, so one call may
+    find nothing that matches; the page reads on rather than answer empty. A call that
+    finds more than the page has room for ends the page at its last match, whose key is
+    the next page's start. Attribute names go through placeholders: `status`, `group`
+    and `search` are reserved words; the group is read from the document itself."""
     conditions, values, names = ["sk = :meta"], {":meta": "meta"}, {}
     if status:
         conditions.append("#status = :status")
@@ -86,12 +108,32 @@ def list_page(
     if tag:
         conditions.append("contains(#tags, :tag)")
         values[":tag"], names["#tags"] = tag, "tags"
+    if group:
+        conditions.append("#document.#group = :group")
+        values[":group"], names["#document"], names["#group"] = group, "document", "group"
     if q:
         conditions.append("contains(#search, :q)")
         values[":q"], names["#search"] = q.lower(), "search"
-    return store.scenarios.page(
-        "scan", limit, token, filter=" AND ".join(conditions), values=values, names=names or None
-    )
+    found: list[dict[str, Any]] = []
+    for _ in range(LIST_SCANS):
+        items, token = store.scenarios.page(
+            "scan",
+            LIST_SCAN_ITEMS,
+            token,
+            filter=" AND ".join(conditions),
+            values=values,
+            names=names or None,
+        )
+        room = limit - len(found)
+        found.extend(items[:room])
+        if len(items) > room:
+            last = found[-1]
+            return ScenarioPage(
+                found, encode_token(to_item({"pk": last["pk"], "sk": last["sk"]})), False
+            )
+        if len(found) == limit or token is None:
+            return ScenarioPage(found, token, False)
+    return ScenarioPage(found, token, True)
 
 
 def clone(scenario_id: str) -> dict[str, Any]:

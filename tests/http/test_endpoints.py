@@ -185,6 +185,7 @@ def test_list_filters_by_status_tag_and_text_with_profiles_in(stack: Stack) -> N
         "status",
         "version",
         "tags",
+        "group",
         "updated_at",
         "profiles_in",
     }
