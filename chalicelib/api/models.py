@@ -276,10 +276,18 @@ class ChannelStats(Out):
     failed: int = 0
 
 
+MOVED_IN = "profiles a live edit moved onto this version (with `version=` only)"
+MOVED_OUT = "profiles a live edit moved from this version onto a newer one (with `version=` only)"
+
+
 class NodeStats(Out):
     entered: int
     exited: int
-    current: int
+    current: int = Field(
+        description="profiles now at the node: entered + moved_in - exited - moved_out"
+    )
+    moved_in: int | None = Field(None, description=MOVED_IN)
+    moved_out: int | None = Field(None, description=MOVED_OUT)
     channels: dict[str, ChannelStats] | None = Field(
         None, description="a send node's messages by channel (only on nodes that sent any)"
     )
@@ -290,8 +298,10 @@ class ScenarioStats(Out):
     completed: int
     exited: int
     removed: int
-    active: int
+    active: int = Field(description="profiles now in the scenario (or in the version)")
     errors: int
+    moved_in: int | None = Field(None, description=MOVED_IN)
+    moved_out: int | None = Field(None, description=MOVED_OUT)
     nodes: dict[str, NodeStats]
     channels: dict[str, ChannelStats] = Field(description="only channels with messages")
     revenue: float = Field(

@@ -86,6 +86,8 @@ class Commit:
                 values={":rev": rev} if rev is not None else None,
             )
         )
+        if before is not None and before.active and before.version != instance.version:
+            self._move(before, instance.version)
         updates: list[UpdateProfile] = []
         timer: SetTimer | None = None
         for effect in step.effects:
@@ -332,9 +334,21 @@ class Commit:
         )
 
     def _count(self, instance: Instance, stat: CountStat) -> None:
-        key = (instance.scenario_id, instance.version, shard_of(instance.instance_id, STAT_SHARDS))
-        counters = self._stats.setdefault(key, {})
         name = stat.name if stat.node is None else f"{stat.name}|{stat.node}"
+        self._add(instance, instance.version, name)
+
+    def _move(self, before: Instance, version: int) -> None:
+        """A live edit moved an instance onto `version`: its old version counts it out and
+        the new one in, at the node it is on, so that each version's `active` and nodes'
+        `current` count the profiles now in it; in the sum over versions the two cancel."""
+        for counted_in, counter in ((before.version, "moved_out"), (version, "moved_in")):
+            self._add(before, counted_in, counter)
+            if before.node is not None:
+                self._add(before, counted_in, f"node_{counter}|{before.node}")
+
+    def _add(self, instance: Instance, version: int, name: str) -> None:
+        key = (instance.scenario_id, version, shard_of(instance.instance_id, STAT_SHARDS))
+        counters = self._stats.setdefault(key, {})
         counters[name] = counters.get(name, 0) + 1
 
     # --- applying ----------------------------------------------------------------------

@@ -6,6 +6,10 @@ add theirs here, each in one transaction with the conditional write that makes i
 once (`count_once`). Counter names:
 
 - `entered`, `completed`, `exited`, `removed`, `errors`: journeys;
+- `moved_in`, `moved_out`: journeys a live edit moved onto a newer version, counted in
+  the new version and out of the old one (with `node_moved_in|<node>`,
+  `node_moved_out|<node>` at the node they were on), so that a version's `active` and
+  `current` count the profiles now in it; summed over versions they cancel out;
 - `node_entered|<node>`, `node_exited|<node>`: nodes;
 - `ch_<status>|<channel>|<node>`: messages of a send node by delivery status;
 - `revenue_cents`: `order.created` totals attributed to the scenario, in cents.
@@ -26,6 +30,7 @@ from .commit import STAT_SHARDS, shard_of
 logger = logging.getLogger(__name__)
 
 TOTALS = ("entered", "completed", "exited", "removed", "errors")
+MOVES = ("moved_in", "moved_out")
 CHANNEL_STATUSES = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "failed")
 REVENUE = "revenue_cents"
 ATTEMPTS = 5  # transactions cancelled by a concurrent writer are tried again this often
@@ -76,8 +81,9 @@ def scenario_stats(
     """Counters of a scenario, for one version or summed over all, between two days.
 
     Besides SPEC §3.3's shape, each node that sent messages has `channels` too, of the
-    same shape as the scenario's."""
-    totals = dict.fromkeys(TOTALS, 0)
+    same shape as the scenario's; one version's counters have `moved_in` and `moved_out`
+    too, at the top and on each node."""
+    totals = dict.fromkeys((*TOTALS, *MOVES), 0)
     nodes: dict[str, dict[str, Any]] = {}
     channels: dict[str, dict[str, int]] = {}
     cents = 0
@@ -86,7 +92,7 @@ def scenario_stats(
         if (start and day < start) or (end and day > end):
             continue
         for name, count in item.items():
-            if name in TOTALS:
+            if name in totals:
                 totals[name] += count
             elif name == REVENUE:
                 cents += count
@@ -95,12 +101,18 @@ def scenario_stats(
                 _node(nodes, node)[kind.removeprefix("node_")] += count
             elif name.startswith("ch_"):
                 _count_channel(nodes, channels, name, count)
+    moved_in, moved_out = (totals.pop(name) for name in MOVES)
     for counters in nodes.values():
-        counters["current"] = counters["entered"] - counters["exited"]
+        node_in, node_out = (counters.pop(name) for name in MOVES)
+        counters["current"] = counters["entered"] + node_in - counters["exited"] - node_out
+        if version is not None:
+            counters.update(moved_in=node_in, moved_out=node_out)
     ended = sum(totals[name] for name in TOTALS if name != "entered")
+    moves = {"moved_in": moved_in, "moved_out": moved_out} if version is not None else {}
     return {
         **totals,
-        "active": totals["entered"] - ended,
+        **moves,
+        "active": totals["entered"] + moved_in - moved_out - ended,
         "nodes": nodes,
         "channels": channels,
         "revenue": cents / 100,
@@ -108,7 +120,9 @@ def scenario_stats(
 
 
 def _node(nodes: dict[str, dict[str, Any]], node: str) -> dict[str, Any]:
-    return nodes.setdefault(node, {"entered": 0, "exited": 0, "current": 0})
+    return nodes.setdefault(
+        node, {"entered": 0, "exited": 0, "current": 0, "moved_in": 0, "moved_out": 0}
+    )
 
 
 def _count_channel(

@@ -136,3 +136,52 @@ def test_live_edit_moves_profiles_onto_the_new_version(stack: Stack) -> None:
     second = stack.get(f"/scenarios/{scenario_id}/stats?version=2")
     assert (first["entered"], first["completed"], first["exited"]) == (3, 0, 0)
     assert (second["entered"], second["completed"], second["exited"]) == (0, 2, 1)
+
+
+def test_a_live_edit_moves_the_counts_of_the_profiles_it_moves(stack: Stack) -> None:
+    scenario_id = stack.create(three_waits())
+    for name, node in (("ada", "a"), ("bob", "b"), ("carol", "c")):
+        stack.upsert(name, person(name))
+        stack.event(f"go_{node}", name)
+    stack.advance_to(at(11, 8))
+
+    def stats(version: int | None = None) -> dict[str, Any]:
+        query = f"?version={version}" if version else ""
+        answer: dict[str, Any] = stack.get(f"/scenarios/{scenario_id}/stats{query}")
+        assert answer["active"] >= 0
+        assert all(node["current"] >= 0 for node in answer["nodes"].values()), answer
+        return answer
+
+    def current(answer: dict[str, Any]) -> dict[str, int]:
+        return {node: counts["current"] for node, counts in answer["nodes"].items()}
+
+    waiting = {"wait_a": 1, "wait_b": 1, "wait_c": 1}
+    assert (stats(1)["active"], current(stats(1))) == (3, waiting)
+    stack.put(f"/scenarios/{scenario_id}", three_waits("P3D", "PT12H", with_b=False))
+    stack.drain()  # ada waits longer, bob's node is gone, carol's shorter wait is over
+
+    first, second, summed = stats(1), stats(2), stats()
+    assert (first["entered"], first["moved_out"], first["active"]) == (3, 3, 0)
+    assert current(first) == {"wait_a": 0, "wait_b": 0, "wait_c": 0}
+    assert first["nodes"]["wait_a"] == {"entered": 1, "exited": 0, "current": 0} | {
+        "moved_in": 0,
+        "moved_out": 1,
+    }
+    assert (second["entered"], second["moved_in"], second["active"]) == (0, 3, 1)
+    assert (second["completed"], second["exited"]) == (1, 1)
+    assert current(second) == {"wait_a": 1, "wait_b": 0, "wait_c": 0, "mail_c": 0}
+    assert second["nodes"]["wait_b"] == {"entered": 0, "exited": 1, "current": 0} | {
+        "moved_in": 1,
+        "moved_out": 0,
+    }
+    assert (summed["entered"], summed["completed"], summed["exited"]) == (3, 1, 1)
+    assert summed["active"] == first["active"] + second["active"] == 1
+    assert current(summed) == {"wait_a": 1, "wait_b": 0, "wait_c": 0, "mail_c": 0}
+    assert "moved_in" not in summed  # moves between versions cancel out in the sum
+    assert summed["nodes"]["wait_a"] == {"entered": 1, "exited": 0, "current": 1}
+
+    stack.advance_to(at(13, 12))  # ada's longer wait ends: she completes on version 2
+    first, second, summed = stats(1), stats(2), stats()
+    assert (first["active"], second["active"], summed["active"]) == (0, 0, 0)
+    assert (second["completed"], summed["completed"]) == (2, 2)
+    assert set(current(second).values()) == set(current(summed).values()) == {0}
