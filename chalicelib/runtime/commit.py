@@ -338,9 +338,10 @@ class Commit:
         self._add(instance, instance.version, name)
 
     def _move(self, before: Instance, version: int) -> None:
-        """A live edit moved an instance onto `version`: its old version counts it out and
-        the new one in, at the node it is on, so that each version's `active` and nodes'
-        `current` count the profiles now in it; in the sum over versions the two cancel."""
+        """The step moved an instance onto a newer `version` of its scenario (a live edit):
+        its old version counts it out and the new one in, at the node it is on, so that each
+        version's `active` and nodes' `current` count the profiles now in it; in the sum
+        over versions the two cancel out."""
         for counted_in, counter in ((before.version, "moved_out"), (version, "moved_in")):
             self._add(before, counted_in, counter)
             if before.node is not None:
