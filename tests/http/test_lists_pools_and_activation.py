@@ -18,6 +18,7 @@ from chalicelib.runtime.schedules import schedule_key
 from tests.e2e.harness import Stack
 from tests.http.support import NIGHTLY, assert_problem, journey, send
 
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
 FEBRUARY_31 = {"id": "never", "type": "schedule", "cron": "0 0 31 2 *", "next": "hello"}
 
 
@@ -136,7 +137,7 @@ def failing_write(marker: str) -> Iterator[list[str]]:
     refused: list[str] = []
 
     def refuse(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name in ("PutItem", "UpdateItem", "TransactWriteItems") and marker in str(params):
+        if model.name in WRITES and marker in str(params):
             refused.append(model.name)
             raise ClientError(
                 {"Error": {"Code": "InternalServerError", "Message": "injected"}}, model.name
@@ -165,3 +166,29 @@ def test_activation_failing_at_its_last_write_changes_nothing(stack: Stack) -> N
     entry = store.scenarios.get(schedule_key(scenario_id, "nightly"))
     assert entry is not None
     assert entry["next_run"] == "2026-06-10T19:30:00Z"
+
+
+def test_a_live_edit_or_a_stop_failing_at_its_last_write_changes_nothing(stack: Stack) -> None:
+    scenario_id = stack.create(journey(NIGHTLY))
+    entry = store.scenarios.get(schedule_key(scenario_id, "nightly"))
+    edited = journey({**NIGHTLY, "daily": "06:00"}, name="Edited")
+
+    with failing_write("SCHEDULE"):
+        replaced = send(stack, "PUT", f"/scenarios/{scenario_id}", edited)
+        stopped = send(stack, "POST", f"/scenarios/{scenario_id}/deactivate")
+    assert (replaced.status_code >= 500, stopped.status_code >= 500) == (True, True)
+    read = stack.get(f"/scenarios/{scenario_id}")
+    assert (read["status"], read["version"], read["name"]) == ("active", 1, "Test scenario")
+    assert [v["version"] for v in stack.get(f"/scenarios/{scenario_id}/versions")["versions"]] == [
+        1
+    ]
+    assert store.scenarios_for_event("signup") == [scenario_id]
+    assert store.scenarios.get(schedule_key(scenario_id, "nightly")) == entry
+
+    assert stack.put(f"/scenarios/{scenario_id}", edited)["version"] == 2
+    moved = store.scenarios.get(schedule_key(scenario_id, "nightly"))
+    assert moved is not None
+    assert moved["next_run"] == "2026-06-11T06:00:00Z"
+    assert stack.post(f"/scenarios/{scenario_id}/deactivate")["status"] == "stopped"
+    assert store.scenarios_for_event("signup") == []
+    assert store.scenarios.get(schedule_key(scenario_id, "nightly")) is None
