@@ -85,7 +85,7 @@ class Operation:
 PAGE = (
     Param(
         "limit",
-        f"page size (1–{PAGE_LIMIT}; a filtered page may hold fewer)",
+        f"page size (1–{PAGE_LIMIT})",
         {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT, "default": 100},
     ),
     Param("next_token", "the `next_token` of the previous page"),
