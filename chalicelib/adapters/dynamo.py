@@ -111,8 +111,14 @@ class Table:
             client("dynamodb").put_item(**arguments, **_expression(expression))
 
     def update(
-        self, key: Mapping[str, Any], update: str, condition: str | None = None, **expression: Any
+        self,
+        key: Mapping[str, Any],
+        update: str,
+        condition: str | None = None,
+        returned: str = "ALL_NEW",
+        **expression: Any,
     ) -> dict[str, Any]:
+        """UpdateItem; answers the item after it (`returned="ALL_OLD"`: as it was before)."""
         arguments: dict[str, Any] = {
             "TableName": self.name,
             "Key": to_item(key),
@@ -122,7 +128,7 @@ class Table:
             arguments["ConditionExpression"] = condition
         with _conditions():
             answer = client("dynamodb").update_item(
-                **arguments, ReturnValues="ALL_NEW", **_expression(expression)
+                **arguments, ReturnValues=returned, **_expression(expression)
             )
         return from_item(answer.get("Attributes", {}))
 

@@ -18,6 +18,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import event_to_values
@@ -210,22 +211,4 @@ def mark_invalid(profile_db: str, profile_id: str, channel: str, address: str) -
     """Remember that `address` hard-bounced on `channel`: the profile item's top-level
     `invalid` map {channel: address}. The channel worker skips a send to that very
     address (`no_address`); a changed address is tried again."""
-    key = {"pk": store.profile_partition(profile_db, profile_id), "sk": "P"}
-    for update, condition, values in (
-        ("SET invalid.#c = :a", "attribute_exists(invalid)", {":a": address}),
-        ("SET invalid = :m", "attribute_not_exists(invalid)", {":m": {channel: address}}),
-        ("SET invalid.#c = :a", "attribute_exists(invalid)", {":a": address}),
-    ):
-        try:
-            store.profiles.update(
-                key,
-                update,
-                f"attribute_exists(pk) AND {condition}",
-                names={"#c": channel} if "#c" in update else None,
-                values=values,
-            )
-        except ConditionFailed:
-            if store.profiles.get(key) is None:
-                return  # erased
-            continue
-        return
+    profile_items.mark_invalid(profile_db, profile_id, channel, address)
