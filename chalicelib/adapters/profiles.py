@@ -145,8 +145,9 @@ def update_item(
     when missing) and single consents, each in place.
 
     Consents are set one channel at a time inside `fields.consents`; a profile that had
-    no consents map when it was read gets one, conditioned on still having none (else the
-    transaction fails and its step is tried again).
+    no consents map when it was read (none, or a value of another type) gets one,
+    conditioned on still having none (else the transaction fails and its step is tried
+    again on the profile as it now is).
     """
     names = {"#f": "fields"}
     values: dict[str, Any] = {":now": stamp}
@@ -164,14 +165,15 @@ def update_item(
         sets.append(f"#f.#a{index} = if_not_exists(#f.#a{index}, :zero) + :a{index}")
     if consents:
         names["#consents"] = "consents"
+        values[":map"] = "M"
         if has_consents:
-            conditions.append("attribute_exists(#f.#consents)")
+            conditions.append("attribute_type(#f.#consents, :map)")
             for index, (channel, granted) in enumerate(consents.items()):
                 names[f"#c{index}"] = channel
                 values[f":c{index}"] = granted
                 sets.append(f"#f.#consents.#c{index} = :c{index}")
         else:
-            conditions.append("attribute_not_exists(#f.#consents)")
+            conditions.append("NOT attribute_type(#f.#consents, :map)")
             values[":consents"] = dict(consents)
             sets.append("#f.#consents = :consents")
     expression = "SET " + ", ".join(sets)
@@ -186,6 +188,49 @@ def update_item(
         names=names,
         values=values,
     )
+
+
+def set_consent(
+    profile_db: str, profile_id: str, channel: str, granted: bool, stamp: str
+) -> Merged | None:
+    """Set `fields.consents.<channel>` alone, so a concurrent change of another consent
+    or field stays; None when there is no such profile (erased: nothing is created).
+
+    A profile whose `consents` is missing or not a map (fields are free-form) gets the
+    map `{channel: granted}`, conditioned on it still not being one.
+    """
+    key = item_key(profile_db, profile_id)
+    names = {"#f": "fields", "#c": "consents"}
+    in_map = ("SET #f.#c.#ch = :g", "attribute_type(#f.#c, :map)", {"#ch": channel}, granted)
+    new_map = (
+        "SET #f.#c = :g",
+        "attribute_exists(#f) AND NOT attribute_type(#f.#c, :map)",
+        {},
+        {channel: granted},
+    )
+    for update, condition, more_names, value in (in_map, new_map, in_map):
+        try:
+            before = store.profiles.update(
+                key,
+                f"{update}, updated_at = :now",
+                condition,
+                returned="ALL_OLD",
+                names={**names, **more_names},
+                values={":g": value, ":now": stamp, ":map": "M"},
+            )
+        except ConditionFailed:
+            if store.profiles.get(key) is None:
+                return None
+            continue
+        old = before.get("fields") or {}
+        consents = old.get("consents")
+        consents = (
+            {**consents, channel: granted} if isinstance(consents, dict) else {channel: granted}
+        )
+        return Merged(
+            before, {**before, "fields": {**old, "consents": consents}, "updated_at": stamp}
+        )
+    raise ProfileContention(f"profile {profile_id!r} of {profile_db!r} kept changing")
 
 
 def mark_invalid(profile_db: str, profile_id: str, channel: str, address: str) -> None:

@@ -30,7 +30,7 @@ from chalicelib.scenarios.facts import Event
 
 from . import stats
 from .commit import REDISPATCH_AFTER, epoch, shard_of
-from .profiles import upsert
+from .profiles import set_consent
 
 logger = logging.getLogger(__name__)
 
@@ -195,16 +195,8 @@ def _effects(row: dict[str, Any], status: str, at: datetime, details: dict[str, 
 
 
 def revoke_consent(profile_db: str, profile_id: str, channel: str) -> None:
-    """Withdraw the profile's consent to a channel (an upsert: `profile.field_changed`)."""
-    key = {"pk": store.profile_partition(profile_db, profile_id), "sk": "P"}
-    profile = store.profiles.get(key)
-    if profile is None:
-        return  # erased: nothing to revoke, and no profile to create
-    consents = dict((profile.get("fields") or {}).get("consents") or {})
-    if consents.get(channel) is False:
-        return
-    consents[channel] = False
-    upsert(profile_db, profile_id, {"consents": consents}, "api")
+    """Withdraw the profile's consent to a channel (`profile.field_changed` announces it)."""
+    set_consent(profile_db, profile_id, channel, False)
 
 
 def mark_invalid(profile_db: str, profile_id: str, channel: str, address: str) -> None:

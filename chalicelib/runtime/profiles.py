@@ -59,6 +59,24 @@ def upsert(
     return result.after
 
 
+def set_consent(
+    profile_db: str, profile_id: str, channel: str, granted: bool, source: str = "api"
+) -> None:
+    """Grant or withdraw one channel's consent of an existing profile, announced like an
+    upsert of `consents` (nothing when it was so already, or the profile is gone)."""
+    now = clock_now()
+    result = profile_items.set_consent(
+        profile_db, profile_id, channel, granted, format_datetime(now)
+    )
+    if result is None or result.before is None:
+        return
+    old = (result.before.get("fields") or {}).get("consents")
+    if isinstance(old, dict) and old.get(channel) is granted:
+        return
+    changes = {"consents": result.after["fields"]["consents"]}
+    publish(profile_db, [(profile_id, e) for e in _events(result, changes, now, source)])
+
+
 def _events(
     result: profile_items.Merged, fields: dict[str, Any], now: datetime, source: str
 ) -> list[Event]:

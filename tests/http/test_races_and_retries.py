@@ -51,6 +51,33 @@ def after_reads(
     return raced
 
 
+def before_profile_writes(
+    monkeypatch: pytest.MonkeyPatch, race: Callable[[], None], times: int
+) -> list[int]:
+    """Run `race` right before each of the first `times` PutItem or UpdateItem calls on a
+    profile item (`P`), not before the writes the race makes itself."""
+    raced: list[int] = []
+    inside = threading.local()
+
+    def racing(original: Callable[..., Any]) -> Callable[..., Any]:
+        def race_then_write(target: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            outer = not getattr(inside, "racing", False)
+            if target.get("sk") == "P" and outer and len(raced) < times:
+                raced.append(len(raced) + 1)
+                inside.racing = True
+                try:
+                    race()
+                finally:
+                    inside.racing = False
+            return original(target, *args, **kwargs)
+
+        return race_then_write
+
+    for name in ("put", "update"):
+        monkeypatch.setattr(store.profiles, name, racing(getattr(store.profiles, name)))
+    return raced
+
+
 def failing_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[str]:
     """Make `owner.name` raise on its first call, as a queue refusing a batch would."""
     original = getattr(owner, name)
@@ -299,3 +326,20 @@ def test_hook_calls_with_one_key_at_once_run_once_and_answer_alike(
     stack.drain()
     assert len(stack.instances("ada", scenario_id)) == 1
     assert len(stack.sent(node="hello")) == 1
+
+
+def test_an_unsubscribe_raced_by_a_journey_granting_consent_keeps_both(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = {"type": "update_profile", "ops": [{"consent": "sms", "op": "grant"}]}
+    scenario_id = stack.create(scenario({"grant": grant}, [on_event("signup", "grant")]))
+    stack.upsert("ada", {**person("ada"), "consents": {"email": True}})
+
+    def journey_grants_sms() -> None:
+        entry = Event("api", stack.now, {}, id="race-2")
+        assert capture_profile(scenario_id, "customers", "ada", entry).instance_id
+
+    raced = before_profile_writes(monkeypatch, journey_grants_sms, times=1)
+    feedback.revoke_consent("customers", "ada", "email")
+    assert raced == [1]
+    assert stack.fields("ada")["consents"] == {"email": False, "sms": True}

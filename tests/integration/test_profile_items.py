@@ -69,3 +69,17 @@ def test_journey_consents_are_set_one_channel_at_a_time() -> None:
     update(has_consents=True)
     fields = (profile_items.read("customers", "ada") or {})["fields"]
     assert fields == {"consents": {"email": True, "sms": True}, "points": 3}
+
+
+def test_a_consent_is_set_alone_and_a_consents_value_that_is_no_map_is_replaced() -> None:
+    upsert("customers", "ada", {"consents": {"email": True, "sms": True}})
+    upsert("customers", "bob", {"consents": "yes"})
+    for profile_id in ("ada", "bob"):
+        assert profile_items.set_consent("customers", profile_id, "email", False, STAMP)
+    assert (profile_items.read("customers", "ada") or {})["fields"]["consents"] == {
+        "email": False,
+        "sms": True,
+    }
+    assert (profile_items.read("customers", "bob") or {})["fields"]["consents"] == {"email": False}
+    assert profile_items.set_consent("customers", "nobody", "email", False, STAMP) is None
+    assert profile_items.read("customers", "nobody") is None
