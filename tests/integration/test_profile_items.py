@@ -3,6 +3,8 @@ touch only the attributes they change."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from chalicelib.adapters import profiles as profile_items
@@ -83,3 +85,25 @@ def test_a_consent_is_set_alone_and_a_consents_value_that_is_no_map_is_replaced(
     assert (profile_items.read("customers", "bob") or {})["fields"]["consents"] == {"email": False}
     assert profile_items.set_consent("customers", "nobody", "email", False, STAMP) is None
     assert profile_items.read("customers", "nobody") is None
+
+
+def test_twenty_upserts_of_one_profile_at_once_all_land() -> None:
+    upsert("customers", "ada", {"name": "Ada"})
+    errors: list[BaseException] = []
+    start = threading.Barrier(20, timeout=30)
+
+    def merge(number: int) -> None:
+        try:
+            start.wait()
+            upsert("customers", "ada", {f"f{number}": number})
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=merge, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    fields = (profile_items.read("customers", "ada") or {})["fields"]
+    assert fields == {"name": "Ada", **{f"f{n}": n for n in range(20)}}
