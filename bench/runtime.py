@@ -177,7 +177,7 @@ def journeys_figures() -> dict[str, tuple[float, str]]:
             advance_to(runtime, clock, start + timedelta(hours=5))
             for n in range(0, JOURNEYS, 2):  # half the profiles confirm their address
                 event = Event("subscription.confirmed", clock.now(), {}, id=f"confirm-p{n}")
-                profiles.publish("customers", f"p{n}", [event])
+                profiles.publish("customers", [(f"p{n}", event)])
             advance_to(runtime, clock, start + timedelta(days=4))
             meter.active = False
             stats = scenarios_stats(meta["scenario_id"])

@@ -68,6 +68,7 @@ STAGE_TAG = "scenaria:stage"
 # What the adapters call (chalicelib/adapters/dynamo.py); TransactWriteItems is
 # authorised as the Put/Update/Delete it contains.
 TABLE_ACTIONS = (
+    "dynamodb:BatchGetItem",
     "dynamodb:BatchWriteItem",
     "dynamodb:DeleteItem",
     "dynamodb:GetItem",

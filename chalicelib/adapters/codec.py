@@ -11,7 +11,13 @@ from chalicelib.scenarios.facts import Event, Message
 
 
 def profile_key(profile_db: str, profile_id: str) -> str:
-    return f"{profile_db}#{profile_id}"
+    """`<database>#<id>`, one string for one profile of one database.
+
+    Both names may hold `#`, so the database's `%` and `#` are percent-encoded: its part
+    then ends at the first `#`, and `a#b`/`c` can never meet `a`/`b#c`. A name without
+    either character is stored as it is.
+    """
+    return f"{profile_db.replace('%', '%25').replace('#', '%23')}#{profile_id}"
 
 
 def time_text(moment: datetime | None) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -111,8 +111,14 @@ class Table:
             client("dynamodb").put_item(**arguments, **_expression(expression))
 
     def update(
-        self, key: Mapping[str, Any], update: str, condition: str | None = None, **expression: Any
+        self,
+        key: Mapping[str, Any],
+        update: str,
+        condition: str | None = None,
+        returned: str = "ALL_NEW",
+        **expression: Any,
     ) -> dict[str, Any]:
+        """UpdateItem; answers the item after it (`returned="ALL_OLD"`: as it was before)."""
         arguments: dict[str, Any] = {
             "TableName": self.name,
             "Key": to_item(key),
@@ -122,7 +128,7 @@ class Table:
             arguments["ConditionExpression"] = condition
         with _conditions():
             answer = client("dynamodb").update_item(
-                **arguments, ReturnValues="ALL_NEW", **_expression(expression)
+                **arguments, ReturnValues=returned, **_expression(expression)
             )
         return from_item(answer.get("Attributes", {}))
 
@@ -210,7 +216,7 @@ class Table:
                 return
             arguments["ExclusiveStartKey"] = start
 
-    def batch_put(self, items: list[Mapping[str, Any]]) -> int:
+    def batch_put(self, items: Sequence[Mapping[str, Any]]) -> int:
         """BatchWriteItem in groups of 25, retrying what DynamoDB leaves unprocessed."""
         requests = [{"PutRequest": {"Item": to_item(values)}} for values in items]
         calls = 0
@@ -226,7 +232,7 @@ class Table:
                 )
         return calls
 
-    def batch_get(self, keys: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def batch_get(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """BatchGetItem in groups of 100, retrying unprocessed keys."""
         found: list[dict[str, Any]] = []
         wire = [to_item(key) for key in keys]
@@ -240,7 +246,7 @@ class Table:
                 request = answer.get("UnprocessedKeys") or {}
         return found
 
-    def batch_delete(self, keys: list[Mapping[str, Any]]) -> None:
+    def batch_delete(self, keys: Sequence[Mapping[str, Any]]) -> None:
         """BatchWriteItem deletes in groups of 25."""
         requests = [{"DeleteRequest": {"Key": to_item(key)}} for key in keys]
         for start in range(0, len(requests), 25):

@@ -15,6 +15,9 @@ from chalice.app import BadRequestError, ChaliceUnhandledError
 from pydantic import ValidationError
 
 from chalicelib.adapters.dynamo import BadToken
+from chalicelib.adapters.idempotency import KeyReused, StillRunning
+from chalicelib.adapters.profiles import ProfileContention
+from chalicelib.runtime.journeys import Contention
 from chalicelib.runtime.profiles import ProfileTooLarge
 from chalicelib.runtime.scenarios import LifecycleError, NotFound
 from chalicelib.scenarios.validation import ScenarioInvalid, json_path
@@ -29,6 +32,7 @@ class ApiError(ChaliceUnhandledError):
 
     status = 400
     title = "Bad request"
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -36,7 +40,10 @@ class ApiError(ChaliceUnhandledError):
         self.extra = extra
 
     def response(self) -> Response:
-        return problem(self.status, self.title, self.detail, **self.extra)
+        answer = problem(self.status, self.title, self.detail, **self.extra)
+        if self.retry_after is not None:
+            answer.headers["Retry-After"] = str(self.retry_after)
+        return answer
 
 
 class BadRequest(ApiError):
@@ -57,6 +64,22 @@ class Conflict(ApiError):
 
 class Unprocessable(ApiError):
     status, title = 422, "Unprocessable scenario"
+
+
+class KeyConflict(ApiError):
+    """An `Idempotency-Key` used before for another request."""
+
+    status, title = 422, "Idempotency-Key reused"
+
+
+class KeyInUse(Conflict):
+    retry_after = 1
+
+
+class Busy(ApiError):
+    """Writers kept colliding on one item: nothing was written, a retry will do."""
+
+    status, title, retry_after = 503, "Busy, retry", 1
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
@@ -84,6 +107,12 @@ def translate(error: Exception) -> ApiError:
         return NotFoundError(str(error))
     if isinstance(error, ProfileTooLarge):
         return BadRequest(str(error))
+    if isinstance(error, KeyReused):
+        return KeyConflict(str(error))
+    if isinstance(error, StillRunning):
+        return KeyInUse(str(error))
+    if isinstance(error, ProfileContention | Contention):
+        return Busy(str(error))
     if isinstance(error, LifecycleError):
         return Conflict(str(error))
     if isinstance(error, BadToken):

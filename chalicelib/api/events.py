@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from chalicelib.adapters.clock import now
 from chalicelib.adapters.queues import send_batch
-from chalicelib.runtime.events import mark
+from chalicelib.runtime.events import mark, seen
 from chalicelib.scenarios.durations import format_datetime
 
 from .errors import BadRequest, invalid_input
@@ -43,21 +43,28 @@ def post_events() -> Response:
         raise BadRequest("$.events: a list of events")
     if len(items) > MAX_BATCH:
         raise BadRequest(f"$.events: at most {MAX_BATCH} events per call, got {len(items)}")
-    accepted, duplicates, rejected, queued = 0, 0, [], []
+    rejected, valid = [], []
     for index, item in enumerate(items):
         try:
-            event = EventIn.model_validate(item)
+            valid.append(EventIn.model_validate(item))
         except ValidationError as error:
             first = error.errors(include_url=False)[0]
             where = ".".join(str(part) for part in first["loc"])
             rejected.append(
                 {"index": index, "detail": f"{where}: {first['msg']}" if where else first["msg"]}
             )
-            continue
-        event_id = event.id or str(uuid.uuid4())
-        if not mark(event_id, "accepted"):
+    # An id counts as seen once its event is queued: a call that failed before that
+    # (queueing refused, a crash) is retried in full; the consumer drops what it has done.
+    known = seen(list(dict.fromkeys(event.id for event in valid if event.id)))
+    duplicates, queued, given = 0, [], []
+    for event in valid:
+        if event.id in known:
             duplicates += 1
             continue
+        if event.id:
+            known.add(event.id)
+            given.append(event.id)
+        event_id = event.id or str(uuid.uuid4())  # a new id is nobody's duplicate
         queued.append(
             (
                 {
@@ -68,8 +75,9 @@ def post_events() -> Response:
                 0,
             )
         )
-        accepted += 1
     send_batch("events", queued)
+    for event_id in given:
+        mark(event_id, "queued")
     return Response(
-        {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}, status_code=202
+        {"accepted": len(queued), "duplicates": duplicates, "rejected": rejected}, status_code=202
     )

@@ -12,13 +12,11 @@ from chalicelib.adapters.clock import now
 from chalicelib.runtime import feedback, hooks, ses_events
 
 from .errors import BadRequest, Conflict, NotFoundError, Unauthorized, invalid_input
-from .http import body, json_document, routes
+from .http import body, idempotency_key, json_document, routes
 from .models import Feedback, HookCall
 
 blueprint = Blueprint(__name__)
 route = routes(blueprint)
-
-MAX_IDEMPOTENCY_KEY = 200  # characters: the key is part of a DynamoDB key
 
 
 @route("/hooks/{scenario_id}/{trigger_id}", methods=["POST"])
@@ -39,21 +37,24 @@ def call_hook(scenario_id: str, trigger_id: str) -> Response:
     except hooks.HookRejected as error:
         raise Unauthorized(str(error)) from None
     call = body(request, HookCall)
-    key = request.headers.get("idempotency-key")
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise BadRequest(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    key = idempotency_key(request)
     if meta["status"] != "active":
         raise Conflict(f"the scenario is {meta['status']}: activate it to accept hook calls")
     if hooks.webhook_trigger(meta, trigger_id) is None:
         raise NotFoundError(f"scenario {scenario_id} has no webhook trigger {trigger_id!r}")
-    result = hooks.call(
-        meta,
-        trigger_id,
-        call.profile_id,
-        call.profile,
-        call.data,
-        key,
-    )
+    try:
+        result = hooks.call(
+            meta,
+            trigger_id,
+            call.profile_id,
+            call.profile,
+            call.data,
+            key,
+            request.headers["x-signature"],
+            request.lambda_context,
+        )
+    except hooks.HookReplayed as error:
+        raise Conflict(str(error)) from None
     return Response(result, status_code=202)
 
 

@@ -182,3 +182,14 @@ def check_size(value: Any, path: str, limit: int) -> None:
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > limit:
         raise BadRequest(f"{path}: {size} bytes of JSON, at most {limit} are allowed")
+
+
+MAX_IDEMPOTENCY_KEY = 200  # characters: the key is part of a DynamoDB key
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's `Idempotency-Key` header, if any (a 400 unless 1 to 200 characters)."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise BadRequest(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return key

@@ -40,7 +40,9 @@ ERROR_TITLES = {
     404: "No such resource",
     409: "The resource's state does not allow this (e.g. the scenario is not active)",
     415: "The body is not `application/json`",
-    422: "The scenario is not valid: `problems` lists everything wrong with it",
+    422: "The scenario is not valid (`problems` lists everything wrong with it), or the "
+    "`Idempotency-Key` was used before with another body",
+    503: "Writers kept colliding on one item; nothing was written: retry after `Retry-After`",
 }
 
 
@@ -252,7 +254,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         m.SegmentRun,
         202,
         body=(m.SendSegment,),
-        errors=(404, 409),
+        params=(
+            Param(
+                "Idempotency-Key",
+                "a retry with the key gets the first call's run and captures nobody again",
+                where="header",
+            ),
+        ),
+        errors=(404, 409, 422),
+        description="Every call is a run of its own, unless it repeats an `Idempotency-Key`.",
     ),
     ("/scenarios/{scenario_id}/profiles/{profile_id}", "DELETE"): Operation(
         "Remove a profile's journeys in the scenario",
@@ -304,6 +314,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body=(m.ProfileUpsert,),
         description="The given fields are merged in; `null` clears one.",
         links=PROFILE_LINKS,
+        errors=(503,),
     ),
     ("/profiles/{profile_db}/{profile_id}", "GET"): Operation(
         "Read a profile", "Profiles", m.ProfileOut, errors=(404,)
@@ -370,7 +381,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                 where="header",
             ),
         ),
-        errors=(404, 409),
+        errors=(404, 409, 422),
+        description="A signed call is accepted once: the same bytes again are a 409.",
     ),
     ("/feedback", "POST"): Operation(
         "Report a message's delivery status",

@@ -11,10 +11,11 @@ from chalice import Blueprint, Response
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now
+from chalicelib.adapters.idempotency import once
 from chalicelib.engine import CompiledScenario, simulate
 from chalicelib.runtime import scenarios, stats
 from chalicelib.runtime.journeys import capture_profile
-from chalicelib.runtime.schedules import fan_out
+from chalicelib.runtime.schedules import quick_send
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 from chalicelib.scenarios.model import ScheduleTrigger
@@ -28,6 +29,7 @@ from .http import (
     any_string,
     body,
     check_size,
+    idempotency_key,
     json_document,
     page_params,
     query_int,
@@ -236,8 +238,18 @@ def send_segment(scenario_id: str) -> Response:
     target = blueprint.current_request.json_body["segment"]
     check_size(target, "$.segment", MAX_CONDITION_BYTES)
     scenario = store.compiled_version(scenario_id, meta["version"])
-    run_id = fan_out(scenario, now(), segment=target if request.segment is not None else None)
-    return Response({"run_id": run_id}, status_code=202)
+    segment = target if request.segment is not None else None
+    key = idempotency_key(blueprint.current_request)
+    if key is None:
+        return Response({"run_id": quick_send(scenario, segment)}, status_code=202)
+    answer, _ = once(
+        f"send-segment#{scenario_id}",
+        key,
+        {"segment": segment},
+        lambda: {"run_id": quick_send(scenario, segment, key)},
+        blueprint.current_request.lambda_context,
+    )
+    return Response(answer, status_code=202)
 
 
 @route("/scenarios/{scenario_id}/profiles/{profile_id}", methods=["DELETE"])

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters import store
 from chalicelib.adapters.channels import DeliveryError, Gone, email, http, push, sms
 from chalicelib.adapters.clock import now as clock_now
@@ -221,17 +222,7 @@ def _forget_subscriptions(profile: dict[str, Any], endpoints: list[str]) -> None
     """Remove gone subscriptions from the profile as the worker read it, unless its list
     changed since (then the next push finds them gone again)."""
     profile_id = profile["profile_id"]
-    key = {"pk": store.profile_partition(profile["profile_db"], profile_id), "sk": "P"}
-    current = (profile.get("fields") or {}).get("push") or []
-    kept = [s for s in current if not (isinstance(s, dict) and s.get("endpoint") in endpoints)]
-    with suppress(ConditionFailed):
-        store.profiles.update(
-            key,
-            "SET #f.push = :kept",
-            "#f.push = :current",
-            names={"#f": "fields"},
-            values={":kept": kept, ":current": current},
-        )
+    profile_items.remove_push_subscriptions(profile, endpoints)
     logger.info("push subscriptions gone", extra={"profile_id": profile_id, "gone": endpoints})
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters import store
 from chalicelib.adapters.codec import event_to_values, instance_to_values, time_text
 from chalicelib.adapters.dynamo import transact
@@ -74,9 +75,10 @@ class Commit:
         before: Instance | None,
         rev: int | None,
         seen: list[str] | None = None,
-        profile_exists: bool = True,
+        stored_profile: dict[str, Any] | None = None,
     ) -> None:
-        """Add a step. `rev` is the instance's stored revision (None: a new instance)."""
+        """Add a step. `rev` is the instance's stored revision (None: a new instance);
+        `stored_profile` the profile's item as the step read it (None: there was none)."""
         instance = step.instance
         condition = "attribute_not_exists(instance_id)" if rev is None else "rev = :rev"
         self.items.append(
@@ -154,7 +156,7 @@ class Commit:
             self.items.append(store.timers.tx_delete({"instance_id": instance.instance_id}))
         if updates:
             assert step.profile is not None
-            self._update_profile(updates, step.profile.fields, profile_exists)
+            self._update_profile(updates, step.profile.fields, stored_profile)
 
     # --- effects -----------------------------------------------------------------------
 
@@ -276,26 +278,21 @@ class Commit:
             self.outgoing.append(Outgoing("steps", body, max(0, seconds)))
 
     def _update_profile(
-        self, updates: list[UpdateProfile], final: dict[str, Any], exists: bool
+        self, updates: list[UpdateProfile], final: dict[str, Any], stored: dict[str, Any] | None
     ) -> None:
+        """The step's profile changes as one write of the fields they touch (the engine's
+        `final` fields are written whole only when the profile did not exist yet)."""
         first = updates[0]
-        key = {"pk": store.profile_partition(first.profile_db, first.profile_id), "sk": "P"}
         stamp = format_datetime(self.now)
-        if not exists:  # captured before it was ever upserted: the engine's view is all of it
-            item = {
-                **key,
-                "profile_db": first.profile_db,
-                "profile_id": first.profile_id,
-                "fields": final,
-                "created_at": stamp,
-                "updated_at": stamp,
-            }
-            self.items.append(store.profiles.tx_put(item, "attribute_not_exists(pk)"))
+        if stored is None:  # captured before it was ever upserted: the engine's view is all of it
+            self.items.append(
+                profile_items.create_item(first.profile_db, first.profile_id, final, stamp)
+            )
             return
         values: dict[str, Any] = {}
         removed: list[str] = []
         added: dict[str, float] = {}
-        consents = False
+        consents: dict[str, bool] = {}
         for update in updates:  # later operations win, as the engine applied them
             for name, value in update.set.items():
                 values[name] = value
@@ -310,27 +307,21 @@ class Commit:
                     values[name] = final.get(name)
                 else:
                     added[name] = added.get(name, 0) + amount
-            consents = consents or bool(update.consents)
-        if consents:
+            consents.update(update.consents)
+        if consents and "consents" in values:  # the map itself was set: write it as it ends
             values["consents"] = final.get("consents") or {}
-        names = {"#f": "fields"}
-        expression_values: dict[str, Any] = {":now": stamp, ":zero": 0}
-        sets = ["updated_at = :now"]
-        for index, (name, value) in enumerate(values.items()):
-            names[f"#s{index}"] = name
-            expression_values[f":s{index}"] = value
-            sets.append(f"#f.#s{index} = :s{index}")
-        for index, (name, amount) in enumerate(added.items()):
-            names[f"#a{index}"] = name
-            expression_values[f":a{index}"] = amount
-            sets.append(f"#f.#a{index} = if_not_exists(#f.#a{index}, :zero) + :a{index}")
-        expression = "SET " + ", ".join(sets)
-        if removed:
-            for index, name in enumerate(removed):
-                names[f"#r{index}"] = name
-            expression += " REMOVE " + ", ".join(f"#f.#r{i}" for i in range(len(removed)))
+            consents = {}
         self.items.append(
-            store.profiles.tx_update(key, expression, names=names, values=expression_values)
+            profile_items.update_item(
+                first.profile_db,
+                first.profile_id,
+                stamp,
+                set_fields=values,
+                remove=removed,
+                add=added,
+                consents=consents,
+                has_consents=isinstance((stored.get("fields") or {}).get("consents"), dict),
+            )
         )
 
     def _count(self, instance: Instance, stat: CountStat) -> None:

@@ -8,6 +8,7 @@ thing it causes is idempotent on its own (deterministic instance ids, `seen_even
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
@@ -74,19 +75,27 @@ def record(profile_db: str, profile_id: str, event: Event) -> None:
     )
 
 
-def mark(event_id: str, status: str) -> bool:
-    """Remember an event id; for `accepted`, False when it was seen before (a duplicate)."""
+def seen(event_ids: list[str]) -> set[str]:
+    """The ids among these (each once) whose events are already queued (or processed)."""
+    if not event_ids:
+        return set()
+    return {
+        values["key"].removeprefix("event#")
+        for values in store.idempotency.batch_get([dedup_key(event_id) for event_id in event_ids])
+    }
+
+
+def mark(event_id: str, status: str) -> None:
+    """Remember an event id: `queued` once the API has queued its event (never over a
+    `done`), `done` once the consumer has processed it."""
     values = {
         **dedup_key(event_id),
         "status": status,
         "at": format_datetime(clock_now()),
         "expires_at": epoch(clock_now() + DEDUP_WINDOW),
     }
-    if status != "accepted":
+    if status == "done":
         store.idempotency.put(values)
-        return True
-    try:
+        return
+    with suppress(ConditionFailed):  # seen already: by a retry, or processed even
         store.idempotency.put(values, "attribute_not_exists(#k)", names={"#k": "key"})
-    except ConditionFailed:
-        return False
-    return True

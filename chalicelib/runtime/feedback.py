@@ -18,6 +18,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import event_to_values
@@ -29,7 +30,7 @@ from chalicelib.scenarios.facts import Event
 
 from . import stats
 from .commit import REDISPATCH_AFTER, epoch, shard_of
-from .profiles import upsert
+from .profiles import set_consent
 
 logger = logging.getLogger(__name__)
 
@@ -194,38 +195,12 @@ def _effects(row: dict[str, Any], status: str, at: datetime, details: dict[str, 
 
 
 def revoke_consent(profile_db: str, profile_id: str, channel: str) -> None:
-    """Withdraw the profile's consent to a channel (an upsert: `profile.field_changed`)."""
-    key = {"pk": store.profile_partition(profile_db, profile_id), "sk": "P"}
-    profile = store.profiles.get(key)
-    if profile is None:
-        return  # erased: nothing to revoke, and no profile to create
-    consents = dict((profile.get("fields") or {}).get("consents") or {})
-    if consents.get(channel) is False:
-        return
-    consents[channel] = False
-    upsert(profile_db, profile_id, {"consents": consents}, "api")
+    """Withdraw the profile's consent to a channel (`profile.field_changed` announces it)."""
+    set_consent(profile_db, profile_id, channel, False)
 
 
 def mark_invalid(profile_db: str, profile_id: str, channel: str, address: str) -> None:
     """Remember that `address` hard-bounced on `channel`: the profile item's top-level
     `invalid` map {channel: address}. The channel worker skips a send to that very
     address (`no_address`); a changed address is tried again."""
-    key = {"pk": store.profile_partition(profile_db, profile_id), "sk": "P"}
-    for update, condition, values in (
-        ("SET invalid.#c = :a", "attribute_exists(invalid)", {":a": address}),
-        ("SET invalid = :m", "attribute_not_exists(invalid)", {":m": {channel: address}}),
-        ("SET invalid.#c = :a", "attribute_exists(invalid)", {":a": address}),
-    ):
-        try:
-            store.profiles.update(
-                key,
-                update,
-                f"attribute_exists(pk) AND {condition}",
-                names={"#c": channel} if "#c" in update else None,
-                values=values,
-            )
-        except ConditionFailed:
-            if store.profiles.get(key) is None:
-                return  # erased
-            continue
-        return
+    profile_items.mark_invalid(profile_db, profile_id, channel, address)

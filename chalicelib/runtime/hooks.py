@@ -10,6 +10,8 @@ from typing import Any
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
+from chalicelib.adapters.dynamo import ConditionFailed
+from chalicelib.adapters.idempotency import once
 from chalicelib.scenarios.facts import Event
 from chalicelib.scenarios.model import WebhookTrigger
 
@@ -18,11 +20,14 @@ from .journeys import capture_profile
 from .profiles import upsert
 
 SIGNATURE_WINDOW = timedelta(minutes=5)
-IDEMPOTENCY_WINDOW = timedelta(days=1)
 
 
 class HookRejected(Exception):
     """The call is not authentic (bad or stale signature); nothing is changed."""
+
+
+class HookReplayed(Exception):
+    """The very same signed call came again; nothing is changed."""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -63,26 +68,72 @@ def call(
     fields: dict[str, Any],
     data: dict[str, Any],
     idempotency_key: str | None,
+    signature: str,
+    lambda_context: Any = None,
 ) -> dict[str, Any]:
-    """Upsert the profile's fields and capture it through the trigger, once per key."""
+    """Upsert the profile's fields and capture it through the trigger, once per call.
+
+    A signed call is accepted once: its signature is remembered while its timestamp is
+    within the window, and a replay of the same bytes is refused (HookReplayed). With an
+    `Idempotency-Key`, a repeat gets the first call's answer (`replayed`), a call while
+    the first runs waits for it, and the key with another body is refused (KeyReused).
+    """
     scenario_id = meta["scenario_id"]
-    key = {"key": f"hook#{scenario_id}#{idempotency_key}"} if idempotency_key else None
-    if key is not None:
-        done = store.idempotency.get(key)
-        if done is not None:
-            return {**done["response"], "replayed": True}
+
+    def accept() -> dict[str, Any]:
+        remember_signature(scenario_id, signature)
+        try:
+            return _upsert_and_capture(meta, trigger_id, profile_id, fields, data, idempotency_key)
+        except Exception:
+            forget_signature(scenario_id, signature)  # it was not accepted: a retry may run
+            raise
+
+    if idempotency_key is None:
+        return accept()
+    request = {"trigger_id": trigger_id, "profile_id": profile_id, "profile": fields, "data": data}
+    answer, replayed = once(f"hook#{scenario_id}", idempotency_key, request, accept, lambda_context)
+    return {**answer, "replayed": True} if replayed else answer
+
+
+def _upsert_and_capture(
+    meta: dict[str, Any],
+    trigger_id: str,
+    profile_id: str,
+    fields: dict[str, Any],
+    data: dict[str, Any],
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    scenario_id = meta["scenario_id"]
     db = store.compiled_version(scenario_id, meta["version"]).model.profile_db
     if fields:
         upsert(db, profile_id, fields, "api")
     event = Event("hook", clock_now(), data, id=f"hook-{idempotency_key or uuid.uuid4()}")
     captured = capture_profile(scenario_id, db, profile_id, event, trigger_id=trigger_id)
-    response = {
+    return {
         "captured": captured.refused is None,
         "instance_id": captured.instance_id,
         "reason": captured.refused,
     }
-    if key is not None:
-        store.idempotency.put(
-            {**key, "response": response, "expires_at": epoch(clock_now() + IDEMPOTENCY_WINDOW)}
-        )
-    return response
+
+
+def signature_key(scenario_id: str, signature: str) -> dict[str, str]:
+    return {"key": f"signature#{scenario_id}#{signature}"}
+
+
+def remember_signature(scenario_id: str, signature: str) -> None:
+    """Record an accepted signature until its window has passed (a replay after that has
+    a stale timestamp and is refused by `verify`); raise HookReplayed if it was seen."""
+    item = {
+        **signature_key(scenario_id, signature),
+        "expires_at": epoch(clock_now() + 2 * SIGNATURE_WINDOW),
+    }
+    try:
+        store.idempotency.put(item, "attribute_not_exists(#k)", names={"#k": "key"})
+    except ConditionFailed:
+        raise HookReplayed(
+            "X-Signature: this signed call was accepted before; sign each call anew"
+        ) from None
+
+
+def forget_signature(scenario_id: str, signature: str) -> None:
+    store.idempotency.delete(signature_key(scenario_id, signature))

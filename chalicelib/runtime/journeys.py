@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
+from chalicelib.adapters.codec import profile_key
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.engine import (
     Instance,
@@ -75,7 +76,7 @@ def capture_profile(
     if scenario.model.profile_db != profile_db:
         return Captured(None, "other_profile_db")
     cause = f"{trigger_id or node or 'entry'}|{event.id}"
-    instance_id = instance_id_for(scenario_id, f"{profile_db}#{profile_id}", cause)
+    instance_id = instance_id_for(scenario_id, profile_key(profile_db, profile_id), cause)
     guard_key = capture_guard_key(profile_db, profile_id, scenario_id)
     guarded = needs_guard(scenario, trigger_id)
     for _ in range(ATTEMPTS):
@@ -106,7 +107,7 @@ def capture_profile(
                 old[0] if old else None,
                 old[1] if old else None,
                 old[2] if old else None,
-                profile_exists=item is not None,
+                stored_profile=item,
             )
             if step.profile is not None:
                 item = item or {"fields": step.profile.fields}
@@ -207,9 +208,7 @@ def feed(
         if not effects and current == instance:
             return False
         commit = Commit(now)
-        commit.add(
-            Step(current, effects, profile), instance, rev, _seen(seen, event_id), item is not None
-        )
+        commit.add(Step(current, effects, profile), instance, rev, _seen(seen, event_id), item)
         try:
             commit.apply()
         except ConditionFailed:

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
 
+from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import event_to_values
-from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.adapters.queues import send_batch
+from chalicelib.config import settings
 from chalicelib.engine import REMOVED
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
+from .commit import epoch, shard_of
 from .scenarios import end_instance
 
-ATTEMPTS = 5
+logger = logging.getLogger(__name__)
+
 MAX_FIELDS_BYTES = 350_000  # a profile's item holds at most 400 KB: its fields and a little more
 
 
@@ -41,62 +45,98 @@ def upsert(
     """Merge fields into a profile (`None` clears one) and emit its events.
 
     Emits `profile.created` for a new profile, `profile.imported` for every upsert and
-    `profile.field_changed` with old and new values when something changed.
-    Returns the stored profile.
+    `profile.field_changed` with old and new values when something changed. The merge is
+    one UpdateItem of the given fields, so concurrent upserts and journey updates of one
+    profile all land. Returns the stored profile.
     """
-    key = {"pk": store.profile_partition(profile_db, profile_id), "sk": "P"}
-    for _ in range(ATTEMPTS):
-        now = clock_now()
-        current = store.profiles.get(key)
-        old = (current or {}).get("fields") or {}
-        merged = {**old, **fields}
-        merged = {name: value for name, value in merged.items() if value is not None}
-        check_fits(merged)
-        changed = {
-            name: {"old": old.get(name), "new": merged.get(name)}
-            for name in fields
-            if old.get(name) != merged.get(name)
-        }
-        stamp = format_datetime(now)
-        item = {
-            **(current or {}),  # attributes beside the fields (`invalid` addresses) stay
-            **key,
-            "profile_db": profile_db,
-            "profile_id": profile_id,
-            "fields": merged,
-            "created_at": (current or {}).get("created_at", stamp),
-            "updated_at": stamp,
-            "rev": (current or {}).get("rev", 0) + 1,
-        }
-        try:
-            if current is None:
-                store.profiles.put(item, "attribute_not_exists(pk)")
-            else:
-                store.profiles.put(item, "rev = :rev", values={":rev": current.get("rev", 0)})
-        except ConditionFailed:
-            continue
-        events = []
-        if current is None:
-            events.append(_event("profile.created", now, {"source": source}))
-        events.append(_event("profile.imported", now, {"source": source}))
-        if changed and current is not None:
-            events.append(
-                _event("profile.field_changed", now, {"fields": changed, "source": source})
-            )
-        publish(profile_db, profile_id, events)
-        return item
-    raise RuntimeError(f"profile {profile_db}/{profile_id} kept changing")
-
-
-def publish(profile_db: str, profile_id: str, events: list[Event]) -> None:
-    """Put events on the events queue for the consumer."""
-    send_batch(
-        "events",
-        [
-            ({**event_to_values(e), "profile_db": profile_db, "profile_id": profile_id}, 0)
-            for e in events
-        ],
+    current = profile_items.read(profile_db, profile_id)
+    check_fits(profile_items.merged((current or {}).get("fields"), fields))
+    now = clock_now()
+    result = profile_items.merge_fields(
+        profile_db, profile_id, fields, format_datetime(now), exists=current is not None
     )
+    publish(profile_db, [(profile_id, e) for e in _events(result, fields, now, source)])
+    return result.after
+
+
+def set_consent(
+    profile_db: str, profile_id: str, channel: str, granted: bool, source: str = "api"
+) -> None:
+    """Grant or withdraw one channel's consent of an existing profile, announced like an
+    upsert of `consents` (nothing when it was so already, or the profile is gone)."""
+    now = clock_now()
+    result = profile_items.set_consent(
+        profile_db, profile_id, channel, granted, format_datetime(now)
+    )
+    if result is None or result.before is None:
+        return
+    old = (result.before.get("fields") or {}).get("consents")
+    if isinstance(old, dict) and old.get(channel) is granted:
+        return
+    changes = {"consents": result.after["fields"]["consents"]}
+    publish(profile_db, [(profile_id, e) for e in _events(result, changes, now, source)])
+
+
+def _events(
+    result: profile_items.Merged, fields: dict[str, Any], now: datetime, source: str
+) -> list[Event]:
+    """What one merge announces, from the profile exactly as it was before it."""
+    if result.before is None:
+        return [
+            _event("profile.created", now, {"source": source}),
+            _event("profile.imported", now, {"source": source}),
+        ]
+    old = result.before.get("fields") or {}
+    new = result.after["fields"]
+    changed = {
+        name: {"old": old.get(name), "new": new.get(name)}
+        for name in fields
+        if old.get(name) != new.get(name)
+    }
+    events = [_event("profile.imported", now, {"source": source})]
+    if changed:
+        events.append(_event("profile.field_changed", now, {"fields": changed, "source": source}))
+    return events
+
+
+def publish(profile_db: str, events: list[tuple[str, Event]]) -> None:
+    """Put (profile id, event) on the events queue for the consumer.
+
+    The profile they describe is already written, so they must not be lost: when the
+    queue refuses them they are kept as pending outbox rows instead, which the sweeper
+    sends within a minute (the consumer drops an event id it already processed).
+    """
+    bodies = [
+        {**event_to_values(e), "profile_db": profile_db, "profile_id": profile_id}
+        for profile_id, e in events
+    ]
+    try:
+        send_batch("events", [(body, 0) for body in bodies])
+    except Exception:
+        logger.warning("events queue refused profile events: kept in the outbox", exc_info=True)
+        keep_pending(bodies)
+
+
+def keep_pending(bodies: list[dict[str, Any]]) -> None:
+    """Events as outbox rows due now, for the sweeper to send to the events queue."""
+    now = clock_now()
+    rows = []
+    for body in bodies:
+        row_id = f"profile-event-{body['id']}"
+        rows.append(
+            {
+                "message_id": row_id,
+                "kind": "event",
+                "profile_db": body["profile_db"],
+                "profile_id": body["profile_id"],
+                "created_at": format_datetime(now),
+                "queue": "events",
+                "payload": {"kind": "event", "event": body, "row_id": row_id},
+                "pending_shard": shard_of(row_id, settings().timer_shards),
+                "dispatch_at": epoch(now),
+            }
+        )
+    store.messages.batch_put(rows)
 
 
 def _event(event_type: str, at: datetime, data: dict[str, Any]) -> Event:
@@ -104,59 +144,28 @@ def _event(event_type: str, at: datetime, data: dict[str, Any]) -> Event:
 
 
 def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
-    """Upsert many profiles in batches (source `import`) and emit their events.
+    """Upsert many profiles (source `import`) and emit their events.
 
-    Reads with BatchGetItem (100 a call) and writes with BatchWriteItem (25 a call), so a
-    thousand profiles take about fifty requests; an import races with nothing else.
+    Every profile is checked against its stored fields first (one BatchGetItem per 100),
+    so a profile that would not fit refuses the whole import before anything is written.
+    Then each is merged with an UpdateItem of its fields, like an upsert: an import that
+    runs beside upserts and journeys of the same profiles loses none of their fields.
     """
+    current = profile_items.read_many(profile_db, [profile_id for profile_id, _ in rows])
+    for index, (profile_id, fields) in enumerate(rows):
+        old = (current.get(profile_id) or {}).get("fields")
+        check_fits(profile_items.merged(old, fields), f"$.profiles[{index}].fields")
     now = clock_now()
     stamp = format_datetime(now)
-    keys = [{"pk": store.profile_partition(profile_db, pid), "sk": "P"} for pid, _ in rows]
-    current = {item["profile_id"]: item for item in store.profiles.batch_get(keys)}
-    items, events = [], []
+    events: list[tuple[str, Event]] = []
     created = 0
-    for index, (profile_id, fields) in enumerate(rows):
-        old_item = current.get(profile_id)
-        old = (old_item or {}).get("fields") or {}
-        merged = {k: v for k, v in {**old, **fields}.items() if v is not None}
-        check_fits(merged, f"$.profiles[{index}].fields")
-        changed = {
-            n: {"old": old.get(n), "new": merged.get(n)}
-            for n in fields
-            if old.get(n) != merged.get(n)
-        }
-        items.append(
-            {
-                **(old_item or {}),  # attributes beside the fields (`invalid` addresses) stay
-                "pk": store.profile_partition(profile_db, profile_id),
-                "sk": "P",
-                "profile_db": profile_db,
-                "profile_id": profile_id,
-                "fields": merged,
-                "updated_at": stamp,
-                "created_at": (old_item or {}).get("created_at", stamp),
-                "rev": (old_item or {}).get("rev", 0) + 1,
-            }
+    for profile_id, fields in rows:
+        result = profile_items.merge_fields(
+            profile_db, profile_id, fields, stamp, exists=profile_id in current
         )
-        if old_item is None:
-            created += 1
-            events.append((profile_id, _event("profile.created", now, {"source": "import"})))
-        events.append((profile_id, _event("profile.imported", now, {"source": "import"})))
-        if changed and old_item is not None:
-            events.append(
-                (
-                    profile_id,
-                    _event("profile.field_changed", now, {"fields": changed, "source": "import"}),
-                )
-            )
-    store.profiles.batch_put(items)
-    send_batch(
-        "events",
-        [
-            ({**event_to_values(e), "profile_db": profile_db, "profile_id": pid}, 0)
-            for pid, e in events
-        ],
-    )
+        created += result.before is None
+        events.extend((profile_id, e) for e in _events(result, fields, now, "import"))
+    publish(profile_db, events)
     return {"imported": len(rows), "created": created}
 
 

@@ -10,14 +10,17 @@ path with the default capture.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
+from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import event_to_values
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.adapters.queues import send_batch
@@ -107,14 +110,16 @@ def fan_out(
     trigger_id: str | None = None,
     segment: str | dict[str, Any] | None = None,
     segments: int | None = None,
+    run_id: str | None = None,
 ) -> str:
     """Start a segment run: one message per Scan segment. Returns the run id.
 
     With `trigger_id` the trigger's segment and sample decide; without, `segment` (a
-    condition document) does and profiles enter by the default capture.
+    condition document) does and profiles enter by the default capture. A schedule's run
+    id is its trigger and run time, so two ticks firing one run capture nobody twice.
     """
     segments = segments or scan_segments()
-    run_id = f"{scenario.scenario_id}:{trigger_id or 'send'}:{format_datetime(run_at)}"
+    run_id = run_id or f"{scenario.scenario_id}:{trigger_id or 'send'}:{format_datetime(run_at)}"
     job = {
         "run_id": run_id,
         "scenario_id": scenario.scenario_id,
@@ -127,6 +132,20 @@ def fan_out(
     send_batch("segments", [({**job, "scan_segment": index}, 0) for index in range(segments)])
     logger.info("segment run started", extra={"run_id": run_id, "segments": segments})
     return run_id
+
+
+def quick_send(
+    scenario: CompiledScenario, segment: str | dict[str, Any] | None, key: str | None = None
+) -> str:
+    """A send-segment run starting now; returns its run id.
+
+    Every call is a run of its own (two in the same second capture twice into a
+    `parallel` scenario). With an Idempotency-Key the run id derives from the key, so a
+    fan-out retried under that key captures nobody a second time.
+    """
+    tag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest() if key else uuid.uuid4().hex
+    run_id = f"{scenario.scenario_id}:send:{tag}"
+    return fan_out(scenario, clock_now(), segment=segment, run_id=run_id)
 
 
 def scan_segments() -> int:

@@ -950,7 +950,11 @@ def test_an_idempotency_key_replays_the_first_answer(stack: Stack) -> None:
     again = signed_hook(stack, scenario_id, "crm", call, secret, headers=key)
     assert again.status_code == 202
     assert again.json_body == {**first, "replayed": True}
-    other = signed_hook(stack, scenario_id, "crm", call, secret, headers={"Idempotency-Key": "2"})
+    other_key = {"Idempotency-Key": "2"}
+    same_bytes = signed_hook(stack, scenario_id, "crm", call, secret, headers=other_key)
+    assert_problem(same_bytes, 409, "X-Signature")  # the key is not signed: a replay
+    stamp = epoch(stack.now) - 1
+    other = signed_hook(stack, scenario_id, "crm", call, secret, timestamp=stamp, headers=other_key)
     assert other.json_body["instance_id"] != first["instance_id"]
     assert len(stack.instances("ada", scenario_id)) == 2
 
