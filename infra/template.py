@@ -65,11 +65,15 @@ DEFAULT_LOG_RETENTION_DAYS = 30
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's longest
 STAGE_TAG = "scenaria:stage"
 
-# What the adapters call (chalicelib/adapters/dynamo.py); TransactWriteItems is
-# authorised as the Put/Update/Delete it contains.
+# What the adapters call (chalicelib/adapters/dynamo.py), and DescribeTable, whose item
+# count sizes a segment fan-out (runtime/schedules.py); TransactWriteItems is authorised
+# as the Put/Update/Delete it contains. tests/integration/test_permissions.py checks every
+# request the tests make against this role.
 TABLE_ACTIONS = (
+    "dynamodb:BatchGetItem",
     "dynamodb:BatchWriteItem",
     "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:Query",

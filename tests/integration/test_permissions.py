@@ -1,0 +1,176 @@
+"""SPEC §5: nothing works on the local stack or in the tests that the packaged template's
+role would refuse on AWS.
+
+Every AWS request the functions' code makes during a test run is recorded (a hook in
+`chalicelib/adapters/aws.py`, the recorder in `tests/permissions.py`); the last test of
+the run checks each one, as IAM would, against the role `infra/template.py` packages.
+The other tests here pin the evaluation itself and the requests of code paths the
+suites reach only rarely.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from chalicelib.adapters.queues import queue_url
+from chalicelib.config import QUEUES
+from chalicelib.runtime import profiles, schedules
+from infra.resources import dead_letter_name
+from tests.conftest import ROLE_CHECK
+from tests.permissions import (
+    Recorder,
+    Request,
+    Role,
+    arn_matches,
+    packaged_role,
+    recording,
+    refused,
+    requests_of,
+)
+
+NOW = datetime(2026, 6, 10, 10, tzinfo=UTC)
+
+
+def arn(service: str, resource: str) -> str:
+    return f"arn:aws:{service}:us-east-1:123456789012:{resource}"
+
+
+def table(name: str) -> str:
+    return arn("dynamodb", f"table/scenaria-test-{name}")
+
+
+def queue(name: str) -> str:
+    return arn("sqs", f"scenaria-test-{name}")
+
+
+# --- the evaluation ------------------------------------------------------------------------
+
+
+def test_wildcards_match_as_iam_matches_them() -> None:
+    assert arn_matches("*", table("profiles"))
+    assert arn_matches(f"{table('instances')}/index/*", f"{table('instances')}/index/by_node")
+    assert not arn_matches(table("instances"), f"{table('instances')}/index/by_node")
+    assert arn_matches("arn:aws:sqs:*:*:scenaria-test-?vents", queue("events"))
+    assert not arn_matches("arn:aws:sqs:*:*:scenaria-test-events", queue("events-dlq"))
+    role = Role(({"Effect": "Allow", "Action": "DynamoDB:Get*", "Resource": table("p*")},))
+    assert role.allows(Request("dynamodb:GetItem", table("profiles")))
+    assert not role.allows(Request("dynamodb:PutItem", table("profiles")))
+    assert not role.allows(Request("dynamodb:GetItem", table("stats")))
+
+
+def test_not_resource_deny_and_conditions() -> None:
+    role = Role(
+        (
+            {"Effect": "Allow", "Action": "sns:Publish", "NotResource": "arn:aws:sns:*:*:*"},
+            {"Effect": "Allow", "NotAction": "sqs:Delete*", "Resource": queue("*")},
+            {"Effect": "Deny", "Action": "sqs:*", "Resource": queue("*-dlq")},
+            {
+                "Effect": "Allow",
+                "Action": "ses:SendEmail",
+                "Resource": "*",
+                "Condition": {"StringLike": {"ses:FromAddress": "*@shop.example"}},
+            },
+        )
+    )
+    assert role.allows(Request("sns:Publish", "*"))  # an SMS to a phone number
+    assert not role.allows(Request("sns:Publish", arn("sns", "some-topic")))
+    assert role.allows(Request("sqs:SendMessage", queue("events")))
+    assert not role.allows(Request("sqs:DeleteMessage", queue("events")))
+    assert not role.allows(Request("sqs:SendMessage", queue("events-dlq")))
+    allowed = Request("ses:SendEmail", "x", (("ses:FromAddress", "news@shop.example"),))
+    assert role.allows(allowed)
+    assert not role.allows(Request("ses:SendEmail", "x", (("ses:FromAddress", "a@b.example"),)))
+    assert not role.allows(Request("ses:SendEmail", "x"))  # the key is missing
+
+
+def test_requests_are_the_actions_iam_authorises() -> None:
+    writes = requests_of(
+        "dynamodb",
+        "TransactWriteItems",
+        {
+            "TransactItems": [
+                {"Put": {"TableName": "scenaria-test-instances"}},
+                {"ConditionCheck": {"TableName": "scenaria-test-idempotency"}},
+            ]
+        },
+    )
+    assert [str(r) for r in writes] == [
+        f"dynamodb:PutItem on {table('instances')}",
+        f"dynamodb:ConditionCheckItem on {table('idempotency')}",
+    ]
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/scenaria-test-email"
+    (batch,) = requests_of("sqs", "SendMessageBatch", {"QueueUrl": url, "Entries": []})
+    assert str(batch) == f"sqs:SendMessage on {queue('email')}"
+    (sms,) = requests_of("sns", "Publish", {"PhoneNumber": "+14155550100", "Message": "hi"})
+    assert sms.resource == "*"
+
+
+# --- code paths, each checked on its own ------------------------------------------------
+
+
+def check(recorder: Recorder) -> None:
+    assert recorder.seen, "the code made no AWS request"
+    assert not refused(recorder), "the packaged role refuses:\n" + "\n".join(refused(recorder))
+
+
+@pytest.mark.usefixtures("aws_stack")
+def test_a_profile_import_is_allowed() -> None:
+    with recording() as recorder:
+        profiles.import_profiles("customers", [("ada", {"first_name": "Ada"})])
+        profiles.import_profiles("customers", [("ada", {"first_name": "Ada L."})])
+    assert any(r.action == "dynamodb:BatchGetItem" for r in recorder.seen)
+    check(recorder)
+
+
+@pytest.mark.usefixtures("aws_stack")
+def test_a_segment_fan_out_is_allowed() -> None:
+    with recording() as recorder:
+        assert schedules.scan_segments() >= 1
+    assert [r.action for r in recorder.seen] == ["dynamodb:DescribeTable"]
+    check(recorder)
+
+
+def test_calls_of_the_tests_and_the_local_stack_are_not_the_functions() -> None:
+    with recording() as recorder:
+        requests_of("sqs", "GetQueueUrl", {"QueueName": "x"})  # no call at all
+    assert not recorder.seen
+    with recording() as recorder:
+        recorder("sns", "ListTopics", {})  # as if this test had called SNS itself
+    assert not recorder.seen
+
+
+def test_lambda_event_sources_get_what_they_need() -> None:
+    """Lambda polls each consumed queue with the function's role (not recorded: the local
+    stack's pumps stand in for it)."""
+    role = packaged_role()
+    for name in QUEUES:
+        for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"):
+            assert role.allows(Request(f"sqs:{action}", queue(name))), (action, name)
+
+
+@pytest.mark.usefixtures("aws_stack")
+def test_queue_lookups_reach_only_the_stage_queues() -> None:
+    with recording() as recorder:
+        for name in QUEUES:
+            queue_url(name)
+    assert {r.resource for r in recorder.seen} == {queue(name) for name in QUEUES}
+    check(recorder)
+    role = packaged_role()
+    other = arn("sqs", "scenaria-test-eu-events")  # another stage's queue
+    assert not role.allows(Request("sqs:SendMessage", other))
+    assert not role.allows(
+        Request("sqs:SendMessage", queue(dead_letter_name("events")))
+    )  # nothing but a redrive writes to a dead-letter queue
+
+
+def test_every_request_the_suites_made_is_allowed_by_the_role(
+    functions_requests: Recorder,
+) -> None:
+    """Run last (tests/conftest.py): every request recorded during this run."""
+    assert test_every_request_the_suites_made_is_allowed_by_the_role.__name__ == ROLE_CHECK
+    if not functions_requests.seen:
+        pytest.skip("no test before this one made an AWS request")
+    problems = refused(functions_requests)
+    assert not problems, "the packaged role refuses what the code does:\n" + "\n".join(problems)
