@@ -6,9 +6,9 @@ resource ARN that IAM authorises it on, as AWS documents it per operation (a
 TransactWriteItems is the PutItem, UpdateItem, DeleteItem or ConditionCheckItem of each
 of its items; a SendMessageBatch is SendMessage; a StartMessageMoveTask also receives
 from and deletes from its source and sends to its destination). Calls made by the tests
-themselves and by the local stack's stand-ins for AWS (`chalicelib/local`: the queue
-pumps are Lambda's event source mappings, resource creation is CloudFormation's) are
-not the functions' and are left out.
+themselves (a test reading a table through an adapter) and by the local stack's
+stand-ins for AWS (`chalicelib/local`: the queue pumps are Lambda's event source
+mappings, resource creation is CloudFormation's) are not the functions' and are left out.
 
 `Role` is the execution role of the packaged template for the tests' stage, its
 intrinsics resolved for the tests' account and region, and `Role.allows` evaluates its
@@ -37,9 +37,12 @@ from chalicelib.config import settings
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"  # moto's default account
 PARTITION = "aws"
-# The code whose calls are the functions': the app's package but not the local stack.
-FUNCTION_CODE = str(ROOT / "chalicelib") + "/"
-NOT_FUNCTION_CODE = (str(ROOT / "chalicelib" / "local") + "/", aws.__file__)
+# Whose calls are the functions' (see Recorder._caller).
+PROJECT = f"{ROOT}/"
+APP = str(ROOT / "app.py")
+FUNCTION_CODE = f"{ROOT / 'chalicelib'}/"
+LOCAL_STACK = f"{ROOT / 'chalicelib' / 'local'}/"
+SKIPPED = (f"{ROOT / 'chalicelib' / 'adapters'}/", f"{ROOT / '.venv'}/")
 # IAM's service prefix where it differs from botocore's service name.
 IAM_PREFIX = {"sesv2": "ses", "dynamodbstreams": "dynamodb"}
 # Batch operations IAM authorises as the single one.
@@ -160,27 +163,27 @@ class Recorder:
                     self.seen.setdefault(request, where)
 
     def _caller(self) -> str | None:
-        """`file:line` of the project code that made the call, if it is the functions'.
+        """`file:line` of the code that made the call, if that is the functions' code.
 
-        The innermost frame of the project (past botocore and this module) decides; its
-        verdict is cached per code object, so a call costs a short walk up the stack.
+        The innermost frame of the project beyond the adapters decides (`app.py` or
+        `chalicelib/`, not `chalicelib/local/`): a use case, a route or a handler calling
+        an adapter is the functions'; a test calling an adapter, to look at a table or
+        to put a message in a queue, is not. Its verdict is cached per code object.
         """
-        frame = sys._getframe(2)
+        frame: Any = sys._getframe(2)
         while frame is not None:
             filename = frame.f_code.co_filename
-            if filename.startswith(str(ROOT)) and "site-packages" not in filename:
-                if filename == aws.__file__:
-                    frame = frame.f_back
-                    continue
-                code = frame.f_code
-                if code not in self._origins:
-                    ours = filename.startswith(FUNCTION_CODE) and not filename.startswith(
-                        NOT_FUNCTION_CODE
-                    )
-                    self._origins[code] = filename.removeprefix(str(ROOT) + "/") if ours else None
-                origin = self._origins[code]
-                return None if origin is None else f"{origin}:{frame.f_lineno}"
-            frame = frame.f_back  # type: ignore[assignment]
+            if not filename.startswith(PROJECT) or filename.startswith(SKIPPED):
+                frame = frame.f_back
+                continue
+            code = frame.f_code
+            if code not in self._origins:
+                ours = filename == APP or (
+                    filename.startswith(FUNCTION_CODE) and not filename.startswith(LOCAL_STACK)
+                )
+                self._origins[code] = filename.removeprefix(PROJECT) if ours else None
+            origin = self._origins[code]
+            return None if origin is None else f"{origin}:{frame.f_lineno}"
         return None
 
 

@@ -10,13 +10,12 @@ suites reach only rarely.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from chalicelib.adapters.queues import queue_url
+from chalicelib.adapters.aws import client
+from chalicelib.adapters.queues import send
 from chalicelib.config import QUEUES
-from chalicelib.runtime import profiles, schedules
+from chalicelib.runtime import dead_letters, profiles, schedules
 from infra.resources import dead_letter_name
 from tests.conftest import ROLE_CHECK
 from tests.permissions import (
@@ -29,8 +28,6 @@ from tests.permissions import (
     refused,
     requests_of,
 )
-
-NOW = datetime(2026, 6, 10, 10, tzinfo=UTC)
 
 
 def arn(service: str, resource: str) -> str:
@@ -132,12 +129,23 @@ def test_a_segment_fan_out_is_allowed() -> None:
     check(recorder)
 
 
+@pytest.mark.usefixtures("aws_stack")
+def test_reading_and_redriving_a_dead_letter_queue_is_allowed() -> None:
+    send(dead_letter_name("events"), {"kind": "parked"})
+    with recording() as recorder:
+        dead_letters.depths()
+        dead_letters.redrive("events")
+    moves = [r for r in recorder.seen if r.action == "sqs:StartMessageMoveTask"]
+    assert [r.resource for r in moves] == [queue(dead_letter_name("events"))]
+    assert Request("sqs:SendMessage", queue("events")) in recorder.seen
+    check(recorder)
+
+
+@pytest.mark.usefixtures("aws_stack")
 def test_calls_of_the_tests_and_the_local_stack_are_not_the_functions() -> None:
     with recording() as recorder:
-        requests_of("sqs", "GetQueueUrl", {"QueueName": "x"})  # no call at all
-    assert not recorder.seen
-    with recording() as recorder:
-        recorder("sns", "ListTopics", {})  # as if this test had called SNS itself
+        client("sns").list_topics()  # a test looking for the feedback topic
+        send("events", {"kind": "test"})  # a test using an adapter
     assert not recorder.seen
 
 
@@ -150,19 +158,14 @@ def test_lambda_event_sources_get_what_they_need() -> None:
             assert role.allows(Request(f"sqs:{action}", queue(name))), (action, name)
 
 
-@pytest.mark.usefixtures("aws_stack")
-def test_queue_lookups_reach_only_the_stage_queues() -> None:
-    with recording() as recorder:
-        for name in QUEUES:
-            queue_url(name)
-    assert {r.resource for r in recorder.seen} == {queue(name) for name in QUEUES}
-    check(recorder)
+def test_the_role_reaches_the_stage_queues_and_no_other() -> None:
     role = packaged_role()
-    other = arn("sqs", "scenaria-test-eu-events")  # another stage's queue
-    assert not role.allows(Request("sqs:SendMessage", other))
-    assert not role.allows(
-        Request("sqs:SendMessage", queue(dead_letter_name("events")))
-    )  # nothing but a redrive writes to a dead-letter queue
+    for name in QUEUES:
+        assert role.allows(Request("sqs:SendMessage", queue(name)))
+        assert role.allows(Request("sqs:GetQueueUrl", queue(dead_letter_name(name))))
+        # nothing but a redrive, which sends to the queue, writes to a dead-letter queue
+        assert not role.allows(Request("sqs:SendMessage", queue(dead_letter_name(name))))
+    assert not role.allows(Request("sqs:SendMessage", arn("sqs", "scenaria-test-eu-events")))
 
 
 def test_every_request_the_suites_made_is_allowed_by_the_role(
