@@ -166,6 +166,12 @@ def test_the_role_reaches_the_stage_queues_and_no_other() -> None:
         # nothing but a redrive, which sends to the queue, writes to a dead-letter queue
         assert not role.allows(Request("sqs:SendMessage", queue(dead_letter_name(name))))
     assert not role.allows(Request("sqs:SendMessage", arn("sqs", "scenaria-test-eu-events")))
+    # the stage's own secrets (read only on AWS: the tests give the key in the environment)
+    for name in ("api-key", "vapid-private-key"):
+        (read,) = requests_of("ssm", "GetParameter", {"Name": f"/scenaria/test/{name}"})
+        assert role.allows(read)
+    (other,) = requests_of("ssm", "GetParameter", {"Name": "/scenaria/test-eu/api-key"})
+    assert not role.allows(other)
 
 
 def test_every_request_the_suites_made_is_allowed_by_the_role(
