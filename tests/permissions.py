@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from email.utils import parseaddr
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def requests_of(service: str, operation: str, params: Mapping[str, Any]) -> list
         names = params.get("Names") or [params["Name"]]
         return [one(operation, arn("ssm", f"parameter/{name.lstrip('/')}")) for name in names]
     if service == "sesv2" and operation == "SendEmail":
-        address = re.sub(r"^.*<|>$", "", params["FromEmailAddress"]).strip()
+        address = parseaddr(params["FromEmailAddress"])[1]
         identities = (
             arn("ses", f"identity/{address}"),
             arn("ses", f"identity/{address.split('@')[-1]}"),

@@ -22,6 +22,8 @@ from chalicelib.config import QUEUES, dead_letter_name, settings
 
 logger = logging.getLogger(__name__)
 
+DEPTH = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+
 
 class UnknownQueue(LookupError):
     """Not one of the stack's queues."""
@@ -56,17 +58,7 @@ def depths() -> list[DeadLetters]:
 
 def depth(queue: str) -> DeadLetters:
     """The dead-letter queue of `queue` (`events`, `email`, ...) with its depth."""
-    attributes = _attributes(
-        dead_letter_name(_known(queue)),
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-    )
-    return DeadLetters(
-        queue=queue,
-        dead_letter_queue=settings().queue(dead_letter_name(queue)),
-        messages=int(attributes["ApproximateNumberOfMessages"]),
-        in_flight=int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
+    return _depth(queue, _attributes(dead_letter_name(_known(queue)), *DEPTH))
 
 
 def redrive(queue: str) -> dict[str, Any]:
@@ -76,18 +68,29 @@ def redrive(queue: str) -> dict[str, Any]:
     handle of the move task. Raises UnknownQueue for a name that is not one of the
     stack's queues and RedriveRefused when SQS will not start it.
     """
-    before = depth(queue)
-    source = _attributes(dead_letter_name(queue), "QueueArn")["QueueArn"]
+    dead = _attributes(dead_letter_name(_known(queue)), *DEPTH, "QueueArn")
     destination = _attributes(queue, "QueueArn")["QueueArn"]
     try:
-        task = client("sqs").start_message_move_task(SourceArn=source, DestinationArn=destination)
+        task = client("sqs").start_message_move_task(
+            SourceArn=dead["QueueArn"], DestinationArn=destination
+        )
     except ClientError as error:
         answer = error.response.get("Error", {})
         if "UnsupportedOperation" in answer.get("Code", ""):
             raise RedriveRefused(answer.get("Message") or str(error)) from error
         raise
+    before = _depth(queue, dead)
     logger.info("redrive started", extra={"queue": queue, "messages": before.messages})
     return {**before.as_dict(), "task_handle": task["TaskHandle"]}
+
+
+def _depth(queue: str, attributes: dict[str, str]) -> DeadLetters:
+    return DeadLetters(
+        queue=queue,
+        dead_letter_queue=settings().queue(dead_letter_name(queue)),
+        messages=int(attributes["ApproximateNumberOfMessages"]),
+        in_flight=int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
 
 
 def _known(queue: str) -> str:
