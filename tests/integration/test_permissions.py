@@ -15,6 +15,7 @@ import pytest
 from chalicelib.adapters.aws import client
 from chalicelib.adapters.queues import send
 from chalicelib.config import QUEUES
+from chalicelib.local.stack import Pump
 from chalicelib.runtime import dead_letters, profiles, schedules
 from infra.resources import dead_letter_name
 from tests.conftest import ROLE_CHECK
@@ -146,6 +147,7 @@ def test_calls_of_the_tests_and_the_local_stack_are_not_the_functions() -> None:
     with recording() as recorder:
         client("sns").list_topics()  # a test looking for the feedback topic
         send("events", {"kind": "test"})  # a test using an adapter
+        Pump("events", lambda event, context: None, 10).run_once()  # Lambda's poller
     assert not recorder.seen
 
 
