@@ -19,7 +19,7 @@ from chalicelib.config import settings
 
 pytestmark = pytest.mark.usefixtures("aws_stack")
 
-SENDER = "news@example.com"  # on the domain of the stage's sender, which its role may use
+SENDER = "news@shop.example"
 
 
 @pytest.fixture
