@@ -75,9 +75,8 @@ def redrive(queue: str) -> dict[str, Any]:
             SourceArn=dead["QueueArn"], DestinationArn=destination
         )
     except ClientError as error:
-        answer = error.response.get("Error", {})
-        if "UnsupportedOperation" in answer.get("Code", ""):
-            raise RedriveRefused(answer.get("Message") or str(error)) from error
+        if _already_moving(error):
+            raise RedriveRefused(error.response["Error"].get("Message", str(error))) from error
         raise
     before = _depth(queue, dead)
     logger.info("redrive started", extra={"queue": queue, "messages": before.messages})
@@ -90,6 +89,17 @@ def _depth(queue: str, attributes: dict[str, str]) -> DeadLetters:
         dead_letter_queue=settings().queue(dead_letter_name(queue)),
         messages=int(attributes["ApproximateNumberOfMessages"]),
         in_flight=int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+def _already_moving(error: ClientError) -> bool:
+    """SQS refusing a move of a queue while another one runs (one at a time per queue):
+    an unsupported operation, or an invalid parameter whose message says a task is
+    already running."""
+    answer = error.response.get("Error", {})
+    code, message = answer.get("Code", ""), answer.get("Message", "").lower()
+    return "UnsupportedOperation" in code or (
+        "InvalidParameterValue" in code and "already" in message
     )
 
 

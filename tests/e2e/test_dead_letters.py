@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from harness import Stack, email, on_event, person, scenario
 
 from chalicelib.adapters.aws import client
@@ -123,6 +124,30 @@ def test_an_email_parked_before_it_went_out_is_sent_once_redriven(
     stack.post("/admin/dead-letters/email/redrive", status=202)
     stack.drain()
     assert [m["subject"] for m in stack.sent()] == ["Hello"]
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_redrive_while_one_runs_is_a_409_and_moves_nothing(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hello_on_signup(stack)
+    fix = break_until_fixed(monkeypatch, channels, "deliver")
+    sign_up(stack)
+    fix()
+
+    def already_running(**_: Any) -> None:
+        error = {
+            "Code": "AWS.SimpleQueueService.UnsupportedOperation",
+            "Message": "There is already a task running for this source queue.",
+        }
+        raise ClientError({"Error": error}, "StartMessageMoveTask")
+
+    monkeypatch.setattr(client("sqs"), "start_message_move_task", already_running)
+    problem = stack.post("/admin/dead-letters/email/redrive", status=409)
+    assert problem["detail"] == "email: There is already a task running for this source queue."
+    stack.drain()
+    assert stack.sent() == []
+    assert depths(stack)["email"] == 1
 
 
 def test_an_unknown_queue_is_a_404_and_changes_nothing(stack: Stack) -> None:
