@@ -9,7 +9,7 @@ ONE_CORE := $(if $(shell command -v taskset),taskset -c 0,)
 STAGE ?= tenant-example
 OUT ?= build
 
-.PHONY: run simulate test lint bench schema package package-lint
+.PHONY: run simulate test lint bench schema package package-lint redrive
 
 $(INSTALLED): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ $(INSTALLED): pyproject.toml requirements.txt
 ## make run: the local stack on http://127.0.0.1:$(PORT) (moto, real handlers), the example loaded
 run: $(INSTALLED)
 	$(BIN)/python -m chalicelib.local
+
+## make redrive QUEUE=events: move a dead-letter queue's messages back to its queue on the
+## running local stack (docs/api.md, "Dead-letter queues"); without QUEUE, show every depth
+redrive:
+	@if [ -n "$(QUEUE)" ]; then \
+		curl -sS -X POST http://127.0.0.1:$(PORT)/admin/dead-letters/$(QUEUE)/redrive \
+			-H "X-Api-Key: $${SCENARIA_API_KEY:-local-dev-key}"; \
+	else \
+		curl -sS http://127.0.0.1:$(PORT)/admin/dead-letters \
+			-H "X-Api-Key: $${SCENARIA_API_KEY:-local-dev-key}"; \
+	fi; echo
 
 ## make simulate: walk a profile through the example scenario in virtual time and print it
 simulate: $(INSTALLED)

@@ -32,6 +32,11 @@ def resource_name(stage: str, name: str) -> str:
     return f"{APP}-{stage}-{name}"
 
 
+def dead_letter_name(queue: str) -> str:
+    """The dead-letter queue of a queue: `events` → `events-dlq`."""
+    return f"{queue}-dlq"
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str

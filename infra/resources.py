@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.config import QUEUES, resource_name
+from chalicelib.config import dead_letter_name as dead_letter_name  # the functions need it too
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,6 @@ class Queue:
 
 
 QUEUE_DEFINITIONS: tuple[Queue, ...] = tuple(Queue(name) for name in QUEUES)
-
-
-def dead_letter_name(queue: str) -> str:
-    return f"{queue}-dlq"
 
 
 def create_table_arguments(table: Table, stage: str) -> dict[str, Any]:

@@ -16,8 +16,8 @@ Chalice cannot express, all built from `infra/resources.py` and the Chalice app 
 - API Gateway answers of its own (an unknown route, a throttled call) as RFC 9457
   problems, like every answer of the app;
 - one execution role for every function, allowed exactly what the code does on this
-  stage's tables, indexes, stream, queues, parameters, sender identity, configuration
-  set and log groups: no wildcard across the stage's resources, so a stack never
+  stage's tables, indexes, stream, queues, dead-letter queues (their depth and redrive),
+  parameters, sender identity, configuration set and log groups: no wildcard across the stage's resources, so a stack never
   reaches another tenant's; SMS are published to phone numbers, never to topics;
 - one log group per function (named as Lambda names it, with a retention), so the
   role needs no `logs:CreateLogGroup` and logs do not pile up forever;
@@ -65,12 +65,15 @@ DEFAULT_LOG_RETENTION_DAYS = 30
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's longest
 STAGE_TAG = "scenaria:stage"
 
-# What the adapters call (chalicelib/adapters/dynamo.py); TransactWriteItems is
-# authorised as the Put/Update/Delete it contains.
+# What the adapters call (chalicelib/adapters/dynamo.py), and DescribeTable, whose item
+# count sizes a segment fan-out (runtime/schedules.py); TransactWriteItems is authorised
+# as the Put/Update/Delete it contains. tests/integration/test_permissions.py checks every
+# request the tests make against this role.
 TABLE_ACTIONS = (
     "dynamodb:BatchGetItem",
     "dynamodb:BatchWriteItem",
     "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:Query",
@@ -91,6 +94,16 @@ QUEUE_ACTIONS = (
     "sqs:GetQueueUrl",
     "sqs:ReceiveMessage",
     "sqs:SendMessage",
+)
+# Reading a dead-letter queue's depth and redriving it (runtime/dead_letters.py): SQS's
+# message move task receives and deletes on the dead-letter queue as the caller, and
+# sends to the queue, which QUEUE_ACTIONS allows. Nothing else sends to a dead-letter queue.
+DEAD_LETTER_ACTIONS = (
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+    "sqs:StartMessageMoveTask",
 )
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 # What SES reports to the feedback topic (chalicelib/runtime/ses_events.py reads them).
@@ -588,6 +601,14 @@ def execution_role(stage: str, functions: list[Function], sender: str) -> dict[s
             "Effect": "Allow",
             "Action": list(QUEUE_ACTIONS),
             "Resource": [{"Fn::GetAtt": [queue_id(queue), "Arn"]} for queue in QUEUE_DEFINITIONS],
+        },
+        {
+            "Sid": "DeadLetters",
+            "Effect": "Allow",
+            "Action": list(DEAD_LETTER_ACTIONS),
+            "Resource": [
+                {"Fn::GetAtt": [dead_letter_id(queue), "Arn"]} for queue in QUEUE_DEFINITIONS
+            ],
         },
         {
             "Sid": "Secrets",

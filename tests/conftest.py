@@ -1,5 +1,6 @@
 """The stack's environment for every test, set before anything imports the app, and the
-in-process AWS account the integration and end-to-end tests run on.
+in-process AWS account the integration and end-to-end tests run on, and the recording of
+every AWS request the functions make, which one test checks against the packaged role.
 
 `app.py` names its queue event sources from the configuration when it is imported, so
 the stage, the key and the region must be fixed here, at collection, before any test
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib.local.stack import new_vapid_key
+from tests.permissions import Recorder, recording
 
 os.environ.pop("SCENARIA_AWS_ENDPOINT", None)  # in-process moto, never a server
 os.environ.pop("SCENARIA_API_KEY_PARAMETER", None)
@@ -53,3 +55,21 @@ def aws_stack() -> Iterator[None]:
         create_resources()
         yield
         forget_caches()
+
+
+# --- the functions' AWS requests, checked against the packaged role at the end ---------
+
+ROLE_CHECK = "test_every_request_the_suites_made_is_allowed_by_the_role"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def functions_requests() -> Iterator[Recorder]:
+    """Every AWS request the functions' code makes in this run (`tests/permissions.py`);
+    `ROLE_CHECK`, run last, checks them against the packaged template's role."""
+    with recording() as recorder:
+        yield recorder
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`ROLE_CHECK` after every other test, whatever the order of the files."""
+    items.sort(key=lambda item: getattr(item, "originalname", item.name) == ROLE_CHECK)

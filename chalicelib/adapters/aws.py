@@ -4,16 +4,16 @@ Clients are created lazily and cached per thread (boto3 clients are thread-safe,
 creating one is not), so tests can swap the endpoint or enter moto's `mock_aws` first
 and call `reset()`. They all come from one session, created under a lock: a session
 reads the service models from disk, and a session per client would pay that again for
-every client of every cold start and thread. Every request passes through
-`count_requests` hooks, which the benchmarks use to count AWS calls by service and
-operation.
+every client of every cold start and thread. Every call passes its service, operation
+and parameters to the listeners in `_listeners`: `count_requests` counts them for the
+benchmarks, and the tests check each against the packaged stack's execution role.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
@@ -24,7 +24,8 @@ from chalicelib.config import settings
 _local = threading.local()
 _lock = threading.Lock()
 _session: boto3.session.Session | None = None
-_listeners: list[Callable[[str, str], None]] = []
+Listener = Callable[[str, str, Mapping[str, Any]], None]  # (service, operation, parameters)
+_listeners: list[Listener] = []
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
 
@@ -41,7 +42,8 @@ def client(service: str) -> Any:
                 endpoint_url=config.aws_endpoint,
                 config=_BOTO_CONFIG,
             )
-        found.meta.events.register("before-call", _announce)
+        # once per call (retries do not emit it again), with the caller's parameters
+        found.meta.events.register("before-parameter-build", _announce)
         cache[service] = found
     return found
 
@@ -63,9 +65,9 @@ def reset() -> None:
     _local.__dict__.pop("clients", None)
 
 
-def _announce(model: Any, **_: Any) -> None:
+def _announce(model: Any, params: Mapping[str, Any], **_: Any) -> None:
     for listener in _listeners:
-        listener(model.service_model.service_name, model.name)
+        listener(model.service_model.service_name, model.name, params)
 
 
 class count_requests:
@@ -74,7 +76,7 @@ class count_requests:
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
 
-    def _record(self, service: str, operation: str) -> None:
+    def _record(self, service: str, operation: str, _: Mapping[str, Any]) -> None:
         self.counts[(service, operation)] += 1
 
     def __enter__(self) -> count_requests:

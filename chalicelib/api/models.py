@@ -412,3 +412,18 @@ class HookResult(Out):
 class FeedbackResult(Out):
     message_id: str
     feedback: dict[str, Timestamp] = Field(description="when each status was reported")
+
+
+class DeadLetterQueue(Out):
+    queue: str = Field(description="the queue whose failed messages it holds, e.g. `events`")
+    dead_letter_queue: str = Field(description="its name, `scenaria-<stage>-<queue>-dlq`")
+    messages: int = Field(description="messages waiting to be redriven (SQS's estimate)")
+    in_flight: int = Field(description="messages received and not yet deleted or returned")
+
+
+class DeadLetterQueues(Out):
+    queues: list[DeadLetterQueue]
+
+
+class Redrive(DeadLetterQueue):
+    task_handle: str = Field(description="SQS's handle of the message move task")

@@ -414,6 +414,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         long_parameters=("token",),
         description="The URL is in the signed token: a token this stack did not sign is a 404.",
     ),
+    # --- operating the stack ---
+    ("/admin/dead-letters", "GET"): Operation(
+        "Every queue's dead-letter queue and its depth", "Admin", m.DeadLetterQueues
+    ),
+    ("/admin/dead-letters/{queue}/redrive", "POST"): Operation(
+        "Move a dead-letter queue's messages back to their queue",
+        "Admin",
+        m.Redrive,
+        202,
+        errors=(404, 409),
+        description="`queue` is one of the stack's queues (`events`, `steps`, `segments`, "
+        "`email`, `sms`, `push`, `webhook`, `feedback`). SQS moves the messages (a message "
+        "move task); `messages` is the depth when it started. The consumers are idempotent: "
+        "work a message did before it was dead-lettered is not done again. 409 while a "
+        "move of that queue is still running.",
+    ),
     (OPENAPI_PATH, "GET"): Operation("This document", "Meta", None),
 }
 
@@ -428,6 +444,7 @@ TAGS = (
     ("Hooks", "Webhook triggers, authenticated by their signature"),
     ("Feedback", "Delivery feedback of messages"),
     ("Tracking", "Open pixels and tracked links of e-mails, signed, without an API key"),
+    ("Admin", "Operating the stack: dead-letter queues and their redrive"),
     ("Meta", "The API's description"),
 )
 

@@ -87,6 +87,9 @@ def create_resources() -> None:
     from chalicelib.config import settings
     from infra.resources import QUEUE_DEFINITIONS, TABLES, create_table_arguments, dead_letter_name
 
+    from .message_moves import install
+
+    install()  # dead-letter queue redrive, which moto's SQS lacks
     config = settings()
     dynamodb, sqs = client("dynamodb"), client("sqs")
     for table in TABLES:

@@ -245,8 +245,14 @@ def test_the_role_reaches_only_the_stage_resources(templates: dict[str, Any]) ->
                 for action in statement["Action"]:
                     granted.setdefault(action.split(":")[0], set()).add(str(target or resource))
         assert set(granted) == {"dynamodb", "sqs", "ssm", "logs", "ses"}
-        # Queues only, never their dead-letter queues; every table and its indexes.
-        assert {queue_id(queue) for queue in QUEUE_DEFINITIONS} == granted["sqs"]
+        # The queues, and their dead-letter queues only to read and redrive them; every
+        # table and its indexes.
+        queues = {queue_id(queue) for queue in QUEUE_DEFINITIONS}
+        dead = {dead_letter_id(queue) for queue in QUEUE_DEFINITIONS}
+        assert queues | dead == granted["sqs"]
+        (redrive,) = [s for s in statements if s["Sid"] == "DeadLetters"]
+        assert {_referenced(r) for r in redrive["Resource"]} == dead
+        assert "sqs:SendMessage" not in redrive["Action"]
         assert {table_id(table) for table in TABLES} <= granted["dynamodb"]
         assert not any(action.endswith("*") for s in statements for action in s["Action"])
 
