@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.scenarios.model import Scenario
+from chalicelib.templates import CATEGORIES
 
 from . import models as m
 from .auth import PUBLIC_PREFIXES  # what the middleware lets through without a key
@@ -37,6 +38,8 @@ SchemaKey = tuple[type[BaseModel], JsonSchemaMode]
 ERROR_TITLES = {
     400: "Bad input: `detail` names the field at fault, `problems` lists every one",
     401: "The X-Api-Key header is missing or wrong (hooks: a bad or stale signature)",
+    403: "The key's role may not make this call (a viewer changes nothing, only an admin "
+    "manages keys), or the scenario's `group` is not one of the key's",
     404: "No such resource",
     409: "The resource's state does not allow this (e.g. the scenario is not active)",
     415: "The body is not `application/json`",
@@ -133,9 +136,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Scenarios",
         m.ScenarioOut,
         201,
-        body=(Scenario,),
+        body=(Scenario, m.FromTemplate),
+        errors=(403, 404),
         description="A draft may be incomplete (only `name` is required): what keeps it "
-        "from being activated is listed in `problems`.",
+        'from being activated is listed in `problems`. `{"template": id}` (with `name` and '
+        "`group` if wanted) makes the draft from a built-in template (`GET /templates`). A "
+        "key limited to groups saves only scenarios of its groups.",
         links=NEW_SCENARIO_LINKS,
     ),
     ("/scenarios", "GET"): Operation(
@@ -169,7 +175,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Scenarios",
         m.ScenarioOut,
         body=(Scenario,),
-        errors=(404, 409, 422),
+        errors=(403, 404, 409, 422),
         description="A draft or stopped scenario saves any document with a `name` (see "
         "`problems`); an active one only a valid document, which becomes a new version "
         "that profiles in flight follow.",
@@ -399,6 +405,42 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         long_parameters=("token",),
         description="The URL is in the signed token: a token this stack did not sign is a 404.",
     ),
+    # --- templates and API keys (SPEC §9) ---
+    ("/templates", "GET"): Operation(
+        "List the built-in scenario templates",
+        "Templates",
+        m.TemplateList,
+        params=(
+            Param(
+                "category",
+                "only templates of this category",
+                {"type": "string", "enum": list(CATEGORIES)},
+            ),
+        ),
+    ),
+    ("/templates/{template_id}", "GET"): Operation(
+        "Read a scenario template", "Templates", m.TemplateOut, errors=(404,)
+    ),
+    ("/api-keys", "POST"): Operation(
+        "Make an API key (admin only; the key is shown once)",
+        "API keys",
+        m.NewApiKey,
+        201,
+        body=(m.ApiKeyIn,),
+        errors=(403,),
+        description="`viewer` reads (and simulates), `editor` also changes, `admin` also "
+        "manages keys. With `groups`, the key sees and changes only scenarios whose `group` "
+        "is one of them (others are 404); an admin key has no groups.",
+    ),
+    ("/api-keys", "GET"): Operation(
+        "List the API keys, without their secrets (admin only)",
+        "API keys",
+        m.ApiKeyList,
+        errors=(403,),
+    ),
+    ("/api-keys/{key_id}", "DELETE"): Operation(
+        "Revoke an API key at once (admin only)", "API keys", None, 204, errors=(403, 404)
+    ),
     (OPENAPI_PATH, "GET"): Operation("This document", "Meta", None),
 }
 
@@ -413,6 +455,8 @@ TAGS = (
     ("Hooks", "Webhook triggers, authenticated by their signature"),
     ("Feedback", "Delivery feedback of messages"),
     ("Tracking", "Open pixels and tracked links of e-mails, signed, without an API key"),
+    ("Templates", "Built-in scenario templates to start from (SPEC §9)"),
+    ("API keys", "Keys with a role and access groups (SPEC §9)"),
     ("Meta", "The API's description"),
 )
 

@@ -73,12 +73,23 @@ def _described(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_page(
-    status: str | None, tag: str | None, q: str | None, limit: int, token: str | None
+    status: str | None,
+    tag: str | None,
+    q: str | None,
+    limit: int,
+    token: str | None,
+    groups: tuple[str, ...] = (),
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of scenarios matching the filters (a Scan: scenarios are few).
+    """One page of scenarios matching the filters (a Scan: scenarios are few); with
+    `groups`, only scenarios of those groups (the calling key's scope).
 
     Attribute names go through placeholders: `status` and `search` are reserved words."""
     conditions, values, names = ["sk = :meta"], {":meta": "meta"}, {}
+    if groups:
+        scope = ", ".join(f":scope{index}" for index in range(len(groups)))
+        conditions.append(f"#document.#group IN ({scope})")
+        values.update({f":scope{index}": group for index, group in enumerate(groups)})
+        names.update({"#document": "document", "#group": "group"})
     if status:
         conditions.append("#status = :status")
         values[":status"], names["#status"] = status, "status"
