@@ -47,9 +47,18 @@ def check(method: str, path: str, headers: dict[str, str]) -> None:
     key = require_key(headers)
     if path.startswith(KEY_ROUTES) and key.role != "admin":
         raise Forbidden(f"only an admin key manages API keys; this key is {key.role}")
-    if key.role == "viewer" and method not in READING_METHODS and path not in READING_POSTS:
+    if key.role == "viewer" and _changes(method, path):
         raise Forbidden(f"a viewer key changes nothing: {method} {path} needs an editor key")
     _caller.set(key)
+
+
+def may_be_forbidden(method: str, path: str) -> bool:
+    """Whether some role is refused this call (a 403), as `check` decides."""
+    return path.startswith(KEY_ROUTES) or _changes(method, path)
+
+
+def _changes(method: str, path: str) -> bool:
+    return method not in READING_METHODS and path not in READING_POSTS
 
 
 def require_key(headers: dict[str, str]) -> ApiKey:

@@ -23,7 +23,7 @@ from chalicelib.scenarios.model import Scenario
 from chalicelib.templates import CATEGORIES
 
 from . import models as m
-from .auth import PUBLIC_PREFIXES  # what the middleware lets through without a key
+from .auth import PUBLIC_PREFIXES, may_be_forbidden  # what the middleware checks
 from .errors import PROBLEM_JSON
 from .http import MAX_PATH_PARAMETER, PAGE_LIMIT
 
@@ -137,7 +137,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         m.ScenarioOut,
         201,
         body=(Scenario, m.FromTemplate),
-        errors=(403, 404),
+        errors=(404,),
         description="A draft may be incomplete (only `name` is required): what keeps it "
         'from being activated is listed in `problems`. `{"template": id}` (with `name` and '
         "`group` if wanted) makes the draft from a built-in template (`GET /templates`). A "
@@ -175,7 +175,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Scenarios",
         m.ScenarioOut,
         body=(Scenario,),
-        errors=(403, 404, 409, 422),
+        errors=(404, 409, 422),
         description="A draft or stopped scenario saves any document with a `name` (see "
         "`problems`); an active one only a valid document, which becomes a new version "
         "that profiles in flight follow.",
@@ -427,7 +427,6 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         m.NewApiKey,
         201,
         body=(m.ApiKeyIn,),
-        errors=(403,),
         description="`viewer` reads (and simulates), `editor` also changes, `admin` also "
         "manages keys. With `groups`, the key sees and changes only scenarios whose `group` "
         "is one of them (others are 404); an admin key has no groups.",
@@ -436,10 +435,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "List the API keys, without their secrets (admin only)",
         "API keys",
         m.ApiKeyList,
-        errors=(403,),
     ),
     ("/api-keys/{key_id}", "DELETE"): Operation(
-        "Revoke an API key at once (admin only)", "API keys", None, 204, errors=(403, 404)
+        "Revoke an API key at once (admin only)", "API keys", None, 204, errors=(404,)
     ),
     (OPENAPI_PATH, "GET"): Operation("This document", "Meta", None),
 }
@@ -496,7 +494,9 @@ def _document(routes: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for path, method, view_name in sorted(routes):
         operation = OPERATIONS[path, method]
-        paths.setdefault(path, {})[method.lower()] = _operation(path, operation, view_name, refs)
+        paths.setdefault(path, {})[method.lower()] = _operation(
+            path, method, operation, view_name, refs
+        )
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -540,6 +540,7 @@ def _schemas(operations: list[Operation]) -> tuple[dict[SchemaKey, dict[str, Any
 
 def _operation(
     path: str,
+    method: str,
     operation: Operation,
     view_name: str,
     refs: dict[SchemaKey, dict[str, Any]],
@@ -593,6 +594,8 @@ def _operation(
             errors.add(401)
     else:
         errors.add(401)
+        if may_be_forbidden(method, path):
+            errors.add(403)
     for status in sorted(errors):
         responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
     document["responses"] = responses
