@@ -96,14 +96,16 @@ def in_callers_groups(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def present(meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A scenario as the API shows it."""
+    """A scenario as the API shows it. Not its webhook secret to a viewer key: whoever
+    holds the secret can put profiles in through the scenario's webhook triggers."""
+    viewer = auth.caller().role == "viewer"
     return {
         "id": meta["scenario_id"],
         "name": meta.get("name"),
         "status": meta["status"],
         "version": meta["version"],
         "tags": meta.get("tags", []),
-        "webhook_secret": meta.get("webhook_secret"),
+        "webhook_secret": None if viewer else meta.get("webhook_secret"),
         "created_at": meta.get("created_at"),
         "updated_at": meta.get("updated_at"),
         "scenario": meta.get("document"),

@@ -159,6 +159,20 @@ def test_the_list_shows_only_the_keys_groups(
         assert {MINE, THEIRS} <= groups
 
 
+def test_a_viewer_is_not_shown_the_webhook_secret(
+    shared_stack: Stack, seeded: dict[str, Any]
+) -> None:
+    """With it, a viewer could put profiles in through the scenario's webhook triggers."""
+    path = f"/scenarios/{seeded['scenarios'][MINE]}"
+    secrets = {
+        name: send(shared_stack, "GET", path, key=seeded["keys"][name]).json_body["webhook_secret"]
+        for name in KEYS
+    }
+    assert secrets["viewer"] is None
+    assert secrets["group_viewer"] is None
+    assert secrets["editor"] == secrets["group_editor"] == secrets["stack"] is not None
+
+
 def test_a_group_key_creates_only_in_its_groups(
     shared_stack: Stack, seeded: dict[str, Any]
 ) -> None:
