@@ -103,7 +103,7 @@ def _valid(files: list[ScenarioFile], quiet: bool) -> bool:
     count = 0
     for found in files:
         for problem in found.problems:
-            print(f"{found.path}: {problem}")
+            print(problem)
         count += len(found.problems)
         if not found.problems and not quiet:
             print(f"{found.path}: ok")

@@ -24,7 +24,7 @@ class ScenarioFile:
     document: dict[str, Any]
     scenario_id: str | None = None
     timeline: Path | None = None
-    problems: list[str] = field(default_factory=list)  # "<json path>: <message>"
+    problems: list[str] = field(default_factory=list)  # "<file>: <json path>: <message>"
 
     @property
     def name(self) -> str:
@@ -52,18 +52,18 @@ def read_folder(folder: Path) -> list[ScenarioFile]:
 def _read(path: Path) -> ScenarioFile:
     document, problem = _json(path)
     if problem:
-        return ScenarioFile(path, {}, problems=[problem])
+        return ScenarioFile(path, {}, problems=[f"{path}: {problem}"])
     if not isinstance(document, dict):
-        return ScenarioFile(path, {}, problems=["$: a scenario file holds a JSON object"])
+        return ScenarioFile(path, {}, problems=[f"{path}: $: a scenario file holds a JSON object"])
     document = dict(document)
     scenario_id = document.pop("id", None)
     found = ScenarioFile(path, document)
     if scenario_id is not None and not (isinstance(scenario_id, str) and scenario_id):
-        found.problems.append("$.id: the id of a scenario on the stack, a non-empty string")
+        found.problems.append(f"{path}: $.id: the id of a scenario on the stack, a string")
     else:
         found.scenario_id = scenario_id
     _, problems = check_scenario(document)
-    found.problems += [f"{p.path}: {p.message}" for p in problems]
+    found.problems += [f"{path}: {p.path}: {p.message}" for p in problems]
     timeline = path.with_name(path.name.removesuffix(".json") + TIMELINE_SUFFIX)
     if timeline.is_file():
         found.timeline = timeline
@@ -103,7 +103,7 @@ def _duplicates(files: list[ScenarioFile], what: str, key: Any) -> None:
             continue
         if value in seen:
             found.problems.append(
-                f"$.{what}: {value!r} is the {what} of {seen[value]} too: each scenario is one file"
+                f"{found.path}: $.{what}: {value!r} is the {what} of {seen[value]} too: each scenario is one file"
             )
         else:
             seen[value] = found.path
