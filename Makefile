@@ -9,7 +9,11 @@ ONE_CORE := $(if $(shell command -v taskset),taskset -c 0,)
 STAGE ?= tenant-example
 OUT ?= build
 
-.PHONY: run simulate test lint bench schema package package-lint redrive
+SCENARIOS ?= examples
+SCENARIA_URL ?= http://127.0.0.1:$(PORT)
+SCENARIA_API_KEY ?= local-dev-key
+
+.PHONY: run simulate test lint bench schema package package-lint redrive validate apply
 
 $(INSTALLED): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +38,18 @@ redrive:
 ## make simulate: walk a profile through the example scenario in virtual time and print it
 simulate: $(INSTALLED)
 	$(BIN)/python -m chalicelib.engine examples/welcome.json examples/welcome.timeline.json
+
+## make validate SCENARIOS=dir: every problem of every scenario file, then each one simulated
+## against its <name>.timeline.json (docs/cli.md)
+validate: $(INSTALLED)
+	$(BIN)/python -m chalicelib.cli validate $(SCENARIOS)
+	$(BIN)/python -m chalicelib.cli simulate $(SCENARIOS)
+
+## make apply SCENARIOS=dir SCENARIA_URL=url SCENARIA_API_KEY=key: show the diff, then create,
+## update (a new version when active) and activate the folder's scenarios on that stack
+apply: $(INSTALLED)
+	$(BIN)/python -m chalicelib.cli diff $(SCENARIOS) --url $(SCENARIA_URL) --key $(SCENARIA_API_KEY)
+	$(BIN)/python -m chalicelib.cli apply $(SCENARIOS) --url $(SCENARIA_URL) --key $(SCENARIA_API_KEY) --activate
 
 ## make test: lint, type-check, package and cfn-lint the example tenant's stack, run every test
 test: lint package-lint

@@ -8,7 +8,18 @@ from collections.abc import Callable
 from chalice import Chalice, Response
 from chalice.app import Request
 
-from chalicelib.api import admin, auth, events, hooks, openapi, profiles, scenarios, tracking
+from chalicelib.api import (
+    admin,
+    auth,
+    events,
+    hooks,
+    keys,
+    openapi,
+    profiles,
+    scenarios,
+    templates,
+    tracking,
+)
 from chalicelib.api.errors import PROBLEM_JSON, ApiError, problem
 from chalicelib.handlers import queues, timers
 
@@ -22,6 +33,8 @@ for blueprint in (
     hooks.blueprint,
     tracking.blueprint,
     admin.blueprint,
+    templates.blueprint,
+    keys.blueprint,
 ):
     app.register_blueprint(blueprint)
 app.register_blueprint(openapi.blueprint)
@@ -33,7 +46,7 @@ app.register_blueprint(timers.blueprint)
 def problems(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Authenticate, and turn every error into an RFC 9457 problem document."""
     try:
-        auth.check(event.path, event.headers)
+        auth.check(event.method, event.path, event.headers)
         response = get_response(event)
     except ApiError as error:
         return error.response()

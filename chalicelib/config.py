@@ -22,6 +22,7 @@ TABLES = (
     "stats",
     "promo_codes",
     "idempotency",
+    "api_keys",
 )
 QUEUES = ("events", "steps", "segments", "email", "sms", "push", "webhook", "feedback")
 CHANNEL_QUEUES = {"email": "email", "sms": "sms", "push": "push", "webhook": "webhook"}

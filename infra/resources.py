@@ -124,6 +124,11 @@ TABLES: tuple[Table, ...] = (
         hash_key="key",
         ttl_attribute="expires_at",
     ),
+    Table(
+        "api_keys",
+        "scoped API keys: role, groups and a salted hash of the secret, by key id",
+        hash_key="key_id",
+    ),
 )
 
 

@@ -54,6 +54,10 @@ class Unauthorized(ApiError):
     status, title = 401, "Unauthorized"
 
 
+class Forbidden(ApiError):
+    status, title = 403, "Forbidden"
+
+
 class NotFoundError(ApiError):
     status, title = 404, "Not found"
 

@@ -427,3 +427,54 @@ class DeadLetterQueues(Out):
 
 class Redrive(DeadLetterQueue):
     task_handle: str = Field(description="SQS's handle of the message move task")
+# --- API keys and templates (SPEC §9) ---
+
+GroupName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ApiKeyIn(Body):
+    """`POST /api-keys`: a key of a role, limited to `groups` (none: every group)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["admin", "editor", "viewer"]
+    groups: list[GroupName] = Field(default_factory=list, max_length=50)
+
+
+class FromTemplate(Body):
+    """`POST /scenarios` from a built-in template: a draft of its scenario."""
+
+    template: Id
+    name: str | None = Field(None, min_length=1, max_length=200)
+    group: GroupName | None = None
+
+
+class ApiKeyOut(Out):
+    id: str
+    name: str
+    role: Literal["admin", "editor", "viewer"]
+    groups: list[str] = Field(description="the scenario groups it sees; empty: every group")
+    created_at: Timestamp
+
+
+class NewApiKey(ApiKeyOut):
+    key: str = Field(description="the key for `X-Api-Key`: shown this once, stored hashed")
+
+
+class ApiKeyList(Out):
+    api_keys: list[ApiKeyOut]
+
+
+class TemplateOut(Out):
+    id: str
+    name: str
+    category: str
+    description: str
+    scenario: dict[str, Any] = Field(description="the scenario document (SPEC §1)")
+    timeline: dict[str, Any] = Field(
+        description="a simulation (`POST /scenarios/simulate` without the scenario) that "
+        "walks the intended path"
+    )
+
+
+class TemplateList(Out):
+    templates: list[TemplateOut]

@@ -20,9 +20,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.scenarios.model import Scenario
+from chalicelib.templates import CATEGORIES
 
 from . import models as m
-from .auth import PUBLIC_PREFIXES  # what the middleware lets through without a key
+from .auth import PUBLIC_PREFIXES, may_be_forbidden  # what the middleware checks
 from .errors import PROBLEM_JSON
 from .http import MAX_PATH_PARAMETER, PAGE_LIMIT
 
@@ -37,6 +38,8 @@ SchemaKey = tuple[type[BaseModel], JsonSchemaMode]
 ERROR_TITLES = {
     400: "Bad input: `detail` names the field at fault, `problems` lists every one",
     401: "The X-Api-Key header is missing or wrong (hooks: a bad or stale signature)",
+    403: "The key's role may not make this call (a viewer changes nothing, only an admin "
+    "manages keys), or the scenario's `group` is not one of the key's",
     404: "No such resource",
     409: "The resource's state does not allow this (e.g. the scenario is not active)",
     415: "The body is not `application/json`",
@@ -135,9 +138,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Scenarios",
         m.ScenarioOut,
         201,
-        body=(Scenario,),
+        body=(Scenario, m.FromTemplate),
+        errors=(404,),
         description="A draft may be incomplete (only `name` is required): what keeps it "
-        "from being activated is listed in `problems`.",
+        'from being activated is listed in `problems`. `{"template": id}` (with `name` and '
+        "`group` if wanted) makes the draft from a built-in template (`GET /templates`). A "
+        "key limited to groups saves only scenarios of its groups.",
         links=NEW_SCENARIO_LINKS,
     ),
     ("/scenarios", "GET"): Operation(
@@ -430,6 +436,40 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "work a message did before it was dead-lettered is not done again. 409 while a "
         "move of that queue is still running.",
     ),
+    # --- templates and API keys (SPEC §9) ---
+    ("/templates", "GET"): Operation(
+        "List the built-in scenario templates",
+        "Templates",
+        m.TemplateList,
+        params=(
+            Param(
+                "category",
+                "only templates of this category",
+                {"type": "string", "enum": list(CATEGORIES)},
+            ),
+        ),
+    ),
+    ("/templates/{template_id}", "GET"): Operation(
+        "Read a scenario template", "Templates", m.TemplateOut, errors=(404,)
+    ),
+    ("/api-keys", "POST"): Operation(
+        "Make an API key (admin only; the key is shown once)",
+        "API keys",
+        m.NewApiKey,
+        201,
+        body=(m.ApiKeyIn,),
+        description="`viewer` reads (and simulates), `editor` also changes, `admin` also "
+        "manages keys. With `groups`, the key sees and changes only scenarios whose `group` "
+        "is one of them (others are 404); an admin key has no groups.",
+    ),
+    ("/api-keys", "GET"): Operation(
+        "List the API keys, without their secrets (admin only)",
+        "API keys",
+        m.ApiKeyList,
+    ),
+    ("/api-keys/{key_id}", "DELETE"): Operation(
+        "Revoke an API key at once (admin only)", "API keys", None, 204, errors=(404,)
+    ),
     (OPENAPI_PATH, "GET"): Operation("This document", "Meta", None),
 }
 
@@ -445,6 +485,8 @@ TAGS = (
     ("Feedback", "Delivery feedback of messages"),
     ("Tracking", "Open pixels and tracked links of e-mails, signed, without an API key"),
     ("Admin", "Operating the stack: dead-letter queues and their redrive"),
+    ("Templates", "Built-in scenario templates to start from (SPEC §9)"),
+    ("API keys", "Keys with a role and access groups (SPEC §9)"),
     ("Meta", "The API's description"),
 )
 
@@ -484,7 +526,9 @@ def _document(routes: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for path, method, view_name in sorted(routes):
         operation = OPERATIONS[path, method]
-        paths.setdefault(path, {})[method.lower()] = _operation(path, operation, view_name, refs)
+        paths.setdefault(path, {})[method.lower()] = _operation(
+            path, method, operation, view_name, refs
+        )
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -528,6 +572,7 @@ def _schemas(operations: list[Operation]) -> tuple[dict[SchemaKey, dict[str, Any
 
 def _operation(
     path: str,
+    method: str,
     operation: Operation,
     view_name: str,
     refs: dict[SchemaKey, dict[str, Any]],
@@ -581,6 +626,8 @@ def _operation(
             errors.add(401)
     else:
         errors.add(401)
+        if may_be_forbidden(method, path):
+            errors.add(403)
     for status in sorted(errors):
         responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
     document["responses"] = responses

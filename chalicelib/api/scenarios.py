@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -22,7 +24,8 @@ from chalicelib.scenarios.model import ScheduleTrigger
 from chalicelib.scenarios.schedules import next_runs
 from chalicelib.scenarios.validation import ScenarioInvalid
 
-from .errors import BadRequest, Conflict, NotFoundError
+from . import auth, templates
+from .errors import BadRequest, Conflict, Forbidden, NotFoundError
 from .http import (
     MAX_CONDITION_BYTES,
     MAX_DOCUMENT_BYTES,
@@ -35,23 +38,76 @@ from .http import (
     query_int,
     routes,
 )
-from .models import Capture, Deactivation, ScenarioDraft, SendSegment, SimulationRequest
+from .models import (
+    Capture,
+    Deactivation,
+    FromTemplate,
+    ScenarioDraft,
+    SendSegment,
+    SimulationRequest,
+)
 
 blueprint = Blueprint(__name__)
-route = routes(blueprint)
+_route = routes(blueprint)
 
 STATUSES = ("draft", "active", "stopped", "trashed")
 
 
+def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`@route(path, methods=[...])`: a route whose errors become problems, and which, when
+    it is one scenario's (`{scenario_id}` in the path), answers only for a scenario the
+    calling key sees (its groups): any other is a 404, as if it did not exist."""
+
+    def register(view: Callable[..., Any]) -> Callable[..., Any]:
+        return _route(path, **options)(_scoped(view) if "{scenario_id}" in path else view)
+
+    return register
+
+
+def _scoped(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def scoped(**ids: str) -> Any:
+        if auth.caller().groups:  # a key of every group sees every scenario: no read
+            scenario_in_scope(ids["scenario_id"])
+        return view(**ids)
+
+    return scoped
+
+
+def scenario_in_scope(scenario_id: str) -> dict[str, Any]:
+    """The scenario's metadata when the calling key sees its group; else the very 404 of
+    an unknown scenario, so a key learns nothing of other groups' scenarios."""
+    meta = scenarios.get(scenario_id)
+    if not auth.caller().sees((meta.get("document") or {}).get("group")):
+        raise scenarios.NotFound(f"no scenario {scenario_id!r}")
+    return meta
+
+
+def in_callers_groups(document: dict[str, Any]) -> dict[str, Any]:
+    """A document the calling key may save: a key limited to groups saves only scenarios
+    of one of them. Without `group`, a key of one group gives it its own; a key of
+    several must name one (403 otherwise, and nothing is saved)."""
+    groups = auth.caller().groups
+    if not groups:
+        return document
+    if "group" not in document and len(groups) == 1:
+        return {**document, "group": groups[0]}
+    if document.get("group") not in groups:
+        raise Forbidden(f"$.group: this key saves only scenarios of the groups {', '.join(groups)}")
+    return document
+
+
 def present(meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A scenario as the API shows it."""
+    """A scenario as the API shows it. Not its webhook secret to a viewer key: whoever
+    holds the secret can put profiles in through the scenario's webhook triggers."""
+    viewer = auth.caller().role == "viewer"
     return {
         "id": meta["scenario_id"],
         "name": meta.get("name"),
         "status": meta["status"],
         "version": meta["version"],
         "tags": meta.get("tags", []),
-        "webhook_secret": meta.get("webhook_secret"),
+        "webhook_secret": None if viewer else meta.get("webhook_secret"),
         "created_at": meta.get("created_at"),
         "updated_at": meta.get("updated_at"),
         "scenario": meta.get("document"),
@@ -61,8 +117,13 @@ def present(meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 @route("/scenarios", methods=["POST"])
 def create_scenario() -> Response:
+    """A draft from a document, or (`{"template", "name"?, "group"?}`) from a template."""
     document = json_document(blueprint.current_request)
-    body(blueprint.current_request, ScenarioDraft)
+    if isinstance(document, dict) and "template" in document:
+        document = templates.draft(body(blueprint.current_request, FromTemplate))
+    else:
+        body(blueprint.current_request, ScenarioDraft)
+    document = in_callers_groups(document)
     check_size(document, "$", MAX_DOCUMENT_BYTES)
     meta = scenarios.create(document)
     return Response(present(meta, problems=meta["problems"]), status_code=201)
@@ -82,6 +143,7 @@ def list_scenarios() -> dict[str, Any]:
         tag=params.get("tag"),
         group=params.get("group"),
         q=params.get("q"),
+        groups=auth.caller().groups,
     )
     listed = [
         {
@@ -114,7 +176,7 @@ def simulate_scenario() -> dict[str, Any]:
     if request.scenario is not None:
         document = request.scenario
     else:
-        document = scenarios.get(request.scenario_id or "")["document"]
+        document = scenario_in_scope(request.scenario_id or "")["document"]
     try:
         scenario = CompiledScenario.from_document(document, request.scenario_id or "simulation")
     except ScenarioInvalid as error:
@@ -134,6 +196,7 @@ def read_scenario(scenario_id: str) -> dict[str, Any]:
 def replace_scenario(scenario_id: str) -> dict[str, Any]:
     document = json_document(blueprint.current_request)
     body(blueprint.current_request, ScenarioDraft)
+    document = in_callers_groups(document)
     check_size(document, "$", MAX_DOCUMENT_BYTES)
     meta = scenarios.replace(scenario_id, document)
     return present(meta, problems=meta["problems"])

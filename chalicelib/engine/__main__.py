@@ -23,7 +23,14 @@ def main(argv: list[str]) -> int:
     if len(argv) == 2:
         with open(argv[1]) as file:
             request = Simulation.model_validate(json.load(file))
-    start = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    show(scenario, request)
+    return 0
+
+
+def show(scenario: CompiledScenario, request: Simulation) -> None:
+    """Simulate from June 1st 2026, 09:00 UTC (unless the request starts elsewhere) and
+    print the path, the sends and how the journey ended."""
+    start = request.start or datetime(2026, 6, 1, 9, tzinfo=UTC)
     report = simulate(scenario, request, start)
     print(f"Scenario {scenario.name!r}, from {format_datetime(start)}:")
     for entry in report["path"]:
@@ -33,7 +40,6 @@ def main(argv: list[str]) -> int:
             f"  sent {send['channel']} to {send['to']} at {send['at']}: {send['subject'] or send['body']}"
         )
     print(f"Status: {report['status']} ({report['reason'] or 'end of graph'})")
-    return 0
 
 
 if __name__ == "__main__":

@@ -92,9 +92,11 @@ def list_page(
     tag: str | None = None,
     group: str | None = None,
     q: str | None = None,
+    groups: tuple[str, ...] = (),
 ) -> ScenarioPage:
     """One page of scenarios matching the filters: `limit` of them, unless the list ends
-    or the page has read LIST_SCANS pages of the table.
+    or the page has read LIST_SCANS pages of the table. With `groups`, only scenarios of
+    those groups (the calling key's scope).
 
     A Scan (scenarios are few) whose filter DynamoDB applies after reading, so one call may
     find nothing that matches; the page reads on rather than answer empty. A call that
@@ -102,6 +104,11 @@ def list_page(
     the next page's start. Attribute names go through placeholders: `status`, `group`
     and `search` are reserved words; the group is read from the document itself."""
     conditions, values, names = ["sk = :meta"], {":meta": "meta"}, {}
+    if groups:
+        scope = ", ".join(f":scope{index}" for index in range(len(groups)))
+        conditions.append(f"#document.#group IN ({scope})")
+        values.update({f":scope{index}": group for index, group in enumerate(groups)})
+        names.update({"#document": "document", "#group": "group"})
     if status:
         conditions.append("#status = :status")
         values[":status"], names["#status"] = status, "status"

@@ -70,7 +70,9 @@ def test_request_bodies_are_the_models_that_validate_them(document: dict[str, An
         ]
 
     ref = REF_TEMPLATE.format(model="{}")
-    assert body("/scenarios", "post") == {"$ref": ref.format("Scenario")}
+    assert body("/scenarios", "post") == {
+        "anyOf": [{"$ref": ref.format("Scenario")}, {"$ref": ref.format("FromTemplate")}]
+    }
     assert body("/scenarios/{scenario_id}", "put") == {"$ref": ref.format("Scenario")}
     assert body("/events", "post") == {
         "anyOf": [{"$ref": ref.format("EventIn")}, {"$ref": ref.format("EventBatch")}]
