@@ -427,6 +427,8 @@ class DeadLetterQueues(Out):
 
 class Redrive(DeadLetterQueue):
     task_handle: str = Field(description="SQS's handle of the message move task")
+
+
 # --- API keys and templates (SPEC §9) ---
 
 GroupName = Annotated[str, Field(min_length=1, max_length=200)]
