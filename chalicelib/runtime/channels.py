@@ -139,11 +139,14 @@ def skip_reason(row: dict[str, Any], profile: dict[str, Any] | None) -> str | No
         return "no_address"  # erased since the journey sent it
     fields = profile.get("fields") or {}
     channel, to = row["channel"], row.get("to")
-    if channel == "push":
+    consents = fields.get("consents")
+    consented = isinstance(consents, dict) and consents.get(channel) is True
+    if channel == "push":  # always the profile's own subscriptions: its consent applies
+        if not consented:
+            return "no_consent"
         return None if _subscriptions(row, fields) else "no_address"
     own = to == fields.get("email" if channel == "email" else "phone")
-    consents = fields.get("consents")
-    if own and not (isinstance(consents, dict) and consents.get(channel) is True):
+    if own and not consented:
         return "no_consent"  # an override recipient (a manager) is not the profile's consent
     valid = valid_email if channel == "email" else valid_phone
     if not valid(to):
