@@ -254,8 +254,8 @@ def _call(claim: Claim) -> None:
     except DeliveryError as error:
         if error.retryable:
             _retry_or_fail(claim, str(error))
-        else:
-            _fail(claim, str(error))
+        else:  # never sent: a refused address, not an http(s) URL, an unsendable header
+            _fail(claim, str(error), failure="refused")
         return
     if answer.status >= 500 or answer.status == 429:
         _retry_or_fail(claim, f"HTTP {answer.status}", status=answer.status)
@@ -367,11 +367,15 @@ def _retry_or_fail(claim: Claim, error: str, status: int | None = None) -> None:
         send(claim.row["queue"], claim.row["payload"], delay)
 
 
-def _fail(claim: Claim, error: str, status: int | None = None) -> None:
+def _fail(claim: Claim, error: str, status: int | None = None, failure: str | None = None) -> None:
+    """sending → failed. `failure`: for a webhook call without an HTTP answer, the word
+    its journey's path shows (`error refused`); without one, the path says `timeout`."""
     row = claim.row
     logger.warning("delivery failed", extra={"message_id": row["message_id"], "error": error})
     if row["kind"] == "webhook":
         result = {"ok": False, "status": status, "body": None, "error": error}
+        if failure is not None:
+            result["failure"] = failure
         _finish(claim, "failed", reason=error, result=result)
         announce_result(row, result)
         return

@@ -302,6 +302,7 @@ def test_cloud_metadata_is_never_called(stack: Stack) -> None:
     assert "169.254.169.254" in call["reason"]
     assert call["attempts"] == 1  # refused, not retried
     assert [text for _, text in texts()] == ["Sorry"]
+    assert stack.instance("ada").path[0]["outcome"] == "error refused"  # not a timeout
 
 
 def test_an_unsubscribe_stops_later_sends(stack: Stack) -> None:
