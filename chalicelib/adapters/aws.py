@@ -26,6 +26,10 @@ _lock = threading.Lock()
 _session: boto3.session.Session | None = None
 _listeners: list[Callable[[str, str], None]] = []
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# Sending an e-mail or an SMS is not idempotent: botocore would send it again after a read
+# timeout. The channel worker decides instead (chalicelib/runtime/channels.py).
+_SENDS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
+_SENDING_SERVICES = frozenset({"sesv2", "sns"})
 
 
 def client(service: str) -> Any:
@@ -39,7 +43,7 @@ def client(service: str) -> Any:
                 service,
                 region_name=config.region,
                 endpoint_url=config.aws_endpoint,
-                config=_BOTO_CONFIG,
+                config=_SENDS_CONFIG if service in _SENDING_SERVICES else _BOTO_CONFIG,
             )
         found.meta.events.register("before-call", _announce)
         cache[service] = found

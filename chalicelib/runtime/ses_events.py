@@ -3,7 +3,8 @@
 SES publishes its events (configuration set → SNS topic) to the feedback queue
 (`process_notification`), and callers may POST them to `/feedback` too, bare or in their
 SNS envelope; `from_notification` reads both shapes. Our message id is the `message_id`
-tag every e-mail is sent with.
+tag every e-mail is sent with. A Send event is SES's record that it took the message:
+it records `sent`, which the channel worker reads when its own call got no answer.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class SesEvent(_Loose):
     failure: SesFailure | None = None
     subscription: SesSubscription | None = None
     deliveryDelay: SesMoment | None = None
+    send: _Loose | None = None
 
 
 class SnsEnvelope(_Loose):
@@ -93,8 +95,9 @@ class SnsEnvelope(_Loose):
     Message: str | None = None
 
 
-IGNORED = ("Send", "DeliveryDelay")  # not a status of SPEC §1.4
+IGNORED = ("DeliveryDelay",)  # not a status of SPEC §1.4
 STATUS_OF = {
+    "Send": "sent",
     "Delivery": "delivered",
     "Bounce": "bounced",
     "Complaint": "unsubscribed",
@@ -105,6 +108,7 @@ STATUS_OF = {
     "Rendering Failure": "failed",
 }
 PART_OF = {
+    "Send": "send",
     "Delivery": "delivery",
     "Bounce": "bounce",
     "Complaint": "complaint",
@@ -127,8 +131,8 @@ def from_notification(document: dict[str, Any]) -> list[Outcome]:
     """The statuses an SES event reports, as (message id, status, at, details).
 
     Takes an SNS envelope (`{"Type": "Notification", "Message": "<json>"}`) or a bare SES
-    event (`eventType`, or the legacy `notificationType`). Send and DeliveryDelay report no
-    status (an empty list); a subscription change that does not opt out neither. Raises
+    event (`eventType`, or the legacy `notificationType`). DeliveryDelay reports no status
+    (an empty list); a subscription change that does not opt out neither. Raises
     BadNotification naming the field for anything else that does not fit, and
     SubscriptionConfirmation for SNS's confirmation messages.
     """

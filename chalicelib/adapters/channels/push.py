@@ -50,8 +50,9 @@ def send_push(
     which keeps it up to `ttl_seconds` for a browser that is offline.
 
     Raises Gone when the service answers 404 or 410 (the subscription is dead); a
-    retryable DeliveryError for 429, a 5xx, a timeout or a connection failure; a final
-    one for any other refusal, a malformed subscription, a payload over
+    retryable DeliveryError for 429, a 5xx or a connection failure; Unanswered for a
+    timeout or a connection dropped after the push went out; a final one for any other
+    refusal, a malformed subscription, a payload over
     MAX_PAYLOAD_BYTES, an endpoint on a refused address or a missing VAPID key.
     """
     from pywebpush import WebPushException, webpush  # 0.4 s of imports: only when pushing
