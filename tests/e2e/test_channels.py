@@ -15,7 +15,7 @@ from moto.sns.models import sns_backends
 
 from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
-from chalicelib.adapters.channels import DeliveryError
+from chalicelib.adapters.channels import DeliveryError, Unanswered
 from chalicelib.adapters.queues import queue_url, send
 from chalicelib.local.push_sink import LoopbackPushService
 from chalicelib.runtime import channels
@@ -528,5 +528,28 @@ def test_an_sms_call_without_an_answer_is_recorded_not_resent(
     stack.advance("PT20M")
 
     (row,) = rows(channel="sms")
+    assert (row["status"], row["attempts"], len(calls)) == ("failed", 1, 1)
+    assert row["reason"].startswith("interrupted")
+
+
+def test_a_push_without_an_answer_is_recorded_not_pushed_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def timing_out(*, subscription: dict[str, Any], **_: Any) -> None:
+        calls.append(subscription["endpoint"])
+        raise Unanswered(f"push to {subscription['endpoint']}: timed out")
+
+    monkeypatch.setattr(channels.push, "send_push", timing_out)
+    with LoopbackPushService() as service:
+        stack.create(
+            scenario({"nudge": send_node("push", title="Sale")}, [on_event("signup", "nudge")])
+        )
+        stack.upsert("ada", person("ada", push=[service.sink.subscribe("phone")]))
+        stack.event("signup", "ada")
+        stack.advance("PT20M")
+
+    (row,) = rows(channel="push")
     assert (row["status"], row["attempts"], len(calls)) == ("failed", 1, 1)
     assert row["reason"].startswith("interrupted")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chalicelib.adapters import secrets
-from chalicelib.adapters.channels import DeliveryError, Gone, send_push
+from chalicelib.adapters.channels import DeliveryError, Gone, Unanswered, send_push
 from chalicelib.adapters.channels.push import MAX_PAYLOAD_BYTES
 from chalicelib.config import settings
 from chalicelib.local.push_sink import LoopbackPushService, PushSink
@@ -126,6 +127,30 @@ def test_a_push_service_that_is_down_is_retryable(configured: None) -> None:
     with pytest.raises(DeliveryError) as raised:
         send_push(subscription=subscription, payload={"n": 1}, ttl_seconds=60, timeout=5)
     assert raised.value.retryable
+
+
+def test_a_push_service_that_does_not_answer_is_unanswered(configured: None) -> None:
+    release = threading.Event()
+
+    class Holding(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            release.wait(30)  # until the test ends
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Holding)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    subscription = PushSink(f"http://127.0.0.1:{server.server_address[1]}").subscribe()
+    try:
+        # the push went out: it may have arrived, so the worker must not push it again
+        with pytest.raises(Unanswered, match="timed out"):
+            send_push(subscription=subscription, payload={"n": 1}, ttl_seconds=60, timeout=0.3)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_push_endpoint_on_a_private_address_is_refused(configured: None) -> None:
