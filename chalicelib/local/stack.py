@@ -32,7 +32,8 @@ def configure_environment(endpoint: str, virtual: bool, public_url: str | None =
 
     Webhook nodes may call loopback addresses (the local stack's own sinks, a test
     server); the Web Push key is made anew for each run unless one is given; moto's SES
-    publishes no events, so the stack publishes the Send events SES would.
+    publishes no events, so the stack publishes the Send events SES would. Every push goes
+    to the stack's own push sink, whatever its subscription's endpoint (SPEC §3.5).
     """
     os.environ.update(
         SCENARIA_STAGE=os.environ.get("SCENARIA_STAGE", "local"),
@@ -48,6 +49,8 @@ def configure_environment(endpoint: str, virtual: bool, public_url: str | None =
     )
     if public_url:
         os.environ["SCENARIA_PUBLIC_URL"] = public_url
+    base = os.environ.get("SCENARIA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    os.environ["SCENARIA_PUSH_SINK"] = f"{base}/local/push"  # served by chalicelib.local.routes
     forget_caches()
 
 

@@ -17,9 +17,10 @@ from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
 from chalicelib.adapters.channels import DeliveryError, Unanswered
 from chalicelib.adapters.queues import queue_url, send
-from chalicelib.local.push_sink import LoopbackPushService
+from chalicelib.config import settings
+from chalicelib.local.push_sink import LoopbackPushService, PushSink
 from chalicelib.runtime import channels
-from tests.loopback import Answer
+from tests.loopback import Answer, serving
 
 
 def emails() -> list[Any]:
@@ -553,3 +554,23 @@ def test_a_push_without_an_answer_is_recorded_not_pushed_again(
     (row,) = rows(channel="push")
     assert (row["status"], row["attempts"], len(calls)) == ("failed", 1, 1)
     assert row["reason"].startswith("interrupted")
+
+
+def test_on_the_local_stack_a_browser_s_push_goes_to_the_sink_not_to_its_service(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LoopbackPushService() as sink, serving() as browser_service:
+        monkeypatch.setenv("SCENARIA_PUSH_SINK", f"{sink.url}/local/push")
+        settings.cache_clear()
+        browser = PushSink(browser_service.url).subscribe()  # a real browser's, elsewhere
+        signed_up(stack, {"nudge": send_node("push", title="Sale", body="Hi")})
+        stack.upsert("bob", person("bob", push=[browser]))
+        stack.event("signup", "bob")
+        stack.drain()
+
+        assert browser_service.requests == []  # nothing but webhook calls leaves the stack
+        (pushed,) = sink.sink.received()
+    assert (pushed["endpoint"], pushed["decrypted"]) == (browser["endpoint"], False)
+    (row,) = rows(channel="push", profile_id="bob")
+    assert row["status"] == "sent"
+    assert [m["profile_id"] for m in stack.sent(channel="push")] == ["bob"]

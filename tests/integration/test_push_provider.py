@@ -6,6 +6,7 @@ receiving one without the API key.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,8 +22,9 @@ from chalicelib.adapters.channels import DeliveryError, Gone, Unanswered, send_p
 from chalicelib.adapters.channels.push import MAX_PAYLOAD_BYTES
 from chalicelib.config import settings
 from chalicelib.local.push_sink import LoopbackPushService, PushSink
-from chalicelib.local.stack import new_vapid_key
+from chalicelib.local.stack import configure_environment, forget_caches, new_vapid_key
 from chalicelib.scenarios.addresses import valid_push_subscription
+from tests.loopback import serving
 
 
 def _vapid_pem() -> str:
@@ -200,6 +202,63 @@ def test_a_browser_subscription_is_valid() -> None:
             },
         }
     )
+
+
+@pytest.fixture
+def on_the_local_stack(
+    sink_server: LoopbackPushService, monkeypatch: pytest.MonkeyPatch
+) -> LoopbackPushService:
+    """Pushes go to the sink whatever their endpoint, as the local stack sets it."""
+    monkeypatch.setenv("SCENARIA_PUSH_SINK", f"{sink_server.url}/local/push")
+    settings.cache_clear()
+    return sink_server
+
+
+def test_on_the_local_stack_a_browser_s_subscription_is_pushed_to_the_sink(
+    on_the_local_stack: LoopbackPushService,
+) -> None:
+    with serving() as browser_service:  # a real push service, as far as the stack can tell
+        subscription = PushSink(browser_service.url).subscribe()
+
+        send_push(subscription=subscription, payload={"title": "Hi"}, ttl_seconds=60)
+
+        assert browser_service.requests == []  # nothing left for it
+    (got,) = on_the_local_stack.sink.received()
+    assert got["endpoint"] == subscription["endpoint"]
+    assert (got["payload"], got["decrypted"], got["ttl"]) == (None, False, 60)
+
+
+def test_on_the_local_stack_the_sink_s_own_subscriptions_still_decrypt(
+    on_the_local_stack: LoopbackPushService,
+) -> None:
+    subscription = on_the_local_stack.sink.subscribe("phone")
+    send_push(subscription=subscription, payload={"title": "Hi"}, ttl_seconds=60)
+    (got,) = on_the_local_stack.sink.received()
+    assert (got["name"], got["payload"], got["decrypted"]) == ("phone", {"title": "Hi"}, True)
+
+
+def test_the_local_stack_sends_every_push_to_its_own_sink(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # whatever it sets goes with the test
+    try:
+        configure_environment(
+            "http://127.0.0.1:5000", virtual=True, public_url="http://127.0.0.1:8123"
+        )
+        assert settings().push_sink == "http://127.0.0.1:8123/local/push"
+        assert settings().ses_sandbox
+    finally:
+        monkeypatch.undo()
+        forget_caches()
+
+
+def test_a_forwarded_push_is_checked_like_any_other() -> None:
+    sink = PushSink("http://127.0.0.1:9")
+    forwarded = {"X-Push-Endpoint": "https://push.example/abc", "TTL": "60"}
+    assert sink.receive("forwarded", forwarded, b"x" * 200) == 400  # no VAPID token
+    assert sink.receive("forwarded", {"TTL": "60"}, b"x" * 200) == 400  # for no endpoint
+    assert sink.receive("forwarded", forwarded, b"x" * 4097) == 413
+    assert sink.received() == []
 
 
 # --- the sink alone -----------------------------------------------------------------------
