@@ -441,7 +441,7 @@ def _settle(row: dict[str, Any]) -> dict[str, Any] | None:
         if recorded_at is not None:  # the Send event came: SES took it
             _finish(claim, "sent", at=recorded_at)
             return None
-        if row["channel"] not in RECORDED:
+        if row.get("channel") not in RECORDED:  # a webhook call has none either
             _fail(claim, "interrupted: the provider may or may not have taken it")
             return None
         if row.get("attempts", 0) >= MAX_ATTEMPTS:

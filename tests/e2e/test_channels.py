@@ -574,3 +574,27 @@ def test_on_the_local_stack_a_browser_s_push_goes_to_the_sink_not_to_its_service
     (row,) = rows(channel="push", profile_id="bob")
     assert row["status"] == "sent"
     assert [m["profile_id"] for m in stack.sent(channel="push")] == ["bob"]
+
+
+def test_a_webhook_call_whose_worker_died_is_recorded_and_takes_on_error(stack: Stack) -> None:
+    node = call_node(f"{stack.crm.url}/hook", on_error="sorry")
+    stack.create(
+        scenario(
+            {"call": node, "sorry": send_node("sms", body="Sorry")}, [on_event("signup", "call")]
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    for pump in stack.runtime.pumps:
+        if pump.queue in ("events", "steps"):
+            while pump.run_once():
+                pass
+    (row,) = rows(kind="webhook")
+    assert channels._claim(row, stack.now) is not None  # claimed, then the worker died
+
+    stack.advance("PT16M")
+
+    (row,) = rows(kind="webhook")
+    assert (row["status"], stack.crm.requests) == ("failed", [])
+    assert row["reason"].startswith("interrupted")
+    assert [text for _, text in texts()] == ["Sorry"]
