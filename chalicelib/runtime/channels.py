@@ -390,8 +390,8 @@ def _retry_or_fail(claim: Claim, error: str, status: int | None = None) -> None:
 
 
 def _fail(claim: Claim, error: str, status: int | None = None, failure: str | None = None) -> None:
-    """sending → failed. `failure`: for a webhook call without an HTTP answer, the word
-    its journey's path shows (`error refused`); without one, the path says `timeout`."""
+    """sending (or unconfirmed) → failed. `failure`: for a webhook call without an HTTP
+    answer, the word its journey's path shows (`error refused`); without one, `timeout`."""
     row = claim.row
     logger.warning("delivery failed", extra={"message_id": row["message_id"], "error": error})
     if row["kind"] == "webhook":
