@@ -12,9 +12,10 @@ crash) may or may not have reached the provider, and is never made again blind:
 
 - an e-mail goes `sending` → `unconfirmed` (a worker that died leaves it `sending`) and
   waits, for the lease from its claim, for SES's own record of it: the Send event tagged
-  with our message id, which the feedback path records as the status `sent`. When the
-  lease ends the sweeper hands the row back: with that record it is `sent`; without, SES
-  never took it, and it goes back to `queued` and out again;
+  with our message id, which the feedback path records as the status `sent` (and which
+  makes an `unconfirmed` row `sent` at once, `recorded`). When the lease ends the
+  sweeper hands the row back: with that record it is `sent`; without, SES never took
+  it, and it goes back to `queued` and out again;
 - an SMS or a push has no such record: it is `failed` (`interrupted`), at once when the
   call went unanswered, after the lease when the worker died.
 
@@ -428,6 +429,17 @@ def _unanswered(claim: Claim, error: str) -> None:
         "no clear answer: waiting for the provider's record",
         extra={"message_id": claim.row["message_id"], "error": error},
     )
+
+
+def recorded(row: dict[str, Any]) -> None:
+    """The provider's record of a send came (SES's Send event, recorded as `sent` in the
+    row's feedback): a row that waits for it, `unconfirmed`, is `sent` now rather than when
+    its lease ends. A row still `sending` is its worker's (or the lease's) to settle."""
+    recorded_at = (row.get("feedback") or {}).get("sent")
+    if row.get("status") != "unconfirmed" or recorded_at is None:
+        return
+    with suppress(ConditionFailed):  # settled meanwhile, by the lease's end
+        _finish(Claim(row), "sent", at=recorded_at)
 
 
 def _settle(row: dict[str, Any]) -> dict[str, Any] | None:

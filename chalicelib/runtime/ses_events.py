@@ -4,7 +4,7 @@ SES publishes its events (configuration set → SNS topic) to the feedback queue
 (`process_notification`), and callers may POST them to `/feedback` too, bare or in their
 SNS envelope; `from_notification` reads both shapes. Our message id is the `message_id`
 tag every e-mail is sent with. A Send event is SES's record that it took the message:
-it records `sent`, which the channel worker reads when its own call got no answer.
+it records `sent`, which settles a send whose call got no answer (`channels.recorded`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from chalicelib.scenarios.validation import json_path
 
+from .channels import recorded
 from .feedback import UnknownMessage, record
 
 logger = logging.getLogger(__name__)
@@ -173,9 +174,12 @@ def process_notification(body: dict[str, Any]) -> None:
         return
     for message_id, status, at, details in outcomes:
         try:
-            record(message_id, status, at, **details)
+            row = record(message_id, status, at, **details)
         except UnknownMessage:
             logger.info("feedback for unknown message %s dropped (%s)", message_id, status)
+            continue
+        if status == "sent":  # SES's record of a send the worker got no answer for
+            recorded(row)
 
 
 def _ses_event(document: Any) -> tuple[SesEvent, tuple[str, ...]]:
