@@ -1,4 +1,5 @@
-"""The e-mail worker's throughput: `python -m bench.channels` (part of `make bench`).
+"""The e-mail worker's throughput, and what faults cost it: `python -m bench.channels`
+(part of `make bench`).
 
 Prints `name: value unit` lines and merges them into bench/results.json.
 
@@ -13,11 +14,21 @@ table for each TransactWriteItems (to roll it back). The worker's own time per m
 outside AWS calls, is reported beside it; on AWS a message costs that plus the latency of
 its requests, which run one after another (so Lambda concurrency, not the worker, sets
 the channel's rate).
+
+Then faults, one boundary at a time, each on a fresh stack on a virtual clock:
+BENCH_FAULT_EMAILS profiles (default 100) are e-mailed, and one message in
+BENCH_FAULT_EVERY (default 10) meets a fault at that boundary of the worker — before its
+claim, after its claim (the worker dies holding it), after SES accepted the message (its
+answer lost, as in a read timeout; or the worker crashes there), after the row was
+recorded `sent`. The queues are drained and the clock moved past the lease, so the
+sweeper hands back whatever was left; then moto's SES says how many e-mails each profile
+got: `lost` (none) and `duplicated` (more than one) per boundary. Both must be 0.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -28,6 +39,30 @@ from bench.runtime import RESULTS, in_process_stack
 from chalicelib.local.stack import forget_caches
 
 EMAILS = int(os.environ.get("BENCH_EMAILS", "300"))
+FAULT_EMAILS = int(os.environ.get("BENCH_FAULT_EMAILS", "100"))
+FAULT_EVERY = int(os.environ.get("BENCH_FAULT_EVERY", "10"))
+BOUNDARIES = (
+    "before_claim",
+    "after_claim",
+    "after_provider_accepted_answer_lost",
+    "after_provider_accepted_worker_crashed",
+    "after_recording",
+)
+NEWSLETTER = {
+    "name": "Newsletter",
+    "profile_db": "customers",
+    "entry": "mail",
+    "nodes": {
+        "mail": {
+            "type": "send",
+            "channel": "email",
+            "template": {
+                "subject": "News for {{ profile.first_name }}",
+                "html": '<p>Hello</p><a href="https://shop.example/sale">Sale</a>',
+            },
+        }
+    },
+}
 
 
 def email_worker_figures() -> dict[str, tuple[float, str]]:
@@ -37,51 +72,13 @@ def email_worker_figures() -> dict[str, tuple[float, str]]:
 
         from app import app
         from chalicelib.adapters.aws import client, count_requests
-        from chalicelib.adapters.clock import now
         from chalicelib.local.stack import Runtime, create_resources
-        from chalicelib.runtime import profiles, scenarios
-        from chalicelib.runtime.journeys import capture_profile
-        from chalicelib.scenarios.facts import Event
 
         create_resources()
-        meta = scenarios.create(
-            {
-                "name": "Newsletter",
-                "profile_db": "customers",
-                "entry": "mail",
-                "nodes": {
-                    "mail": {
-                        "type": "send",
-                        "channel": "email",
-                        "template": {
-                            "subject": "News for {{ profile.first_name }}",
-                            "html": '<p>Hello</p><a href="https://shop.example/sale">Sale</a>',
-                        },
-                    }
-                },
-            }
-        )
-        scenarios.activate(meta["scenario_id"])
+        _newsletter_to(EMAILS)
         runtime = Runtime(app)
         email = next(pump for pump in runtime.pumps if pump.queue == "email")
         others = [pump for pump in runtime.pumps if pump.queue != "email"]
-        profiles.import_profiles(
-            "customers",
-            [
-                (
-                    f"p{n}",
-                    {
-                        "first_name": f"Reader {n}",
-                        "email": f"reader{n}@example.com",
-                        "consents": {"email": True},
-                    },
-                )
-                for n in range(EMAILS)
-            ],
-        )
-        entry = Event("capture", now(), {}, id="bench")
-        for n in range(EMAILS):
-            capture_profile(meta["scenario_id"], "customers", f"p{n}", entry)
         timer = CallTimer([client(name) for name in ("dynamodb", "sqs", "sesv2")])
         with count_requests() as meter, timer:
             started = time.perf_counter()
@@ -104,6 +101,152 @@ def email_worker_figures() -> dict[str, tuple[float, str]]:
     for operation, count in sorted(by_operation.items()):
         figures[f"email_worker_{operation}_per_message"] = (count / handled, "requests")
     return figures
+
+
+def _newsletter_to(count: int) -> str:
+    """The active newsletter scenario, `count` readers captured into it (their e-mails
+    committed and queued); its id."""
+    from chalicelib.adapters.clock import now
+    from chalicelib.runtime import profiles, scenarios
+    from chalicelib.runtime.journeys import capture_profile
+    from chalicelib.scenarios.facts import Event
+
+    meta = scenarios.create(NEWSLETTER)
+    scenarios.activate(meta["scenario_id"])
+    profiles.import_profiles(
+        "customers",
+        [
+            (
+                f"p{n}",
+                {
+                    "first_name": f"Reader {n}",
+                    "email": f"reader{n}@example.com",
+                    "consents": {"email": True},
+                },
+            )
+            for n in range(count)
+        ],
+    )
+    entry = Event("capture", now(), {}, id="bench")
+    for n in range(count):
+        capture_profile(meta["scenario_id"], "customers", f"p{n}", entry)
+    return str(meta["scenario_id"])
+
+
+class Fault(RuntimeError):
+    """The injected failure."""
+
+
+def fault_figures() -> dict[str, tuple[float, str]]:
+    """Lost and duplicated e-mails with a fault at each boundary of the e-mail worker."""
+    figures: dict[str, tuple[float, str]] = {}
+    for boundary in BOUNDARIES:
+        lost, duplicated = _faulted_run(boundary)
+        figures[f"email_faults_{boundary}_lost"] = (lost, f"of {FAULT_EMAILS} e-mails")
+        figures[f"email_faults_{boundary}_duplicated"] = (duplicated, f"of {FAULT_EMAILS} e-mails")
+    return figures
+
+
+def _faulted_run(boundary: str) -> tuple[int, int]:
+    """E-mail FAULT_EMAILS readers with a fault at `boundary` for one in FAULT_EVERY;
+    drain, move past the lease; (lost, duplicated) by what moto's SES sent."""
+    from datetime import UTC, datetime, timedelta
+
+    with in_process_stack():
+        forget_caches()
+        from botocore.exceptions import ReadTimeoutError
+        from moto.ses.models import ses_backends
+
+        from app import app
+        from chalicelib.adapters.aws import client
+        from chalicelib.adapters.clock import VirtualClock, use_clock
+        from chalicelib.local.clock import advance_to
+        from chalicelib.local.stack import Runtime, create_resources
+        from chalicelib.runtime import channels
+
+        os.environ["SCENARIA_SES_SANDBOX"] = "1"  # SES's Send events, as on the local stack
+        forget_caches()
+        clock = VirtualClock(datetime(2026, 6, 10, 10, tzinfo=UTC))
+        previous = use_clock(clock)
+        restore: list[tuple[Any, str, Any]] = []
+
+        def patch(owner: Any, name: str, replacement: Any) -> Any:
+            original = getattr(owner, name)
+            restore.append((owner, name, original))
+            setattr(owner, name, replacement)
+            return original
+
+        faulted: set[str] = set()
+
+        def chosen(reader: str) -> bool:
+            """Whether this reader's message meets the fault (once)."""
+            if int(reader.removeprefix("p")) % FAULT_EVERY or reader in faulted:
+                return False
+            faulted.add(reader)
+            return True
+
+        logging.disable(logging.CRITICAL)  # the injected faults, logged as the crashes they are
+        try:
+            create_resources()
+            sqs = client("sqs")
+            hand_back = sqs.change_message_visibility  # a failed message comes back at once
+            patch(
+                sqs,
+                "change_message_visibility",
+                lambda **a: hand_back(**{**a, "VisibilityTimeout": 0}),
+            )
+            if boundary in ("before_claim", "after_claim"):
+                claim = channels._claim
+
+                def claiming(row: dict[str, Any], now: datetime) -> Any:
+                    if boundary == "before_claim" and chosen(row["profile_id"]):
+                        raise Fault("the worker died before its claim")
+                    held = claim(row, now)
+                    if boundary == "after_claim" and chosen(row["profile_id"]):
+                        raise Fault("the worker died holding its claim")
+                    return held
+
+                patch(channels, "_claim", claiming)
+            elif boundary.startswith("after_provider_accepted"):
+                ses = client("sesv2")
+                send_email = ses.send_email
+
+                def accepted(**request: Any) -> Any:
+                    answer = send_email(**request)
+                    reader = "p" + request["Destination"]["ToAddresses"][0].split("@")[0][6:]
+                    if chosen(reader):
+                        if boundary.endswith("answer_lost"):
+                            raise ReadTimeoutError(endpoint_url="https://email.amazonaws.com")
+                        raise Fault("the worker crashed after SES accepted")
+                    return answer
+
+                patch(ses, "send_email", accepted)
+            else:
+                finish = channels._finish
+
+                def finishing(held: Any, status: str, *args: Any, **values: Any) -> None:
+                    finish(held, status, *args, **values)
+                    if status == "sent" and chosen(held.row["profile_id"]):
+                        raise Fault("the worker died after recording the send")
+
+                patch(channels, "_finish", finishing)
+            _newsletter_to(FAULT_EMAILS)
+            runtime = Runtime(app)
+            advance_to(runtime, clock, clock.now() + timedelta(minutes=40))  # two leases
+            backend = ses_backends["123456789012"]["us-east-1"]
+            got = Counter(m.destinations["ToAddresses"][0] for m in backend.sent_messages)
+        finally:
+            for owner, name, original in reversed(restore):
+                setattr(owner, name, original)
+            use_clock(previous)
+            os.environ.pop("SCENARIA_SES_SANDBOX", None)
+            logging.disable(logging.NOTSET)
+    if len(faulted) != -(-FAULT_EMAILS // FAULT_EVERY):
+        raise SystemExit(f"bench.channels: {boundary}: {len(faulted)} faults injected")
+    readers = [f"reader{n}@example.com" for n in range(FAULT_EMAILS)]
+    lost = sum(1 for reader in readers if not got[reader])
+    duplicated = sum(got[reader] - 1 for reader in readers if got[reader] > 1)
+    return lost, duplicated
 
 
 class CallTimer:
@@ -140,12 +283,16 @@ def _pump_all(pump: object) -> int:
 
 
 def main() -> int:
-    figures = email_worker_figures()
+    figures = email_worker_figures() | fault_figures()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name, (value, unit) in figures.items():
         print(f"{name}: {value:.2f} {unit}")
         results[name] = {"value": round(value, 3), "unit": unit}
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    faulty = [name for name, (value, _) in figures.items() if "_faults_" in name and value]
+    if faulty:
+        print(f"bench.channels: e-mails lost or sent twice: {', '.join(faulty)}")
+        return 1
     return 0
 
 

@@ -53,6 +53,8 @@ class Settings:
     vapid_key_parameter: str | None  # on AWS: an SSM SecureString holding that key
     vapid_subject: str  # the `sub` claim of VAPID tokens: a mailto: or https: contact
     webhook_allowed_networks: tuple[str, ...]  # private CIDRs webhook nodes may call
+    ses_sandbox: bool  # SES is moto's, which publishes no events: the stack publishes Send's
+    push_sink: str | None  # locally: the push sink every push goes to, whatever its endpoint
 
     def ses_configuration_set(self) -> str:
         """The SES configuration set whose event destination reports deliveries, opens, ..."""
@@ -88,4 +90,6 @@ def settings() -> Settings:
         webhook_allowed_networks=tuple(
             n.strip() for n in env.get("SCENARIA_WEBHOOK_ALLOW", "").split(",") if n.strip()
         ),
+        ses_sandbox=env.get("SCENARIA_SES_SANDBOX") == "1",
+        push_sink=(env.get("SCENARIA_PUSH_SINK") or "").rstrip("/") or None,
     )

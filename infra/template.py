@@ -107,9 +107,10 @@ DEAD_LETTER_ACTIONS = (
 )
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 # What SES reports to the feedback topic (chalicelib/runtime/ses_events.py reads them).
-# Not "send": the worker records `sent` itself, and each would cost a queue message and a
-# run of the feedback function for nothing.
+# "send" is SES's record that it took a message: the channel worker settles a send whose
+# call got no answer by it (chalicelib/runtime/channels.py).
 SES_EVENT_TYPES = (
+    "send",
     "reject",
     "bounce",
     "complaint",

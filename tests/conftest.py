@@ -27,6 +27,7 @@ os.environ.update(
     SCENARIA_TIMER_SHARDS="2",  # fewer index queries per sweep: the suite runs faster
     SCENARIA_WEBHOOK_ALLOW="127.0.0.0/8,::1/128",  # webhook nodes call test servers on loopback
     SCENARIA_VAPID_PRIVATE_KEY=new_vapid_key(),
+    SCENARIA_SES_SANDBOX="1",  # moto's SES publishes no Send events: the stack does, as SES
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",
     AWS_SECURITY_TOKEN="testing",

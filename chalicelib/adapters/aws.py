@@ -27,6 +27,10 @@ _session: boto3.session.Session | None = None
 Listener = Callable[[str, str, Mapping[str, Any]], None]  # (service, operation, parameters)
 _listeners: list[Listener] = []
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# Sending an e-mail or an SMS is not idempotent: botocore would send it again after a read
+# timeout. The channel worker decides instead (chalicelib/runtime/channels.py).
+_SENDS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
+_SENDING_SERVICES = frozenset({"sesv2", "sns"})
 
 
 def client(service: str) -> Any:
@@ -40,7 +44,7 @@ def client(service: str) -> Any:
                 service,
                 region_name=config.region,
                 endpoint_url=config.aws_endpoint,
-                config=_BOTO_CONFIG,
+                config=_SENDS_CONFIG if service in _SENDING_SERVICES else _BOTO_CONFIG,
             )
         # once per call (retries do not emit it again), with the caller's parameters
         found.meta.events.register("before-parameter-build", _announce)

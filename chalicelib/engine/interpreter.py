@@ -403,7 +403,8 @@ class _Run:
                 instance.vars[node.save_as] = result.body
             self.resume_after_wait("ok", node.next, self.now)
         elif node.on_error:
-            self.resume_after_wait(f"error {result.status or 'timeout'}", node.on_error, self.now)
+            why = result.status or result.failure or "timeout"
+            self.resume_after_wait(f"error {why}", node.on_error, self.now)
         else:
             self.end(ERROR, "webhook_failed")
 

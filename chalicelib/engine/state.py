@@ -99,6 +99,7 @@ class WebhookResult:
     ok: bool
     status: int | None = None
     body: Any = None
+    failure: str | None = None  # without an HTTP answer: `refused`, else a timeout
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,11 @@ service would: checks the VAPID token (RFC 8292), decrypts the aes128gcm body (R
 with the subscription's private key, and keeps the payload for `GET /local/push`.
 An unsubscribed id answers 410 Gone, as a real push service does. State is in memory.
 
+Pushes for a real browser's subscription come here too (`<sink>/forwarded`, the endpoint
+they were for in `X-Push-Endpoint`): nothing but webhook calls leaves the local stack.
+The sink checks them the same way, but only that browser holds the key to read them: it
+keeps them encrypted, with `payload` None.
+
 `LoopbackPushService` serves a sink on its own loopback port, for a stack run in-process
 without an HTTP server (tests driving the app through `chalice.test.Client`).
 """
@@ -32,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
+from chalicelib.adapters.channels.push import FORWARDED, FORWARDED_FOR
 from chalicelib.adapters.clock import now
 from chalicelib.config import settings
 from chalicelib.scenarios.durations import format_datetime
@@ -39,6 +45,7 @@ from chalicelib.scenarios.durations import format_datetime
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4096  # RFC 8030: a push service must accept at least this much
+MIN_BODY_BYTES = 86 + 17  # RFC 8188: the aes128gcm header with the sender's key, one record
 MAX_TOKEN_LIFETIME = 24 * 60 * 60  # RFC 8292: `exp` no more than 24 hours ahead
 KEEP = 1000  # received pushes kept, newest last
 
@@ -105,25 +112,44 @@ class PushSink:
         """Take one push; returns the HTTP status a push service would answer: 201 when
         the VAPID token verifies and the body decrypts, 400 when either fails (or a
         header is missing), 413 for a body over 4096 bytes, 410 for an unknown or
-        unsubscribed id."""
+        unsubscribed id. A push forwarded for another service's subscription is taken
+        when its token verifies for that service and it is encrypted, and kept sealed."""
+        fields = {name.lower(): value for name, value in headers.items()}
+        if subscription_id == FORWARDED:
+            endpoint = fields.get(FORWARDED_FOR.lower(), "")
+            return self._taken(endpoint, None, fields, body) if endpoint else 400
         with self._lock:
             subscription = self._subscriptions.get(subscription_id)
         if subscription is None or not subscription.active:
             return 410
-        fields = {name.lower(): value for name, value in headers.items()}
+        return self._taken(subscription.endpoint, subscription, fields, body)
+
+    def _taken(
+        self,
+        endpoint: str,
+        subscription: _Subscription | None,
+        fields: dict[str, str],
+        body: bytes,
+    ) -> int:
+        """Check a push for `endpoint` (headers lower-cased) and keep it: decrypted for
+        one of the sink's subscriptions, sealed for any other."""
         if len(body) > MAX_BODY_BYTES:
             return 413
-        problem = _vapid_problem(fields.get("authorization", ""), _origin(subscription.endpoint))
+        problem = _vapid_problem(fields.get("authorization", ""), _origin(endpoint))
         if problem:
-            logger.warning("push to %s refused: %s", subscription_id, problem)
+            logger.warning("push to %s refused: %s", _origin(endpoint), problem)
             return 400
         ttl = fields.get("ttl", "")
         if not ttl.isdigit():
-            logger.warning("push to %s refused: no TTL header", subscription_id)
+            logger.warning("push to %s refused: no TTL header", _origin(endpoint))
             return 400
-        if fields.get("content-encoding", "").lower() != "aes128gcm":
-            logger.warning("push to %s refused: not aes128gcm", subscription_id)
+        if fields.get("content-encoding", "").lower() != "aes128gcm" or len(body) < MIN_BODY_BYTES:
+            logger.warning("push to %s refused: not aes128gcm", _origin(endpoint))
             return 400
+        if subscription is None:  # only the browser holding the subscription can read it
+            self._keep(endpoint, None, None, int(ttl), fields)
+            return 201
+        subscription_id = subscription.id
         try:
             plain = http_ece.decrypt(
                 body,
@@ -139,22 +165,35 @@ class PushSink:
             payload: Any = json.loads(text)
         except ValueError:
             payload = text
+        self._keep(endpoint, subscription, payload, int(ttl), fields)
+        return 201
+
+    def _keep(
+        self,
+        endpoint: str,
+        subscription: _Subscription | None,
+        payload: Any,
+        ttl: int,
+        fields: dict[str, str],
+    ) -> None:
         with self._lock:
             self._received.append(
                 {
-                    "subscription_id": subscription_id,
-                    "name": subscription.name,
+                    "subscription_id": subscription.id if subscription else None,
+                    "name": subscription.name if subscription else None,
+                    "endpoint": endpoint,
                     "payload": payload,
-                    "ttl": int(ttl),
+                    "decrypted": subscription is not None,
+                    "ttl": ttl,
                     "urgency": fields.get("urgency", "normal"),
                     "at": format_datetime(now()),
                 }
             )
-        return 201
 
     def received(self) -> list[dict[str, Any]]:
-        """The pushes taken, oldest first: subscription id and name, decrypted payload,
-        TTL, urgency and when (on the stack's clock)."""
+        """The pushes taken, oldest first: subscription id and name, the endpoint, the
+        payload (`decrypted`; None for another service's subscription), TTL, urgency and
+        when (on the stack's clock)."""
         with self._lock:
             return list(self._received)
 

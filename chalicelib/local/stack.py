@@ -31,7 +31,9 @@ def configure_environment(endpoint: str, virtual: bool, public_url: str | None =
     """Point the stack's configuration at moto; call before importing the app.
 
     Webhook nodes may call loopback addresses (the local stack's own sinks, a test
-    server); the Web Push key is made anew for each run unless one is given.
+    server); the Web Push key is made anew for each run unless one is given; moto's SES
+    publishes no events, so the stack publishes the Send events SES would. Every push goes
+    to the stack's own push sink, whatever its subscription's endpoint (SPEC §3.5).
     """
     os.environ.update(
         SCENARIA_STAGE=os.environ.get("SCENARIA_STAGE", "local"),
@@ -40,12 +42,15 @@ def configure_environment(endpoint: str, virtual: bool, public_url: str | None =
         SCENARIA_PRECISE_DELAYS="0" if virtual else os.environ.get("SCENARIA_PRECISE_DELAYS", "1"),
         SCENARIA_WEBHOOK_ALLOW=os.environ.get("SCENARIA_WEBHOOK_ALLOW", "127.0.0.0/8,::1/128"),
         SCENARIA_VAPID_PRIVATE_KEY=os.environ.get("SCENARIA_VAPID_PRIVATE_KEY") or new_vapid_key(),
+        SCENARIA_SES_SANDBOX="1",
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",
         AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
     )
     if public_url:
         os.environ["SCENARIA_PUBLIC_URL"] = public_url
+    base = os.environ.get("SCENARIA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    os.environ["SCENARIA_PUSH_SINK"] = f"{base}/local/push"  # served by chalicelib.local.routes
     forget_caches()
 
 

@@ -3,11 +3,21 @@
 A row of the `messages` table goes `queued` → `sending` → `sent`, `failed` or `skipped`.
 The worker claims the row with a conditional write before it calls the provider, so a
 redelivered queue message is never sent twice. The row stays in the outbox's `pending`
-index until it reaches a final state: a worker that died between claim and answer
-leaves it `sending`, the sweeper hands it back after the lease, and it is recorded as
-`failed` (`interrupted`) — it cannot be known whether the provider got it, and sending
-again could send twice. A provider's passing trouble (throttling, 5xx, a timeout) puts
-the row back to `queued` with a later `retry_at`, backing off, until `MAX_ATTEMPTS`.
+index until it reaches a final state. A provider's clear refusal fails it; its passing
+trouble (throttling, a 5xx, no connection) puts the row back to `queued` with a later
+`retry_at`, backing off, until `MAX_ATTEMPTS`.
+
+A call with no clear answer (a read timeout, a dropped connection, the worker's own
+crash) may or may not have reached the provider, and is never made again blind:
+
+- an e-mail goes `sending` → `unconfirmed` (a worker that died leaves it `sending`) and
+  waits, for the lease from its claim, for SES's own record of it: the Send event tagged
+  with our message id, which the feedback path records as the status `sent` (and which
+  makes an `unconfirmed` row `sent` at once, `recorded`). When the lease ends the
+  sweeper hands the row back: with that record it is `sent`; without, SES never took
+  it, and it goes back to `queued` and out again;
+- an SMS or a push has no such record: it is `failed` (`interrupted`), at once when the
+  call went unanswered, after the lease when the worker died.
 
 Before a message goes out the worker checks the profile as it is now, since the
 journey decided to send: the channel's consent, an address that is valid and has not
@@ -25,7 +35,7 @@ from typing import Any
 
 from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters import store
-from chalicelib.adapters.channels import DeliveryError, Gone, email, http, push, sms
+from chalicelib.adapters.channels import DeliveryError, Gone, Unanswered, email, http, push, sms
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import time_value
 from chalicelib.adapters.dynamo import ConditionFailed
@@ -41,7 +51,9 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 FIRST_RETRY = timedelta(seconds=10)  # then 30 s, 90 s, 270 s: tripled each time
-LEASE = REDISPATCH_AFTER  # a claim older than this was interrupted
+LEASE = REDISPATCH_AFTER  # a claim older than this was interrupted; SES's record came by then
+UNSETTLED = ("sending", "unconfirmed")  # a claim whose provider call has not answered clearly
+RECORDED = ("email",)  # channels whose provider keeps a record we can ask (SES's Send event)
 PUSH_TTL = timedelta(hours=24)  # when the node sets none
 MAX_SAVED_RESPONSE = 64 * 1024  # characters of JSON a webhook result may keep for `save_as`
 
@@ -67,10 +79,12 @@ def deliver(body: dict[str, Any]) -> None:
     if row is None:
         return
     now = clock_now()
+    if row.get("status") in UNSETTLED and time_value(row["claimed_at"]) + LEASE <= now:
+        resent = _settle(row)
+        if resent is None:
+            return
+        row = resent
     status = row.get("status")
-    if status == "sending" and time_value(row["claimed_at"]) + LEASE <= now:
-        _interrupted(row)
-        return
     if status != "queued":
         # handled already: nothing goes out again, but a crash may have lost what followed
         if row["kind"] == "webhook" and "result" in row:
@@ -109,12 +123,15 @@ def _send(claim: Claim) -> None:
         return
     try:
         provider_id = _to_provider(row, profile)
+    except Unanswered as error:
+        _unanswered(claim, str(error))
+        return
     except DeliveryError as error:  # `retryable`: the provider may take it later
         (_retry_or_fail if error.retryable else _fail)(claim, str(error))
         return
-    except Exception as error:  # a bug: whether the provider took it is unknown, never resend
+    except Exception as error:  # a bug: whether the provider took it is unknown
         logger.exception("delivery crashed", extra={"message_id": row["message_id"]})
-        _fail(claim, f"crashed: {error!r}")
+        _unanswered(claim, f"crashed: {error!r}")
         return
     _finish(claim, "sent", provider_id=provider_id)
     feedback.record_row(claim.row, "sent", clock_now())
@@ -140,11 +157,14 @@ def skip_reason(row: dict[str, Any], profile: dict[str, Any] | None) -> str | No
         return "no_address"  # erased since the journey sent it
     fields = profile.get("fields") or {}
     channel, to = row["channel"], row.get("to")
-    if channel == "push":
+    consents = fields.get("consents")
+    consented = isinstance(consents, dict) and consents.get(channel) is True
+    if channel == "push":  # always the profile's own subscriptions: its consent applies
+        if not consented:
+            return "no_consent"
         return None if _subscriptions(row, fields) else "no_address"
     own = to == fields.get("email" if channel == "email" else "phone")
-    consents = fields.get("consents")
-    if own and not (isinstance(consents, dict) and consents.get(channel) is True):
+    if own and not consented:
         return "no_consent"  # an override recipient (a manager) is not the profile's consent
     valid = valid_email if channel == "email" else valid_phone
     if not valid(to):
@@ -193,17 +213,20 @@ def _push_all(row: dict[str, Any], profile: dict[str, Any]) -> None:
         "url": row.get("url"),
     }
     ttl = int(row.get("ttl_seconds") or PUSH_TTL.total_seconds())
-    reached, gone, trouble = 0, [], None
+    reached, gone, trouble, unanswered = 0, [], None, None
     for subscription in _subscriptions(row, profile.get("fields") or {}):
         try:
             push.send_push(subscription=subscription, payload=payload, ttl_seconds=ttl)
         except Gone:
             gone.append(subscription["endpoint"])
             continue
+        except Unanswered as error:
+            unanswered = error  # it may have arrived: never pushed to again, like a reached one
         except DeliveryError as error:
             trouble = error
             continue
-        reached += 1
+        else:
+            reached += 1
         # remembered, so a retry for another subscription does not push this one again
         store.messages.update(
             {"message_id": row["message_id"]},
@@ -215,6 +238,8 @@ def _push_all(row: dict[str, Any], profile: dict[str, Any]) -> None:
     if trouble is not None:
         raise trouble
     if not reached and not row.get("pushed"):
+        if unanswered is not None:
+            raise unanswered
         raise DeliveryError("every push subscription is gone", retryable=False)
 
 
@@ -242,8 +267,8 @@ def _call(claim: Claim) -> None:
     except DeliveryError as error:
         if error.retryable:
             _retry_or_fail(claim, str(error))
-        else:
-            _fail(claim, str(error))
+        else:  # never sent: a refused address, not an http(s) URL, an unsendable header
+            _fail(claim, str(error), failure="refused")
         return
     if answer.status >= 500 or answer.status == 429:
         _retry_or_fail(claim, f"HTTP {answer.status}", status=answer.status)
@@ -294,18 +319,19 @@ def _claim(row: dict[str, Any], now: datetime) -> Claim | None:
         )
     except ConditionFailed:
         return None
-    claimed = {"claimed_at": stamp, "attempts": row.get("attempts", 0) + 1}
+    claimed = {"status": "sending", "claimed_at": stamp, "attempts": row.get("attempts", 0) + 1}
     return Claim({"feedback": {}, **row, **claimed})
 
 
-def _finish(claim: Claim, status: str, **values: Any) -> None:
-    """sending → a final state, out of the pending index."""
+def _finish(claim: Claim, status: str, at: str | None = None, **values: Any) -> None:
+    """sending (or unconfirmed) → a final state, out of the pending index. `at`: when it
+    was sent (SES's record of it), if not now."""
     names = {"#s": "status"}
     expression_values: dict[str, Any] = {
         ":final": status,
-        ":sending": "sending",
+        ":held": claim.row["status"],
         ":claimed": claim.row["claimed_at"],
-        ":at": format_datetime(clock_now()),
+        ":at": at or format_datetime(clock_now()),
     }
     sets = ["#s = :final", f"{'sent_at' if status == 'sent' else 'ended_at'} = :at"]
     for index, (name, value) in enumerate(values.items()):
@@ -316,7 +342,7 @@ def _finish(claim: Claim, status: str, **values: Any) -> None:
     store.messages.update(
         claim.key,
         "SET " + ", ".join(sets) + " REMOVE pending_shard, dispatch_at",
-        "#s = :sending AND claimed_at = :claimed",
+        "#s = :held AND claimed_at = :claimed",
         names=names,
         values=expression_values,
     )
@@ -355,11 +381,15 @@ def _retry_or_fail(claim: Claim, error: str, status: int | None = None) -> None:
         send(claim.row["queue"], claim.row["payload"], delay)
 
 
-def _fail(claim: Claim, error: str, status: int | None = None) -> None:
+def _fail(claim: Claim, error: str, status: int | None = None, failure: str | None = None) -> None:
+    """sending (or unconfirmed) → failed. `failure`: for a webhook call without an HTTP
+    answer, the word its journey's path shows (`error refused`); without one, `timeout`."""
     row = claim.row
     logger.warning("delivery failed", extra={"message_id": row["message_id"], "error": error})
     if row["kind"] == "webhook":
         result = {"ok": False, "status": status, "body": None, "error": error}
+        if failure is not None:
+            result["failure"] = failure
         _finish(claim, "failed", reason=error, result=result)
         announce_result(row, result)
         return
@@ -367,10 +397,76 @@ def _fail(claim: Claim, error: str, status: int | None = None) -> None:
     feedback.record_row(claim.row, "failed", clock_now(), reason=error)
 
 
-def _interrupted(row: dict[str, Any]) -> None:
-    """A claim whose worker never answered: record it failed rather than risk a second send."""
-    with suppress(ConditionFailed):  # someone else settled it
-        _fail(Claim(row), "interrupted: the provider may or may not have taken it")
+def _unanswered(claim: Claim, error: str) -> None:
+    """The provider call had no clear answer: an e-mail waits for SES's record
+    (`unconfirmed`, until the lease ends); a message of a channel without one is
+    recorded failed rather than risk a second send."""
+    if claim.row["channel"] not in RECORDED:
+        _fail(claim, f"interrupted: {error}")
+        return
+    store.messages.update(
+        claim.key,
+        "SET #s = :unconfirmed, last_error = :e",
+        "#s = :sending AND claimed_at = :claimed",
+        names={"#s": "status"},
+        values={
+            ":unconfirmed": "unconfirmed",
+            ":sending": "sending",
+            ":claimed": claim.row["claimed_at"],
+            ":e": error,
+        },
+    )
+    logger.warning(
+        "no clear answer: waiting for the provider's record",
+        extra={"message_id": claim.row["message_id"], "error": error},
+    )
+
+
+def recorded(row: dict[str, Any]) -> None:
+    """The provider's record of a send came (SES's Send event, recorded as `sent` in the
+    row's feedback): a row that waits for it, `unconfirmed`, is `sent` now rather than when
+    its lease ends. A row still `sending` is its worker's (or the lease's) to settle."""
+    recorded_at = (row.get("feedback") or {}).get("sent")
+    if row.get("status") != "unconfirmed" or recorded_at is None:
+        return
+    with suppress(ConditionFailed):  # settled meanwhile, by the lease's end
+        _finish(Claim(row), "sent", at=recorded_at)
+
+
+def _settle(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A claim past its lease whose provider call had no clear answer (or whose worker
+    died): `sent` when the provider's record says it took the message, `failed`
+    (`interrupted`) when there is no record to ask; an e-mail without a record is back to
+    `queued` and returned, to be sent now. None when nothing more is to be done."""
+    claim = Claim(row)
+    recorded_at = (row.get("feedback") or {}).get("sent")
+    try:
+        if recorded_at is not None:  # the Send event came: SES took it
+            _finish(claim, "sent", at=recorded_at)
+            return None
+        if row.get("channel") not in RECORDED:  # a webhook call has none either
+            _fail(claim, "interrupted: the provider may or may not have taken it")
+            return None
+        if row.get("attempts", 0) >= MAX_ATTEMPTS:
+            _fail(claim, f"interrupted: no answer and no record (after {row['attempts']} attempts)")
+            return None
+        error = row.get("last_error") or "interrupted"
+        store.messages.update(
+            claim.key,
+            "SET #s = :queued, last_error = :e",
+            "#s = :held AND claimed_at = :claimed",
+            names={"#s": "status"},
+            values={
+                ":queued": "queued",
+                ":held": row["status"],
+                ":claimed": row["claimed_at"],
+                ":e": f"{error}; SES has no record of it: sent again",
+            },
+        )
+    except ConditionFailed:  # another delivery settled it
+        return None
+    logger.warning("no record of the send: sending again", extra={"message_id": row["message_id"]})
+    return {**row, "status": "queued"}
 
 
 def delivered(limit: int = 1000) -> list[dict[str, Any]]:

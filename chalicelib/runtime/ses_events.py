@@ -3,7 +3,8 @@
 SES publishes its events (configuration set → SNS topic) to the feedback queue
 (`process_notification`), and callers may POST them to `/feedback` too, bare or in their
 SNS envelope; `from_notification` reads both shapes. Our message id is the `message_id`
-tag every e-mail is sent with.
+tag every e-mail is sent with. A Send event is SES's record that it took the message:
+it records `sent`, which settles a send whose call got no answer (`channels.recorded`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from chalicelib.scenarios.validation import json_path
 
+from .channels import recorded
 from .feedback import UnknownMessage, record
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class SesEvent(_Loose):
     failure: SesFailure | None = None
     subscription: SesSubscription | None = None
     deliveryDelay: SesMoment | None = None
+    send: _Loose | None = None
 
 
 class SnsEnvelope(_Loose):
@@ -93,8 +96,9 @@ class SnsEnvelope(_Loose):
     Message: str | None = None
 
 
-IGNORED = ("Send", "DeliveryDelay")  # not a status of SPEC §1.4
+IGNORED = ("DeliveryDelay",)  # not a status of SPEC §1.4
 STATUS_OF = {
+    "Send": "sent",
     "Delivery": "delivered",
     "Bounce": "bounced",
     "Complaint": "unsubscribed",
@@ -105,6 +109,7 @@ STATUS_OF = {
     "Rendering Failure": "failed",
 }
 PART_OF = {
+    "Send": "send",
     "Delivery": "delivery",
     "Bounce": "bounce",
     "Complaint": "complaint",
@@ -127,8 +132,8 @@ def from_notification(document: dict[str, Any]) -> list[Outcome]:
     """The statuses an SES event reports, as (message id, status, at, details).
 
     Takes an SNS envelope (`{"Type": "Notification", "Message": "<json>"}`) or a bare SES
-    event (`eventType`, or the legacy `notificationType`). Send and DeliveryDelay report no
-    status (an empty list); a subscription change that does not opt out neither. Raises
+    event (`eventType`, or the legacy `notificationType`). DeliveryDelay reports no status
+    (an empty list); a subscription change that does not opt out neither. Raises
     BadNotification naming the field for anything else that does not fit, and
     SubscriptionConfirmation for SNS's confirmation messages.
     """
@@ -169,9 +174,12 @@ def process_notification(body: dict[str, Any]) -> None:
         return
     for message_id, status, at, details in outcomes:
         try:
-            record(message_id, status, at, **details)
+            row = record(message_id, status, at, **details)
         except UnknownMessage:
             logger.info("feedback for unknown message %s dropped (%s)", message_id, status)
+            continue
+        if status == "sent":  # SES's record of a send the worker got no answer for
+            recorded(row)
 
 
 def _ses_event(document: Any) -> tuple[SesEvent, tuple[str, ...]]:

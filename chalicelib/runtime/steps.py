@@ -29,7 +29,9 @@ def process(body: dict[str, Any]) -> None:
     elif kind == "webhook_result":
         feed(
             body["instance_id"],
-            WebhookResult(body["step"], body["ok"], body.get("status"), body.get("body")),
+            WebhookResult(
+                body["step"], body["ok"], body.get("status"), body.get("body"), body.get("failure")
+            ),
         )
     elif kind == "promo":
         code = take_code(body["pool"], body["request_id"])

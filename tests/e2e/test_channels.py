@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from harness import Stack, on_event, person, scenario
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
@@ -14,11 +15,12 @@ from moto.sns.models import sns_backends
 
 from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
-from chalicelib.adapters.channels import DeliveryError
+from chalicelib.adapters.channels import DeliveryError, Unanswered
 from chalicelib.adapters.queues import queue_url, send
-from chalicelib.local.push_sink import LoopbackPushService
+from chalicelib.config import settings
+from chalicelib.local.push_sink import LoopbackPushService, PushSink
 from chalicelib.runtime import channels
-from tests.loopback import Answer
+from tests.loopback import Answer, serving
 
 
 def emails() -> list[Any]:
@@ -302,6 +304,7 @@ def test_cloud_metadata_is_never_called(stack: Stack) -> None:
     assert "169.254.169.254" in call["reason"]
     assert call["attempts"] == 1  # refused, not retried
     assert [text for _, text in texts()] == ["Sorry"]
+    assert stack.instance("ada").path[0]["outcome"] == "error refused"  # not a timeout
 
 
 def test_an_unsubscribe_stops_later_sends(stack: Stack) -> None:
@@ -409,23 +412,190 @@ def test_a_skipped_send_earns_no_revenue_and_says_so_in_the_history(stack: Stack
     assert stack.stats(scenario_id)["revenue"] == 0.0
 
 
-def test_a_worker_that_died_after_its_claim_is_recorded_not_resent(stack: Stack) -> None:
-    stack.create(scenario({"mail": send_node("email", subject="Hi")}, [on_event("signup", "mail")]))
+def queued_not_delivered(stack: Stack, node: dict[str, Any]) -> dict[str, Any]:
+    """Ada signed up to a scenario of one send `node`; its message is committed and queued,
+    not yet delivered. Its row."""
+    stack.create(scenario({"send": node}, [on_event("signup", "send")]))
     stack.upsert("ada", person("ada"))
     stack.event("signup", "ada")
-    for pump in stack.runtime.pumps:  # the e-mail is queued, not yet delivered
+    for pump in stack.runtime.pumps:
         if pump.queue in ("events", "steps"):
             while pump.run_once():
                 pass
-    (row,) = rows(channel="email")
-    assert channels._claim(row, stack.now) is not None  # claimed, then the worker died
+    (row,) = rows(kind="message")
+    return row
+
+
+def died_after_claim(stack: Stack, row: dict[str, Any], *, after_the_provider: bool) -> None:
+    """A worker claims `row` (and hands it to its provider), then dies."""
+    claim = channels._claim(row, stack.now)
+    assert claim is not None
+    if after_the_provider:
+        profile = store.profiles.get({"pk": store.profile_partition("customers", "ada"), "sk": "P"})
+        assert profile is not None
+        channels._to_provider(claim.row, profile)
     stack.drain()  # the queue message comes again: the claim is still young
-    assert rows(channel="email")[0]["status"] == "sending"
+    assert rows(kind="message")[0]["status"] == "sending"
 
-    stack.advance("PT16M")  # the sweeper hands the row back after the lease
+
+def unanswered_ses(monkeypatch: pytest.MonkeyPatch, *, after_accepting: bool) -> None:
+    """SES's SendEmail raises a read timeout, once: after SES accepted the message, or
+    before the request reached it."""
+    ses = client("sesv2")
+    real, armed = ses.send_email, [True]
+
+    def timing_out(**request: Any) -> Any:
+        if not armed[0]:
+            return real(**request)
+        armed[0] = False
+        if after_accepting:
+            real(**request)
+        raise ReadTimeoutError(endpoint_url="https://email.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(ses, "send_email", timing_out)
+
+
+def test_an_email_whose_worker_died_before_ses_took_it_is_sent_after_the_lease(
+    stack: Stack,
+) -> None:
+    row = queued_not_delivered(stack, send_node("email", subject="Hi"))
+    died_after_claim(stack, row, after_the_provider=False)
+
+    stack.advance("PT16M")  # the sweeper hands the row back; SES has no record of it
 
     (row,) = rows(channel="email")
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+    assert [mail.subject for mail in emails()] == ["Hi"]
+    assert stack.stats(row["scenario_id"])["channels"]["email"]["sent"] == 1
+
+
+def test_an_email_whose_worker_died_after_ses_took_it_is_not_sent_again(stack: Stack) -> None:
+    row = queued_not_delivered(stack, send_node("email", subject="Hi"))
+    died_after_claim(stack, row, after_the_provider=True)
+
+    stack.advance("PT16M")  # SES's Send event is the record that it went out
+
+    (row,) = rows(channel="email")
+    assert (row["status"], row["attempts"]) == ("sent", 1)
+    assert len(emails()) == 1
+    assert [m["message_id"] for m in stack.sent()] == [row["message_id"]]
+    assert stack.stats(row["scenario_id"])["channels"]["email"]["sent"] == 1
+
+
+@pytest.mark.parametrize("after_accepting", [True, False], ids=["accepted", "lost"])
+def test_an_email_call_without_an_answer_is_settled_by_ses_s_record(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, after_accepting: bool
+) -> None:
+    unanswered_ses(monkeypatch, after_accepting=after_accepting)
+    signed_up(stack, {"mail": send_node("email", subject="Hi")})
+    (row,) = rows(channel="email")
+    # SES's Send event settles it as soon as it comes; without one it waits, not retried blind
+    assert row["status"] == ("sent" if after_accepting else "unconfirmed")
+    assert "no answer" in row["last_error"]
+    stack.advance("PT10M")
+    assert len(emails()) == int(after_accepting)
+
+    stack.advance("PT6M")  # the lease ends: no record of it, so SES never took it
+
+    (row,) = rows(channel="email")
+    assert row["status"] == "sent"
+    assert len(emails()) == 1
+    assert stack.stats(row["scenario_id"])["channels"]["email"]["sent"] == 1
+
+
+def test_an_sms_whose_worker_died_after_its_claim_is_recorded_not_resent(stack: Stack) -> None:
+    row = queued_not_delivered(stack, send_node("sms", body="Hi"))
+    died_after_claim(stack, row, after_the_provider=False)
+
+    stack.advance("PT16M")  # no record to ask: it may or may not have gone out
+
+    (row,) = rows(channel="sms")
     assert row["status"] == "failed"
     assert row["reason"].startswith("interrupted")
-    assert emails() == []
-    assert stack.stats(row["scenario_id"])["channels"]["email"]["failed"] == 1
+    assert texts() == []
+    assert stack.stats(row["scenario_id"])["channels"]["sms"]["failed"] == 1
+
+
+def test_an_sms_call_without_an_answer_is_recorded_not_resent(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sns, calls = client("sns"), []
+
+    def timing_out(**request: Any) -> Any:
+        calls.append(request)
+        raise ReadTimeoutError(endpoint_url="https://sns.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(sns, "publish", timing_out)
+    signed_up(stack, {"text": send_node("sms", body="Hi")})
+    stack.advance("PT20M")
+
+    (row,) = rows(channel="sms")
+    assert (row["status"], row["attempts"], len(calls)) == ("failed", 1, 1)
+    assert row["reason"].startswith("interrupted")
+
+
+def test_a_push_without_an_answer_is_recorded_not_pushed_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def timing_out(*, subscription: dict[str, Any], **_: Any) -> None:
+        calls.append(subscription["endpoint"])
+        raise Unanswered(f"push to {subscription['endpoint']}: timed out")
+
+    monkeypatch.setattr(channels.push, "send_push", timing_out)
+    with LoopbackPushService() as service:
+        stack.create(
+            scenario({"nudge": send_node("push", title="Sale")}, [on_event("signup", "nudge")])
+        )
+        stack.upsert("ada", person("ada", push=[service.sink.subscribe("phone")]))
+        stack.event("signup", "ada")
+        stack.advance("PT20M")
+
+    (row,) = rows(channel="push")
+    assert (row["status"], row["attempts"], len(calls)) == ("failed", 1, 1)
+    assert row["reason"].startswith("interrupted")
+
+
+def test_on_the_local_stack_a_browser_s_push_goes_to_the_sink_not_to_its_service(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LoopbackPushService() as sink, serving() as browser_service:
+        monkeypatch.setenv("SCENARIA_PUSH_SINK", f"{sink.url}/local/push")
+        settings.cache_clear()
+        browser = PushSink(browser_service.url).subscribe()  # a real browser's, elsewhere
+        signed_up(stack, {"nudge": send_node("push", title="Sale", body="Hi")})
+        stack.upsert("bob", person("bob", push=[browser]))
+        stack.event("signup", "bob")
+        stack.drain()
+
+        assert browser_service.requests == []  # nothing but webhook calls leaves the stack
+        (pushed,) = sink.sink.received()
+    assert (pushed["endpoint"], pushed["decrypted"]) == (browser["endpoint"], False)
+    (row,) = rows(channel="push", profile_id="bob")
+    assert row["status"] == "sent"
+    assert [m["profile_id"] for m in stack.sent(channel="push")] == ["bob"]
+
+
+def test_a_webhook_call_whose_worker_died_is_recorded_and_takes_on_error(stack: Stack) -> None:
+    node = call_node(f"{stack.crm.url}/hook", on_error="sorry")
+    stack.create(
+        scenario(
+            {"call": node, "sorry": send_node("sms", body="Sorry")}, [on_event("signup", "call")]
+        )
+    )
+    stack.upsert("ada", person("ada"))
+    stack.event("signup", "ada")
+    for pump in stack.runtime.pumps:
+        if pump.queue in ("events", "steps"):
+            while pump.run_once():
+                pass
+    (row,) = rows(kind="webhook")
+    assert channels._claim(row, stack.now) is not None  # claimed, then the worker died
+
+    stack.advance("PT16M")
+
+    (row,) = rows(kind="webhook")
+    assert (row["status"], stack.crm.requests) == ("failed", [])
+    assert row["reason"].startswith("interrupted")
+    assert [text for _, text in texts()] == ["Sorry"]

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from chalice.test import Client
 from harness import Stack, at, email, on_event, person, scenario
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
 
 from app import app
 from chalicelib.adapters import store
@@ -384,3 +386,32 @@ def test_a_schedule_tick_that_crashes_before_fanning_out_loses_no_run(
     assert [(m["profile_id"], m["at"]) for m in stack.sent()] == [("ada", "2026-06-10T19:30:00Z")]
     stack.advance_to(at(11, 12))
     assert len(stack.instances("ada", scenario_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "after_work"),
+    [
+        (channels, "_claim", False),  # before the claim
+        (channels, "_claim", True),  # after the claim: the worker died holding it
+        (channels.email, "send_email", True),  # after SES accepted the e-mail
+        (channels, "_finish", True),  # after the row was recorded sent
+    ],
+    ids=["before claim", "after claim", "after SES accepted", "after recording"],
+)
+def test_an_email_worker_crash_at_any_boundary_sends_it_once(
+    stack: Stack, faults: Faults, owner: Any, name: str, after_work: bool
+) -> None:
+    stack.create(hello_on_signup())
+    stack.upsert("ada", person("ada"))
+    stack.drain()
+    faults.fail_once(owner, name, after_work=after_work)
+
+    stack.event("signup", "ada")
+    stack.advance("PT40M")  # past the lease, twice: the sweeper hands back what was left
+
+    assert faults.injected == [name]
+    assert len(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages) == 1
+    (row,) = [row for row in store.messages.scan() if row["kind"] == "message"]
+    assert row["status"] == "sent"
+    assert stack.stats(row["scenario_id"])["channels"]["email"]["sent"] == 1
+    assert len(stack.sent()) == 1

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from chalicelib.adapters.aws import client
 from chalicelib.adapters.channels import (
     DeliveryError,
+    Unanswered,
     send_email,
     send_sms,
     valid_phone,
 )
+from chalicelib.adapters.queues import queue_url
 from chalicelib.config import settings
+from chalicelib.runtime.ses_events import from_notification
 
 pytestmark = pytest.mark.usefixtures("aws_stack")
 
@@ -112,17 +122,60 @@ def test_a_bad_address_or_no_body_is_refused_before_ses() -> None:
 def test_ses_failures_are_classified(
     monkeypatch: pytest.MonkeyPatch, error: Exception, retryable: bool
 ) -> None:
-    class Failing:
-        def send_email(self, **_: Any) -> Any:
-            raise error
+    def failing(**_: Any) -> Any:
+        raise error
 
-    monkeypatch.setattr("chalicelib.adapters.channels.email.client", lambda _: Failing())
+    monkeypatch.setattr(client("sesv2"), "send_email", failing)
     with pytest.raises(DeliveryError) as raised:
         send_email(
             message_id="m", sender=SENDER, to="a@b.example", subject="s", text="t", html=None
         )
     assert raised.value.retryable is retryable
+    assert not isinstance(raised.value, Unanswered)
     assert raised.value.__cause__ is error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ReadTimeoutError(endpoint_url="https://email.us-east-1.amazonaws.com"),
+        ConnectionClosedError(endpoint_url="https://email.us-east-1.amazonaws.com"),
+    ],
+    ids=["read timeout", "connection closed"],
+)
+def test_a_request_without_an_answer_is_unanswered(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def failing(**_: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(client("sesv2"), "send_email", failing)
+    with pytest.raises(Unanswered):
+        send_email(
+            message_id="m", sender=SENDER, to="a@b.example", subject="s", text="t", html=None
+        )
+    monkeypatch.setattr(client("sns"), "publish", failing)
+    with pytest.raises(Unanswered):
+        send_sms(message_id="m", to="+14155550100", body="hi")
+
+
+def test_ses_and_sns_sends_are_never_retried_by_botocore() -> None:
+    # a read timeout retried there would send the message twice
+    for service in ("sesv2", "sns"):
+        assert client(service).meta.config.retries["total_max_attempts"] == 1
+
+
+@pytest.mark.usefixtures("verified_sender")
+def test_on_moto_ses_s_send_event_reaches_the_feedback_queue() -> None:
+    ses_id = send_email(
+        message_id="m-9", sender=SENDER, to="ada@example.com", subject="s", text="t", html=None
+    )
+
+    (message,) = client("sqs").receive_message(QueueUrl=queue_url("feedback"))["Messages"]
+    envelope = json.loads(message["Body"])
+    assert from_notification(envelope) == [("m-9", "sent", ANY, {})]
+    event = json.loads(envelope["Message"])
+    assert (event["eventType"], event["mail"]["messageId"]) == ("Send", ses_id)
 
 
 def test_an_sms_is_published_as_transactional() -> None:

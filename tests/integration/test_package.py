@@ -262,7 +262,7 @@ def test_ses_events_reach_the_feedback_queue(templates: dict[str, Any]) -> None:
         resources = template["Resources"]
         destination = resources["EmailEventDestination"]["Properties"]["EventDestination"]
         assert destination["SnsDestination"] == {"TopicARN": {"Ref": "FeedbackTopic"}}
-        assert {"delivery", "bounce", "complaint", "open", "click"} <= set(
+        assert {"send", "delivery", "bounce", "complaint", "open", "click"} <= set(
             destination["MatchingEventTypes"]
         )
         subscription = resources["FeedbackSubscription"]["Properties"]

@@ -6,8 +6,10 @@ receiving one without the API key.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,12 +18,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chalicelib.adapters import secrets
-from chalicelib.adapters.channels import DeliveryError, Gone, send_push
+from chalicelib.adapters.channels import DeliveryError, Gone, Unanswered, send_push
 from chalicelib.adapters.channels.push import MAX_PAYLOAD_BYTES
 from chalicelib.config import settings
 from chalicelib.local.push_sink import LoopbackPushService, PushSink
-from chalicelib.local.stack import new_vapid_key
+from chalicelib.local.stack import configure_environment, forget_caches, new_vapid_key
 from chalicelib.scenarios.addresses import valid_push_subscription
+from tests.loopback import serving
 
 
 def _vapid_pem() -> str:
@@ -128,6 +131,30 @@ def test_a_push_service_that_is_down_is_retryable(configured: None) -> None:
     assert raised.value.retryable
 
 
+def test_a_push_service_that_does_not_answer_is_unanswered(configured: None) -> None:
+    release = threading.Event()
+
+    class Holding(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            release.wait(30)  # until the test ends
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Holding)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    subscription = PushSink(f"http://127.0.0.1:{server.server_address[1]}").subscribe()
+    try:
+        # the push went out: it may have arrived, so the worker must not push it again
+        with pytest.raises(Unanswered, match="timed out"):
+            send_push(subscription=subscription, payload={"n": 1}, ttl_seconds=60, timeout=0.3)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_push_endpoint_on_a_private_address_is_refused(configured: None) -> None:
     subscription = PushSink("http://10.0.0.1:8000").subscribe()
     with pytest.raises(DeliveryError, match=r"10\.0\.0\.1 is a private address") as raised:
@@ -175,6 +202,63 @@ def test_a_browser_subscription_is_valid() -> None:
             },
         }
     )
+
+
+@pytest.fixture
+def on_the_local_stack(
+    sink_server: LoopbackPushService, monkeypatch: pytest.MonkeyPatch
+) -> LoopbackPushService:
+    """Pushes go to the sink whatever their endpoint, as the local stack sets it."""
+    monkeypatch.setenv("SCENARIA_PUSH_SINK", f"{sink_server.url}/local/push")
+    settings.cache_clear()
+    return sink_server
+
+
+def test_on_the_local_stack_a_browser_s_subscription_is_pushed_to_the_sink(
+    on_the_local_stack: LoopbackPushService,
+) -> None:
+    with serving() as browser_service:  # a real push service, as far as the stack can tell
+        subscription = PushSink(browser_service.url).subscribe()
+
+        send_push(subscription=subscription, payload={"title": "Hi"}, ttl_seconds=60)
+
+        assert browser_service.requests == []  # nothing left for it
+    (got,) = on_the_local_stack.sink.received()
+    assert got["endpoint"] == subscription["endpoint"]
+    assert (got["payload"], got["decrypted"], got["ttl"]) == (None, False, 60)
+
+
+def test_on_the_local_stack_the_sink_s_own_subscriptions_still_decrypt(
+    on_the_local_stack: LoopbackPushService,
+) -> None:
+    subscription = on_the_local_stack.sink.subscribe("phone")
+    send_push(subscription=subscription, payload={"title": "Hi"}, ttl_seconds=60)
+    (got,) = on_the_local_stack.sink.received()
+    assert (got["name"], got["payload"], got["decrypted"]) == ("phone", {"title": "Hi"}, True)
+
+
+def test_the_local_stack_sends_every_push_to_its_own_sink(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # whatever it sets goes with the test
+    try:
+        configure_environment(
+            "http://127.0.0.1:5000", virtual=True, public_url="http://127.0.0.1:8123"
+        )
+        assert settings().push_sink == "http://127.0.0.1:8123/local/push"
+        assert settings().ses_sandbox
+    finally:
+        monkeypatch.undo()
+        forget_caches()
+
+
+def test_a_forwarded_push_is_checked_like_any_other() -> None:
+    sink = PushSink("http://127.0.0.1:9")
+    forwarded = {"X-Push-Endpoint": "https://push.example/abc", "TTL": "60"}
+    assert sink.receive("forwarded", forwarded, b"x" * 200) == 400  # no VAPID token
+    assert sink.receive("forwarded", {"TTL": "60"}, b"x" * 200) == 400  # for no endpoint
+    assert sink.receive("forwarded", forwarded, b"x" * 4097) == 413
+    assert sink.received() == []
 
 
 # --- the sink alone -----------------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 Every adapter of this package raises `DeliveryError` and nothing else for a message that
 did not go out, so the worker decides with one attribute: `retryable` (throttling, a
-provider's 5xx, a dropped connection) returns the message to its queue; anything else
-(a rejected address, an unverified sender, a blocked URL) fails the message at once.
+provider's 5xx, a connection that could not be made) returns the message to its queue;
+anything else (a rejected address, an unverified sender, a blocked URL) fails the
+message at once. `Unanswered` is neither: the request left, and no answer came back (a
+read timeout, a connection dropped mid-call), so whether the provider took the message
+is unknown.
 """
 
 from __future__ import annotations
@@ -28,6 +31,16 @@ class Gone(DeliveryError):
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message, retryable=False, status=status)
+
+
+class Unanswered(DeliveryError):
+    """A request that may have reached the provider, without an answer: the message may or
+    may not have been taken. `retryable` for a webhook call, which SPEC retries after a
+    timeout; the channel worker never sends a message again on it blind (it asks the
+    provider's own record, where there is one)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
 
 
 # Error codes of SES, SNS and SSM that mean "not now" rather than "never".
@@ -55,7 +68,7 @@ RETRYABLE_AWS_CODES = frozenset(
 def from_aws(error: BotoCoreError | ClientError, action: str) -> DeliveryError:
     """A boto3 failure as a DeliveryError: throttling, a 5xx, a connection or endpoint
     failure may pass; a refusal (rejected message, bad parameter, unverified identity,
-    suspended account) will not."""
+    suspended account) will not; a request sent without an answer is `Unanswered`."""
     if isinstance(error, ClientError):
         code = str(error.response.get("Error", {}).get("Code", ""))
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -68,5 +81,7 @@ def from_aws(error: BotoCoreError | ClientError, action: str) -> DeliveryError:
             retryable=retryable,
             status=status if isinstance(status, int) else None,
         )
-    retryable = isinstance(error, BotoConnectionError | HTTPClientError)
+    if isinstance(error, HTTPClientError):  # sent, then a read timeout or a dropped connection
+        return Unanswered(f"{action}: no answer: {error}")
+    retryable = isinstance(error, BotoConnectionError)  # no connection: nothing was sent
     return DeliveryError(f"{action}: {error}", retryable=retryable)

@@ -29,7 +29,7 @@ from urllib3 import exceptions as transport
 
 from chalicelib.config import settings
 
-from .exceptions import DeliveryError
+from .exceptions import DeliveryError, Unanswered
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +88,9 @@ def call(
     Redirects are answers too (3xx), never followed. `timeout` bounds the whole call,
     reading the body included.
 
-    Raises DeliveryError only when there is no answer: retryable for a timeout, a refused
-    or dropped connection or a failed DNS look-up; not retryable for a URL that is not
+    Raises DeliveryError only when there is no answer: retryable for a refused connection
+    or a failed DNS look-up, `Unanswered` (retryable too) for a timeout or a connection
+    dropped after the request went out; not retryable for a URL that is not
     http(s), a host that resolves to a refused address (the message names it) or a
     request that cannot be sent as given (a header with a line break).
     """
@@ -200,10 +201,10 @@ def _send(
         raise _NoConnection(f"no connection to {address}") from error
     except transport.ConnectTimeoutError as error:
         raise _NoConnection(f"connecting to {address} timed out") from error
-    except transport.TimeoutError as error:
-        raise DeliveryError(f"{label}: timed out", retryable=True) from error
-    except transport.HTTPError as error:
-        raise DeliveryError(f"{label}: {error}", retryable=True) from error
+    except transport.TimeoutError as error:  # the request was sent: it may have arrived
+        raise Unanswered(f"{label}: timed out") from error
+    except transport.HTTPError as error:  # a connection dropped mid-call
+        raise Unanswered(f"{label}: {error}") from error
     except (ValueError, TypeError, UnicodeError) as error:  # a header http.client refuses
         raise DeliveryError(f"{label}: cannot send: {error}", retryable=False) from error
     except OSError as error:

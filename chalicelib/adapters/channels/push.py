@@ -5,6 +5,11 @@ the stack's key; the request itself goes through the guarded HTTP adapter (`.htt
 a subscription's endpoint comes from profile data and must not reach private addresses.
 The VAPID key is the stack's secret (`chalicelib.adapters.secrets`): the environment's
 locally, an SSM SecureString on AWS.
+
+On the local stack (`settings().push_sink`) no push leaves the machine: a push for a
+subscription of another push service (a real browser's) goes, encrypted for that
+subscription's keys and signed for its service, to the stack's sink instead, as
+`POST <sink>/forwarded` with the endpoint it was for in `X-Push-Endpoint`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ logger = logging.getLogger(__name__)
 # delimiter 1. Push services refuse larger bodies.
 MAX_PAYLOAD_BYTES = 4096 - 86 - 16 - 1
 PUSH_TIMEOUT = 10.0  # seconds for one request to a push service
+FORWARDED = "forwarded"  # the sink's path for pushes to other services' subscriptions
+FORWARDED_FOR = "X-Push-Endpoint"  # the header naming the endpoint a forwarded push was for
 
 
 def send_push(
@@ -50,8 +57,9 @@ def send_push(
     which keeps it up to `ttl_seconds` for a browser that is offline.
 
     Raises Gone when the service answers 404 or 410 (the subscription is dead); a
-    retryable DeliveryError for 429, a 5xx, a timeout or a connection failure; a final
-    one for any other refusal, a malformed subscription, a payload over
+    retryable DeliveryError for 429, a 5xx or a connection failure; Unanswered for a
+    timeout or a connection dropped after the push went out; a final one for any other
+    refusal, a malformed subscription, a payload over
     MAX_PAYLOAD_BYTES, an endpoint on a refused address or a missing VAPID key.
     """
     from pywebpush import WebPushException, webpush  # 0.4 s of imports: only when pushing
@@ -133,7 +141,8 @@ def _origin(endpoint: str) -> str:
 
 class _GuardedSession:
     """What pywebpush asks of a `requests.Session` (one `post`), over `http.request`, so a
-    push goes only to an allowed, checked address, like a webhook call."""
+    push goes only to an allowed, checked address, like a webhook call, and on the local
+    stack only to its sink."""
 
     def post(
         self,
@@ -146,10 +155,16 @@ class _GuardedSession:
         import requests
         from requests.structures import CaseInsensitiveDict
 
+        sent_headers = {str(k): str(v) for k, v in (headers or {}).items()}
+        sink = settings().push_sink
+        target = url
+        if sink is not None and not url.startswith(f"{sink}/"):
+            target = f"{sink}/{FORWARDED}"
+            sent_headers[FORWARDED_FOR] = url
         raw = http.request(
             method="POST",
-            url=url,
-            headers={str(k): str(v) for k, v in (headers or {}).items()},
+            url=target,
+            headers=sent_headers,
             body=data,
             timeout=timeout if timeout is not None else PUSH_TIMEOUT,
         )
