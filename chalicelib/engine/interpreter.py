@@ -340,16 +340,17 @@ class _Run:
         self.effects.append(Exit(instance.instance_id, status, reason, instance.node))
         self.effects.append(_STATUS_STAT[status])
 
-    def _set_outcome(self, outcome: str) -> None:
-        """Record the outcome of the current path entry. An entry from before this run is
-        replaced, not changed: the instance is a copy whose path still shares its entries
-        with the caller's instance, which must stay as it was."""
+    def _set_outcome(self, outcome: str, at: str | None = None) -> None:
+        """Record the outcome of the current path entry (and restamp it `at`, if given). An
+        entry from before this run is replaced, not changed: the instance is a copy whose
+        path still shares its entries with the caller's instance, which must stay as it was."""
         path = self.instance.path
         entry = path[-1]
-        if entry is self._own_entry:
-            entry["outcome"] = outcome
-        else:
-            path[-1] = {**entry, "outcome": outcome}
+        if entry is not self._own_entry:
+            entry = self._own_entry = path[-1] = dict(entry)
+        entry["outcome"] = outcome
+        if at is not None:
+            entry["at"] = at
 
     def _append_path(self, node_id: str, outcome: str | None) -> None:
         path = self.instance.path
@@ -379,6 +380,8 @@ class _Run:
         facts = replace(self.facts, event=event)
         for goal in self.scenario.goals:
             if goal.event == event.type and goal.where(facts):
+                # The path shows when the goal took the profile out, not when it got there.
+                self._set_outcome("goal", at=self.now_text)
                 return self.end(EXITED, "goal")
         if instance.waiting != EVENT or instance.node_entered_at is None:
             return None

@@ -99,6 +99,7 @@ def test_an_order_exits_the_welcome_series(welcome):
 
     assert (report["status"], report["reason"]) == (EXITED, "goal")
     assert nodes(report) == [("welcome_email", "sent"), ("wait_day", "goal")]
+    assert report["path"][-1]["at"] == "2026-06-01T14:00:00Z"  # when the order came
     assert [s["node"] for s in report["sends"]] == ["welcome_email"]
 
 
