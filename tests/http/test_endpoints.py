@@ -466,6 +466,36 @@ def test_simulate_a_document(stack: Stack) -> None:
     assert all(TIMESTAMP.match(step["at"]) for step in answer["path"])
 
 
+def test_simulate_takes_the_profile_as_put_profiles_does_or_flat(stack: Stack) -> None:
+    as_put = {"profile_id": "ada", "fields": person("ada")}
+    flat = {"profile_id": "ada", **person("ada")}
+    answers = [
+        stack.post("/scenarios/simulate", {"scenario": journey(), "profile": p, "until": "P2D"})
+        for p in (as_put, flat)
+    ]
+    for answer in answers:
+        assert answer["skipped"] == []
+        assert [(s["node"], s["to"]) for s in answer["sends"]] == [
+            ("hello", "ada@example.com"),
+            ("bye", "ada@example.com"),
+        ]
+    assert answers[0] == answers[1]
+
+
+def test_simulate_refuses_what_cannot_be_a_profile(stack: Stack) -> None:
+    for profile, named in [
+        ({"profile_id": "ada", "fields": ["email"]}, "$.profile.fields"),
+        ({"profile_id": "ada", "fields": "ada@example.com"}, "$.profile.fields"),
+        ({"profile_id": 5, "fields": {}}, "$.profile.profile_id"),
+        ({"profile_id": 5, "email": "ada@example.com"}, "$.profile.profile_id"),
+        ({"profile_id": "", "email": "ada@example.com"}, "$.profile.profile_id"),
+        ({"profile_id": "ada", "fields": {}, "email": "ada@example.com"}, "$.profile.email"),
+        ("ada", "$.profile"),
+    ]:
+        body = {"scenario": journey(), "profile": profile}
+        assert_problem(send(stack, "POST", "/scenarios/simulate", body), 400, named)
+
+
 def test_simulate_a_stored_scenario(stack: Stack) -> None:
     scenario_id = stack.create(journey(), activate=False)
     answer = stack.post(

@@ -81,9 +81,7 @@ def test_a_goal_exit_is_stamped_when_the_goal_event_arrived(pausing, make_event,
         later,
     )
 
-    assert done.instance.path == [
-        {"at": "2026-06-10T15:00:00Z", "node": "wait", "outcome": "goal"}
-    ]
+    assert done.instance.path == [{"at": "2026-06-10T15:00:00Z", "node": "wait", "outcome": "goal"}]
     assert step.instance.path == [  # the instance given stays as it was
         {"at": "2026-06-10T10:00:00Z", "node": "wait", "outcome": "waiting"}
     ]
