@@ -84,12 +84,12 @@ def check_rendered_size(parts: Iterable[str | None], what: str = "the message") 
     """Raise RenderLimitExceeded when the rendered parts of one message or call, together,
     take more than MAX_RENDERED_BYTES in UTF-8."""
     characters = 0
-    texts = [part for part in parts if part]
-    for text in texts:
-        characters += len(text)
+    for part in parts:
+        if part:
+            characters += len(part)
     if characters * 4 <= MAX_RENDERED_BYTES:  # no character takes more than 4 bytes
         return
-    size = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+    size = sum(len(part.encode("utf-8", "surrogatepass")) for part in parts if part)
     if size > MAX_RENDERED_BYTES:
         raise RenderLimitExceeded(f"{what} renders {size} bytes, more than {MAX_RENDERED_BYTES}")
 
