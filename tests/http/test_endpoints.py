@@ -329,6 +329,21 @@ def test_activate_refuses_an_event_type_too_long_to_index_and_writes_nothing(
     assert stack.get(f"/scenarios/{scenario_id}/versions")["versions"] == []
 
 
+def test_a_template_too_large_whatever_the_data_is_a_problem_of_the_draft(stack: Stack) -> None:
+    document = journey()
+    document["nodes"]["hello"]["template"]["body"] = "{{ 'x' * 10**8 }}"
+    created = stack.post("/scenarios", document, status=201)
+    assert [p["path"] for p in created["problems"]] == ["$.nodes.hello.template.body"]
+    assert "would build more than" in created["problems"][0]["message"]
+    answer = assert_problem(
+        send(stack, "POST", f"/scenarios/{created['id']}/activate"),
+        422,
+        "$.nodes.hello.template.body",
+    )
+    assert len(answer["problems"]) == 1
+    assert stack.get(f"/scenarios/{created['id']}")["status"] == "draft"
+
+
 def test_activate_refuses_unknown_and_trashed(stack: Stack) -> None:
     assert_problem(send(stack, "POST", "/scenarios/nosuch/activate"), 404, "nosuch")
     scenario_id = stack.create(journey(), activate=False)
