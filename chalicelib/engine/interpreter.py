@@ -335,8 +335,9 @@ class _Run:
         self.go(next_id, due)
 
     def node_failed(self, node: Any, error: RenderLimitExceeded) -> Go:
-        """A node whose templates render more than a message or call may hold did nothing:
-        the journey takes its `on_error`, else it ends with an error."""
+        """A node whose templates went past their limits (more than a message or call may
+        hold, or too long to render) did nothing: the journey takes its `on_error`, else it
+        ends with an error."""
         outcome = f"error: {error}"
         on_error = getattr(node, "on_error", None)
         if on_error is not None:
