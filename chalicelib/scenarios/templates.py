@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 MAX_RENDERED_BYTES = 256 * 1024
 MAX_RENDER_SECONDS = 0.25  # CPU time of one render: the thread's, so a busy host does not count
 _TIME_CHECK_EVERY = 1024  # loop iterations between two looks at the clock
+_DIGITS_PER_BIT = math.log10(2)
 
 
 class RenderLimitExceeded(Exception):
@@ -121,12 +122,23 @@ def _render(template: JinjaTemplate, context: dict[str, Any]) -> str:
         _deadline.reset(token)
 
 
-def _size(value: Any) -> float:
-    """The length of a sequence, or the decimal digits of an integer (0 for anything else)."""
-    if isinstance(value, str | list | tuple):
+def _size(value: Any, limit: float = MAX_RENDERED_BYTES) -> float:
+    """About how many characters `value` renders as, counted until past `limit`: a
+    string's length, an integer's digits, a collection's items and what they hold (a
+    list of a list repeated is as large as it prints)."""
+    if isinstance(value, str):
         return len(value)
     if isinstance(value, int):
-        return value.bit_length() * math.log10(2)
+        return value.bit_length() * _DIGITS_PER_BIT
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple | set | frozenset):
+        size: float = len(value)
+        for item in value:
+            if size > limit:
+                break
+            size += _size(item, limit - size)
+        return size
     return 0
 
 

@@ -176,6 +176,8 @@ def test_check_template_error_is_not_chained() -> None:
         "{{ 2 ** (10 ** 8) }}",
         "{% set s = 'x' * 200000 %}{{ s + s }}",
         "{% if 'x' * 10**8 %}yes{% endif %}",
+        "{{ [[0] * 100000] * 100000 }}",
+        "{{ [{'a': 'x' * 100000}] * 100000 }}",
     ],
 )
 def test_a_huge_constant_is_refused_on_saving_without_being_built(source: str) -> None:
