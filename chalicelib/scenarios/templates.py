@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, overload
@@ -81,7 +81,7 @@ def render(source: str | None, context: dict[str, Any], html: bool = False) -> s
         return ""
 
 
-def check_rendered_size(parts: Iterable[str | None], what: str = "the message") -> None:
+def check_rendered_size(parts: Sequence[str | None], what: str = "the message") -> None:
     """Raise RenderLimitExceeded when the rendered parts of one message or call, together,
     take more than MAX_RENDERED_BYTES in UTF-8."""
     characters = 0

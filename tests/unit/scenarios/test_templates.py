@@ -191,6 +191,21 @@ def test_a_huge_constant_is_refused_on_saving_without_being_built(source: str) -
     assert peak < 5_000_000  # bytes: the string, list or number was never made
 
 
+def test_compiling_a_template_computes_nothing_of_it() -> None:
+    # Jinja would fold the constant filter while compiling: 50 MB before any render.
+    source = "{% if profile.vip %}{{ 'x' | center(50000000) }}{% endif %}"
+    tracemalloc.start()
+    try:
+        assert check_template(source) == source
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000  # bytes
+    assert render(source, {"profile": {}}) == ""
+    with pytest.raises(RenderLimitExceeded):
+        render(source, {"profile": {"vip": True}})
+
+
 @pytest.mark.parametrize(
     "source",
     [
