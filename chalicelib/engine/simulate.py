@@ -86,7 +86,11 @@ class _Simulator:
         self.request = request
         self.start = start
         self.end = start + parse_duration(request.until)
-        self.profile = Profile(request.profile.profile_id, dict(request.profile.fields))
+        # As a new profile holds them: `PUT /profiles` takes null for "no such field".
+        fields = {
+            name: value for name, value in request.profile.fields.items() if value is not None
+        }
+        self.profile = Profile(request.profile.profile_id, fields)
         self.instances: dict[str, Instance] = {}
         self.queue: list[tuple[datetime, int, str, Any]] = []
         self.order = itertools.count()

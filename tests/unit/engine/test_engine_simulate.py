@@ -160,3 +160,15 @@ def test_what_cannot_be_a_profile_is_refused_naming_the_field(profile, location)
         Simulation.model_validate({"profile": profile})
 
     assert [error["loc"] for error in refused.value.errors()] == [location]
+
+
+def test_a_null_field_is_no_field_as_put_profiles_takes_it():
+    mail = {"type": "send", "channel": "email", "template": {"subject": "Hi {{ profile.nick }}"}}
+    scenario = CompiledScenario.from_document(
+        {"name": "Hi", "entry": "mail", "nodes": {"mail": mail}}
+    )
+    fields = {"email": "ada@example.com", "consents": {"email": True}, "nick": None}
+
+    report = simulate(scenario, Simulation.model_validate({"profile": {"fields": fields}}), START)
+
+    assert [send["subject"] for send in report["sends"]] == ["Hi "]
