@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 # and a DynamoDB item holds at most 400 KB with the row's other attributes.
 MAX_RENDERED_BYTES = 256 * 1024
 MAX_RENDER_SECONDS = 0.25  # CPU time of one render: the thread's, so a busy host does not count
-_TIME_CHECK_EVERY = 1024  # loop iterations between two looks at the clock
+_TIME_CHECK_EVERY = 256  # steps of a render (output pieces, calls, operators, loop turns)
 _DIGITS_PER_BIT = math.log10(2)
 
 
@@ -97,17 +97,37 @@ def check_rendered_size(parts: Sequence[str | None], what: str = "the message") 
 
 # --- the limits, while a render runs -------------------------------------------------
 
-_deadline: ContextVar[float] = ContextVar("template_render_deadline", default=math.inf)
+
+class _Budget:
+    """The CPU time a render may still take, and its steps so far."""
+
+    __slots__ = ("deadline", "steps")
+
+    def __init__(self) -> None:
+        self.deadline = time.thread_time() + MAX_RENDER_SECONDS
+        self.steps = 0
+
+    def step(self) -> None:
+        """Count a step; every few steps, look at the CPU clock (a look costs a few steps)."""
+        self.steps += 1
+        if self.steps % _TIME_CHECK_EVERY == 0 and time.thread_time() > self.deadline:
+            raise RenderLimitExceeded(f"takes more than {MAX_RENDER_SECONDS} s to render")
 
 
-def _check_time() -> None:
-    if time.thread_time() > _deadline.get():
-        raise RenderLimitExceeded(f"takes more than {MAX_RENDER_SECONDS} s to render")
+_budget: ContextVar[_Budget | None] = ContextVar("template_render_budget", default=None)
+
+
+def _step() -> None:
+    """Count a step of the running render, if any."""
+    budget = _budget.get()
+    if budget is not None:
+        budget.step()
 
 
 def _render(template: JinjaTemplate, context: dict[str, Any]) -> str:
     """Render piece by piece, stopping as soon as the output or the time is too much."""
-    token = _deadline.set(time.thread_time() + MAX_RENDER_SECONDS)
+    budget = _Budget()
+    token = _budget.set(budget)
     try:
         pieces: list[str] = []
         size = 0
@@ -116,10 +136,10 @@ def _render(template: JinjaTemplate, context: dict[str, Any]) -> str:
             if size > MAX_RENDERED_BYTES:  # characters: each is at least a byte
                 raise RenderLimitExceeded(f"renders more than {MAX_RENDERED_BYTES} bytes")
             pieces.append(piece)
-            _check_time()
+            budget.step()
         return "".join(pieces)
     finally:
-        _deadline.reset(token)
+        _budget.reset(token)
 
 
 def _size(value: Any, limit: float = MAX_RENDERED_BYTES) -> float:
@@ -180,9 +200,8 @@ class _TimedRange(Sequence[int]):
         return value in self._numbers
 
     def __iter__(self) -> Iterator[int]:
-        for count, number in enumerate(self._numbers):
-            if count % _TIME_CHECK_EVERY == 0:
-                _check_time()
+        for number in self._numbers:
+            _step()
             yield number
 
     def __repr__(self) -> str:
@@ -218,7 +237,7 @@ class _LimitedSandbox(SandboxedEnvironment):
         self.globals["range"] = _range
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        _check_time()
+        _step()
         if _result_size(operator, left, right) > MAX_RENDERED_BYTES:
             raise RenderLimitExceeded(
                 f"{operator!r} would build more than {MAX_RENDERED_BYTES} characters or digits"
@@ -226,7 +245,7 @@ class _LimitedSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        _check_time()
+        _step()
         return super().call(context, obj, *args, **kwargs)
 
 
