@@ -44,7 +44,8 @@ class SimulatedProfile(BaseModel):
     shape the examples' timelines use; a request giving both names the stray field.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema admits other keys: the flat shape's fields.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"additionalProperties": True})
     profile_id: str = Field(default="simulated", min_length=1, max_length=200)
     fields: dict[str, Any] = Field(default_factory=dict)
 
