@@ -498,7 +498,7 @@ class _Run:
             subject(context), body(context), html(context), title(context), url(context),
             sender(context),
         )  # fmt: skip
-        check_rendered_size((*parts, to if node.to is not None else None))
+        check_rendered_size(parts if node.to is None else (*parts, to))
         # Positional, in field order: keyword arguments made this call about 2.5 times slower.
         self.effects.append(
             Send(

@@ -84,10 +84,7 @@ def render(source: str | None, context: dict[str, Any], html: bool = False) -> s
 def check_rendered_size(parts: Sequence[str | None], what: str = "the message") -> None:
     """Raise RenderLimitExceeded when the rendered parts of one message or call, together,
     take more than MAX_RENDERED_BYTES in UTF-8."""
-    characters = 0
-    for part in parts:
-        if part:
-            characters += len(part)
+    characters = sum(map(len, filter(None, parts)))
     if characters * 4 <= MAX_RENDERED_BYTES:  # no character takes more than 4 bytes
         return
     size = sum(len(part.encode("utf-8", "surrogatepass")) for part in parts if part)
