@@ -38,6 +38,7 @@ from chalicelib.scenarios.model import (
     WaitForNode,
     WebhookNode,
 )
+from chalicelib.scenarios.templates import RenderLimitExceeded, check_rendered_size
 
 from .compiled import CompiledScenario
 from .effects import (
@@ -288,7 +289,10 @@ class _Run:
                 self.instance.node = node_id
                 return self.end(EXITED, "stale")
             self.enter(node_id, due)
-            transition = self._HANDLERS[type(node)](self, node_id, node, due)
+            try:
+                transition = self._HANDLERS[type(node)](self, node_id, node, due)
+            except RenderLimitExceeded as error:
+                transition = self.node_failed(node, error)
             if transition is not None and waits:
                 transition = self.next_lap(node_id, node, transition)  # type: ignore[arg-type]
             if transition is None:
@@ -330,6 +334,18 @@ class _Run:
         self.leave(outcome)
         self.go(next_id, due)
 
+    def node_failed(self, node: Any, error: RenderLimitExceeded) -> Go:
+        """A node whose templates went past their limits (more than a message or call may
+        hold, or too long to render) did nothing: the journey takes its `on_error`, else it
+        ends with an error."""
+        outcome = f"error: {error}"
+        on_error = getattr(node, "on_error", None)
+        if on_error is not None:
+            return outcome, on_error
+        self.leave(outcome)
+        self.end(ERROR, "render_limit")
+        return None
+
     def end(self, status: str, reason: str | None) -> None:
         instance = self.instance
         if self.inside is not None:
@@ -340,16 +356,17 @@ class _Run:
         self.effects.append(Exit(instance.instance_id, status, reason, instance.node))
         self.effects.append(_STATUS_STAT[status])
 
-    def _set_outcome(self, outcome: str) -> None:
-        """Record the outcome of the current path entry. An entry from before this run is
-        replaced, not changed: the instance is a copy whose path still shares its entries
-        with the caller's instance, which must stay as it was."""
+    def _set_outcome(self, outcome: str, at: str | None = None) -> None:
+        """Record the outcome of the current path entry (and restamp it `at`, if given). An
+        entry from before this run is replaced, not changed: the instance is a copy whose
+        path still shares its entries with the caller's instance, which must stay as it was."""
         path = self.instance.path
         entry = path[-1]
-        if entry is self._own_entry:
-            entry["outcome"] = outcome
-        else:
-            path[-1] = {**entry, "outcome": outcome}
+        if entry is not self._own_entry:
+            entry = self._own_entry = path[-1] = dict(entry)
+        entry["outcome"] = outcome
+        if at is not None:
+            entry["at"] = at
 
     def _append_path(self, node_id: str, outcome: str | None) -> None:
         path = self.instance.path
@@ -379,6 +396,8 @@ class _Run:
         facts = replace(self.facts, event=event)
         for goal in self.scenario.goals:
             if goal.event == event.type and goal.where(facts):
+                # The path shows when the goal took the profile out, not when it got there.
+                self._set_outcome("goal", at=self.now_text)
                 return self.end(EXITED, "goal")
         if instance.waiting != EVENT or instance.node_entered_at is None:
             return None
@@ -476,12 +495,15 @@ class _Run:
             deliver_at = after_quiet_hours(deliver_at, start, end_, self.tz)
         context = self.template_context()
         subject, body, html, title, url, sender = self.scenario.send_renderers[node_id]
+        parts = (
+            subject(context), body(context), html(context), title(context), url(context),
+            sender(context),
+        )  # fmt: skip
+        check_rendered_size(parts if node.to is None else (*parts, to))
         # Positional, in field order: keyword arguments made this call about 2.5 times slower.
         self.effects.append(
             Send(
-                msg_id, instance.instance_id, node_id, channel, to,
-                subject(context), body(context), html(context), title(context), url(context),
-                sender(context),
+                msg_id, instance.instance_id, node_id, channel, to, *parts,
                 parse_duration(node.ttl) if node.ttl else None,  # ttl
                 deliver_at if deliver_at > self.now else None,  # deliver_at
             )
@@ -503,7 +525,11 @@ class _Run:
         return "sent", node.next
 
     def do_webhook(self, node_id: str, node: WebhookNode, due: datetime) -> Go:
-        instance, context = self.instance, self.template_context()
+        instance, context, render = self.instance, self.template_context(), self.scenario.render
+        url = render(node.url, context) or ""
+        headers = {name: render(value, context) or "" for name, value in node.headers.items()}
+        body = render(node.body, context)
+        check_rendered_size([url, body, *headers, *headers.values()], "the call")
         self.effects.append(
             CallWebhook(
                 request_id=f"{instance.instance_id}:{instance.step}",
@@ -511,11 +537,9 @@ class _Run:
                 node=node_id,
                 step=instance.step,
                 method=node.method,
-                url=self.scenario.render(node.url, context) or "",
-                headers={
-                    k: self.scenario.render(v, context) or "" for k, v in node.headers.items()
-                },
-                body=self.scenario.render(node.body, context),
+                url=url,
+                headers=headers,
+                body=body,
                 timeout=parse_duration(node.timeout),
             )
         )

@@ -13,7 +13,7 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from chalicelib.scenarios.durations import format_datetime, parse_duration
 from chalicelib.scenarios.facts import Event, Profile
@@ -37,11 +37,39 @@ class TimelineEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class SimulatedProfile(BaseModel):
+    """The simulated profile, as `PUT /profiles` takes it: `{"profile_id", "fields"}`.
+
+    Its fields may also come flat beside `profile_id` (a request without `fields`), the
+    shape the examples' timelines use; a request giving both names the stray field.
+    """
+
+    # The schema admits other keys: the flat shape's fields.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"additionalProperties": True})
+    profile_id: str = Field(default="simulated", min_length=1, max_length=200)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_fields(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "fields" not in value:
+            fields = dict(value)
+            shaped = {"fields": fields}
+            if "profile_id" in fields:
+                shaped["profile_id"] = fields.pop("profile_id")
+            return shaped
+        return value
+
+
 class Simulation(BaseModel):
-    """A simulation request: the scenario, the profile's fields and its events."""
+    """A simulation request: the scenario, the profile and its events."""
 
     model_config = ConfigDict(extra="forbid")
-    profile: dict[str, Any] = Field(default_factory=dict)
+    profile: SimulatedProfile = Field(
+        default=SimulatedProfile(),
+        description='`{"profile_id", "fields": {...}}` as `PUT /profiles` takes it, '
+        "or the fields flat beside `profile_id`",
+    )
     events: list[TimelineEvent] = Field(default_factory=list)
     until: Duration = "P30D"
     start: AwareDatetime | None = None
@@ -59,8 +87,11 @@ class _Simulator:
         self.request = request
         self.start = start
         self.end = start + parse_duration(request.until)
-        fields = dict(request.profile)
-        self.profile = Profile(str(fields.pop("profile_id", "simulated")), fields)
+        # As a new profile holds them: `PUT /profiles` takes null for "no such field".
+        fields = {
+            name: value for name, value in request.profile.fields.items() if value is not None
+        }
+        self.profile = Profile(request.profile.profile_id, fields)
         self.instances: dict[str, Instance] = {}
         self.queue: list[tuple[datetime, int, str, Any]] = []
         self.order = itertools.count()

@@ -415,3 +415,29 @@ def test_an_email_worker_crash_at_any_boundary_sends_it_once(
     assert row["status"] == "sent"
     assert stack.stats(row["scenario_id"])["channels"]["email"]["sent"] == 1
     assert len(stack.sent()) == 1
+
+
+def test_a_send_that_renders_too_much_ends_its_journey_with_an_error(stack: Stack) -> None:
+    """A message too large for its outbox row fails its node, not the commit: the event is
+    processed (not dead-lettered) and the journey ends with an error the stats count."""
+    bio = "x" * 210_000  # a field a profile may hold; twice it is more than a DynamoDB item
+    mail = {
+        "type": "send",
+        "channel": "email",
+        "template": {"subject": "Hi", "body": "{{ profile.bio }}", "html": "{{ profile.bio }}"},
+    }
+    scenario_id = stack.create(scenario({"mail": mail}, [on_event("signup", "mail")]))
+    stack.upsert("ada", person("ada", bio=bio))
+
+    stack.event("signup", "ada")
+    stack.drain()
+
+    dead = client("sqs").receive_message(QueueUrl=queue_url("events-dlq"), MaxNumberOfMessages=10)
+    assert dead.get("Messages", []) == []
+    (instance,) = stack.instances("ada", scenario_id)
+    assert (instance.status, instance.reason) == ("error", "render_limit")
+    assert instance.path[-1]["node"] == "mail"
+    assert instance.path[-1]["outcome"].startswith("error: ")
+    totals = stack.stats(scenario_id)
+    assert (totals["entered"], totals["errors"], totals["active"]) == (1, 1, 0)
+    assert stack.sent() == []

@@ -330,6 +330,21 @@ def test_activate_refuses_an_event_type_too_long_to_index_and_writes_nothing(
     assert stack.get(f"/scenarios/{scenario_id}/versions")["versions"] == []
 
 
+def test_a_template_too_large_whatever_the_data_is_a_problem_of_the_draft(stack: Stack) -> None:
+    document = journey()
+    document["nodes"]["hello"]["template"]["body"] = "{{ 'x' * 10**8 }}"
+    created = stack.post("/scenarios", document, status=201)
+    assert [p["path"] for p in created["problems"]] == ["$.nodes.hello.template.body"]
+    assert "would build more than" in created["problems"][0]["message"]
+    answer = assert_problem(
+        send(stack, "POST", f"/scenarios/{created['id']}/activate"),
+        422,
+        "$.nodes.hello.template.body",
+    )
+    assert len(answer["problems"]) == 1
+    assert stack.get(f"/scenarios/{created['id']}")["status"] == "draft"
+
+
 def test_activate_refuses_unknown_and_trashed(stack: Stack) -> None:
     assert_problem(send(stack, "POST", "/scenarios/nosuch/activate"), 404, "nosuch")
     scenario_id = stack.create(journey(), activate=False)
@@ -465,6 +480,36 @@ def test_simulate_a_document(stack: Stack) -> None:
     assert [step["node"] for step in answer["path"]] == ["hello", "wait", "bye"]
     assert answer["status"] == "completed"
     assert all(TIMESTAMP.match(step["at"]) for step in answer["path"])
+
+
+def test_simulate_takes_the_profile_as_put_profiles_does_or_flat(stack: Stack) -> None:
+    as_put = {"profile_id": "ada", "fields": person("ada")}
+    flat = {"profile_id": "ada", **person("ada")}
+    answers = [
+        stack.post("/scenarios/simulate", {"scenario": journey(), "profile": p, "until": "P2D"})
+        for p in (as_put, flat)
+    ]
+    for answer in answers:
+        assert answer["skipped"] == []
+        assert [(s["node"], s["to"]) for s in answer["sends"]] == [
+            ("hello", "ada@example.com"),
+            ("bye", "ada@example.com"),
+        ]
+    assert answers[0] == answers[1]
+
+
+def test_simulate_refuses_what_cannot_be_a_profile(stack: Stack) -> None:
+    for profile, named in [
+        ({"profile_id": "ada", "fields": ["email"]}, "$.profile.fields"),
+        ({"profile_id": "ada", "fields": "ada@example.com"}, "$.profile.fields"),
+        ({"profile_id": 5, "fields": {}}, "$.profile.profile_id"),
+        ({"profile_id": 5, "email": "ada@example.com"}, "$.profile.profile_id"),
+        ({"profile_id": "", "email": "ada@example.com"}, "$.profile.profile_id"),
+        ({"profile_id": "ada", "fields": {}, "email": "ada@example.com"}, "$.profile.email"),
+        ("ada", "$.profile"),
+    ]:
+        body = {"scenario": journey(), "profile": profile}
+        assert_problem(send(stack, "POST", "/scenarios/simulate", body), 400, named)
 
 
 def test_simulate_a_stored_scenario(stack: Stack) -> None:

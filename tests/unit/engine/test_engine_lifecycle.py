@@ -69,6 +69,24 @@ def test_a_goal_event_exits_the_profile_at_once(pausing, make_event, now, pick, 
     assert woken.effects == []
 
 
+def test_a_goal_exit_is_stamped_when_the_goal_event_arrived(pausing, make_event, now):
+    scenario, step = pausing
+    later = now + timedelta(hours=5)
+
+    done = advance(
+        scenario,
+        step.instance,
+        step.profile,
+        EventArrived(make_event("unsubscribed", later)),
+        later,
+    )
+
+    assert done.instance.path == [{"at": "2026-06-10T15:00:00Z", "node": "wait", "outcome": "goal"}]
+    assert step.instance.path == [  # the instance given stays as it was
+        {"at": "2026-06-10T10:00:00Z", "node": "wait", "outcome": "waiting"}
+    ]
+
+
 @pytest.mark.parametrize(("total", "exits"), [(50, False), (100, True), (None, False)])
 def test_a_goal_with_where(pausing, make_event, now, total, exits):
     scenario, step = pausing

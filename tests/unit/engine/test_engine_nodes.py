@@ -115,6 +115,35 @@ def test_webhook_error_without_on_error_ends_with_an_error(
     assert [(e.status, e.node) for e in pick(done, Exit)] == [(ERROR, "call")]
 
 
+def test_a_webhook_that_renders_too_much_takes_on_error_without_calling(
+    make_scenario, make_profile, enter, pick, path_of
+):
+    node = {**WEBHOOK_NODE, "body": "{{ profile.bio }}", "headers": {"X-Bio": "{{ profile.bio }}"}}
+    scenario = make_scenario({"call": node, "after": mail("Done"), "failed": mail("Sorry")})
+
+    step = enter(scenario, make_profile(bio="x" * 150_000)).steps[-1]
+
+    assert pick(step, CallWebhook) == []
+    assert [s.subject for s in pick(step, Send)] == ["Sorry"]
+    (call, outcome), after = path_of(step)
+    assert call == "call"
+    assert outcome.startswith("error: the call renders 300")
+    assert after == ("failed", "sent")
+    assert step.instance.status == COMPLETED
+
+
+def test_a_webhook_that_renders_too_much_without_on_error_ends_with_an_error(
+    make_scenario, make_profile, enter, pick
+):
+    node = {**WEBHOOK_NODE, "body": "{{ profile.bio * 2 }}", "on_error": None, "next": None}
+    scenario = make_scenario({"call": node})
+
+    step = enter(scenario, make_profile(bio="x" * 150_000)).steps[-1]
+
+    assert pick(step, CallWebhook) == []
+    assert pick(step, Exit) == [Exit("i1", ERROR, "render_limit", "call")]
+
+
 def test_a_webhook_result_for_another_step_is_ignored(calling, now):
     scenario, step = calling
 

@@ -9,6 +9,9 @@ import pytest
 from chalicelib.engine import (
     ACTIVE,
     COMPLETED,
+    ERROR,
+    CountStat,
+    Exit,
     Send,
     SendSkipped,
     SetTimer,
@@ -376,3 +379,59 @@ def test_a_capped_delay_into_quiet_hours_waits_for_their_end(
     [send] = pick(enter(scenario, make_profile(messages=messages)).steps[-1], Send)
 
     assert send.deliver_at == datetime(2026, 6, 11, 9, tzinfo=UTC)
+
+
+# --- what a message may hold ---------------------------------------------------------------
+
+BIG = "x" * 150_000  # a profile field: one is fine, two in one message are too much
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        {"subject": "Hi", "body": "{{ profile.bio }}", "html": "<p>{{ profile.bio }}</p>"},
+        {"subject": "Hi", "body": "{{ profile.bio * 2 }}"},
+        {"subject": "{% for i in range(3) %}{{ profile.bio }}{% endfor %}"},
+        {"subject": "Hi", "body": "{{ profile.bio }}", "from": "{{ profile.bio }}@example.com"},
+    ],
+)
+def test_a_send_that_renders_too_much_ends_the_journey_with_an_error(
+    make_scenario, make_profile, enter, pick, path_of, template
+):
+    mail = {"type": "send", "channel": "email", "template": template, "next": "done"}
+    scenario = make_scenario({"mail": mail, "done": DONE})
+
+    step = enter(scenario, make_profile(bio=BIG)).steps[-1]
+
+    assert pick(step, Send) == []
+    assert pick(step, Exit) == [Exit("i1", ERROR, "render_limit", "mail")]
+    assert CountStat("errors") in step.effects
+    [(node, outcome)] = path_of(step)
+    assert node == "mail"
+    assert outcome.startswith("error: ")
+    assert "more than 262144" in outcome
+
+
+def test_a_message_is_measured_in_utf8_bytes(make_scenario, make_profile, enter, pick):
+    mail = {"type": "send", "channel": "email", "template": {"body": "{{ profile.bio }}"}}
+    scenario = make_scenario({"mail": mail})
+
+    fits = enter(scenario, make_profile(bio="x" * 200_000)).steps[-1]
+    too_large = enter(scenario, make_profile(bio="é" * 200_000)).steps[-1]  # 400,000 bytes
+
+    assert [send.body for send in pick(fits, Send)] == ["x" * 200_000]
+    assert (too_large.instance.status, too_large.instance.reason) == (ERROR, "render_limit")
+
+
+def test_a_to_override_that_renders_too_much_is_an_error(make_scenario, make_profile, enter):
+    mail = {
+        "type": "send",
+        "channel": "email",
+        "to": "{{ profile.bio * 2 }}@example.com",
+        "template": {"subject": "For your manager"},
+    }
+    scenario = make_scenario({"mail": mail})
+
+    step = enter(scenario, make_profile(bio=BIG)).steps[-1]
+
+    assert (step.instance.status, step.instance.reason) == (ERROR, "render_limit")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from chalicelib.engine import COMPLETED, EXITED, CompiledScenario, Simulation, simulate
 
@@ -99,6 +100,7 @@ def test_an_order_exits_the_welcome_series(welcome):
 
     assert (report["status"], report["reason"]) == (EXITED, "goal")
     assert nodes(report) == [("welcome_email", "sent"), ("wait_day", "goal")]
+    assert report["path"][-1]["at"] == "2026-06-01T14:00:00Z"  # when the order came
     assert [s["node"] for s in report["sends"]] == ["welcome_email"]
 
 
@@ -133,3 +135,40 @@ def test_the_example_timeline_matches_the_unconfirmed_journey(welcome):
 
     assert report["path"][-1]["node"] == "call_center"
     assert len(report["sends"]) == 2
+
+
+def test_the_profile_may_come_as_put_profiles_takes_it(welcome):
+    profile_id, fields = ADA["profile_id"], {k: v for k, v in ADA.items() if k != "profile_id"}
+    as_put = {"profile": {"profile_id": profile_id, "fields": fields}, "events": [SIGNUP]}
+
+    report = simulate(welcome, Simulation.model_validate(as_put), START)
+
+    assert report == run(welcome)
+    assert report["sends"][0]["to"] == "ada@example.com"
+
+
+@pytest.mark.parametrize(
+    ("profile", "location"),
+    [
+        ({"profile_id": "ada", "fields": ["email"]}, ("profile", "fields")),
+        ({"profile_id": 7, "email": "ada@example.com"}, ("profile", "profile_id")),
+        ({"profile_id": "ada", "fields": {}, "email": "ada@example.com"}, ("profile", "email")),
+    ],
+)
+def test_what_cannot_be_a_profile_is_refused_naming_the_field(profile, location):
+    with pytest.raises(ValidationError) as refused:
+        Simulation.model_validate({"profile": profile})
+
+    assert [error["loc"] for error in refused.value.errors()] == [location]
+
+
+def test_a_null_field_is_no_field_as_put_profiles_takes_it():
+    mail = {"type": "send", "channel": "email", "template": {"subject": "Hi {{ profile.nick }}"}}
+    scenario = CompiledScenario.from_document(
+        {"name": "Hi", "entry": "mail", "nodes": {"mail": mail}}
+    )
+    fields = {"email": "ada@example.com", "consents": {"email": True}, "nick": None}
+
+    report = simulate(scenario, Simulation.model_validate({"profile": {"fields": fields}}), START)
+
+    assert [send["subject"] for send in report["sends"]] == ["Hi "]

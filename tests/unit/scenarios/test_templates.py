@@ -1,11 +1,19 @@
 """Message and webhook templates (SPEC §1.3): Jinja2 in a sandbox that never crashes a journey."""
 
 import logging
+import tracemalloc
 from typing import Any
 
 import pytest
 
-from chalicelib.scenarios.templates import check_template, is_static, render
+from chalicelib.scenarios.templates import (
+    MAX_RENDERED_BYTES,
+    RenderLimitExceeded,
+    check_rendered_size,
+    check_template,
+    is_static,
+    render,
+)
 
 CONTEXT: dict[str, Any] = {
     "profile": {"first_name": "Ann", "phone": "+49 170 1", "address": {"city": "Berlin"}},
@@ -154,3 +162,117 @@ def test_check_template_error_is_not_chained() -> None:
         check_template("{{")
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
+
+
+# --- limits ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 'x' * 10**8 }}",
+        "{{ [0] * 10**8 }}",
+        "{{ 10**8 * 'x' }}",
+        "{{ 2 ** (10 ** 8) }}",
+        "{% set s = 'x' * 200000 %}{{ s + s }}",
+        "{% if 'x' * 10**8 %}yes{% endif %}",
+        "{{ [[0] * 100000] * 100000 }}",
+        "{{ [{'a': 'x' * 100000}] * 100000 }}",
+    ],
+)
+def test_a_huge_constant_is_refused_on_saving_without_being_built(source: str) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"^template .* would build more than"):
+            check_template(source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000  # bytes: the string, list or number was never made
+
+
+def test_compiling_a_template_computes_nothing_of_it() -> None:
+    # Jinja would fold the constant filter while compiling: 50 MB before any render.
+    source = "{% if profile.vip %}{{ 'x' | center(50000000) }}{% endif %}"
+    tracemalloc.start()
+    try:
+        assert check_template(source) == source
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000  # bytes
+    assert render(source, {"profile": {}}) == ""
+    with pytest.raises(RenderLimitExceeded):
+        render(source, {"profile": {"vip": True}})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ range(100000) | join(',') }}",
+        "{% for i in range(100000) %}0123456789{% endfor %}",
+    ],
+)
+def test_a_template_that_renders_too_much_with_no_data_is_refused_on_saving(source: str) -> None:
+    with pytest.raises(ValueError, match=f"^template renders more than {MAX_RENDERED_BYTES} bytes"):
+        check_template(source)
+
+
+def test_a_template_that_runs_too_long_with_no_data_is_refused_on_saving() -> None:
+    # 10**8 loop turns with nothing to show: far more than the CPU time a render may take.
+    source = "{% for i in range(100000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(ValueError, match=r"^template takes more than .* s to render"):
+        check_template(source)
+
+
+def test_templates_that_only_the_data_makes_too_large_are_saved() -> None:
+    for source in [
+        "{{ profile.bio * 3 }}",
+        "{% for order in profile.orders %}{{ order }}{% endfor %}",
+        "{{ '-' * 40 }} {{ 2 ** 64 }} {{ [1, 2] * 3 }}",
+    ]:
+        assert check_template(source) == source
+
+
+@pytest.mark.parametrize(
+    ("source", "context"),
+    [
+        ("{{ profile.bio * 3 }}", {"profile": {"bio": "x" * 100_000}}),
+        (
+            "{% for o in profile.orders %}{{ o }}{% endfor %}",
+            {"profile": {"orders": ["x" * 9] * 40_000}},
+        ),
+        ("{{ profile.bio ~ profile.bio }}", {"profile": {"bio": "x" * 200_000}}),
+        ("{{ vars.n * 'ab' }}", {"vars": {"n": 10**9}}),
+    ],
+)
+def test_a_render_past_the_limits_raises_rather_than_rendering_empty(
+    source: str, context: dict[str, Any]
+) -> None:
+    with pytest.raises(RenderLimitExceeded, match="more than"):
+        render(source, context)
+    with pytest.raises(RenderLimitExceeded):
+        render(source, context, html=True)
+
+
+def test_a_render_that_runs_too_long_raises() -> None:
+    source = "{% for i in range(vars.n) %}{% for j in range(vars.n) %}{% endfor %}{% endfor %}"
+    with pytest.raises(RenderLimitExceeded, match="takes more than"):
+        render(source, {"vars": {"n": 100_000}})
+
+
+def test_renders_within_the_limits_are_as_before() -> None:
+    assert render("{{ '-' * 3 }}{{ vars.count * 2 }}{{ 2 ** 10 }}", CONTEXT) == "---61024"
+    assert render("{{ range(3) | list }} {{ range(5)[1:3] | list }}", {}) == "[0, 1, 2] [1, 2]"
+    assert render("{{ range(3) | length }} {{ range(3) | reverse | join }}", {}) == "3 210"
+    assert render("{{ ('x' * (MAX // 2)) | length }}", {"MAX": MAX_RENDERED_BYTES}) == str(
+        MAX_RENDERED_BYTES // 2
+    )
+
+
+def test_the_size_of_a_message_counts_every_part_in_utf8() -> None:
+    check_rendered_size(["x" * (MAX_RENDERED_BYTES // 2), "y" * (MAX_RENDERED_BYTES // 2), None])
+    with pytest.raises(RenderLimitExceeded, match="the message renders 262145 bytes"):
+        check_rendered_size(["x" * (MAX_RENDERED_BYTES // 2), "y" * (MAX_RENDERED_BYTES // 2 + 1)])
+    with pytest.raises(RenderLimitExceeded, match="the call renders"):
+        check_rendered_size(["é" * (MAX_RENDERED_BYTES // 2 + 1)], "the call")
