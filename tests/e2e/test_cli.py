@@ -38,7 +38,7 @@ def write(path: Path, document: dict[str, Any]) -> None:
 def template(template_id: str, name: str) -> dict[str, Any]:
     found = templates.find(template_id)
     assert found is not None
-    return {**found.scenario, "name": name}
+    return {**found.describe()["scenario"], "name": name}  # a copy: tests change it
 
 
 @pytest.fixture
