@@ -8,7 +8,7 @@ from collections.abc import Callable
 from chalice import Chalice, Response
 from chalice.app import Request
 
-from chalicelib.api import auth, events, hooks, openapi, profiles, scenarios, tracking
+from chalicelib.api import auth, console, events, hooks, openapi, profiles, scenarios, tracking
 from chalicelib.api.errors import PROBLEM_JSON, ApiError, problem
 from chalicelib.handlers import queues, timers
 
@@ -21,6 +21,7 @@ for blueprint in (
     profiles.blueprint,
     hooks.blueprint,
     tracking.blueprint,
+    console.blueprint,
 ):
     app.register_blueprint(blueprint)
 app.register_blueprint(openapi.blueprint)

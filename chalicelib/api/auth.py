@@ -9,7 +9,7 @@ from chalicelib.adapters.secrets import api_key
 
 from .errors import Unauthorized
 
-PUBLIC_PREFIXES = ("/hooks/", "/openapi.json", "/t/")
+PUBLIC_PREFIXES = ("/hooks/", "/openapi.json", "/t/", "/console")
 _public_routes: set[str] = set()  # exact route paths (templates) opened by `make_public`
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
@@ -204,6 +204,7 @@ class ScenarioSummary(Out):
     status: ScenarioStatus
     version: int
     tags: list[str]
+    group: str | None = Field(None, description="the scenario's access group")
     updated_at: Timestamp | None
     profiles_in: int = Field(description="profiles now in the scenario")
 
@@ -280,6 +281,18 @@ class NodeStats(Out):
     )
 
 
+class DayStats(Out):
+    model_config = ConfigDict(extra="allow")  # further scenario-wide counters, e.g. conversions
+
+    day: date
+    entered: int
+    completed: int
+    exited: int
+    removed: int
+    errors: int
+    revenue: float
+
+
 class ScenarioStats(Out):
     entered: int
     completed: int
@@ -292,6 +305,9 @@ class ScenarioStats(Out):
     revenue: float = Field(
         description="`data.total` of `order.created` events of profiles while in the scenario "
         "or within 7 days of its last send to them"
+    )
+    days: list[DayStats] | None = Field(
+        None, description="with `by=day`: the scenario-wide counters of each day, oldest first"
     )
 
 

@@ -1,0 +1,148 @@
+"""The console in headless Chromium against a real `make run` stack on a virtual clock:
+what a user sees when profiles move through the welcome series, and what they can do.
+
+The tests share one stack and one browser (in file order): each uses profiles of its own.
+Screenshots land in build/screenshots/ as the run's artefacts.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.browser.support import (
+    Console,
+    advance,
+    call,
+    set_viewport,
+    sign_up,
+    wait_for,
+    welcome_id,
+)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def console(driver: Any, stack: str) -> Console:
+    """The console, signed in, on the welcome series' page."""
+    page = Console(driver, stack)
+    page.open()
+    if page.visible("#api-key"):
+        page.sign_in()
+    page.open_scenario("Welcome series")
+    return page
+
+
+def test_a_wrong_key_is_refused_in_words(driver: Any, stack: str) -> None:
+    page = Console(driver, stack)
+    page.open()
+    page.sign_in("not-the-key")
+    notice = wait_for(lambda: page.visible("#notice.error"), what="the refusal")
+    assert "401" in notice.text
+    assert "X-Api-Key" in notice.text
+    assert page.visible("#api-key"), "the key is asked again"
+    page.screenshot("wrong-key")
+
+
+def test_the_counters_on_the_graph_follow_the_profiles(console: Console, stack: str) -> None:
+    assert console.counter("welcome_email", "entered") == 0
+    sign_up(stack, "ada", "Ada")
+    console.wait_for_counter("welcome_email", "entered", 1)
+    console.wait_for_counter("welcome_email", "sent", 1)
+    console.wait_for_counter("wait_day", "current", 1)
+    console.screenshot("profile-waits-a-day")
+
+    advance(stack, "P1D")  # no confirmation: the reminder SMS, then a day's wait for it
+    console.wait_for_counter("wait_day", "current", 0)
+    console.wait_for_counter("wait_day", "exited", 1)
+    console.wait_for_counter("reminder_sms", "sent", 1)
+    console.wait_for_counter("wait_sms", "current", 1)
+    console.screenshot("profile-waits-for-the-sms")
+
+
+def test_a_waiting_profile_is_removed_from_its_node(console: Console, stack: str) -> None:
+    scenario_id = welcome_id(stack)
+    sign_up(stack, "bob", "Bob")
+    console.wait_for_counter("wait_day", "current", 1)
+    console.box("wait_day").click()
+    row = wait_for(lambda: console.visible('#node-profiles tr[data-profile="bob"]'), what="bob")
+    assert "2026-06-03 10:00" in row.text  # wakes a day after he entered the pause
+    row.find_element("css selector", "button").click()
+
+    wait_for(lambda: console.visible("#no-profiles"), what="the node to be empty")
+    console.wait_for_counter("wait_day", "current", 0)
+    waiting = call(stack, "GET", f"/scenarios/{scenario_id}/nodes/wait_day/profiles")
+    assert waiting["profiles"] == []
+    console.screenshot("profile-removed")
+
+
+def test_an_invalid_edit_shows_its_problem_at_its_node(console: Console, stack: str) -> None:
+    scenario_id = welcome_id(stack)
+    before = call(stack, "GET", f"/scenarios/{scenario_id}")
+    console.tab("edit")
+    edited = json.loads(console.find("#editor").get_attribute("value"))
+    edited["nodes"]["wait_day"]["next"] = "nowhere"
+    console.set_text("#editor", json.dumps(edited, indent=2))
+    console.find("#save").click()
+
+    problem = wait_for(
+        lambda: console.visible('#problems li[data-path="$.nodes.wait_day.next"]'),
+        what="the problem",
+    )
+    assert "nowhere" in problem.text
+    assert "problem" in console.box("wait_day").get_attribute("class")
+    assert "problem" not in console.box("confirmed").get_attribute("class")
+    after = call(stack, "GET", f"/scenarios/{scenario_id}")
+    assert (after["version"], after["scenario"]) == (before["version"], before["scenario"])
+    console.screenshot("invalid-edit")
+    console.find("#revert").click()
+
+
+def test_simulate_draws_the_path_and_lists_the_sends(console: Console) -> None:
+    console.tab("simulate")
+    console.find("#simulate-form button[type=submit]").click()
+
+    sends = wait_for(lambda: console.visible("#sim-sends"), what="the simulated sends")
+    assert "Welcome, Ada" in sends.text
+    assert "on-path" in console.box("welcome_email").get_attribute("class")
+    assert "on-path" in console.box("reminder_sms").get_attribute("class")
+    assert "on-path" not in console.box("bonus").get_attribute("class")
+    console.screenshot("simulated-path")
+
+
+def test_stats_by_day_chart_the_entries(console: Console, stack: str) -> None:
+    console.tab("days")
+    table = wait_for(lambda: console.find_all("#days-table tbody tr"), what="the days")
+    days = {
+        row.find_element("css selector", "td").get_attribute("textContent"): row for row in table
+    }
+    entered = {
+        day: row.find_elements("css selector", "td")[1].get_attribute("textContent")
+        for day, row in days.items()
+    }
+    assert entered == {"2026-06-01": "1", "2026-06-02": "1"}  # ada, then bob a day later
+    console.screenshot("stats-by-day")
+
+
+def test_the_page_fits_a_phone(driver: Any, console: Console) -> None:
+    set_viewport(driver, 390, 844)
+    try:
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0, "the page scrolls sideways (only the graph may)"
+        console.screenshot("phone")
+    finally:
+        set_viewport(driver, 1280, 800)
+
+
+def test_the_diagram_svg_needs_the_key(stack: str) -> None:
+    scenario_id = welcome_id(stack)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{stack}/scenarios/{scenario_id}/diagram.svg", timeout=30)
+    assert refused.value.code == 401
