@@ -9,7 +9,7 @@ ONE_CORE := $(if $(shell command -v taskset),taskset -c 0,)
 STAGE ?= tenant-example
 OUT ?= build
 
-.PHONY: run simulate test lint bench schema package package-lint
+.PHONY: run simulate test lint bench schema package package-lint screenshots
 
 $(INSTALLED): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ simulate: $(INSTALLED)
 	$(BIN)/python -m chalicelib.engine examples/welcome.json examples/welcome.timeline.json
 
 ## make test: lint, type-check, package and cfn-lint the example tenant's stack, run every test
+## (the browser tests in tests/browser when Debian's chromium is installed; skipped, loudly, if not)
 test: lint package-lint
 	$(BIN)/pytest
+
+## make screenshots: the console on the example in headless Chromium, written to docs/console.png
+screenshots: $(INSTALLED)
+	$(BIN)/python -m tests.browser.screenshots
 
 ## make lint: ruff (lint and format) and mypy on the engine and the scenario model
 lint: $(INSTALLED)

@@ -16,7 +16,7 @@
 
   const state = {
     id: null, meta: null, timer: null, selected: null, path: null, problems: [],
-    listToken: null, removeAllArmed: false,
+    listToken: null, removeAllArmed: false, zoom: null,
   };
 
   // --- calling the API ------------------------------------------------------------------
@@ -152,7 +152,7 @@
     const changed = state.id !== id;
     state.id = id;
     if (changed) {
-      Object.assign(state, { selected: null, path: null, problems: [] });
+      Object.assign(state, { selected: null, path: null, problems: [], zoom: null });
       $("#period").reset();
       $("#node-panel").replaceChildren(el("p", { class: "hint" },
         "Choose a node (click it, or Tab to it and press Enter) to see the profiles now there."));
@@ -236,10 +236,25 @@
       labelBox(box);
     }
     $("#graph").replaceChildren(svg);
+    zoom(state.zoom);
     markSelected();
     markPath();
     markProblems();
     stamp();
+  }
+
+  /** Scale the graph: a factor, or null to fit it in its pane (never larger than 1). */
+  function zoom(factor) {
+    const svg = $("#graph svg");
+    if (!svg) return;
+    const width = Number(svg.getAttribute("width")), height = Number(svg.getAttribute("height"));
+    const pane = $(".graph-wrap");
+    const fit = Math.min(1, (pane.clientWidth - 4) / width, (pane.clientHeight - 4) / height);
+    const scale = factor === null ? Math.max(0.6, fit) : Math.min(2, Math.max(0.2, factor));
+    state.zoom = factor === null ? null : scale;
+    state.scale = scale;
+    svg.style.width = `${Math.round(width * scale)}px`;
+    svg.style.height = `${Math.round(height * scale)}px`;
   }
 
   function labelBox(box) {
@@ -316,8 +331,8 @@
     if (node !== state.selected) return;
     const rows = answer.profiles.map((p) => el("tr", { "data-profile": p.profile_id },
       el("td", {}, p.profile_id),
-      el("td", {}, el("time", { datetime: p.entered_at || "" }, moment(p.entered_at))),
-      el("td", {}, p.wake_at ? el("time", { datetime: p.wake_at }, moment(p.wake_at)) : "—"),
+      el("td", {}, el("time", { datetime: p.entered_at || "" }, moment(p.entered_at)), el("br"),
+        p.wake_at ? el("time", { datetime: p.wake_at }, moment(p.wake_at)) : "—"),
       el("td", {}, el("button", {
         type: "button", class: "danger", "aria-label": `Remove ${p.profile_id} from the scenario`,
         onclick: () => removeProfile(p.profile_id),
@@ -330,7 +345,7 @@
       el("h2", {}, "Profiles at ", el("code", {}, node)),
       rows.length
         ? el("div", { class: "table-wrap" }, el("table", { id: "node-profiles" },
-          el("thead", {}, el("tr", {}, ["Profile", "Entered (UTC)", "Wakes (UTC)", ""].map(
+          el("thead", {}, el("tr", {}, ["Profile", "Entered, wakes (UTC)", ""].map(
             (h) => el("th", { scope: "col" }, h)))),
           el("tbody", {}, rows)))
         : el("p", { class: "hint", id: "no-profiles" }, "No profile is here now."),
@@ -639,6 +654,9 @@
       }
       state.editorEscaped = event.key === "Escape";
     });
+    $("#zoom-in").addEventListener("click", () => zoom((state.scale || 1) * 1.25));
+    $("#zoom-out").addEventListener("click", () => zoom((state.scale || 1) / 1.25));
+    $("#zoom-fit").addEventListener("click", () => zoom(null));
     $("#simulate-form").addEventListener("submit", simulate);
     $("#sim-clear").addEventListener("click", () => {
       state.path = null;
