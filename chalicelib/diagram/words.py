@@ -99,13 +99,13 @@ def condition(rule: Any) -> str:
     if "not" in rule:
         return f"not {_grouped(rule['not'])}"
     if "field" in rule:
-        op = rule.get("op")
+        op = str(rule.get("op"))
         if op in ("exists", "not_exists"):
             return f"{rule['field']} {'exists' if op == 'exists' else 'is missing'}"
         return f"{rule['field']} {OPERATORS.get(op, op)} {value(rule.get('value'))}"
     if "event_count" in rule:
         query = rule["event_count"] if isinstance(rule["event_count"], dict) else {}
-        op = OPERATORS.get(rule.get("op"), rule.get("op"))
+        op = OPERATORS.get(str(rule.get("op")), str(rule.get("op")))
         return (
             f"{query.get('type', '?')} events {since(query.get('since'))} "
             f"{op} {number(rule.get('value'))}"
@@ -175,7 +175,8 @@ def node(element: dict[str, Any]) -> str:
 
 
 def _send(element: dict[str, Any]) -> str:
-    template = element.get("template") if isinstance(element.get("template"), dict) else {}
+    given = element.get("template")
+    template: dict[str, Any] = given if isinstance(given, dict) else {}
     for key in ("subject", "title", "body"):
         if template.get(key):
             return f"{element.get('channel', '?')}: {template[key]}"
