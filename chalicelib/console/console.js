@@ -484,11 +484,79 @@
     }
   }
 
+  /** Show a problem: its node on the graph, and its place in the JSON selected. */
   function focusProblem(problem) {
     const box = boxOfProblem(problem.path);
-    if (box) {
-      box.scrollIntoView({ block: "center", inline: "center" });
-      box.focus();
+    if (box) box.scrollIntoView({ block: "center", inline: "center" });
+    const editor = $("#editor");
+    const found = locate(editor.value, problem.path);
+    if (!found) return;
+    editor.focus();
+    editor.setSelectionRange(found[0], found[1]);
+    const line = editor.value.slice(0, found[0]).split("\n").length - 1;
+    editor.scrollTop = Math.max(0, line * parseFloat(getComputedStyle(editor).lineHeight || "18") - 60);
+  }
+
+  /** [start, end) of the value a JSON path (`$.nodes.a.branches[0]`, `$.nodes['a.b']`) names
+   * in a JSON text, or of the deepest part of it that exists; null when the text is not JSON. */
+  function locate(text, path) {
+    const segments = [];
+    const pattern = /\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]|\["((?:[^"\\]|\\.)*)"\]/g;
+    for (const m of path.slice(1).matchAll(pattern)) {
+      segments.push(m[2] !== undefined ? Number(m[2]) : (m[1] ?? m[3] ?? m[4]).replace(/\\(.)/g, "$1"));
+    }
+    let i = 0;
+    const space = () => { while (i < text.length && /\s/.test(text[i])) i++; };
+    const string = () => {
+      const start = i++;
+      while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+      i++;
+      return JSON.parse(text.slice(start, i));
+    };
+    const skip = () => {
+      space();
+      if (text[i] === '"') return string();
+      if (text[i] !== "{" && text[i] !== "[") {
+        while (i < text.length && !/[,\]}\s]/.test(text[i])) i++;
+        return undefined;
+      }
+      let depth = 0;
+      do {
+        if (text[i] === '"') { string(); continue; }
+        if (text[i] === "{" || text[i] === "[") depth++;
+        if (text[i] === "}" || text[i] === "]") depth--;
+        i++;
+      } while (depth > 0 && i < text.length);
+      return undefined;
+    };
+    const find = (depth) => {
+      space();
+      const start = i;
+      if (depth === segments.length) { skip(); return [start, i]; }
+      const want = segments[depth];
+      const open = text[i];
+      if (open !== "{" && open !== "[") { skip(); return [start, i]; }
+      i++;
+      for (let index = 0; ; index++) {
+        space();
+        if (text[i] === "}" || text[i] === "]" || i >= text.length) return [start, start + 1];
+        let key = index;
+        if (open === "{") {
+          key = string();
+          space();
+          i++;  // the colon
+        }
+        if (key === want) return find(depth + 1);
+        skip();
+        space();
+        if (text[i] === ",") i++;
+      }
+    };
+    try {
+      JSON.parse(text);
+      return find(0);
+    } catch (error) {
+      return null;
     }
   }
 

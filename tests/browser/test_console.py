@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+from selenium.webdriver.support.select import Select
 
 from tests.browser.support import (
     Console,
@@ -99,6 +100,12 @@ def test_an_invalid_edit_shows_its_problem_at_its_node(console: Console, stack: 
     assert "problem" not in console.box("confirmed").get_attribute("class")
     after = call(stack, "GET", f"/scenarios/{scenario_id}")
     assert (after["version"], after["scenario"]) == (before["version"], before["scenario"])
+    problem.find_element("css selector", "button").click()  # shows where in the JSON
+    selected = console.driver.execute_script(
+        "const e = document.querySelector('#editor');"
+        "return e.value.slice(e.selectionStart, e.selectionEnd);"
+    )
+    assert selected == '"nowhere"'
     console.screenshot("invalid-edit")
     console.find("#revert").click()
 
@@ -139,6 +146,37 @@ def test_the_page_fits_a_phone(driver: Any, console: Console) -> None:
         console.screenshot("phone")
     finally:
         set_viewport(driver, 1280, 800)
+
+
+def test_clone_trash_restore_activate_and_deactivate(console: Console, stack: str) -> None:
+    def status() -> str:
+        return str(console.find("#status").text)
+
+    console.find('[data-action="clone"]').click()
+    wait_for(
+        lambda: console.find("#scenario-title").text == "Welcome series (copy)", what="the copy"
+    )
+    assert status() == "draft"
+    for action, after in (("trash", "trashed"), ("restore", "draft"), ("activate", "active")):
+        console.find(f'[data-action="{action}"]').click()
+        wait_for(lambda after=after: status() == after, what=f"status {after}")
+    console.find("#keep-profiles").click()  # leave nobody asleep in the copy
+    console.find('[data-action="deactivate"]').click()
+    wait_for(lambda: status() == "stopped", what="status stopped")
+    assert not console.find('[data-action="deactivate"]').is_enabled()
+
+    console.driver.get(f"{stack}/console#/")
+    select = wait_for(lambda: console.visible("#filters select[name=status]"), what="the filters")
+    Select(select).select_by_visible_text("stopped")
+    console.find("#filters button[type=submit]").click()
+    wait_for(
+        lambda: console.find("#scenarios tbody tr").text.startswith(
+            "Welcome series (copy) stopped"
+        ),
+        what="only the stopped copy",
+    )
+    assert len(console.find_all("#scenarios tbody tr")) == 1
+    console.screenshot("list-filtered")
 
 
 def test_the_diagram_svg_needs_the_key(stack: str) -> None:
