@@ -300,13 +300,16 @@
 
   /** Every few seconds while the page is visible: the counters and the open node's list. */
   async function tick() {
-    if (document.visibilityState !== "visible" || $("#scenario").hidden) return;
+    if (document.visibilityState !== "visible" || $("#scenario").hidden || state.ticking) return;
+    state.ticking = true;  // a slow answer is not asked for again before it comes
     try {
       await refreshCounters();
       if (state.selected && !state.removeAllArmed) await loadNodeProfiles();
     } catch (error) {
       failed(error);
       if (error instanceof ApiError && error.status === 401) stopRefresh();
+    } finally {
+      state.ticking = false;
     }
   }
 
@@ -636,11 +639,11 @@
       viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "days-title",
     });
     chart.append(svgElement("title", { id: "days-title" }, "Profiles per day"));
-    for (const fraction of [0, 0.5, 1]) {
-      const y = height - bottom - fraction * (height - bottom - 10);
+    for (const tick of new Set([0, Math.round(top / 2), top])) {
+      const y = height - bottom - (tick / top) * (height - bottom - 10);
       chart.append(svgElement("line", { x1: left, x2: width, y1: y, y2: y, stroke: "#e5e7eb" }));
       chart.append(svgElement("text", { x: left - 4, y: y + 4, "text-anchor": "end", "font-size": 10, fill: "#4b5563" },
-        String(Math.round(top * fraction))));
+        String(tick)));
     }
     days.forEach((day, i) => {
       series.forEach(([name, colour], j) => {

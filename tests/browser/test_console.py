@@ -81,6 +81,14 @@ def test_a_waiting_profile_is_removed_from_its_node(console: Console, stack: str
     assert waiting["profiles"] == []
     console.screenshot("profile-removed")
 
+    sign_up(stack, "cy", "Cy")
+    sign_up(stack, "dee", "Dee")
+    wait_for(lambda: len(console.find_all("#node-profiles tr[data-profile]")) == 2, what="cy, dee")
+    console.find("#remove-all").click()
+    console.find("#remove-all").click()  # the second press confirms
+    wait_for(lambda: console.visible("#no-profiles"), what="everyone at wait_day removed")
+    console.wait_for_counter("wait_day", "current", 0)
+
 
 def test_an_invalid_edit_shows_its_problem_at_its_node(console: Console, stack: str) -> None:
     scenario_id = welcome_id(stack)
@@ -132,7 +140,7 @@ def test_stats_by_day_chart_the_entries(console: Console, stack: str) -> None:
         day: row.find_elements("css selector", "td")[1].get_attribute("textContent")
         for day, row in days.items()
     }
-    assert entered == {"2026-06-01": "1", "2026-06-02": "1"}  # ada, then bob a day later
+    assert entered == {"2026-06-01": "1", "2026-06-02": "3"}  # ada; a day later bob, cy, dee
     console.screenshot("stats-by-day")
 
 
