@@ -120,6 +120,7 @@
 
   async function openList(more = false) {
     show("list");
+    document.title = "Scenarios · Scenaria console";
     const form = new FormData($("#filters"));
     const query = new URLSearchParams();
     for (const name of ["status", "tag", "q"]) if (form.get(name)) query.set(name, form.get(name));
@@ -177,6 +178,7 @@
     state.meta = meta;
     const documentFields = meta.scenario || {};
     $("#scenario-title").textContent = meta.name || meta.id;
+    document.title = `${meta.name || meta.id} · Scenaria console`;
     const facts = $("#scenario-facts");
     facts.replaceChildren(
       el("span", { class: `badge ${meta.status}`, id: "status" }, meta.status), " ",

@@ -15,9 +15,8 @@ from tests.browser.support import SCREENSHOTS, Chromium, browser, find_chromium,
 
 REQUIRED = os.environ.get("SCENARIA_REQUIRE_BROWSER") == "1"
 MISSING = (
-    "no Chromium: the browser tests are SKIPPED. Install Debian's chromium and "
-    "chromium-driver (apt-get install chromium chromium-driver), or point SCENARIA_CHROMIUM "
-    "and SCENARIA_CHROMEDRIVER at them"
+    "no Chromium found. Install Debian's chromium and chromium-driver (apt-get install "
+    "chromium chromium-driver), or point SCENARIA_CHROMIUM and SCENARIA_CHROMEDRIVER at them"
 )
 _skipped: list[str] = []
 
@@ -29,7 +28,7 @@ def chromium() -> Chromium:
         if REQUIRED:
             pytest.fail(f"SCENARIA_REQUIRE_BROWSER=1 and {MISSING}", pytrace=False)
         _skipped.append(MISSING)
-        warnings.warn(MISSING, stacklevel=1)
+        warnings.warn(f"the browser tests are SKIPPED: {MISSING}", stacklevel=1)
         pytest.skip(MISSING)
     return found
 

@@ -8,8 +8,6 @@ Screenshots land in build/screenshots/ as the run's artefacts.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
@@ -185,10 +183,3 @@ def test_clone_trash_restore_activate_and_deactivate(console: Console, stack: st
     )
     assert len(console.find_all("#scenarios tbody tr")) == 1
     console.screenshot("list-filtered")
-
-
-def test_the_diagram_svg_needs_the_key(stack: str) -> None:
-    scenario_id = welcome_id(stack)
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{stack}/scenarios/{scenario_id}/diagram.svg", timeout=30)
-    assert refused.value.code == 401
