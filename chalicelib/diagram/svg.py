@@ -90,7 +90,7 @@ def render_svg(layout: Layout, stats: Mapping[str, Any] | None = None) -> str:
         f'<title id="diagram-title">{_text(layout.graph.name)}</title>',
         f"<style>{STYLE}</style>",
         '<defs><marker id="arrow-head" viewBox="0 0 10 10" refX="9" refY="5" '
-        'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+        'markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10" orient="auto-start-reverse">'
         '<path d="M0,0 L10,5 L0,10 z"/></marker></defs>',
         '<rect width="100%" height="100%" fill="#f9fafb"/>',
         '<g class="arrows">',
