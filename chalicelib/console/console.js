@@ -16,7 +16,7 @@
 
   const state = {
     id: null, meta: null, timer: null, selected: null, path: null, problems: [],
-    listToken: null, removeAllArmed: false, zoom: null,
+    listToken: null, listAsked: 0, removeAllArmed: false, zoom: null,
   };
 
   // --- calling the API ------------------------------------------------------------------
@@ -125,12 +125,14 @@
     const query = new URLSearchParams();
     for (const name of ["status", "tag", "q"]) if (form.get(name)) query.set(name, form.get(name));
     if (more && state.listToken) query.set("next_token", state.listToken);
+    const asked = ++state.listAsked;  // only the latest answer is shown, whatever comes last
     let page;
     try {
       page = await api("GET", `/scenarios?${query}`);
     } catch (error) {
       return failed(error);
     }
+    if (asked !== state.listAsked) return;
     const body = $("#scenarios tbody");
     if (!more) body.replaceChildren();
     for (const s of page.scenarios) {
@@ -170,6 +172,7 @@
       return failed(error);
     }
     if (!$("#view-days").hidden) drawDays();
+    showClock();
     startRefresh();
   }
 
@@ -220,7 +223,9 @@
 
   /** The server's diagram, inlined so its boxes can be chosen and its counters updated. */
   async function drawGraph() {
-    const text = await api("GET", `/scenarios/${enc(state.id)}/diagram.svg?${period()}`);
+    const id = state.id;
+    const text = await api("GET", `/scenarios/${enc(id)}/diagram.svg?${period()}`);
+    if (id !== state.id) return;  // another scenario was opened meanwhile
     const parsed = new DOMParser().parseFromString(text, "image/svg+xml");
     const svg = document.importNode(parsed.documentElement, true);
     svg.setAttribute("role", "group");
@@ -272,7 +277,9 @@
 
   /** The counters in place, from the scenario's stats for the chosen period and version. */
   async function refreshCounters() {
-    const stats = await api("GET", `/scenarios/${enc(state.id)}/stats?${period()}`);
+    const id = state.id;
+    const stats = await api("GET", `/scenarios/${enc(id)}/stats?${period()}`);
+    if (id !== state.id) return;
     for (const box of $$("#graph .box[data-node]")) {
       const counts = (stats.nodes || {})[box.dataset.node] || {};
       for (const [name] of NODE_COUNTERS) setCount(box, name, counts[name]);
@@ -312,6 +319,36 @@
       if (error instanceof ApiError && error.status === 401) stopRefresh();
     } finally {
       state.ticking = false;
+    }
+  }
+
+  // --- the local stack's virtual clock ----------------------------------------------
+
+  /** On a local stack with a virtual clock (`GET /local/clock` answers), show it and let
+   * it be moved; anywhere else the clock stays hidden. */
+  async function showClock() {
+    let clock;
+    try {
+      clock = await api("GET", "/local/clock");
+    } catch (error) {
+      $("#clock").hidden = true;
+      return;
+    }
+    $("#clock-now").textContent = `clock ${moment(clock.now)} UTC`;
+    $("#clock").hidden = false;
+  }
+
+  async function advanceClock(duration) {
+    for (const button of $$("#clock button")) button.disabled = true;
+    try {
+      await api("POST", "/local/clock", { advance: duration });
+      await showClock();
+      await refreshCounters();
+      if (state.selected) await loadNodeProfiles();
+    } catch (error) {
+      failed(error);
+    } finally {
+      for (const button of $$("#clock button")) button.disabled = false;
     }
   }
 
@@ -727,6 +764,9 @@
       }
       state.editorEscaped = event.key === "Escape";
     });
+    for (const button of $$("#clock button")) {
+      button.addEventListener("click", () => advanceClock(button.dataset.advance));
+    }
     $("#zoom-in").addEventListener("click", () => zoom((state.scale || 1) * 1.25));
     $("#zoom-out").addEventListener("click", () => zoom((state.scale || 1) / 1.25));
     $("#zoom-fit").addEventListener("click", () => zoom(null));

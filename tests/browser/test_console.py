@@ -183,3 +183,15 @@ def test_clone_trash_restore_activate_and_deactivate(console: Console, stack: st
     )
     assert len(console.find_all("#scenarios tbody tr")) == 1
     console.screenshot("list-filtered")
+
+
+def test_the_local_clock_moves_from_the_console(console: Console, stack: str) -> None:
+    before = call(stack, "GET", "/local/clock")["now"]
+    shown = wait_for(lambda: console.visible("#clock-now"), what="the virtual clock")
+    assert before.replace("T", " ")[:16] in shown.text
+    console.find('#clock button[data-advance="PT1H"]').click()
+    wait_for(lambda: call(stack, "GET", "/local/clock")["now"] != before, what="the clock to move")
+    after = call(stack, "GET", "/local/clock")["now"]
+    wait_for(
+        lambda: after.replace("T", " ")[:16] in console.find("#clock-now").text, what="it shown"
+    )
