@@ -13,7 +13,7 @@ SCENARIOS ?= examples
 SCENARIA_URL ?= http://127.0.0.1:$(PORT)
 SCENARIA_API_KEY ?= local-dev-key
 
-.PHONY: run simulate test lint bench schema package package-lint redrive validate apply
+.PHONY: run simulate test lint bench schema package package-lint redrive validate apply screenshots
 
 $(INSTALLED): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,8 +52,13 @@ apply: $(INSTALLED)
 	$(BIN)/python -m chalicelib.cli apply $(SCENARIOS) --url $(SCENARIA_URL) --key $(SCENARIA_API_KEY) --activate
 
 ## make test: lint, type-check, package and cfn-lint the example tenant's stack, run every test
+## (the browser tests in tests/browser when Debian's chromium is installed; skipped, loudly, if not)
 test: lint package-lint
 	$(BIN)/pytest
+
+## make screenshots: the console on the example in headless Chromium, written to docs/console.png
+screenshots: $(INSTALLED)
+	$(BIN)/python -m tests.browser.screenshots
 
 ## make lint: ruff (lint and format) and mypy on the engine and the scenario model
 lint: $(INSTALLED)

@@ -11,6 +11,7 @@ from chalice.app import Request
 from chalicelib.api import (
     admin,
     auth,
+    console,
     events,
     hooks,
     keys,
@@ -35,6 +36,7 @@ for blueprint in (
     admin.blueprint,
     templates.blueprint,
     keys.blueprint,
+    console.blueprint,
 ):
     app.register_blueprint(blueprint)
 app.register_blueprint(openapi.blueprint)

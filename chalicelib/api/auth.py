@@ -18,7 +18,7 @@ from chalicelib.runtime.api_keys import STACK_KEY, ApiKey
 
 from .errors import Forbidden, Unauthorized
 
-PUBLIC_PREFIXES = ("/hooks/", "/openapi.json", "/t/")
+PUBLIC_PREFIXES = ("/hooks/", "/openapi.json", "/t/", "/console")
 _public_routes: set[str] = set()  # exact route paths (templates) opened by `make_public`
 
 KEY_ROUTES = "/api-keys"  # admin only

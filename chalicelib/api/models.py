@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
@@ -293,6 +293,18 @@ class NodeStats(Out):
     )
 
 
+class DayStats(Out):
+    model_config = ConfigDict(extra="allow")  # further scenario-wide counters, e.g. conversions
+
+    day: date
+    entered: int
+    completed: int
+    exited: int
+    removed: int
+    errors: int
+    revenue: float
+
+
 class ScenarioStats(Out):
     entered: int
     completed: int
@@ -307,6 +319,9 @@ class ScenarioStats(Out):
     revenue: float = Field(
         description="`data.total` of `order.created` events of profiles while in the scenario "
         "or within 7 days of its last send to them"
+    )
+    days: list[DayStats] | None = Field(
+        None, description="with `by=day`: the scenario-wide counters of each day, oldest first"
     )
 
 

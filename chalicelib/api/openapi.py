@@ -299,6 +299,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             Param("from", "first day counted", {"type": "string", "format": "date"}),
             Param("to", "last day counted", {"type": "string", "format": "date"}),
             Param("version", "only this version (default: all, summed)", {"type": "integer"}),
+            Param(
+                "by",
+                "`day`: add `days`, the scenario-wide counters of each day (at most 366)",
+                {"type": "string", "enum": ["day"]},
+            ),
         ),
         errors=(404,),
     ),
@@ -470,6 +475,25 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api-keys/{key_id}", "DELETE"): Operation(
         "Revoke an API key at once (admin only)", "API keys", None, 204, errors=(404,)
     ),
+    # --- the console (SPEC §9) ---
+    ("/scenarios/{scenario_id}/diagram.svg", "GET"): Operation(
+        "The scenario's graph with its counters, as SVG",
+        "Console",
+        None,
+        params=(
+            Param("from", "first day counted", {"type": "string", "format": "date"}),
+            Param("to", "last day counted", {"type": "string", "format": "date"}),
+            Param("version", "this version's graph and counters", {"type": "integer"}),
+        ),
+        errors=(404,),
+        media_type="image/svg+xml",
+    ),
+    ("/console", "GET"): Operation(
+        "The web console (no API key: it asks for one)", "Console", None, media_type="text/html"
+    ),
+    ("/console/{name}", "GET"): Operation(
+        "A file of the web console", "Console", None, errors=(404,), media_type="text/*"
+    ),
     (OPENAPI_PATH, "GET"): Operation("This document", "Meta", None),
 }
 
@@ -487,6 +511,7 @@ TAGS = (
     ("Admin", "Operating the stack: dead-letter queues and their redrive"),
     ("Templates", "Built-in scenario templates to start from (SPEC §9)"),
     ("API keys", "Keys with a role and access groups (SPEC §9)"),
+    ("Console", "The web console and the scenario diagram (SPEC §9)"),
     ("Meta", "The API's description"),
 )
 
@@ -537,7 +562,7 @@ def _document(routes: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
             "version": _version(),
             "summary": "Marketing-automation scenarios on AWS serverless",
             "description": "JSON in and out. Every call but `/hooks/*`, the tracking links "
-            "`/t/*` and this document needs the `X-Api-Key` header. Errors are `application/problem+json` "
+            "`/t/*`, the console's page and files `/console*` and this document needs the `X-Api-Key` header. Errors are `application/problem+json` "
             "(RFC 9457) whose `detail` names the field at fault; bad input never "
             "changes state. A guide with examples: docs/api.md.",
         },

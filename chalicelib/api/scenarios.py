@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from chalice import Blueprint, Response
+from chalice.app import Request
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now
@@ -51,6 +52,7 @@ blueprint = Blueprint(__name__)
 _route = routes(blueprint)
 
 STATUSES = ("draft", "active", "stopped", "trashed")
+MAX_STATS_DAYS = 366  # days listed by the statistics' `by=day`
 
 
 def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -360,12 +362,28 @@ def profiles_at_node(scenario_id: str, node_id: str) -> dict[str, Any]:
 
 @route("/scenarios/{scenario_id}/stats", methods=["GET"])
 def scenario_stats(scenario_id: str) -> dict[str, Any]:
+    """The counters; with `by=day` also `days`, the scenario-wide counters of each day."""
     scenarios.get(scenario_id)
-    params = blueprint.current_request.query_params or {}
+    request = blueprint.current_request
+    version, start, end = stats_query(request)
+    by_day = (request.query_params or {}).get("by") is not None
+    if by_day and (request.query_params or {})["by"] != "day":
+        raise BadRequest("query parameter 'by' must be 'day'")
+    if by_day and start and end and (end - start).days >= MAX_STATS_DAYS:
+        raise BadRequest(f"query parameters from, to: by=day lists at most {MAX_STATS_DAYS} days")
+    answer = stats.scenario_stats(scenario_id, version, start, end)
+    if by_day:
+        answer["days"] = stats.daily_totals(scenario_id, version, start, end, MAX_STATS_DAYS)
+    return answer
+
+
+def stats_query(request: Request) -> tuple[int | None, date | None, date | None]:
+    """`version`, `from` and `to` of a statistics call (the diagram's counters too)."""
+    params = request.query_params or {}
     try:
         version = int(params["version"]) if "version" in params else None
         start = date.fromisoformat(params["from"][:10]) if "from" in params else None
         end = date.fromisoformat(params["to"][:10]) if "to" in params else None
     except ValueError as error:
         raise BadRequest(f"query parameters version, from, to: {error}") from None
-    return stats.scenario_stats(scenario_id, version, start, end)
+    return version, start, end

@@ -77,6 +77,7 @@ def main() -> int:
     key = settings().api_key
     print(f"Scenaria local stack on {url} ({'virtual' if virtual else 'real'} clock)", flush=True)
     print(f"API key: {key}")
+    print(f"Console: {url}/console (enter the key there)")
     print(f"Example scenario {example!r} (Welcome series) is active. Try:")
     print(
         f"  curl -s -X PUT {url}/profiles/customers/ada -H 'X-Api-Key: {key}' -H 'Content-Type: application/json' "

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from chalicelib.adapters import store
@@ -117,6 +117,42 @@ def scenario_stats(
         "channels": channels,
         "revenue": cents / 100,
     }
+
+
+def daily_totals(
+    scenario_id: str,
+    version: int | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    most: int = 366,
+) -> list[dict[str, Any]]:
+    """The scenario-wide counters day by day, oldest first: `entered`, `completed`,
+    `exited`, `removed`, `errors`, `revenue` and any other counter kept for the whole
+    scenario (not per node or message). Every day from `start` (else the first counted
+    day) to `end` (else the last) is listed, zeros where nothing was counted; at most
+    `most` days, the latest."""
+    days: dict[date, dict[str, Any]] = {}
+    for item in _counter_items(scenario_id, version):
+        day = date.fromisoformat(item["sk"].split("#")[1])
+        if (start and day < start) or (end and day > end):
+            continue
+        totals = days.setdefault(day, {})
+        for name, count in item.items():
+            if name not in ("scenario_id", "sk") and "|" not in name:
+                totals[name] = totals.get(name, 0) + count
+    first, last = start or min(days, default=None), end or max(days, default=None)
+    if first is None or last is None:
+        return []
+    first = max(first, last - timedelta(days=most - 1))
+    listed = []
+    for offset in range((last - first).days + 1):
+        day = first + timedelta(days=offset)
+        counted = days.get(day, {})
+        cents = counted.pop(REVENUE, 0)
+        listed.append(
+            {"day": day.isoformat(), **dict.fromkeys(TOTALS, 0), **counted, "revenue": cents / 100}
+        )
+    return listed
 
 
 def _node(nodes: dict[str, dict[str, Any]], node: str) -> dict[str, Any]:

@@ -54,6 +54,7 @@ READS = {
     "next_runs": Route("GET", "/scenarios/{id}/triggers/nightly/next-runs", 200),
     "at_node": Route("GET", "/scenarios/{id}/nodes/wait/profiles", 200),
     "stats": Route("GET", "/scenarios/{id}/stats", 200),
+    "diagram": Route("GET", "/scenarios/{id}/diagram.svg", 200),
     "simulate": Route("POST", "/scenarios/simulate", 200, {"scenario_id": "{id}"}),
 }
 WRITES = {  # in an order that takes a new draft through its whole lifecycle

@@ -51,7 +51,7 @@ def enter(stack: Stack, scenario_id: str, *names: str) -> list[str]:
 
 # --- the API key ---------------------------------------------------------------------------
 
-PUBLIC = ("/hooks/", "/openapi.json", "/t/")
+PUBLIC = ("/hooks/", "/openapi.json", "/t/", "/console")  # /console: the page asks for the key
 PUBLIC_ROUTES = {  # the local stack's sinks: the push service's endpoint, the webhook sink
     ("POST", "/local/push/{subscription_id}"),
     *((method, "/local/webhooks/{name}") for method in ("GET", "POST", "PUT", "PATCH", "DELETE")),
