@@ -96,7 +96,24 @@ def in_callers_groups(document: dict[str, Any]) -> dict[str, Any]:
         return {**document, "group": groups[0]}
     if document.get("group") not in groups:
         raise Forbidden(f"$.group: this key saves only scenarios of the groups {', '.join(groups)}")
+    _jumps_in_scope(document)
     return document
+
+
+def _jumps_in_scope(document: dict[str, Any]) -> None:
+    """A key limited to groups moves profiles only into scenarios it sees: a `jump` to any
+    other (or to none yet) is a 403, the same whether the target exists or not."""
+    nodes = document.get("nodes")
+    for node_id, node in nodes.items() if isinstance(nodes, dict) else ():
+        if not isinstance(node, dict) or node.get("type") != "jump":
+            continue
+        try:
+            scenario_in_scope(str(node.get("scenario")))
+        except scenarios.NotFound:
+            raise Forbidden(
+                f"$.nodes.{node_id}.scenario: this key moves profiles only into scenarios of "
+                "its groups"
+            ) from None
 
 
 def present(meta: dict[str, Any], **extra: Any) -> dict[str, Any]:

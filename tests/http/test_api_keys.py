@@ -209,6 +209,39 @@ def test_a_group_key_creates_only_in_its_groups(
     assert "group" not in anyone.json_body["scenario"]
 
 
+def test_a_group_key_jumps_only_into_scenarios_it_sees(
+    shared_stack: Stack, seeded: dict[str, Any]
+) -> None:
+    keys = seeded["keys"]
+
+    def jumping_to(target: str) -> dict[str, Any]:
+        return {
+            "name": "Hand over",
+            "group": MINE,
+            "entry": "go",
+            "nodes": {"go": {"type": "jump", "scenario": target}},
+        }
+
+    before = snapshot(shared_stack)
+    for target in (seeded["scenarios"][THEIRS], "no-such-scenario"):
+        response = send(
+            shared_stack, "POST", "/scenarios", jumping_to(target), key=keys["group_editor"]
+        )
+        assert_problem(response, 403, "$.nodes.go.scenario")
+    assert snapshot(shared_stack) == before
+    mine = send(
+        shared_stack,
+        "POST",
+        "/scenarios",
+        jumping_to(seeded["scenarios"][MINE]),
+        key=keys["group_editor"],
+    )
+    assert mine.status_code == 201
+    theirs = jumping_to(seeded["scenarios"][THEIRS])
+    anyone = send(shared_stack, "POST", "/scenarios", theirs, key=keys["editor"])
+    assert anyone.status_code == 201  # a key of every group jumps anywhere
+
+
 OTHER_ROUTES = {  # (method, path, body) → the answer by role
     "templates": ("GET", "/templates", None, {"admin": 200, "editor": 200, "viewer": 200}),
     "template": ("GET", "/templates/abandoned_cart", None, {"viewer": 200, "editor": 200}),
