@@ -328,10 +328,13 @@ class Runtime:
         for thread in self._threads:
             thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop pumping: each thread ends after its current batch. Waits at most `timeout`
+        seconds in all (the threads are daemons: one still busy ends with the process)."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _pump_forever(self) -> None:
         """Every queue in turn, one batch each, under the lock (virtual clock)."""
