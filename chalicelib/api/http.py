@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.adapters.dynamo import BadToken, decode_token
 from chalicelib.scenarios.validation import json_path
 
-from .errors import BadRequest, answers_problems, invalid_input
+from .errors import BadRequest, UnsupportedMediaType, answers_problems, invalid_input
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -70,6 +70,8 @@ def json_document(request: Request) -> Any:
     """The parsed JSON body, checked to be storable as it is (see `check_storable`)."""
     if not request.raw_body:
         raise BadRequest("the request needs a JSON body")
+    if "content-type" not in request.headers:  # Chalice would read the body as no JSON at all
+        raise UnsupportedMediaType("the body has no Content-Type: send it as application/json")
     try:
         document = request.json_body
     except RecursionError:
