@@ -39,7 +39,7 @@ ERROR_TITLES = {
     401: "The X-Api-Key header is missing or wrong (hooks: a bad or stale signature)",
     404: "No such resource",
     409: "The resource's state does not allow this (e.g. the scenario is not active)",
-    415: "The body is not `application/json`",
+    415: "The body is not `application/json`, or has no Content-Type",
     422: "The scenario is not valid: `problems` lists everything wrong with it",
 }
 
