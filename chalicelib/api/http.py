@@ -152,7 +152,7 @@ def page_params(
     strings), with a test of its value: a token of another list, or a forged one, is a
     400 too, rather than a start key DynamoDB refuses or reads outside the query."""
     limit = query_int(request, "limit", default, 1, PAGE_LIMIT)
-    token = (request.query_params or {}).get("next_token")
+    token = (request.query_params or {}).get("next_token") or None  # empty: the first page
     if token is not None and dynamodb_token:
         try:
             start = decode_token(token)
