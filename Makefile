@@ -36,7 +36,7 @@ lint: $(INSTALLED)
 
 ## make bench: engine speed on one core, then the runtime's requests, cost, campaign scaling
 ## and wake-up lateness, then the e-mail worker's rate and requests per message, then the
-## local stack's memory over a year of virtual days (fails over 1 GB); prints
+## local stack's memory over 120 virtual days (fails over 1 GB); prints
 ## `name: value unit` lines and writes bench/results.json
 bench: $(INSTALLED)
 	$(ONE_CORE) $(BIN)/python -m bench.engine
