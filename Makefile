@@ -67,12 +67,14 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 
 ## make bench: engine speed on one core, then the runtime's requests, cost, campaign scaling
-## and wake-up lateness, then the e-mail worker's rate and requests per message; prints
+## and wake-up lateness, then the e-mail worker's rate and requests per message, then the
+## local stack's memory over 120 virtual days (fails over 1 GB); prints
 ## `name: value unit` lines and writes bench/results.json
 bench: $(INSTALLED)
 	$(ONE_CORE) $(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.channels
+	$(BIN)/python -m bench.soak
 
 ## make schema: regenerate docs/scenario.schema.json from the pydantic models
 schema: $(INSTALLED)

@@ -62,6 +62,10 @@ class NotFoundError(ApiError):
     status, title = 404, "Not found"
 
 
+class UnsupportedMediaType(ApiError):
+    status, title = 415, "Unsupported media type"
+
+
 class Conflict(ApiError):
     status, title = 409, "Conflict"
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.adapters.dynamo import BadToken, decode_token
 from chalicelib.scenarios.validation import json_path
 
-from .errors import BadRequest, answers_problems, invalid_input
+from .errors import BadRequest, UnsupportedMediaType, answers_problems, invalid_input
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -70,6 +70,8 @@ def json_document(request: Request) -> Any:
     """The parsed JSON body, checked to be storable as it is (see `check_storable`)."""
     if not request.raw_body:
         raise BadRequest("the request needs a JSON body")
+    if "content-type" not in request.headers:  # Chalice would read the body as no JSON at all
+        raise UnsupportedMediaType("the body has no Content-Type: send it as application/json")
     try:
         document = request.json_body
     except RecursionError:
@@ -150,7 +152,7 @@ def page_params(
     strings), with a test of its value: a token of another list, or a forged one, is a
     400 too, rather than a start key DynamoDB refuses or reads outside the query."""
     limit = query_int(request, "limit", default, 1, PAGE_LIMIT)
-    token = (request.query_params or {}).get("next_token")
+    token = (request.query_params or {}).get("next_token") or None  # empty: the first page
     if token is not None and dynamodb_token:
         try:
             start = decode_token(token)

@@ -107,6 +107,15 @@ class TimelineEventIn(TimelineEvent):
 class SimulationRequest(Simulation):
     """`POST /scenarios/simulate`: a scenario document or a stored scenario's id, and a timeline."""
 
+    model_config = ConfigDict(  # exactly one of the two, as the route checks
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["scenario"], "properties": {"scenario": {"type": "object"}}},
+                {"required": ["scenario_id"], "properties": {"scenario_id": {"type": "string"}}},
+            ]
+        }
+    )
+
     scenario: dict[str, Any] | None = None
     scenario_id: str | None = None
     events: list[TimelineEventIn] = Field(default_factory=list)

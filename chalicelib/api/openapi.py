@@ -42,7 +42,7 @@ ERROR_TITLES = {
     "manages keys), or the scenario's `group` is not one of the key's",
     404: "No such resource",
     409: "The resource's state does not allow this (e.g. the scenario is not active)",
-    415: "The body is not `application/json`",
+    415: "The body is not `application/json`, or has no Content-Type",
     422: "The scenario is not valid (`problems` lists everything wrong with it), or the "
     "`Idempotency-Key` was used before with another body",
     503: "Writers kept colliding on one item; nothing was written: retry after `Retry-After`",

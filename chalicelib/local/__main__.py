@@ -6,17 +6,17 @@ SCENARIA_CLOCK=virtual for virtual time (SCENARIA_CLOCK_START sets its start).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import signal
 import sys
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from chalice.local import ChaliceRequestHandler, LocalGatewayException
+from chalice.local import ChaliceRequestHandler, ThreadedHTTPServer
 from moto.server import ThreadedMotoServer
 
 from .stack import Runtime, configure_environment, create_resources
@@ -24,6 +24,8 @@ from .stack import Runtime, configure_environment, create_resources
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "welcome.json"
 CRM = "https://crm.example/api/callback"  # the example's call center
+LISTEN_BACKLOG = 128  # connections waiting to be accepted: a burst of clients is not reset
+STOP_WITHIN = 0.5  # seconds the queue pumps get to finish their batch on Ctrl-C or SIGTERM
 
 
 def main() -> int:
@@ -41,7 +43,7 @@ def main() -> int:
     configure_environment(f"http://{host}:{moto_port}", virtual, public_url=url)
 
     from chalice.config import Config
-    from chalice.local import create_local_server
+    from chalice.local import LocalChalice, LocalDevServer
 
     from chalicelib.adapters.clock import VirtualClock, use_clock
     from chalicelib.config import settings
@@ -65,9 +67,10 @@ def main() -> int:
     example = load_example(url)
     runtime.start(clock_is_real=not virtual)
     config = Config.create(chalice_stage="local", app_name="scenaria")
-    server = create_local_server(app, config, "127.0.0.1", port)
-    server.server.RequestHandlerClass = functools.partial(  # unknown routes: 404 problems
-        ProblemRequestHandler, app_object=app, config=config
+    # current_request per thread, as chalice.local.create_local_server does
+    app.__class__ = type("LocalScenaria", (LocalChalice, app.__class__), {})
+    server = LocalDevServer(
+        app, config, "127.0.0.1", port, handler_cls=GatewayRequestHandler, server_cls=HTTPServer
     )
 
     def stop(*_: Any) -> None:
@@ -92,25 +95,36 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        runtime.stop()
-        moto.stop()
+        # Nothing outlives the process: moto is in this process, in memory, and ends with
+        # it; a batch still running when the time is up is not waited for.
+        runtime.stop(timeout=STOP_WITHIN)
+        server.server.server_close()
         print("Stopped.")
     return 0
 
 
-class ProblemRequestHandler(ChaliceRequestHandler):
-    """Chalice's local server answers an unknown route as API Gateway does by default
-    (403, a missing authentication token); the deployed stack's gateway responses make
-    that a 404 problem (infra/template.py), and so does this."""
+class HTTPServer(ThreadedHTTPServer):
+    """Chalice's threaded server, with a listen backlog for bursts (the default is 5)."""
 
-    def _send_error_response(self, error: LocalGatewayException) -> None:
-        if error.CODE == 403 and b"Missing Authentication Token" in (error.body or b""):
-            detail = f"no route {self.command} {self.path.split('?')[0]}"
-            body = {"type": "about:blank", "title": "Not found", "status": 404, "detail": detail}
-            headers = {"Content-Type": "application/problem+json"}
-            self._send_http_response(404, headers, json.dumps(body).encode())
-            return
-        super()._send_error_response(error)
+    request_queue_size = LISTEN_BACKLOG
+
+
+class GatewayRequestHandler(ChaliceRequestHandler):
+    """Chalice's request handler behind `ApiGateway` (decoded path parameters, 404 and
+    405 problems), for every method: http.server answers a method without a `do_*`
+    handler (TRACE, any other token) with a 501 HTML page; API Gateway, and so this,
+    with a 405 problem naming the route's methods."""
+
+    def __init__(self, *args: Any, app_object: Any, config: Any) -> None:
+        from .gateway import ApiGateway
+
+        self.local_gateway = ApiGateway(app_object, config)
+        BaseHTTPRequestHandler.__init__(self, *args)  # handles the request
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):
+            return self._generic_handle
+        raise AttributeError(name)
 
 
 def load_example(url: str) -> str:

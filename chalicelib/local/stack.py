@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from types import SimpleNamespace
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 SCHEDULE_EVERY = 60.0  # seconds: every schedule of the app is rate(1 minute)
+REAP_EVERY = timedelta(minutes=15)  # how often expired items go; DynamoDB's TTL takes longer
 
 
 def configure_environment(endpoint: str, virtual: bool, public_url: str | None = None) -> None:
@@ -87,14 +88,16 @@ def new_vapid_key() -> str:
 def create_resources() -> None:
     """Every table and queue of `infra/resources.py`, with dead-letter queues, and the
     e-mail side: the sender's identity, the configuration set and the feedback topic
-    that the feedback queue listens to (moto publishes no SES events itself)."""
+    that the feedback queue listens to (moto publishes no SES events itself). moto's
+    transactions learn to back up only what they touch (`moto_fixes`)."""
     from chalicelib.adapters.aws import client
     from chalicelib.config import settings
     from infra.resources import QUEUE_DEFINITIONS, TABLES, create_table_arguments, dead_letter_name
 
-    from .message_moves import install
+    from . import message_moves, moto_fixes
 
-    install()  # dead-letter queue redrive, which moto's SQS lacks
+    moto_fixes.install()
+    message_moves.install()  # dead-letter queue redrive, which moto's SQS lacks
     config = settings()
     dynamodb, sqs = client("dynamodb"), client("sqs")
     for table in TABLES:
@@ -248,7 +251,7 @@ class Runtime:
     """
 
     def __init__(self, app: Any) -> None:
-        from chalice.app import ScheduledEventConfig, SQSEventConfig
+        from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
 
         from chalicelib.config import settings
 
@@ -268,17 +271,47 @@ class Runtime:
             for s in app.event_sources
             if isinstance(s, ScheduledEventConfig)
         ]
+        self.streams = {  # table name → the handler of its stream (the timers' TTL backstop)
+            s.stream_arn.split(":table/", 1)[1].split("/stream", 1)[0]: app.handler_map[s.name]
+            for s in app.event_sources
+            if isinstance(s, DynamoDBEventConfig)
+        }
+        self._reaped_at: datetime | None = None
         self._lock = threading.RLock()  # one round of work at a time: drains are exact
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def fire_schedules(self, moment: datetime) -> None:
+        """What EventBridge does at `moment` (every schedule is a minute's rate), and
+        what DynamoDB's TTL would have done by then (see `expire`)."""
         with self._lock:
             for handler in self.schedules:
                 try:
                     handler(scheduled_event(moment), _context("schedule"))
                 except Exception:
                     logger.exception("scheduled handler failed")
+            self.expire(moment)
+
+    def expire(self, moment: datetime) -> int:
+        """Remove the items whose TTL is past at `moment`, as DynamoDB would (`ttl.reap`),
+        at most once every REAP_EVERY of the stack's clock; returns how many went."""
+        from .ttl import reap
+
+        if self._reaped_at is not None and moment - self._reaped_at < REAP_EVERY:
+            return 0
+        self._reaped_at = moment
+        with self._lock:
+            try:
+                return reap(moment, self._to_stream)
+            except Exception:
+                logger.exception("removing expired items failed")
+                return 0
+
+    def _to_stream(self, table: str, records: list[dict[str, Any]]) -> None:
+        """Deliver a table's stream records to its handler, as Lambda's event source would."""
+        handler = self.streams.get(table)
+        if handler is not None:
+            handler({"Records": records}, _context(f"{table}-stream"))
 
     def drain(self, rounds: int = 10_000) -> int:
         """Run queued work until every queue is empty; returns the messages handled.
@@ -336,10 +369,13 @@ class Runtime:
         for thread in self._threads:
             thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop pumping: each thread ends after its current batch. Waits at most `timeout`
+        seconds in all (the threads are daemons: one still busy ends with the process)."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _pump_forever(self) -> None:
         """Every queue in turn, one batch each, under the lock (virtual clock)."""

@@ -7,34 +7,21 @@ import base64
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from chalice.config import Config
-from chalice.local import LocalGateway, LocalGatewayException
+from chalice.local import LocalGatewayException
+from chalice.test import Client, TestHTTPClient
+
+from chalicelib.local.gateway import ApiGateway
 
 
 class ApiGatewayWSGI:
-    """API Gateway (REST) in front of a Chalice app, as a WSGI application.
-
-    Chalice's `LocalGateway` builds the Lambda proxy event; as API Gateway does, path
-    parameters are matched on the raw path and then percent-decoded, so an id holding
-    `/` or `?` reaches its route whole.
-    """
+    """API Gateway (REST) in front of a Chalice app, as a WSGI application: the local
+    stack's `ApiGateway` (path parameters decoded, 404 and 405 problems)."""
 
     def __init__(self, app: Any) -> None:
-        self.gateway = LocalGateway(app, Config.create(chalice_stage="test", app_name="scenaria"))
-        converter: Any = self.gateway.event_converter
-        convert = converter.create_lambda_event
-
-        def create_lambda_event(**kwargs: Any) -> dict[str, Any]:
-            event = convert(**kwargs)
-            event["pathParameters"] = {
-                name: unquote(value) for name, value in event["pathParameters"].items()
-            }
-            event["requestContext"]["path"] = unquote(event["requestContext"]["path"])
-            return event
-
-        converter.create_lambda_event = create_lambda_event
+        self.gateway = ApiGateway(app, Config.create(chalice_stage="test", app_name="scenaria"))
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -59,7 +46,7 @@ class ApiGatewayWSGI:
                 headers=headers,
                 body=body or None,
             )
-        except LocalGatewayException as error:  # no such route: API Gateway's own answer
+        except LocalGatewayException as error:  # API Gateway's own answer
             answer = {"statusCode": error.CODE, "headers": error.headers, "body": error.body}
         payload = answer.get("body") or b""
         if answer.get("isBase64Encoded"):
@@ -74,3 +61,11 @@ class ApiGatewayWSGI:
             pairs.append(("Content-Type", "application/json"))  # as API Gateway and chalice local
         start_response(f"{status} {HTTPStatus(status).phrase}", pairs)
         return [payload]
+
+
+def gateway_client(app: Any) -> TestHTTPClient:
+    """`chalice.test`'s HTTP client with the local stack's `ApiGateway` in place of
+    Chalice's own, so in-process calls are decoded and refused as `make run` does."""
+    http = Client(app).http
+    http._local_gateway = ApiGateway(app, http._config)
+    return http

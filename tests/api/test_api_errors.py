@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from werkzeug.test import Client
 
 from chalicelib.api.errors import BadRequest, translate
 
@@ -149,3 +150,40 @@ def test_search_by_text(client: Any) -> None:
     answer = client.get("/scenarios", query_string={"q": "welcome"})
     assert answer.status_code == 200
     assert created.json["id"] in [s["id"] for s in answer.json["scenarios"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/scenarios", '{"name": "a"}'),
+        ("PUT", "/profiles/customers/ada", '{"fields": {}}'),
+        ("POST", "/events", '{"type": "x", "profile_id": "ada"}'),
+    ],
+)
+def test_a_body_without_content_type_is_a_415_saying_so(
+    client: Any, method: str, path: str, body: str
+) -> None:
+    # Chalice reads such a body as no JSON at all: "$: Input should be a valid dictionary"
+    answer = client.open(path, method=method, data=body)
+    assert "Content-Type" not in answer.request.headers
+    assert_problem(answer, 415, "Content-Type")
+    assert client.get("/profiles/customers/ada").status_code == 404  # nothing changed
+
+
+def test_a_method_the_route_lacks_is_a_405_naming_its_methods(client: Any) -> None:
+    answer = client.open("/scenarios", method="PATCH")
+    assert_problem(answer, 405, "PATCH")
+    assert answer.headers["Allow"] == "GET, POST"
+
+
+def test_a_method_the_route_lacks_is_refused_before_the_key_is_asked_for(wsgi_app: Any) -> None:
+    answer = Client(wsgi_app).delete("/scenarios")
+    assert_problem(answer, 405, "DELETE")
+    assert answer.headers["Allow"] == "GET, POST"
+
+
+def test_path_parameters_are_percent_decoded(client: Any) -> None:
+    answer = put_profile(client, '{"fields": {}}', "bob%40example.com")
+    assert answer.status_code == 200
+    assert answer.json["profile_id"] == "bob@example.com"
+    assert client.get("/profiles/customers/bob@example.com").status_code == 200

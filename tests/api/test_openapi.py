@@ -169,3 +169,16 @@ def test_served_without_an_api_key(wsgi_app: Any, document: dict[str, Any]) -> N
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("application/json")
     assert answer.json == document
+
+
+def test_a_simulation_names_exactly_one_scenario(document: dict[str, Any]) -> None:
+    # the route refuses anything else with a 400: the document says so too
+    from jsonschema import Draft202012Validator
+
+    schema = {"$ref": REF_TEMPLATE.format(model="SimulationRequest"), **document}
+    valid = Draft202012Validator(schema).is_valid
+    assert valid({"scenario_id": "s1"})
+    assert valid({"scenario": {"name": "x"}})
+    assert not valid({})
+    assert not valid({"scenario_id": "s1", "scenario": {"name": "x"}})
+    assert not valid({"scenario": None})

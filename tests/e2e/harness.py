@@ -24,6 +24,7 @@ from chalicelib.engine import Instance
 from chalicelib.local.clock import advance_to
 from chalicelib.local.stack import Runtime
 from chalicelib.scenarios.durations import format_datetime
+from tests.api.gateway import gateway_client
 from tests.loopback import Recorder, serving
 
 API_KEY = "test-key"
@@ -233,8 +234,6 @@ def at(day: int, hour: int = 10, minute: int = 0) -> datetime:
 def running_stack() -> Iterator[Stack]:
     """The app with the local routes, the pumps and a virtual clock at START (on whatever
     AWS the caller set up)."""
-    from chalice.test import Client
-
     from app import app
     from chalicelib.adapters.clock import use_clock
     from chalicelib.local import routes
@@ -247,7 +246,7 @@ def running_stack() -> Iterator[Stack]:
     routes.runtime = runtime
     try:
         with serving() as crm:
-            yield Stack(Client(app).http, runtime, clock, crm)
+            yield Stack(gateway_client(app), runtime, clock, crm)
     finally:
         routes.runtime = None
         use_clock(previous)

@@ -1,0 +1,100 @@
+"""DynamoDB's Time to Live for the local stack: moto never expires an item.
+
+Every table with a TTL attribute (`infra/resources.py`) loses the items whose attribute
+is a moment past, by the stack's clock (virtual or real): expired timers, idempotency
+records, events past the history's 400 days. As on AWS, a deletion reaches the table's
+stream: the timers' TTL backstop (`timer_expired`) gets it as a REMOVE by the DynamoDB
+service, and a timer the sweeper had not fired is woken.
+
+moto keeps, besides, every model object it ever made (`instances_tracked`, for its
+dashboard), each transaction's whole-table backup among them: a stack driven for an
+hour held gigabytes of copies. Each reaping lets them go.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+Records = list[dict[str, Any]]
+
+
+def reap(now: datetime, on_stream: Callable[[str, Records], None]) -> int:
+    """Delete every item whose TTL attribute is before `now`; hand the deletions of a table
+    with a stream to `on_stream(table's physical name, records)`. Returns how many went."""
+    from moto.core.model_instances import reset_model_data
+
+    from chalicelib.adapters.aws import client
+    from chalicelib.config import settings
+    from chalicelib.runtime.commit import epoch
+    from infra.resources import TABLES
+
+    dynamodb, removed = client("dynamodb"), 0
+    for table in TABLES:
+        if not table.ttl_attribute:
+            continue
+        name = settings().table(table.name)
+        key_names = [table.hash_key, *([table.range_key] if table.range_key else [])]
+        records = []
+        for item in _expired(dynamodb, name, table.ttl_attribute, epoch(now)):
+            key = {attribute: item[attribute] for attribute in key_names}
+            try:  # only if it is still expired: a write since may have moved it on
+                dynamodb.delete_item(
+                    TableName=name,
+                    Key=key,
+                    ConditionExpression="#ttl < :now",
+                    ExpressionAttributeNames={"#ttl": table.ttl_attribute},
+                    ExpressionAttributeValues={":now": {"N": str(epoch(now))}},
+                )
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                continue
+            removed += 1
+            if table.stream:
+                records.append(_removal(name, key, item, now))
+        for start in range(0, len(records), 100):
+            on_stream(name, records[start : start + 100])
+    reset_model_data()
+    return removed
+
+
+def _expired(dynamodb: Any, table: str, attribute: str, now: int) -> Iterator[dict[str, Any]]:
+    """Items of `table` whose numeric `attribute` is before `now` (DynamoDB JSON)."""
+    arguments: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "#ttl < :now",
+        "ExpressionAttributeNames": {"#ttl": attribute},
+        "ExpressionAttributeValues": {":now": {"N": str(now)}},
+    }
+    while True:
+        page = dynamodb.scan(**arguments)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _removal(table: str, key: dict[str, Any], old: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A stream record of a deletion by TTL, as DynamoDB Streams delivers it to Lambda."""
+    from chalicelib.config import settings
+    from chalicelib.runtime.commit import epoch
+
+    region = settings().region
+    return {
+        "eventID": uuid.uuid4().hex,
+        "eventName": "REMOVE",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": {
+            "ApproximateCreationDateTime": epoch(now),
+            "Keys": key,
+            "OldImage": old,
+            "SequenceNumber": str(uuid.uuid4().int)[:21],
+            "SizeBytes": 0,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+        "eventSourceARN": f"arn:aws:dynamodb:{region}:000000000000:table/{table}/stream/local",
+    }
