@@ -140,4 +140,9 @@ def load_example(url: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Nothing is left to save: skip tearing moto's in-memory AWS down object by object,
+    # which would make Ctrl-C wait on the garbage collector.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

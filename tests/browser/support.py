@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -23,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-ROOT = Path(__file__).resolve().parents[2]
-KEY = "local-dev-key"
+from tests.local_process import KEY, ROOT, started
+
 CLOCK_START = "2026-06-01T10:00:00+00:00"  # daytime: the example's quiet hours do not hold sends
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM_FLAGS = (  # headless, and nothing that reaches for the network on its own
@@ -89,47 +86,11 @@ def set_viewport(driver: Any, width: int, height: int) -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def local_stack(clock_start: str = CLOCK_START) -> Iterator[str]:
     """`make run` on a free port with a virtual clock; yields its URL."""
-    port = free_port()
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SCENARIA_", "AWS_"))  # the stack sets its own
-    }
-    environment.update(PORT=str(port), SCENARIA_CLOCK="virtual", SCENARIA_CLOCK_START=clock_start)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.local"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/openapi.json", timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    output = process.stdout.read() if process.stdout else ""
-                    raise RuntimeError(f"the local stack did not start:\n{output}") from None
-                time.sleep(0.2)
+    with started(SCENARIA_CLOCK="virtual", SCENARIA_CLOCK_START=clock_start) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def call(url: str, method: str, path: str, body: Any = None) -> Any:

@@ -13,9 +13,7 @@ from typing import Any
 import pytest
 
 from chalicelib import templates
-from tests.e2e.test_local_stack import KEY, ROOT, call, free_port, local_stack
-
-__all__ = ["local_stack"]  # the fixture: `make run` in a process of its own
+from tests.local_process import KEY, ROOT, call, free_port
 
 
 def cli(*arguments: str) -> tuple[int, str]:

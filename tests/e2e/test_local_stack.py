@@ -5,94 +5,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.local_process import KEY, call, started
 from tests.loopback import Answer, serving
-
-ROOT = Path(__file__).resolve().parents[2]
-KEY = "local-dev-key"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def started(**settings: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`python -m chalicelib.local` on a free port with these settings (environment
-    variables), until it answers; its URL and process. Terminated at the end if still up."""
-    port = free_port()
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SCENARIA_", "AWS_"))  # the stack sets its own
-    }
-    environment.update(PORT=str(port), **settings)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.local"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/openapi.json", timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read() if process.stdout else ""
-                    raise RuntimeError(f"the local stack did not start:\n{output}") from None
-                time.sleep(0.2)
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def local_stack() -> Iterator[str]:
-    with started(SCENARIA_CLOCK="virtual", SCENARIA_CLOCK_START="2026-06-01T10:00:00+00:00") as (
-        url,
-        _,
-    ):
-        yield url
-
-
-def call(url: str, method: str, path: str, body: Any = None) -> tuple[int, str, Any]:
-    """(status, content type, JSON answer) of one request with the local key."""
-    request = urllib.request.Request(
-        url + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"X-Api-Key": KEY, "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, answer.headers["Content-Type"], json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], json.loads(error.read())
 
 
 def test_the_readme_walk_through(local_stack: str) -> None:

@@ -3,10 +3,8 @@ as it stands, and its timeline simulated by `scenario_id` along its intended pat
 
 from __future__ import annotations
 
-from tests.e2e.test_local_stack import call, local_stack
+from tests.local_process import call
 from tests.unit.templates.test_template_library import INTENDED
-
-__all__ = ["local_stack"]  # the fixture: `make run` in a process of its own
 
 
 def test_every_template_activates_and_simulates_on_the_local_stack(local_stack: str) -> None:
