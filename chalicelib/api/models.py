@@ -6,11 +6,21 @@ import json
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+)
 
-from chalicelib.engine.simulate import Simulation, TimelineEvent
+from chalicelib.engine.simulate import SimulatedProfile, Simulation, TimelineEvent
 from chalicelib.runtime.ses_events import SesEvent, SnsEnvelope
 from chalicelib.scenarios.model import Condition, Duration
+
+from .http import MAX_DEPTH
 
 MAX_DATA_BYTES = 64 * 1024  # an event's data travels in an SQS message and stays in the history
 MAX_FIELDS_BYTES = 256 * 1024  # fields given in one call; a profile item holds at most 400 KB
@@ -40,9 +50,41 @@ def _moment(value: datetime) -> datetime:
     return value
 
 
-Data = Annotated[dict[str, Any], _at_most(MAX_DATA_BYTES)]
-Fields = Annotated[dict[str, Any], _at_most(MAX_FIELDS_BYTES)]
-Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
+# Free-form JSON as `http.check_storable` lets it through to DynamoDB, in the OpenAPI
+# document's components. A schema cannot count a number's significant digits: it says
+# 0 or a magnitude from 1E-130 to below 1E+38, where no number the API parses has more
+# than 38 (a fraction is a float of 17 at most); nor the depth of a whole body: words say it.
+STORABLE_VALUE_REF = {"$ref": "#/components/schemas/StorableValue"}
+STORABLE_OBJECT = {
+    "type": "object",
+    "propertyNames": {"minLength": 1},
+    "additionalProperties": STORABLE_VALUE_REF,
+}
+STORABLE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "StorableValue": {
+        "description": "A JSON value DynamoDB stores as it is: objects with non-empty keys, "
+        "numbers of at most 38 significant digits that are 0 or from 1E-130 to 1E+125 in "
+        "magnitude (this schema admits those below 1E+38, where every number fits), no more "
+        f"than {MAX_DEPTH} levels of nesting in the whole body. Else a 400 names the value.",
+        "anyOf": [
+            {"type": ["string", "boolean", "null"]},
+            {"const": 0},
+            {"type": "number", "minimum": 1e-130, "exclusiveMaximum": 1e38},
+            {"type": "number", "exclusiveMinimum": -1e38, "maximum": -1e-130},
+            {"type": "array", "items": STORABLE_VALUE_REF},
+            STORABLE_OBJECT,
+        ],
+    },
+}
+Storable = Annotated[dict[str, Any], WithJsonSchema(STORABLE_OBJECT)]
+Data = Annotated[Storable, _at_most(MAX_DATA_BYTES)]
+Fields = Annotated[Storable, _at_most(MAX_FIELDS_BYTES)]
+# The schema's years, 1971 to 8999 as written, are 1970 to 9000 in UTC whatever the offset.
+Moment = Annotated[
+    AwareDatetime,
+    AfterValidator(_moment),
+    Field(json_schema_extra={"pattern": "^(197[1-9]|19[89][0-9]|[2-8][0-9]{3})-"}),
+]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -102,6 +144,23 @@ class TimelineEventIn(TimelineEvent):
     """A simulated event: an offset, or a moment the simulation can compute with."""
 
     at: Duration | Moment = "PT0S"
+    data: Storable = Field(default_factory=dict)
+
+
+class SimulatedProfileIn(SimulatedProfile):
+    """The simulated profile; its flat shape's fields are storable values too."""
+
+    model_config = ConfigDict(  # with `fields`, nothing but `profile_id` beside it
+        json_schema_extra={
+            "additionalProperties": STORABLE_VALUE_REF,
+            "propertyNames": {"minLength": 1},
+            "anyOf": [
+                {"required": ["fields"], "propertyNames": {"enum": ["profile_id", "fields"]}},
+                {"not": {"required": ["fields"]}},
+            ],
+        }
+    )
+    fields: Storable = Field(default_factory=dict)
 
 
 class SimulationRequest(Simulation):
@@ -116,9 +175,15 @@ class SimulationRequest(Simulation):
         }
     )
 
-    scenario: dict[str, Any] | None = None
+    scenario: Storable | None = None
     scenario_id: str | None = None
+    profile: SimulatedProfileIn = Field(
+        default=SimulatedProfileIn(),
+        description='`{"profile_id", "fields": {...}}` as `PUT /profiles` takes it, '
+        "or the fields flat beside `profile_id`",
+    )
     events: list[TimelineEventIn] = Field(default_factory=list)
+    webhooks: Storable = Field(default_factory=dict, description="response body per node")
     start: Moment | None = None
 
 

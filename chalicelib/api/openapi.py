@@ -170,7 +170,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         m.SimulationResult,
         body=(m.SimulationRequest,),
         errors=(404, 422),
-        description="Give exactly one of `scenario` (a document, SPEC §1) or `scenario_id`.",
+        description="Give exactly one of `scenario` (a document, SPEC §1) or `scenario_id`. "
+        "A document this schema admits may still be no valid scenario (a `next` naming no "
+        "node, a node nothing reaches...), which no JSON Schema can say: that is a 422 whose "
+        "`problems` list everything wrong with it.",
     ),
     ("/scenarios/{scenario_id}", "GET"): Operation(
         "Read a scenario", "Scenarios", m.ScenarioOut, errors=(404,)
@@ -338,7 +341,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(404,),
     ),
     ("/profiles/{profile_db}/import", "POST"): Operation(
-        "Import up to 1,000 profiles", "Profiles", m.ImportResult, body=(m.ProfileImport,)
+        "Import up to 1,000 profiles",
+        "Profiles",
+        m.ImportResult,
+        body=(m.ProfileImport,),
+        description="A `profile_id` given more than once is imported once, its entries' "
+        "`fields` merged in their order (a later value wins, as successive upserts would "
+        "leave it); `imported` counts profiles, `created` those that were new.",
     ),
     ("/profiles/{profile_db}/{profile_id}/journeys", "GET"): Operation(
         "A profile's journeys, newest first", "Profiles", m.Journeys, params=PAGE
@@ -592,7 +601,7 @@ def _schemas(operations: list[Operation]) -> tuple[dict[SchemaKey, dict[str, Any
             wanted.add((operation.response, "serialization"))
     ordered = sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1]))
     refs, top = models_json_schema(ordered, ref_template=REF_TEMPLATE)
-    return {key: refs[key] for key in ordered}, top.get("$defs", {})
+    return {key: refs[key] for key in ordered}, {**top.get("$defs", {}), **m.STORABLE_SCHEMAS}
 
 
 def _operation(

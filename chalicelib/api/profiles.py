@@ -49,9 +49,6 @@ def erase_profile(profile_db: str, profile_id: str) -> Response:
 @route("/profiles/{profile_db}/import", methods=["POST"])
 def import_profiles(profile_db: str) -> Response:
     request = body(blueprint.current_request, ProfileImport)
-    ids = [p.profile_id for p in request.profiles]
-    if len(set(ids)) != len(ids):
-        raise BadRequest("$.profiles: each profile_id may appear once per import")
     result = profiles.import_profiles(
         profile_db, [(p.profile_id, p.fields) for p in request.profiles]
     )

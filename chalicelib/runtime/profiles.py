@@ -150,23 +150,31 @@ def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> 
     so a profile that would not fit refuses the whole import before anything is written.
     Then each is merged with an UpdateItem of its fields, like an upsert: an import that
     runs beside upserts and journeys of the same profiles loses none of their fields.
+    A profile given more than once is imported once, its entries' fields merged in their
+    order (a later value wins, as successive upserts would leave it); `imported` counts
+    profiles.
     """
-    current = profile_items.read_many(profile_db, [profile_id for profile_id, _ in rows])
+    combined: dict[str, dict[str, Any]] = {}
+    first: dict[str, int] = {}  # where a profile is named first, for the error's path
     for index, (profile_id, fields) in enumerate(rows):
+        first.setdefault(profile_id, index)
+        combined[profile_id] = {**combined.get(profile_id, {}), **fields}
+    current = profile_items.read_many(profile_db, list(combined))
+    for profile_id, fields in combined.items():
         old = (current.get(profile_id) or {}).get("fields")
-        check_fits(profile_items.merged(old, fields), f"$.profiles[{index}].fields")
+        check_fits(profile_items.merged(old, fields), f"$.profiles[{first[profile_id]}].fields")
     now = clock_now()
     stamp = format_datetime(now)
     events: list[tuple[str, Event]] = []
     created = 0
-    for profile_id, fields in rows:
+    for profile_id, fields in combined.items():
         result = profile_items.merge_fields(
             profile_db, profile_id, fields, stamp, exists=profile_id in current
         )
         created += result.before is None
         events.extend((profile_id, e) for e in _events(result, fields, now, "import"))
     publish(profile_db, events)
-    return {"imported": len(rows), "created": created}
+    return {"imported": len(combined), "created": created}
 
 
 def erase(profile_db: str, profile_id: str) -> bool:

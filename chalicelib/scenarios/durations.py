@@ -12,6 +12,14 @@ _DURATION = re.compile(
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
 MAX_DAYS = 36_500  # a century: journeys end long before, and datetimes stay in range
+# What the JSON Schema documents say a duration is: the parser's syntax in ASCII digits,
+# each part with at most as many digits as keeps the sum of all of them under MAX_DAYS
+# (999 weeks, 9999 days, 99999 hours...), which a pattern cannot state. Every string it
+# matches parses; the parser also takes a few more (more digits within MAX_DAYS).
+DURATION_PATTERN = (
+    r"^[-+]?P(?!$)(?:[0-9]{1,3}W)?(?:[0-9]{1,4}D)?"
+    r"(?:T(?=[0-9])(?:[0-9]{1,5}H)?(?:[0-9]{1,6}M)?(?:[0-9]{1,7}(?:\.[0-9]+)?S)?)?$"
+)
 MAX_DURATION = timedelta(days=MAX_DAYS)
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 

@@ -25,7 +25,13 @@ from pydantic import (
     model_validator,
 )
 
-from .durations import MAX_DAYS, is_time_zone, parse_clock_time, parse_duration
+from .durations import (
+    DURATION_PATTERN,
+    MAX_DAYS,
+    is_time_zone,
+    parse_clock_time,
+    parse_duration,
+)
 from .templates import check_template
 
 # --- scalar types ---------------------------------------------------------------------
@@ -70,7 +76,11 @@ def _path(path: str) -> str:
     return path
 
 
-Duration = Annotated[str, AfterValidator(_duration), Field(examples=["P3D", "PT2H", "-P1D"])]
+Duration = Annotated[
+    str,
+    AfterValidator(_duration),
+    Field(examples=["P3D", "PT2H", "-P1D"], json_schema_extra={"pattern": DURATION_PATTERN}),
+]
 ClockTime = Annotated[str, AfterValidator(_clock_time), Field(examples=["10:00"])]
 TimeZone = Annotated[str, AfterValidator(_time_zone), Field(examples=["Europe/Berlin"])]
 CronExpression = Annotated[str, AfterValidator(_cron)]

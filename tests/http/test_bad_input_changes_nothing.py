@@ -381,11 +381,16 @@ CASES: dict[str, Bad] = {
         {"profiles": [{"profile_id": "", "fields": {}}]},
         named=("$.profiles[0].profile_id",),
     ),
-    "import the same id twice": Bad(
+    "import the same id twice, too big together": Bad(
         "POST",
         "/profiles/customers/import",
-        {"profiles": [{"profile_id": "ada", "fields": {}}, {"profile_id": "ada", "fields": {}}]},
-        named=("$.profiles",),
+        {
+            "profiles": [
+                {"profile_id": "ada", "fields": {"b": BIG * 3}},
+                {"profile_id": "ada", "fields": {"c": BIG * 3}},
+            ]
+        },
+        named=("$.profiles[0].fields",),
     ),
     "erase unknown": Bad("DELETE", "/profiles/customers/nobody", status=404, named=("nobody",)),
     "erase in an unknown database": Bad("DELETE", "/profiles/elsewhere/ada", status=404),
