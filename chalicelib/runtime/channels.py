@@ -326,14 +326,21 @@ def _claim(row: dict[str, Any], now: datetime) -> Claim | None:
 def _finish(claim: Claim, status: str, at: str | None = None, **values: Any) -> None:
     """sending (or unconfirmed) → a final state, out of the pending index. `at`: when it
     was sent (SES's record of it), if not now."""
+    stamp = at or format_datetime(clock_now())
+    ended = "sent_at" if status == "sent" else "ended_at"
+    _move(claim, status, remove="pending_shard, dispatch_at", **{ended: stamp}, **values)
+
+
+def _move(claim: Claim, status: str, remove: str = "", **values: Any) -> None:
+    """The row, still as this worker holds it (its status and claim), to `status`, with
+    `values` set (a None one is left alone) and the `remove` attributes removed."""
     names = {"#s": "status"}
     expression_values: dict[str, Any] = {
-        ":final": status,
+        ":to": status,
         ":held": claim.row["status"],
         ":claimed": claim.row["claimed_at"],
-        ":at": at or format_datetime(clock_now()),
     }
-    sets = ["#s = :final", f"{'sent_at' if status == 'sent' else 'ended_at'} = :at"]
+    sets = ["#s = :to"]
     for index, (name, value) in enumerate(values.items()):
         if value is not None:
             names[f"#v{index}"] = name
@@ -341,7 +348,7 @@ def _finish(claim: Claim, status: str, at: str | None = None, **values: Any) -> 
             sets.append(f"#v{index} = :v{index}")
     store.messages.update(
         claim.key,
-        "SET " + ", ".join(sets) + " REMOVE pending_shard, dispatch_at",
+        "SET " + ", ".join(sets) + (f" REMOVE {remove}" if remove else ""),
         "#s = :held AND claimed_at = :claimed",
         names=names,
         values=expression_values,
@@ -358,20 +365,13 @@ def _retry_or_fail(claim: Claim, error: str, status: int | None = None) -> None:
     retry_at = now + FIRST_RETRY * 3 ** (attempts - 1)
     delay = int((retry_at - now).total_seconds())
     soon = settings().precise_delays and delay <= MAX_DELAY_SECONDS
-    store.messages.update(
-        claim.key,
-        "SET #s = :queued, retry_at = :retry_at, dispatch_at = :dispatch, last_error = :e",
-        "#s = :sending AND claimed_at = :claimed",
-        names={"#s": "status"},
-        values={
-            ":queued": "queued",
-            ":sending": "sending",
-            ":claimed": claim.row["claimed_at"],
-            ":retry_at": format_datetime(retry_at),
-            # with a queue delay the sweeper is the backstop; without, it is the way
-            ":dispatch": epoch(retry_at + LEASE if soon else retry_at),
-            ":e": error,
-        },
+    _move(
+        claim,
+        "queued",
+        retry_at=format_datetime(retry_at),
+        # with a queue delay the sweeper is the backstop; without, it is the way
+        dispatch_at=epoch(retry_at + LEASE if soon else retry_at),
+        last_error=error,
     )
     logger.warning(
         "delivery failed, retrying",
@@ -404,18 +404,7 @@ def _unanswered(claim: Claim, error: str) -> None:
     if claim.row["channel"] not in RECORDED:
         _fail(claim, f"interrupted: {error}")
         return
-    store.messages.update(
-        claim.key,
-        "SET #s = :unconfirmed, last_error = :e",
-        "#s = :sending AND claimed_at = :claimed",
-        names={"#s": "status"},
-        values={
-            ":unconfirmed": "unconfirmed",
-            ":sending": "sending",
-            ":claimed": claim.row["claimed_at"],
-            ":e": error,
-        },
-    )
+    _move(claim, "unconfirmed", last_error=error)
     logger.warning(
         "no clear answer: waiting for the provider's record",
         extra={"message_id": claim.row["message_id"], "error": error},
@@ -451,18 +440,7 @@ def _settle(row: dict[str, Any]) -> dict[str, Any] | None:
             _fail(claim, f"interrupted: no answer and no record (after {row['attempts']} attempts)")
             return None
         error = row.get("last_error") or "interrupted"
-        store.messages.update(
-            claim.key,
-            "SET #s = :queued, last_error = :e",
-            "#s = :held AND claimed_at = :claimed",
-            names={"#s": "status"},
-            values={
-                ":queued": "queued",
-                ":held": row["status"],
-                ":claimed": row["claimed_at"],
-                ":e": f"{error}; SES has no record of it: sent again",
-            },
-        )
+        _move(claim, "queued", last_error=f"{error}; SES has no record of it: sent again")
     except ConditionFailed:  # another delivery settled it
         return None
     logger.warning("no record of the send: sending again", extra={"message_id": row["message_id"]})
