@@ -68,6 +68,14 @@ CONFIG = SchemathesisConfig.from_dict(
 )
 
 
+FUZZING = settings(  # every fuzzed test: repeatable, no example database, no deadline
+    max_examples=EXAMPLES,
+    derandomize=FIXED_SEED,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+
 # Loaded at collection: the document needs no AWS (the calls do: see the `stack` fixture).
 schema = schemathesis.openapi.from_wsgi("/openapi.json", ApiGatewayWSGI(app), config=CONFIG)
 acceptance = schemathesis.openapi.from_wsgi(
@@ -83,13 +91,7 @@ acceptance_fuzzed = schemathesis.openapi.from_wsgi(
 
 
 @schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=FIXED_SEED,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+@FUZZING
 def test_api_conforms_to_its_openapi_document(
     case: Any, stack: None, drop_queued_work: Callable[[], None]
 ) -> None:
@@ -100,13 +102,7 @@ def test_api_conforms_to_its_openapi_document(
 
 
 @acceptance.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=FIXED_SEED,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+@FUZZING
 def test_valid_requests_are_accepted(
     case: Any, stack: None, drop_queued_work: Callable[[], None]
 ) -> None:
@@ -119,13 +115,7 @@ def test_valid_requests_are_accepted(
 
 
 @acceptance_fuzzed.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=FIXED_SEED,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+@FUZZING
 def test_valid_free_form_json_is_accepted(
     case: Any, stack: None, drop_queued_work: Callable[[], None]
 ) -> None:
