@@ -36,7 +36,7 @@ from collections import Counter
 from typing import Any
 
 from bench.runtime import RESULTS, in_process_stack
-from chalicelib.local.stack import forget_caches
+from chalicelib.bootstrap import bootstrap
 
 EMAILS = int(os.environ.get("BENCH_EMAILS", "300"))
 FAULT_EMAILS = int(os.environ.get("BENCH_FAULT_EMAILS", "100"))
@@ -67,7 +67,7 @@ NEWSLETTER = {
 
 def email_worker_figures() -> dict[str, tuple[float, str]]:
     with in_process_stack():
-        forget_caches()
+        bootstrap()
         from moto.ses.models import ses_backends
 
         from app import app
@@ -153,7 +153,7 @@ def _faulted_run(boundary: str) -> tuple[int, int]:
     from datetime import UTC, datetime, timedelta
 
     with in_process_stack():
-        forget_caches()
+        bootstrap()
         from botocore.exceptions import ReadTimeoutError
         from moto.ses.models import ses_backends
 
@@ -165,7 +165,7 @@ def _faulted_run(boundary: str) -> tuple[int, int]:
         from chalicelib.runtime import channels
 
         os.environ["SCENARIA_SES_SANDBOX"] = "1"  # SES's Send events, as on the local stack
-        forget_caches()
+        bootstrap()
         clock = VirtualClock(datetime(2026, 6, 10, 10, tzinfo=UTC))
         previous = use_clock(clock)
         restore: list[tuple[Any, str, Any]] = []

@@ -43,7 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from chalicelib.local.stack import forget_caches
+from chalicelib.bootstrap import bootstrap
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -141,7 +141,7 @@ def _kilobytes(value: Any) -> int:
 def journeys_figures() -> dict[str, tuple[float, str]]:
     """Requests and cost per welcome-series journey."""
     with in_process_stack():
-        forget_caches()
+        bootstrap()
         from app import app
         from chalicelib.adapters.aws import client
         from chalicelib.adapters.clock import VirtualClock, use_clock
@@ -252,7 +252,7 @@ def campaign_figures() -> dict[str, tuple[float, str]]:
         # Loading and scanning 100,000 profiles in moto takes minutes: say what is going on.
         print(f"# campaign over {size} profiles: loading them into moto…", flush=True)
         with in_process_stack():
-            forget_caches()
+            bootstrap()
             from chalicelib.adapters import store
             from chalicelib.adapters.aws import count_requests
             from chalicelib.adapters.clock import VirtualClock, use_clock

@@ -100,7 +100,8 @@ def soak() -> dict[str, tuple[float, str]]:
     from chalice.test import Client
     from moto import mock_aws
 
-    from chalicelib.local.stack import Runtime, forget_caches
+    from chalicelib.bootstrap import bootstrap
+    from chalicelib.local.stack import Runtime
 
     os.environ.pop("SCENARIA_AWS_ENDPOINT", None)
     os.environ.update(
@@ -111,7 +112,7 @@ def soak() -> dict[str, tuple[float, str]]:
     )  # fmt: skip
     aws = mock_aws()
     aws.start()
-    forget_caches()
+    bootstrap()
     from chalicelib.adapters.clock import VirtualClock, use_clock
     from chalicelib.local import routes
     from chalicelib.local.clock import advance_to

@@ -49,13 +49,14 @@ def aws_stack() -> Iterator[None]:
     """
     from moto import mock_aws
 
-    from chalicelib.local.stack import create_resources, forget_caches
+    from chalicelib.bootstrap import bootstrap
+    from chalicelib.local.stack import create_resources
 
     with mock_aws():
-        forget_caches()
+        bootstrap()
         create_resources()
         yield
-        forget_caches()
+        bootstrap()
 
 
 # --- the functions' AWS requests, checked against the packaged role at the end ---------

@@ -8,8 +8,9 @@ from chalice import Blueprint, Response
 from pydantic import ValidationError
 
 from chalicelib.adapters.clock import now
-from chalicelib.adapters.queues import send_batch
-from chalicelib.runtime.events import mark, seen
+from chalicelib.bootstrap import services
+from chalicelib.runtime.events import mark_queued, seen
+from chalicelib.runtime.messages import EventBody, EventMessage
 from chalicelib.scenarios.durations import format_datetime
 
 from .errors import BadRequest, invalid_input
@@ -65,19 +66,15 @@ def post_events() -> Response:
             known.add(event.id)
             given.append(event.id)
         event_id = event.id or str(uuid.uuid4())  # a new id is nobody's duplicate
-        queued.append(
-            (
-                {
-                    **event.model_dump(mode="json"),
-                    "id": event_id,
-                    "occurred_at": format_datetime(event.occurred_at or now()),
-                },
-                0,
-            )
-        )
-    send_batch("events", queued)
+        body = EventBody(
+            id=event_id, type=event.type, data=event.data,
+            occurred_at=format_datetime(event.occurred_at or now()),
+        )  # fmt: skip
+        message = EventMessage(profile_db=event.profile_db, profile_id=event.profile_id, event=body)
+        queued.append((message, 0))
+    services().queues.send("events", queued)
     for event_id in given:
-        mark(event_id, "queued")
+        mark_queued(event_id)
     return Response(
         {"accepted": len(queued), "duplicates": duplicates, "rejected": rejected}, status_code=202
     )

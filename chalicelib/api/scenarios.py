@@ -15,10 +15,12 @@ from chalice.app import Request
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now
 from chalicelib.adapters.idempotency import once
+from chalicelib.bootstrap import services
 from chalicelib.engine import CompiledScenario, simulate
 from chalicelib.runtime import scenarios, stats
 from chalicelib.runtime.journeys import capture_profile
 from chalicelib.runtime.schedules import quick_send
+from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 from chalicelib.scenarios.model import ScheduleTrigger
@@ -291,14 +293,12 @@ def add_profile(scenario_id: str) -> Response:
     meta = scenarios.get(scenario_id)
     if meta["status"] != "active":
         raise Conflict(f"the scenario is {meta['status']}: activate it to add profiles")
-    db = store.compiled_version(scenario_id, meta["version"]).model.profile_db
-    if (
-        store.profiles.get({"pk": store.profile_partition(db, request.profile_id), "sk": "P"})
-        is None
-    ):
+    uow = UnitOfWork()
+    db = uow.version(scenario_id, meta["version"]).model.profile_db
+    if not uow.profile(db, request.profile_id).exists:
         raise NotFoundError(f"$.profile_id: no profile {request.profile_id!r} in {db!r}")
     event = Event("api", now(), request.data, id=f"api-{uuid.uuid4()}")
-    captured = capture_profile(scenario_id, db, request.profile_id, event)
+    captured = capture_profile(uow, scenario_id, db, request.profile_id, event)
     if captured.instance_id is None:
         raise Conflict(
             f"profile {request.profile_id!r} was not captured: {captured.refused}",
@@ -319,7 +319,7 @@ def send_segment(scenario_id: str) -> Response:
         raise NotFoundError(f"$.segment: no segment {request.segment!r}")
     target = blueprint.current_request.json_body["segment"]
     check_size(target, "$.segment", MAX_CONDITION_BYTES)
-    scenario = store.compiled_version(scenario_id, meta["version"])
+    scenario = services().storage.version(scenario_id, meta["version"])
     segment = target if request.segment is not None else None
     key = idempotency_key(blueprint.current_request)
     if key is None:

@@ -19,7 +19,7 @@ from chalice.app import SQSEvent
 
 from chalicelib.adapters.clock import now
 from chalicelib.config import settings
-from chalicelib.runtime import channels, events, schedules, ses_events, steps
+from chalicelib.runtime import channels, events, messages, schedules, ses_events, steps
 
 from .observability import logger, metrics
 
@@ -58,19 +58,19 @@ def consume(event: SQSEvent, handle: Callable[[dict[str, Any]], None]) -> dict[s
 @blueprint.on_sqs_message(queue=settings().queue("events"), batch_size=10)
 def handle_events(event: SQSEvent) -> dict[str, Any]:
     """Events: history, captures, goals and wait_for nodes."""
-    return consume(event, events.process)
+    return consume(event, lambda body: events.process(messages.parse_event(body)))
 
 
 @blueprint.on_sqs_message(queue=settings().queue("steps"), batch_size=10)
 def handle_steps(event: SQSEvent) -> dict[str, Any]:
     """Wake-ups, webhook results, promo codes, captures, migrations."""
-    return consume(event, steps.process)
+    return consume(event, lambda body: steps.process(messages.parse_step(body)))
 
 
 @blueprint.on_sqs_message(queue=settings().queue("segments"), batch_size=1)
 def handle_segments(event: SQSEvent) -> dict[str, Any]:
     """One parallel-Scan segment of a segment campaign per message."""
-    return consume(event, process_segment)
+    return consume(event, lambda body: process_segment(messages.parse_scan(body)))
 
 
 @blueprint.on_sqs_message(queue=settings().queue("feedback"), batch_size=10)
@@ -79,17 +79,17 @@ def handle_feedback(event: SQSEvent) -> dict[str, Any]:
     return consume(event, ses_events.process_notification)
 
 
-def process_segment(job: dict[str, Any]) -> None:
+def process_segment(job: messages.ScanSegment) -> None:
     result = schedules.process_segment(job, now())
     logger.info(
         "segment scanned",
-        extra={"run_id": job["run_id"], "scanned": result.scanned, "matched": result.matched},
+        extra={"run_id": job.run_id, "scanned": result.scanned, "matched": result.matched},
     )
 
 
 def _channel(name: str) -> Callable[[SQSEvent], dict[str, Any]]:
     def handle_channel(event: SQSEvent) -> dict[str, Any]:
-        return consume(event, channels.deliver)
+        return consume(event, lambda body: channels.deliver(messages.parse_channel(body)))
 
     handle_channel.__name__ = f"handle_{name}"
     handle_channel.__doc__ = f"The {name} channel: deliver queued {name} messages."

@@ -8,9 +8,10 @@ from chalice import Blueprint, Rate
 from chalice.app import CloudWatchEvent, DynamoDBEvent
 
 from chalicelib.adapters.clock import now
-from chalicelib.adapters.queues import send_batch
+from chalicelib.bootstrap import services
 from chalicelib.config import settings
 from chalicelib.runtime import schedules, sweeper
+from chalicelib.runtime.messages import Wake
 
 from .observability import logger
 
@@ -51,17 +52,8 @@ def timer_expired(event: DynamoDBEvent) -> dict[str, Any]:
         ):
             continue
         old = record["dynamodb"].get("OldImage") or {}
-        wakes.append(
-            (
-                {
-                    "kind": "wake",
-                    "instance_id": old["instance_id"]["S"],
-                    "step": int(old["step"]["N"]),
-                },
-                0,
-            )
-        )
-    send_batch("steps", wakes)
+        wakes.append((Wake(instance_id=old["instance_id"]["S"], step=int(old["step"]["N"])), 0))
+    services().queues.send("steps", wakes)
     if wakes:
         logger.info("timers expired by TTL", extra={"count": len(wakes)})
     return {"woken": len(wakes)}

@@ -22,6 +22,8 @@ from email.utils import parseaddr
 from types import SimpleNamespace
 from typing import Any
 
+from chalicelib.bootstrap import bootstrap
+
 logger = logging.getLogger(__name__)
 
 SCHEDULE_EVERY = 60.0  # seconds: every schedule of the app is rate(1 minute)
@@ -52,23 +54,7 @@ def configure_environment(endpoint: str, virtual: bool, public_url: str | None =
         os.environ["SCENARIA_PUBLIC_URL"] = public_url
     base = os.environ.get("SCENARIA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     os.environ["SCENARIA_PUSH_SINK"] = f"{base}/local/push"  # served by chalicelib.local.routes
-    forget_caches()
-
-
-def forget_caches() -> None:
-    """Forget everything remembered of the stack's configuration and account: settings,
-    clients, queue URLs, compiled versions, secrets, segments (after the environment or
-    the AWS account changed: a new stack, a test's fresh moto account)."""
-    from chalicelib.adapters import aws, queues, secrets, store
-    from chalicelib.config import settings
-    from chalicelib.runtime.segments import library
-
-    settings.cache_clear()
-    aws.reset()
-    queues.forget_urls()
-    store.compiled_version.cache_clear()
-    secrets.forget()
-    library.forget()
+    bootstrap()
 
 
 def new_vapid_key() -> str:

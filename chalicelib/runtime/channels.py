@@ -39,13 +39,14 @@ from chalicelib.adapters.channels import DeliveryError, Gone, Unanswered, email,
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import time_value
 from chalicelib.adapters.dynamo import ConditionFailed
-from chalicelib.adapters.queues import MAX_DELAY_SECONDS, send
+from chalicelib.bootstrap import services
 from chalicelib.config import settings
 from chalicelib.scenarios.addresses import valid_email, valid_phone, valid_push_subscription
 from chalicelib.scenarios.durations import format_datetime
 
 from . import feedback, tracking
-from .commit import REDISPATCH_AFTER, epoch
+from .commit import MAX_DELAY_SECONDS, REDISPATCH_AFTER, epoch
+from .messages import ChannelMessage, WebhookDone, parse
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +74,9 @@ class Claim:
         return {"message_id": self.row["message_id"]}
 
 
-def deliver(body: dict[str, Any]) -> None:
-    """Handle one channel-queue message `{"kind", "message_id"}`."""
-    row = store.messages.get({"message_id": body["message_id"]})
+def deliver(message: ChannelMessage) -> None:
+    """Handle one channel-queue message: send the message (or make the call) of its row."""
+    row = store.messages.get({"message_id": message.message_id})
     if row is None:
         return
     now = clock_now()
@@ -287,10 +288,8 @@ def announce_result(row: dict[str, Any], result: dict[str, Any]) -> None:
     Announced again when the call's queue message is redelivered: the journey ignores a
     result for a step it has left, so only a result lost in a crash makes a difference.
     """
-    send(
-        "steps",
-        {"kind": "webhook_result", "instance_id": row["instance_id"], "step": row["step"]} | result,
-    )
+    done = WebhookDone(instance_id=row["instance_id"], step=row["step"], **result)
+    services().queues.send("steps", [(done, 0)])
 
 
 # --- the row's states -------------------------------------------------------------------
@@ -378,7 +377,7 @@ def _retry_or_fail(claim: Claim, error: str, status: int | None = None) -> None:
         extra={"message_id": claim.row["message_id"], "error": error, "attempt": attempts},
     )
     if soon:
-        send(claim.row["queue"], claim.row["payload"], delay)
+        services().queues.send(claim.row["queue"], [(parse(claim.row["payload"]), delay)])
 
 
 def _fail(claim: Claim, error: str, status: int | None = None, failure: str | None = None) -> None:

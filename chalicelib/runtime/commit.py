@@ -18,11 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.adapters import profiles as profile_items
-from chalicelib.adapters import store
-from chalicelib.adapters.codec import event_to_values, instance_to_values, time_text
-from chalicelib.adapters.dynamo import transact
-from chalicelib.adapters.queues import MAX_DELAY_SECONDS, send_batch
 from chalicelib.config import settings
 from chalicelib.engine import (
     CallWebhook,
@@ -39,57 +34,74 @@ from chalicelib.engine import (
 )
 from chalicelib.scenarios.durations import format_datetime
 
+from . import messages
+from .storage import (
+    Changes,
+    Dispatch,
+    GuardWrite,
+    InstanceWrite,
+    OutboxRow,
+    ProfileCreate,
+    ProfileRecord,
+    ProfileUpdate,
+    SentMessage,
+    StatsDelta,
+    StoredInstance,
+    Timer,
+)
+
 logger = logging.getLogger(__name__)
 
 REDISPATCH_AFTER = timedelta(minutes=15)  # a dispatched row still pending then is sent again
-STAT_SHARDS = 8
 
 
 def epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def shard_of(key: str, shards: int) -> str:
-    return str(hashlib.blake2b(key.encode(), digest_size=2).digest()[0] % shards)
+MAX_DELAY_SECONDS = 900  # SQS's limit on a message's delay: 15 minutes
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outgoing:
+    """A queue message to send once the commit is written."""
+
     queue: str
-    body: dict[str, Any]
+    message: messages.QueueMessage
     delay: int = 0
 
 
 @dataclass
 class Commit:
-    """The writes and dispatches of one or more steps, built up and then applied."""
+    """The writes and dispatches of one or more steps, built up and then committed."""
 
     now: datetime
-    items: list[dict[str, Any]] = field(default_factory=list)
+    changes: Changes = field(default_factory=Changes)
     outgoing: list[Outgoing] = field(default_factory=list)
-    _stats: dict[tuple[str, int, str], dict[str, int]] = field(default_factory=dict)
+    _stats: dict[tuple[str, int], tuple[str, dict[str, int]]] = field(default_factory=dict)
+    # per profile: its updates in the order the steps made them, its fields after the last,
+    # and the profile as the first step read it (one write per profile and commit)
+    _profiles: dict[tuple[str, str], tuple[list[UpdateProfile], dict[str, Any],
+                                           ProfileRecord | None]] = field(default_factory=dict)  # fmt: skip
 
     def add(
         self,
         step: Step,
-        before: Instance | None,
-        rev: int | None,
-        seen: list[str] | None = None,
-        stored_profile: dict[str, Any] | None = None,
+        before: StoredInstance | None,
+        event_id: str | None = None,
+        profile: ProfileRecord | None = None,
     ) -> None:
-        """Add a step. `rev` is the instance's stored revision (None: a new instance);
-        `stored_profile` the profile's item as the step read it (None: there was none)."""
+        """Add a step of the instance read as `before` (None: a new instance); `event_id`
+        is the event it applied, `profile` the profile as the step read it."""
         instance = step.instance
-        condition = "attribute_not_exists(instance_id)" if rev is None else "rev = :rev"
-        self.items.append(
-            store.instances.tx_put(
-                instance_to_values(instance, (rev or 0) + 1, seen or []),
-                condition,
-                values={":rev": rev} if rev is not None else None,
-            )
+        seen = [*(before.seen if before else []), *([event_id] if event_id else [])]
+        rev = before.rev if before else None
+        self.changes.instances.append(
+            InstanceWrite(StoredInstance(instance, (rev or 0) + 1, seen), rev)
         )
-        if before is not None and before.active and before.version != instance.version:
-            self._move(before, instance.version)
+        old = before.instance if before else None
+        if old is not None and old.active and old.version != instance.version:
+            self._move(old, instance.version)
         updates: list[UpdateProfile] = []
         timer: SetTimer | None = None
         for effect in step.effects:
@@ -100,167 +112,124 @@ class Commit:
                     self._send(instance, effect)
                 case SendSkipped():
                     self._outbox_row(
-                        effect.message_id,
-                        "message",
-                        instance,
-                        None,
-                        channel=effect.channel,
-                        node=effect.node,
-                        status="skipped",
+                        effect.message_id, "message", instance, None,
+                        channel=effect.channel, node=effect.node, status="skipped",
                         reason=effect.reason,
-                    )
+                    )  # fmt: skip
                 case CallWebhook():
                     self._call_webhook(instance, effect)
                 case TakePromoCode():
-                    body = {
-                        "kind": "promo",
-                        "instance_id": instance.instance_id,
-                        "step": effect.step,
-                        "pool": effect.pool,
-                        "request_id": effect.request_id,
-                    }
+                    request = messages.PromoRequest(
+                        instance_id=instance.instance_id, step=effect.step, pool=effect.pool,
+                        request_id=effect.request_id,
+                    )  # fmt: skip
                     self._outbox_row(
-                        _row_id("promo", effect.request_id), "promo", instance, ("steps", body)
+                        _row_id("promo", effect.request_id), "promo", instance, ("steps", request)
                     )
                 case EmitEvent():
-                    body = {
-                        "kind": "event",
-                        "event": {
-                            **event_to_values(effect.event),
-                            "profile_db": effect.profile_db,
-                            "profile_id": effect.profile_id,
-                        },
-                    }
+                    emitted = messages.EventMessage(
+                        profile_db=effect.profile_db, profile_id=effect.profile_id,
+                        event=messages.EventBody.of(effect.event),
+                    )  # fmt: skip
                     self._outbox_row(
-                        _row_id("event", effect.event.id or ""), "event", instance, ("events", body)
-                    )
+                        _row_id("event", effect.event.id or ""), "event", instance,
+                        ("events", emitted),
+                    )  # fmt: skip
                 case Jump():
-                    body = {
-                        "kind": "capture",
-                        "scenario_id": effect.scenario_id,
-                        "node": effect.node,
-                        "profile_db": effect.profile_db,
-                        "profile_id": effect.profile_id,
-                        "event": event_to_values(effect.event),
-                    }
+                    capture = messages.Capture(
+                        scenario_id=effect.scenario_id, node=effect.node,
+                        profile_db=effect.profile_db, profile_id=effect.profile_id,
+                        event=messages.EventBody.of(effect.event),
+                    )  # fmt: skip
                     self._outbox_row(
-                        _row_id("jump", effect.event.id or ""), "jump", instance, ("steps", body)
-                    )
+                        _row_id("jump", effect.event.id or ""), "jump", instance,
+                        ("steps", capture),
+                    )  # fmt: skip
                 case UpdateProfile():
                     updates.append(effect)
                 case CountStat():
                     self._count(instance, effect)
         if timer is not None and timer.step == instance.step and instance.wake_at is not None:
             self._set_timer(instance, timer)
-        elif before is not None and before.wake_at is not None and instance.wake_at is None:
-            self.items.append(store.timers.tx_delete({"instance_id": instance.instance_id}))
+        elif old is not None and old.wake_at is not None and instance.wake_at is None:
+            self.changes.timers_gone.append(instance.instance_id)
         if updates:
             assert step.profile is not None
-            self._update_profile(updates, step.profile.fields, stored_profile)
+            key = (updates[0].profile_db, updates[0].profile_id)
+            earlier, _, read = self._profiles.get(key, ([], {}, profile))
+            self._profiles[key] = ([*earlier, *updates], step.profile.fields, read)
+
+    def guard(
+        self, profile_db: str, profile_id: str, scenario_id: str, latest: str,
+        expected: int | None,
+    ) -> None:  # fmt: skip
+        """Count a capture on the profile's guard for the scenario, expecting `expected`
+        captures counted so far (None: no guard yet): of two captures at once, the second
+        fails its commit and decides again."""
+        self.changes.guards.append(
+            GuardWrite(profile_db, profile_id, scenario_id, latest, expected)
+        )
 
     # --- effects -----------------------------------------------------------------------
 
     def _send(self, instance: Instance, send: Send) -> None:
         at = send.deliver_at or self.now
         self._outbox_row(
-            send.message_id,
-            "message",
-            instance,
-            (send.channel, {"kind": "message", "message_id": send.message_id}),
-            deliver_at=at,
-            channel=send.channel,
-            node=send.node,
-            status="queued",
-            to=send.to,
-            subject=send.subject,
-            body=send.body,
-            html=send.html,
-            title=send.title,
-            url=send.url,
-            sender=send.sender,
+            send.message_id, "message", instance,
+            (send.channel, messages.Deliver(message_id=send.message_id)),
+            deliver_at=at, channel=send.channel, node=send.node, status="queued", to=send.to,
+            subject=send.subject, body=send.body, html=send.html, title=send.title,
+            url=send.url, sender=send.sender,
             ttl_seconds=int(send.ttl.total_seconds()) if send.ttl else None,
-        )
-        history = {
-            "pk": store.profile_partition(instance.profile_db, instance.profile_id),
-            "sk": f"M#{format_datetime(at)}#{send.message_id}",
-            "message_id": send.message_id,
-            "scenario_id": instance.scenario_id,
-            "instance_id": instance.instance_id,
-            "node": send.node,
-            "channel": send.channel,
-            "at": format_datetime(at),
-            "statuses": {"sent": format_datetime(at)},
-        }
-        self.items.append(store.profiles.tx_put(history))
+        )  # fmt: skip
+        self.changes.history.append(
+            SentMessage(
+                instance.profile_db, instance.profile_id, send.message_id, instance.scenario_id,
+                instance.instance_id, send.node, send.channel, at,
+            )
+        )  # fmt: skip
 
     def _call_webhook(self, instance: Instance, call: CallWebhook) -> None:
         row_id = _row_id("webhook", call.request_id)
         self._outbox_row(
-            row_id,
-            "webhook",
-            instance,
-            ("webhook", {"kind": "webhook", "message_id": row_id}),
-            node=call.node,
-            status="queued",
-            step=call.step,
-            method=call.method,
-            url=call.url,
-            headers=call.headers,
-            body=call.body,
+            row_id, "webhook", instance, ("webhook", messages.CallWebhook(message_id=row_id)),
+            node=call.node, status="queued", step=call.step, method=call.method, url=call.url,
+            headers=call.headers, body=call.body,
             timeout_seconds=call.timeout.total_seconds(),
-        )
+        )  # fmt: skip
 
     def _outbox_row(
         self,
         row_id: str,
         kind: str,
         instance: Instance,
-        dispatch: tuple[str, dict[str, Any]] | None,
+        dispatch: tuple[str, messages.QueueMessage] | None,
         deliver_at: datetime | None = None,
         **values: Any,
     ) -> None:
-        """A `messages` row; with `dispatch` (queue, body) it is pending until consumed."""
-        row: dict[str, Any] = {
-            "message_id": row_id,
-            "kind": kind,
-            "instance_id": instance.instance_id,
-            "scenario_id": instance.scenario_id,
-            "version": instance.version,
-            "profile_db": instance.profile_db,
-            "profile_id": instance.profile_id,
-            "created_at": format_datetime(self.now),
-            **values,
-        }
+        """An outbox row; with `dispatch` (queue, message) it is pending until consumed."""
+        pending = None
         if dispatch is not None:
-            queue, body = dispatch
-            body = {**body, "row_id": row_id}
+            queue, message = dispatch
+            message = message.with_row(row_id)
             due = deliver_at or self.now
             delay = int((due - self.now).total_seconds())
             # without precise delays (virtual time) anything later goes through the sweeper
             soon = delay <= 0 or (settings().precise_delays and delay <= MAX_DELAY_SECONDS)
-            row.update(
-                queue=queue,
-                payload=body,
-                deliver_at=time_text(due),
-                pending_shard=shard_of(row_id, settings().timer_shards),
-                dispatch_at=epoch(self.now + REDISPATCH_AFTER if soon else due),
-            )
+            pending = Dispatch(queue, message, due, self.now + REDISPATCH_AFTER if soon else due)
             if soon:
-                self.outgoing.append(Outgoing(queue, body, max(0, delay)))
-        self.items.append(store.messages.tx_put(row, "attribute_not_exists(message_id)"))
+                self.outgoing.append(Outgoing(queue, message, max(0, delay)))
+        self.changes.rows.append(
+            OutboxRow(
+                row_id, kind, self.now, instance.profile_db, instance.profile_id, instance,
+                {name: value for name, value in values.items() if value is not None}, pending,
+            )
+        )  # fmt: skip
 
     def _set_timer(self, instance: Instance, timer: SetTimer) -> None:
-        due = epoch(timer.wake_at) + (1 if timer.wake_at.microsecond else 0)  # never early
-        item = {
-            "instance_id": instance.instance_id,
-            "scenario_id": instance.scenario_id,
-            "step": timer.step,
-            "wake_at": format_datetime(timer.wake_at),
-            "due": due,
-            "shard": shard_of(instance.instance_id, settings().timer_shards),
-            "expires_at": due,
-        }
-        self.items.append(store.timers.tx_put(item))
+        self.changes.timers.append(
+            Timer(instance.instance_id, instance.scenario_id, timer.step, timer.wake_at)
+        )
         delay = (timer.wake_at - self.now).total_seconds()
         if settings().precise_delays and delay <= MAX_DELAY_SECONDS:
             # SQS delays are whole seconds. Rounded up, a wake-up comes up to a second late;
@@ -269,26 +238,20 @@ class Commit:
             seconds = math.floor(delay)
             if delay - seconds >= 0.75:
                 seconds += 1
-            body = {
-                "kind": "wake",
-                "instance_id": instance.instance_id,
-                "step": timer.step,
-                "wake_at": format_datetime(timer.wake_at),
-            }
-            self.outgoing.append(Outgoing("steps", body, max(0, seconds)))
+            wake = messages.Wake(
+                instance_id=instance.instance_id, step=timer.step,
+                wake_at=format_datetime(timer.wake_at),
+            )  # fmt: skip
+            self.outgoing.append(Outgoing("steps", wake, max(0, seconds)))
 
-    def _update_profile(
-        self, updates: list[UpdateProfile], final: dict[str, Any], stored: dict[str, Any] | None
-    ) -> None:
-        """The step's profile changes as one write of the fields they touch (the engine's
-        `final` fields are written whole only when the profile did not exist yet)."""
+    def _profile_write(
+        self, updates: list[UpdateProfile], final: dict[str, Any], read: ProfileRecord | None
+    ) -> ProfileCreate | ProfileUpdate:
+        """A profile's changes as one write of the fields they touch (the engine's `final`
+        fields are written whole only when the profile did not exist yet)."""
         first = updates[0]
-        stamp = format_datetime(self.now)
-        if stored is None:  # captured before it was ever upserted: the engine's view is all of it
-            self.items.append(
-                profile_items.create_item(first.profile_db, first.profile_id, final, stamp)
-            )
-            return
+        if read is None or not read.exists:  # captured before it was ever upserted
+            return ProfileCreate(first.profile_db, first.profile_id, final, self.now)
         values: dict[str, Any] = {}
         removed: list[str] = []
         added: dict[str, float] = {}
@@ -311,17 +274,15 @@ class Commit:
         if consents and "consents" in values:  # the map itself was set: write it as it ends
             values["consents"] = final.get("consents") or {}
             consents = {}
-        self.items.append(
-            profile_items.update_item(
-                first.profile_db,
-                first.profile_id,
-                stamp,
-                set_fields=values,
-                remove=removed,
-                add=added,
-                consents=consents,
-                has_consents=isinstance((stored.get("fields") or {}).get("consents"), dict),
-            )
+        return ProfileUpdate(
+            first.profile_db,
+            first.profile_id,
+            self.now,
+            values,
+            removed,
+            added,
+            consents,
+            read.has_consents,
         )
 
     def _count(self, instance: Instance, stat: CountStat) -> None:
@@ -339,35 +300,23 @@ class Commit:
                 self._add(before, counted_in, f"node_{counter}|{before.node}")
 
     def _add(self, instance: Instance, version: int, name: str) -> None:
-        key = (instance.scenario_id, version, shard_of(instance.instance_id, STAT_SHARDS))
-        counters = self._stats.setdefault(key, {})
+        _, counters = self._stats.setdefault(
+            (instance.scenario_id, version), (instance.instance_id, {})
+        )
         counters[name] = counters.get(name, 0) + 1
 
-    # --- applying ----------------------------------------------------------------------
-
-    def write_items(self) -> list[dict[str, Any]]:
-        """Every write of the commit, statistics last."""
+    def written(self) -> Changes:
+        """Every write of the commit, profiles and statistics included."""
+        self.changes.profiles = [
+            self._profile_write(updates, final, read)
+            for updates, final, read in self._profiles.values()
+        ]
         day = self.now.date().isoformat()
-        items = list(self.items)
-        for (scenario_id, version, shard), counters in self._stats.items():
-            names = {f"#c{i}": name for i, name in enumerate(counters)}
-            values = {f":c{i}": amount for i, amount in enumerate(counters.values())}
-            expression = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
-            key = {"scenario_id": scenario_id, "sk": f"{version:06d}#{day}#{shard}"}
-            items.append(store.stats.tx_update(key, expression, names=names, values=values))
-        return items
-
-    def apply(self) -> None:
-        """Write atomically, then dispatch. A failed condition raises and writes nothing."""
-        transact(self.write_items())
-        self.dispatch()
-
-    def dispatch(self) -> None:
-        by_queue: dict[str, list[tuple[dict[str, Any], int]]] = {}
-        for outgoing in self.outgoing:
-            by_queue.setdefault(outgoing.queue, []).append((outgoing.body, outgoing.delay))
-        for queue, batch in by_queue.items():
-            send_batch(queue, batch)
+        self.changes.stats = [
+            StatsDelta(scenario_id, version, day, spread, counters)
+            for (scenario_id, version), (spread, counters) in self._stats.items()
+        ]
+        return self.changes
 
 
 def _row_id(kind: str, key: str) -> str:

@@ -21,15 +21,15 @@ from typing import Any
 from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.codec import event_to_values
 from chalicelib.adapters.dynamo import ConditionFailed
-from chalicelib.adapters.queues import send_batch
-from chalicelib.config import settings
+from chalicelib.adapters.dynamodb_storage import shard_of
+from chalicelib.bootstrap import services
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
 from . import stats
-from .commit import REDISPATCH_AFTER, epoch, shard_of
+from .commit import REDISPATCH_AFTER, epoch
+from .messages import EventBody, EventMessage
 from .profiles import set_consent
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _record_once(row: dict[str, Any], status: str, at: datetime, details: dict[s
 
     if not stats.count_once(_writes(row, status, at, outbox_id, body), counted):
         return
-    send_batch("events", [(body, 0)])
+    services().queues.send("events", [(body, 0)])
     # queued: the row was only needed had we crashed before, and it names the profile
     store.messages.delete({"message_id": outbox_id})
     _effects(row, status, at, details)
@@ -107,7 +107,7 @@ def _start_feedback(message_id: str) -> None:
 
 
 def _writes(
-    row: dict[str, Any], status: str, at: datetime, outbox_id: str, body: dict[str, Any]
+    row: dict[str, Any], status: str, at: datetime, outbox_id: str, body: EventMessage
 ) -> list[dict[str, Any]]:
     """The flag (the condition of it all), the channel counter and the event's outbox row."""
     flag = store.messages.tx_update(
@@ -136,8 +136,8 @@ def _writes(
             "profile_id": row["profile_id"],
             "created_at": format_datetime(now),
             "queue": "events",
-            "payload": body,
-            "pending_shard": shard_of(outbox_id, settings().timer_shards),
+            "payload": body.model_dump(mode="json", exclude_none=True),
+            "pending_shard": shard_of(outbox_id),
             "dispatch_at": epoch(now + REDISPATCH_AFTER),
         }
     )
@@ -159,20 +159,15 @@ def _event(row: dict[str, Any], status: str, at: datetime, details: dict[str, An
     return Event(f"message.{status}", at, data, id=f"{row['message_id']}:{status}")
 
 
-def _outbox(row: dict[str, Any], event: Event) -> tuple[str, dict[str, Any]]:
-    """The outbox row id and queue body of the event: the sweeper sends it if a crash
+def _outbox(row: dict[str, Any], event: Event) -> tuple[str, EventMessage]:
+    """The outbox row id and queue message of the event: the sweeper sends it if a crash
     loses the dispatch after the commit (the row is deleted once the event is queued)."""
     outbox_id = f"feedback-{event.id}"
-    body = {
-        "kind": "event",
-        "event": {
-            **event_to_values(event),
-            "profile_db": row["profile_db"],
-            "profile_id": row["profile_id"],
-        },
-        "row_id": outbox_id,
-    }
-    return outbox_id, body
+    message = EventMessage(
+        profile_db=row["profile_db"], profile_id=row["profile_id"], event=EventBody.of(event),
+        row_id=outbox_id,
+    )  # fmt: skip
+    return outbox_id, message
 
 
 def _effects(row: dict[str, Any], status: str, at: datetime, details: dict[str, Any]) -> None:

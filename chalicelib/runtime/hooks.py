@@ -12,12 +12,14 @@ from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.adapters.idempotency import once
+from chalicelib.bootstrap import services
 from chalicelib.scenarios.facts import Event
 from chalicelib.scenarios.model import WebhookTrigger
 
 from .commit import epoch
 from .journeys import capture_profile
 from .profiles import upsert
+from .unit_of_work import UnitOfWork
 
 SIGNATURE_WINDOW = timedelta(minutes=5)
 
@@ -53,7 +55,7 @@ def verify(
 
 def webhook_trigger(meta: dict[str, Any], trigger_id: str) -> WebhookTrigger | None:
     scenario = (
-        store.compiled_version(meta["scenario_id"], meta["version"])
+        services().storage.version(meta["scenario_id"], meta["version"])
         if meta.get("version")
         else None
     )
@@ -104,11 +106,13 @@ def _upsert_and_capture(
     idempotency_key: str | None,
 ) -> dict[str, Any]:
     scenario_id = meta["scenario_id"]
-    db = store.compiled_version(scenario_id, meta["version"]).model.profile_db
+    db = services().storage.version(scenario_id, meta["version"]).model.profile_db
     if fields:
         upsert(db, profile_id, fields, "api")
     event = Event("hook", clock_now(), data, id=f"hook-{idempotency_key or uuid.uuid4()}")
-    captured = capture_profile(scenario_id, db, profile_id, event, trigger_id=trigger_id)
+    captured = capture_profile(
+        UnitOfWork(), scenario_id, db, profile_id, event, trigger_id=trigger_id
+    )
     return {
         "captured": captured.refused is None,
         "instance_id": captured.instance_id,

@@ -11,15 +11,15 @@ from typing import Any
 from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.codec import event_to_values
-from chalicelib.adapters.queues import send_batch
-from chalicelib.config import settings
+from chalicelib.bootstrap import services
 from chalicelib.engine import REMOVED
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
-from .commit import epoch, shard_of
+from .messages import EventBody, EventMessage
 from .scenarios import end_instance
+from .storage import Dispatch, OutboxRow
+from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -106,37 +106,26 @@ def publish(profile_db: str, events: list[tuple[str, Event]]) -> None:
     queue refuses them they are kept as pending outbox rows instead, which the sweeper
     sends within a minute (the consumer drops an event id it already processed).
     """
-    bodies = [
-        {**event_to_values(e), "profile_db": profile_db, "profile_id": profile_id}
-        for profile_id, e in events
+    wired = services()
+    batch = [
+        EventMessage(profile_db=profile_db, profile_id=profile_id, event=EventBody.of(event))
+        for profile_id, event in events
     ]
     try:
-        send_batch("events", [(body, 0) for body in bodies])
+        wired.queues.send("events", [(message, 0) for message in batch])
     except Exception:
         logger.warning("events queue refused profile events: kept in the outbox", exc_info=True)
-        keep_pending(bodies)
+        now = clock_now()
+        wired.storage.keep_pending([_pending_event(message, now) for message in batch])
 
 
-def keep_pending(bodies: list[dict[str, Any]]) -> None:
-    """Events as outbox rows due now, for the sweeper to send to the events queue."""
-    now = clock_now()
-    rows = []
-    for body in bodies:
-        row_id = f"profile-event-{body['id']}"
-        rows.append(
-            {
-                "message_id": row_id,
-                "kind": "event",
-                "profile_db": body["profile_db"],
-                "profile_id": body["profile_id"],
-                "created_at": format_datetime(now),
-                "queue": "events",
-                "payload": {"kind": "event", "event": body, "row_id": row_id},
-                "pending_shard": shard_of(row_id, settings().timer_shards),
-                "dispatch_at": epoch(now),
-            }
-        )
-    store.messages.batch_put(rows)
+def _pending_event(message: EventMessage, now: datetime) -> OutboxRow:
+    """An event as an outbox row due now, for the sweeper to send to the events queue."""
+    row_id = f"profile-event-{message.event.id}"
+    dispatch = Dispatch("events", message.with_row(row_id), now, now)
+    return OutboxRow(
+        row_id, "event", now, message.profile_db, message.profile_id, dispatch=dispatch
+    )
 
 
 def _event(event_type: str, at: datetime, data: dict[str, Any]) -> Event:
@@ -182,13 +171,14 @@ def erase(profile_db: str, profile_id: str) -> bool:
     its instances, their timers and its messages. False when there was no such profile."""
     partition = store.profile_partition(profile_db, profile_id)
     history = list(store.profiles.query("pk = :pk", values={":pk": partition}))
-    instances = store.instances_of_profile(profile_db, profile_id)
+    uow = UnitOfWork()
+    instances = [s.instance for s in uow.storage.instances_of_profile(profile_db, profile_id)]
     if not history and not instances:
         return False
-    for instance, _, _ in instances:
+    for instance in instances:
         if instance.active:
-            end_instance(instance.instance_id, REMOVED, "erased")
-    for instance, _, _ in instances:
+            end_instance(uow, instance.instance_id, REMOVED, "erased")
+    for instance in instances:
         store.timers.delete({"instance_id": instance.instance_id})
         store.instances.delete({"instance_id": instance.instance_id})
     for item in history:
@@ -200,7 +190,8 @@ def erase(profile_db: str, profile_id: str) -> bool:
 
 def journeys(profile_db: str, profile_id: str) -> list[dict[str, Any]]:
     """The profile's instances, newest first (`GET /profiles/{db}/{id}/journeys`)."""
-    found = [instance for instance, _, _ in store.instances_of_profile(profile_db, profile_id)]
+    storage = services().storage
+    found = [s.instance for s in storage.instances_of_profile(profile_db, profile_id)]
     found.sort(key=lambda i: i.entered_at, reverse=True)
     return [
         {

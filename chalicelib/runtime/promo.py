@@ -1,11 +1,8 @@
-"""Promo code pools: add codes, count what is left, take one code once per request."""
+"""Promo code pools: add codes, count what is left (taking one is `Storage.take_code`)."""
 
 from __future__ import annotations
 
 from chalicelib.adapters import store
-from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.dynamo import ConditionFailed, transact
-from chalicelib.scenarios.durations import format_datetime
 
 # Codes are items (pool, "A#<code>") while available and (pool, "T#<code>") once taken.
 
@@ -37,44 +34,3 @@ def pool_exists(pool: str) -> bool:
     return (
         next(store.promo_codes.query("pool = :p", values={":p": pool}, limit=1), None) is not None
     )
-
-
-def take_code(pool: str, request_id: str) -> str | None:
-    """One unused code for `request_id`, the same one if asked again; None when the pool is empty."""
-    key = {"key": f"promo#{request_id}"}
-    for _ in range(20):
-        done = store.idempotency.get(key)
-        if done is not None:
-            return done["code"]
-        available = next(
-            store.promo_codes.query(
-                "pool = :p AND begins_with(code, :a)", values={":p": pool, ":a": "A#"}, limit=1
-            ),
-            None,
-        )
-        if available is None:
-            return None
-        code = available["code"][2:]
-        try:
-            transact(
-                [
-                    store.promo_codes.tx_delete(
-                        {"pool": pool, "code": f"A#{code}"}, "attribute_exists(code)"
-                    ),
-                    store.promo_codes.tx_put(
-                        {
-                            "pool": pool,
-                            "code": f"T#{code}",
-                            "taken_by": request_id,
-                            "taken_at": format_datetime(clock_now()),
-                        }
-                    ),
-                    store.idempotency.tx_put(
-                        {**key, "code": code}, "attribute_not_exists(#k)", names={"#k": "key"}
-                    ),
-                ]
-            )
-        except ConditionFailed:
-            continue  # someone took that code, or this request already got one: look again
-        return code
-    raise RuntimeError(f"could not take a code from pool {pool!r}")

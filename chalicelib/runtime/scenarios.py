@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.dynamo import ConditionFailed, encode_token, to_item, transact
-from chalicelib.adapters.queues import send_batch
+from chalicelib.bootstrap import services
 from chalicelib.engine import EXITED, REMOVED, end
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.scenarios.durations import format_datetime
@@ -30,7 +30,10 @@ from chalicelib.scenarios.validation import (
 
 from .commit import Commit
 from .journeys import Contention, feed
+from .messages import End, Migrate, Resume
 from .schedules import schedule_entries
+from .storage import Conflict
+from .unit_of_work import UnitOfWork
 
 ATTEMPTS = 5
 LIST_SCAN_ITEMS = 1_000  # items one Scan of the scenario list reads (or 1 MB, if less)
@@ -194,9 +197,10 @@ def remove_profile(scenario_id: str, profile_id: str) -> int:
     meta = get(scenario_id)
     db = _profile_db(meta)
     ended = 0
-    for instance, _, _ in store.instances_of_profile(db, profile_id, scenario_id):
-        if instance.active:
-            ended += end_instance(instance.instance_id, REMOVED, "removed")
+    uow = UnitOfWork()
+    for stored in uow.storage.instances_of_profile(db, profile_id, scenario_id):
+        if stored.instance.active:
+            ended += end_instance(uow, stored.instance.instance_id, REMOVED, "removed")
     return ended
 
 
@@ -204,7 +208,7 @@ def remove_at_node(scenario_id: str, node: str) -> int:
     """Remove every profile now at a node (fanned out on the steps queue)."""
     get(scenario_id)
     ids = [item["instance_id"] for item in store.instances_at_node(scenario_id, node)]
-    _fan_out(ids, {"kind": "end", "status": REMOVED, "reason": "removed"})
+    _fan_out([End(instance_id=i, status=REMOVED, reason="removed") for i in ids])
     return len(ids)
 
 
@@ -232,7 +236,7 @@ def replace(scenario_id: str, document: dict[str, Any]) -> dict[str, Any]:
         _update_meta(meta, **_described(document), updated_at=now)
         return {**store.load_scenario(scenario_id), "problems": [p.as_dict() for p in problems]}
     scenario = _validated(document)
-    old = store.compiled_version(scenario_id, meta["version"])
+    old = services().storage.version(scenario_id, meta["version"])
     version = meta["version"] + 1
     _commit(
         [
@@ -241,7 +245,7 @@ def replace(scenario_id: str, document: dict[str, Any]) -> dict[str, Any]:
             *_index_changes(CompiledScenario(scenario, scenario_id, version), old),
         ]
     )
-    _fan_out(store.active_instance_ids(scenario_id), {"kind": "migrate"})
+    _fan_out([Migrate(instance_id=i) for i in store.active_instance_ids(scenario_id)])
     return {**store.load_scenario(scenario_id), "problems": []}
 
 
@@ -275,7 +279,7 @@ def activate(scenario_id: str) -> dict[str, Any]:
     compiled = CompiledScenario(scenario, scenario_id, version)
     _commit([*writes, _meta_change(meta, **changes), *_index_changes(compiled, None)])
     # profiles kept asleep while stopped go on (and onto this version)
-    _fan_out(store.active_instance_ids(scenario_id), {"kind": "resume"})
+    _fan_out([Resume(instance_id=i) for i in store.active_instance_ids(scenario_id)])
     return store.load_scenario(scenario_id) or {}
 
 
@@ -284,14 +288,16 @@ def deactivate(scenario_id: str, keep_profiles: bool | None = None) -> dict[str,
     meta = get(scenario_id)
     if meta["status"] != "active":
         raise LifecycleError(f"the scenario is {meta['status']}, not active")
-    scenario = store.compiled_version(scenario_id, meta["version"])
+    scenario = services().storage.version(scenario_id, meta["version"])
     keep = scenario.model.keep_profiles_on_stop if keep_profiles is None else keep_profiles
     stopped = _meta_change(meta, status="stopped", stopped_at=format_datetime(clock_now()))
     _commit([stopped, *_index_changes(None, scenario)])
     if not keep:
         _fan_out(
-            store.active_instance_ids(scenario_id),
-            {"kind": "end", "status": EXITED, "reason": "stopped"},
+            [
+                End(instance_id=i, status=EXITED, reason="stopped")
+                for i in store.active_instance_ids(scenario_id)
+            ]
         )
     return store.load_scenario(scenario_id) or {}
 
@@ -300,31 +306,31 @@ def clear(scenario_id: str) -> int:
     """Remove every profile now in the scenario."""
     get(scenario_id)
     ids = store.active_instance_ids(scenario_id)
-    _fan_out(ids, {"kind": "end", "status": REMOVED, "reason": "removed"})
+    _fan_out([End(instance_id=i, status=REMOVED, reason="removed") for i in ids])
     return len(ids)
 
 
-def end_instance(instance_id: str, status: str, reason: str) -> bool:
+def end_instance(uow: UnitOfWork, instance_id: str, status: str, reason: str) -> bool:
     """End one active instance whatever its scenario's status (stop, removal, erasure)."""
     for _ in range(ATTEMPTS):
-        loaded = store.load_instance(instance_id)
-        if loaded is None or not loaded[0].active:
+        stored = uow.instance(instance_id)
+        if stored is None or not stored.instance.active:
             return False
-        instance, rev, seen = loaded
-        scenario = store.compiled_version(instance.scenario_id, instance.version)
+        instance = stored.instance
+        scenario = uow.version(instance.scenario_id, instance.version)
         commit = Commit(clock_now())
-        commit.add(end(scenario, instance, clock_now(), status, reason), instance, rev, seen)
+        commit.add(end(scenario, instance, clock_now(), status, reason), stored)
         try:
-            commit.apply()
-        except ConditionFailed:
+            uow.commit(commit)
+        except Conflict:
             continue
         return True
     raise Contention(f"instance {instance_id} kept changing")
 
 
-def resume_instance(instance_id: str) -> bool:
+def resume_instance(uow: UnitOfWork, instance_id: str) -> bool:
     """After reactivation: onto the current version, and on if its wait ran out meanwhile."""
-    return feed(instance_id, None, resuming=True)
+    return feed(uow, instance_id, None, resuming=True)
 
 
 # --- internals -------------------------------------------------------------------------
@@ -413,7 +419,5 @@ def _event_types(scenario: CompiledScenario) -> set[str]:
     return {t.event for t in scenario.triggers.values() if isinstance(t, EventTrigger)}
 
 
-def _fan_out(instance_ids: list[str], message: dict[str, Any]) -> None:
-    send_batch(
-        "steps", [({**message, "instance_id": instance_id}, 0) for instance_id in instance_ids]
-    )
+def _fan_out(batch: list[End | Migrate | Resume]) -> None:
+    services().queues.send("steps", [(message, 0) for message in batch])

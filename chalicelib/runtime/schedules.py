@@ -21,9 +21,8 @@ from typing import Any
 from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.codec import event_to_values
 from chalicelib.adapters.dynamo import ConditionFailed
-from chalicelib.adapters.queues import send_batch
+from chalicelib.bootstrap import services
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.scenarios.conditions import compile_condition
 from chalicelib.scenarios.durations import format_datetime, parse_datetime
@@ -31,8 +30,9 @@ from chalicelib.scenarios.facts import Event, Facts, Profile
 from chalicelib.scenarios.model import Condition, ScheduleTrigger, Segment
 from chalicelib.scenarios.schedules import due_runs, in_sample, next_runs
 
-from .journeys import active_version
+from .messages import Capture, EventBody, QueueMessage, ScanSegment
 from .segments import library
+from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def tick(now: datetime) -> int:
         next_run = parse_datetime(item.get("next_run"))
         if next_run is None or next_run > now:
             continue
-        scenario = active_version(item["scenario_id"])
+        scenario = UnitOfWork().active_version(item["scenario_id"])
         if scenario is None:
             continue
         trigger = scenario.triggers.get(item["trigger_id"])
@@ -120,16 +120,15 @@ def fan_out(
     """
     segments = segments or scan_segments()
     run_id = run_id or f"{scenario.scenario_id}:{trigger_id or 'send'}:{format_datetime(run_at)}"
-    job = {
-        "run_id": run_id,
-        "scenario_id": scenario.scenario_id,
-        "version": scenario.version,
-        "trigger_id": trigger_id,
-        "segment": segment,
-        "run_at": format_datetime(run_at),
-        "total_segments": segments,
-    }
-    send_batch("segments", [({**job, "scan_segment": index}, 0) for index in range(segments)])
+    jobs = [
+        ScanSegment(
+            run_id=run_id, scenario_id=scenario.scenario_id, version=scenario.version,
+            trigger_id=trigger_id, segment=segment, run_at=format_datetime(run_at),
+            scan_segment=index, total_segments=segments,
+        )
+        for index in range(segments)
+    ]  # fmt: skip
+    services().queues.send("segments", [(job, 0) for job in jobs])
     logger.info("segment run started", extra={"run_id": run_id, "segments": segments})
     return run_id
 
@@ -165,23 +164,23 @@ class SegmentResult:
     calls: list[int] = field(default_factory=list)
 
 
-def process_segment(job: dict[str, Any], now: datetime) -> SegmentResult:
+def process_segment(job: ScanSegment, now: datetime) -> SegmentResult:
     """Scan one segment of the profile table and enqueue a capture for every member."""
-    scenario = store.compiled_version(job["scenario_id"], job["version"])
-    trigger = scenario.triggers.get(job["trigger_id"]) if job.get("trigger_id") else None
+    scenario = services().storage.version(job.scenario_id, job.version)
+    trigger = scenario.triggers.get(job.trigger_id) if job.trigger_id else None
     if isinstance(trigger, ScheduleTrigger):
         where = scenario.trigger_where[trigger.id]
         sample = trigger.sample
     else:
-        where = compile_condition(_condition(job.get("segment")))
+        where = compile_condition(_condition(job.segment))
         sample = None
-    run_at = parse_datetime(job["run_at"]) or now
+    run_at = parse_datetime(job.run_at) or now
     db = scenario.model.profile_db
     result = SegmentResult()
-    captures: list[tuple[dict[str, Any], int]] = []
+    captures: list[tuple[QueueMessage, int]] = []
     for item in store.profiles.scan(
-        job["scan_segment"],
-        job["total_segments"],
+        job.scan_segment,
+        job.total_segments,
         filter="sk = :p AND profile_db = :db",
         values={":p": "P", ":db": db},
     ):
@@ -200,26 +199,18 @@ def process_segment(job: dict[str, Any], now: datetime) -> SegmentResult:
         event = Event(
             "schedule" if trigger else "segment",
             run_at,
-            {"run_id": job["run_id"]},
-            id=job["run_id"],
+            {"run_id": job.run_id},
+            id=job.run_id,
         )
-        captures.append(
-            (
-                {
-                    "kind": "capture",
-                    "scenario_id": scenario.scenario_id,
-                    "trigger_id": job.get("trigger_id"),
-                    "profile_db": db,
-                    "profile_id": profile.profile_id,
-                    "event": event_to_values(event),
-                },
-                0,
-            )
-        )
+        capture = Capture(
+            scenario_id=scenario.scenario_id, trigger_id=job.trigger_id, profile_db=db,
+            profile_id=profile.profile_id, event=EventBody.of(event),
+        )  # fmt: skip
+        captures.append((capture, 0))
         if len(captures) >= 100:
-            result.calls.append(send_batch("steps", captures))
+            result.calls.append(services().queues.send("steps", captures))
             captures = []
-    result.calls.append(send_batch("steps", captures))
+    result.calls.append(services().queues.send("steps", captures))
     return result
 
 

@@ -24,8 +24,7 @@ from typing import Any
 
 from chalicelib.adapters import store
 from chalicelib.adapters.dynamo import ConditionFailed, transact
-
-from .commit import STAT_SHARDS, shard_of
+from chalicelib.adapters.dynamodb_storage import STAT_SHARDS, shard_of
 
 logger = logging.getLogger(__name__)
 

@@ -4,60 +4,58 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import suppress
-from typing import Any
 
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import SystemClock, clock
-from chalicelib.adapters.codec import event_from_values
-from chalicelib.adapters.dynamo import ConditionFailed
-from chalicelib.adapters.queues import MAX_DELAY_SECONDS, send
+from chalicelib.adapters.clock import now as clock_now
 from chalicelib.config import settings
 from chalicelib.engine import PromoCodeResult, WakeUp, WebhookResult
-from chalicelib.scenarios.durations import parse_datetime
 
+from .commit import MAX_DELAY_SECONDS
 from .journeys import capture_profile, feed, migrate_instance
-from .promo import take_code
+from .messages import (
+    Capture,
+    End,
+    Migrate,
+    PromoRequest,
+    Resume,
+    StepMessage,
+    Wake,
+    WebhookDone,
+)
 from .scenarios import end_instance, resume_instance
+from .unit_of_work import UnitOfWork
 
 
-def process(body: dict[str, Any]) -> None:
-    """Handle one steps-queue message by its `kind`."""
-    kind = body["kind"]
-    if kind == "wake":
-        wake(body)
-    elif kind == "webhook_result":
-        feed(
-            body["instance_id"],
-            WebhookResult(
-                body["step"], body["ok"], body.get("status"), body.get("body"), body.get("failure")
-            ),
-        )
-    elif kind == "promo":
-        code = take_code(body["pool"], body["request_id"])
-        feed(body["instance_id"], PromoCodeResult(body["step"], code))
-    elif kind == "capture":
-        capture_profile(
-            body["scenario_id"],
-            body["profile_db"],
-            body["profile_id"],
-            event_from_values(body["event"]),
-            trigger_id=body.get("trigger_id"),
-            node=body.get("node"),
-        )
-    elif kind == "migrate":
-        migrate_instance(body["instance_id"])
-    elif kind == "resume":
-        resume_instance(body["instance_id"])
-    elif kind == "end":
-        end_instance(body["instance_id"], body["status"], body["reason"])
-    else:
-        raise ValueError(f"unknown step message kind {kind!r}")
-    if "row_id" in body:
-        consumed(body["row_id"])
+def process(message: StepMessage, uow: UnitOfWork | None = None) -> None:
+    """Handle one steps-queue message by its type; its outbox row is consumed after it."""
+    uow = uow or UnitOfWork()
+    match message:
+        case Wake():
+            wake(uow, message)
+        case WebhookDone():
+            result = WebhookResult(
+                message.step, message.ok, message.status, message.body, message.failure
+            )
+            feed(uow, message.instance_id, result)
+        case PromoRequest():
+            code = uow.storage.take_code(message.pool, message.request_id, clock_now())
+            feed(uow, message.instance_id, PromoCodeResult(message.step, code))
+        case Capture():
+            capture_profile(
+                uow, message.scenario_id, message.profile_db, message.profile_id,
+                message.event.event(), trigger_id=message.trigger_id, node=message.node,
+            )  # fmt: skip
+        case Migrate():
+            migrate_instance(uow, message.instance_id)
+        case Resume():
+            resume_instance(uow, message.instance_id)
+        case End():
+            end_instance(uow, message.instance_id, message.status, message.reason)
+    if message.row_id is not None:
+        uow.storage.consume_row(message.row_id)
 
 
-def wake(body: dict[str, Any]) -> None:
+def wake(uow: UnitOfWork, message: Wake) -> None:
     """A wake-up for one step of an instance; a stale or repeated one changes nothing.
 
     A delayed wake-up carries its `wake_at`. SQS delays are whole seconds, so the commit
@@ -66,41 +64,28 @@ def wake(body: dict[str, Any]) -> None:
     should not) goes back to the queue with the delay it still needs, rather than being
     dropped and left to the minute sweeper.
     """
-    early = seconds_early(body.get("wake_at"))
+    early = seconds_early(message)
     if early >= 1:
         if early <= MAX_DELAY_SECONDS:
-            send("steps", body, math.ceil(early))
+            uow.queues.send("steps", [(message, math.ceil(early))])
         return
     while early > 0:
         time.sleep(early)
-        early = seconds_early(body.get("wake_at"))
-    moved = feed(body["instance_id"], WakeUp(body["step"]))
+        early = seconds_early(message)
+    moved = feed(uow, message.instance_id, WakeUp(message.step))
     if not moved:  # stale or early, or the instance ended: drop a timer left for this step
-        forget_timer(body["instance_id"], body["step"])
+        stored = uow.instance(message.instance_id)
+        instance = stored.instance if stored else None
+        if instance and instance.active and instance.step == message.step and instance.wake_at:
+            return  # early, or its scenario sleeps: the timer is still needed
+        uow.storage.forget_timer(message.instance_id, message.step)
 
 
-def seconds_early(wake_at: str | None) -> float:
+def seconds_early(message: Wake) -> float:
     """How long before `wake_at` it is now; 0 unless delayed wake-ups run in real time
     (without them, or in virtual time, every wake-up comes from a due timer)."""
-    due = parse_datetime(wake_at)
+    due = message.due
     current = clock()
     if due is None or not settings().precise_delays or not isinstance(current, SystemClock):
         return 0.0
     return max(0.0, (due - current.now()).total_seconds())
-
-
-def forget_timer(instance_id: str, step: int) -> None:
-    """Delete a timer that can no longer move its instance (the instance moved on)."""
-    loaded = store.load_instance(instance_id)
-    if loaded is not None:
-        instance, _, _ = loaded
-        if instance.active and instance.step == step and instance.wake_at is not None:
-            return  # early, or its scenario sleeps: the timer is still needed
-    with suppress(ConditionFailed):
-        store.timers.delete({"instance_id": instance_id}, "step = :s", values={":s": step})
-
-
-def consumed(row_id: str) -> None:
-    """Delete a handled outbox row (an event, a promo code request, a jump): what it
-    caused is recorded where it landed, and a redelivery is dropped there."""
-    store.messages.delete({"message_id": row_id})

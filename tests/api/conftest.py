@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from chalicelib.local.stack import forget_caches
+from chalicelib.bootstrap import bootstrap
 from tests.api.gateway import ApiGatewayWSGI
 
 API_KEY = os.environ["SCENARIA_API_KEY"]
@@ -24,12 +24,12 @@ API_KEY = os.environ["SCENARIA_API_KEY"]
 def stack() -> Iterator[None]:
     """The stack's tables and queues on moto, for one test module."""
     with mock_aws():
-        forget_caches()
+        bootstrap()
         from chalicelib.local.stack import create_resources
 
         create_resources()
         yield
-    forget_caches()
+    bootstrap()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.local.stack import forget_caches
+from chalicelib.bootstrap import bootstrap
 from tests.e2e.harness import Stack, running_stack
 
 
@@ -92,8 +92,8 @@ def shared_stack() -> Iterator[Stack]:
     from chalicelib.local.stack import create_resources
 
     with mock_aws():
-        forget_caches()
+        bootstrap()
         create_resources()
         with running_stack() as running:
             yield running
-        forget_caches()
+        bootstrap()

@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from chalicelib.adapters import secrets
 from chalicelib.adapters.channels import DeliveryError, Gone, Unanswered, send_push
 from chalicelib.adapters.channels.push import MAX_PAYLOAD_BYTES
+from chalicelib.bootstrap import bootstrap
 from chalicelib.config import settings
 from chalicelib.local.push_sink import LoopbackPushService, PushSink
-from chalicelib.local.stack import configure_environment, forget_caches, new_vapid_key
+from chalicelib.local.stack import configure_environment, new_vapid_key
 from chalicelib.scenarios.addresses import valid_push_subscription
 from tests.loopback import serving
 
@@ -249,7 +250,7 @@ def test_the_local_stack_sends_every_push_to_its_own_sink(
         assert settings().ses_sandbox
     finally:
         monkeypatch.undo()
-        forget_caches()
+        bootstrap()
 
 
 def test_a_forwarded_push_is_checked_like_any_other() -> None:

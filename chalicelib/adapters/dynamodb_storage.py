@@ -1,0 +1,396 @@
+"""The storage port on DynamoDB: the item layout, the indexes and the expressions.
+
+- `scenarios`: `S#<id>`/`meta` (status, version), `S#<id>`/`V#<version>` (documents),
+  the trigger index `E#<event type>`/`<scenario id>`.
+- `profiles`, one partition per profile: `P` (fields), `M#<at>#<message id>` (messages
+  sent), `E#<at>#<event id>` (events), `C#<scenario id>` (capture guards).
+- `instances` by id, with the sparse indexes `by_profile`, `by_scenario`, `by_node`.
+- `timers` by instance, in the sharded due-time index `by_due`.
+- `messages`: the outbox, pending rows in the sharded `pending` index.
+- `stats`: counters per scenario, `<version>#<day>#<shard>`.
+- `idempotency`: event ids queued by the API, promo codes taken per request.
+
+A commit is one TransactWriteItems (one plain write when it holds a single item).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import suppress
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.config import settings
+from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.runtime import messages
+from chalicelib.runtime.commit import epoch
+from chalicelib.runtime.storage import (
+    CaptureGuard,
+    Changes,
+    Conflict,
+    GuardWrite,
+    OutboxRow,
+    PendingRow,
+    ProfileCreate,
+    ProfileRecord,
+    ScenarioMeta,
+    StoredInstance,
+    Timer,
+)
+from chalicelib.scenarios.durations import format_datetime
+from chalicelib.scenarios.facts import Event, Profile
+
+from . import profiles as profile_items
+from . import store
+from .codec import (
+    event_from_values,
+    event_to_values,
+    instance_from_values,
+    instance_to_values,
+    message_from_values,
+    profile_key,
+    time_text,
+    time_value,
+)
+from .dynamo import ConditionFailed, transact
+
+EVENT_LIMIT = 300  # the newest events the engine sees per profile
+MESSAGE_LIMIT = 200  # and the newest messages
+EVENT_HISTORY = timedelta(days=400)  # how long a profile keeps its events
+STAT_SHARDS = 8  # items a scenario version's counters of one day are spread over
+DEDUP_WINDOW = timedelta(days=7)  # how long an event id the API queued is remembered
+
+
+class DynamoStorage:
+    """`Storage` on the stack's tables (names from the settings)."""
+
+    def __init__(self) -> None:
+        self._versions: dict[tuple[str, int], CompiledScenario] = {}
+        self._lock = threading.Lock()
+
+    # --- scenarios -----------------------------------------------------------------------
+
+    def scenario(self, scenario_id: str) -> ScenarioMeta | None:
+        item = store.scenarios.get(store.scenario_key(scenario_id))
+        if item is None:
+            return None
+        return ScenarioMeta(scenario_id, item.get("status", "draft"), item.get("version", 0))
+
+    def version(self, scenario_id: str, version: int) -> CompiledScenario:
+        with self._lock:
+            found = self._versions.get((scenario_id, version))
+        if found is None:
+            item = store.scenarios.get(store.version_key(scenario_id, version))
+            if item is None:
+                raise LookupError(f"scenario {scenario_id} has no version {version}")
+            found = CompiledScenario.from_document(item["document"], scenario_id, version)
+            with self._lock:
+                self._versions[(scenario_id, version)] = found
+        return found
+
+    def scenarios_for_event(self, event_type: str) -> list[str]:
+        found = store.scenarios.query("pk = :pk", values={":pk": f"E#{event_type}"})
+        return [item["sk"] for item in found]
+
+    # --- profiles ------------------------------------------------------------------------
+
+    def profile(self, profile_db: str, profile_id: str) -> ProfileRecord:
+        """One Query, newest first, from the profile item through its messages and events;
+        a second one for the events only when messages filled the first."""
+        view = Profile(profile_id, profile_db=profile_db)
+        item = None
+        partition = store.profile_partition(profile_db, profile_id)
+        read = 0
+        for values in store.profiles.query(
+            "pk = :pk AND sk BETWEEN :e AND :p",
+            values={":pk": partition, ":e": "E#", ":p": "P"},
+            forward=False,
+            limit=1 + MESSAGE_LIMIT + EVENT_LIMIT,
+        ):
+            read += 1
+            kind = values["sk"][:2]
+            if values["sk"] == "P":
+                item = values
+                view.fields = values.get("fields") or {}
+            elif kind == "M#" and len(view.messages) < MESSAGE_LIMIT:
+                view.messages.append(message_from_values(values))
+            elif kind == "E#":
+                view.events.append(event_from_values(values))
+        if read == 1 + MESSAGE_LIMIT + EVENT_LIMIT and len(view.events) < EVENT_LIMIT:
+            view.events = [  # a long message history crowded the events out of the first
+                event_from_values(values)
+                for values in store.profiles.query(
+                    "pk = :pk AND begins_with(sk, :e)",
+                    values={":pk": partition, ":e": "E#"},
+                    forward=False,
+                    limit=EVENT_LIMIT,
+                )
+            ]
+        view.events.reverse()
+        view.messages.reverse()
+        consents = (item or {}).get("fields", {}).get("consents")
+        return ProfileRecord(view, item is not None, isinstance(consents, dict))
+
+    def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
+        store.profiles.put(
+            {
+                "pk": store.profile_partition(profile_db, profile_id),
+                "sk": f"E#{format_datetime(event.occurred_at)}#{event.id}",
+                **event_to_values(event),
+                "expires_at": epoch(event.occurred_at + EVENT_HISTORY),
+            }
+        )
+
+    # --- instances -----------------------------------------------------------------------
+
+    def instance(self, instance_id: str) -> StoredInstance | None:
+        values = store.instances.get({"instance_id": instance_id})
+        return StoredInstance(*instance_from_values(values)) if values else None
+
+    def instances_of_profile(
+        self, profile_db: str, profile_id: str, scenario_id: str | None = None
+    ) -> list[StoredInstance]:
+        condition = "profile_key = :p"
+        values: dict[str, Any] = {":p": profile_key(profile_db, profile_id)}
+        if scenario_id is not None:
+            condition += " AND begins_with(scenario_key, :s)"
+            values[":s"] = f"{scenario_id}#"
+        found = store.instances.query(condition, index="by_profile", values=values)
+        return [StoredInstance(*instance_from_values(v)) for v in found]
+
+    def capture_guard(
+        self, profile_db: str, profile_id: str, scenario_id: str
+    ) -> CaptureGuard | None:
+        item = store.profiles.get(_guard_key(profile_db, profile_id, scenario_id))
+        return CaptureGuard(item.get("captures", 0), item.get("latest")) if item else None
+
+    # --- commit --------------------------------------------------------------------------
+
+    def commit(self, changes: Changes) -> None:
+        try:
+            transact(self._writes(changes))
+        except ConditionFailed as failed:
+            raise Conflict(str(failed)) from failed
+
+    def _writes(self, changes: Changes) -> list[dict[str, Any]]:
+        writes: list[dict[str, Any]] = []
+        for write in changes.instances:
+            item = instance_to_values(write.stored.instance, write.stored.rev, write.stored.seen)
+            if write.rev is None:
+                writes.append(store.instances.tx_put(item, "attribute_not_exists(instance_id)"))
+            else:
+                writes.append(
+                    store.instances.tx_put(item, "rev = :rev", values={":rev": write.rev})
+                )
+        writes.extend(store.timers.tx_put(_timer_item(timer)) for timer in changes.timers)
+        writes.extend(
+            store.timers.tx_delete({"instance_id": instance_id})
+            for instance_id in changes.timers_gone
+        )
+        writes.extend(
+            store.messages.tx_put(_row_item(row), "attribute_not_exists(message_id)")
+            for row in changes.rows
+        )
+        for sent in changes.history:
+            history = {
+                "pk": store.profile_partition(sent.profile_db, sent.profile_id),
+                "sk": f"M#{format_datetime(sent.at)}#{sent.message_id}",
+                "message_id": sent.message_id,
+                "scenario_id": sent.scenario_id,
+                "instance_id": sent.instance_id,
+                "node": sent.node,
+                "channel": sent.channel,
+                "at": format_datetime(sent.at),
+                "statuses": {"sent": format_datetime(sent.at)},
+            }
+            writes.append(store.profiles.tx_put(history))
+        for change in changes.profiles:
+            stamp = format_datetime(change.at)
+            if isinstance(change, ProfileCreate):
+                writes.append(
+                    profile_items.create_item(
+                        change.profile_db, change.profile_id, change.fields, stamp
+                    )
+                )
+            else:
+                writes.append(
+                    profile_items.update_item(
+                        change.profile_db, change.profile_id, stamp,
+                        set_fields=change.set_fields, remove=change.remove, add=change.add,
+                        consents=change.consents, has_consents=change.has_consents,
+                    )
+                )  # fmt: skip
+        writes.extend(_guard_write(guard) for guard in changes.guards)
+        for delta in changes.stats:
+            names = {f"#c{i}": name for i, name in enumerate(delta.counters)}
+            values = {f":c{i}": amount for i, amount in enumerate(delta.counters.values())}
+            expression = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(delta.counters)))
+            shard = shard_of(delta.spread, STAT_SHARDS)
+            key = {
+                "scenario_id": delta.scenario_id,
+                "sk": f"{delta.version:06d}#{delta.day}#{shard}",
+            }
+            writes.append(store.stats.tx_update(key, expression, names=names, values=values))
+        return writes
+
+    # --- timers and the outbox -----------------------------------------------------------
+
+    def due_timers(self, now: datetime) -> Iterator[Timer]:
+        for shard in map(str, range(settings().timer_shards)):
+            for item in store.timers.query(
+                "shard = :s AND due <= :now",
+                index="by_due",
+                values={":s": shard, ":now": epoch(now)},
+            ):
+                wake_at = time_value(item.get("wake_at")) or datetime.fromtimestamp(item["due"])
+                yield Timer(item["instance_id"], item["scenario_id"], item["step"], wake_at)
+
+    def forget_timer(self, instance_id: str, step: int) -> None:
+        with suppress(ConditionFailed):  # the instance has moved on to a newer timer
+            store.timers.delete({"instance_id": instance_id}, "step = :s", values={":s": step})
+
+    def overdue_rows(self, now: datetime) -> Iterator[PendingRow]:
+        for shard in map(str, range(settings().timer_shards)):
+            for item in store.messages.query(
+                "pending_shard = :s AND dispatch_at <= :now",
+                index="pending",
+                values={":s": shard, ":now": epoch(now)},
+            ):
+                yield PendingRow(
+                    item["message_id"], item["queue"], messages.parse(item["payload"]),
+                    item["dispatch_at"],
+                )  # fmt: skip
+
+    def postpone_row(self, row: PendingRow, until: datetime) -> bool:
+        try:
+            store.messages.update(
+                {"message_id": row.row_id},
+                "SET dispatch_at = :next",
+                "dispatch_at = :was",
+                values={":next": epoch(until), ":was": row.dispatch_at},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def consume_row(self, row_id: str) -> None:
+        store.messages.delete({"message_id": row_id})
+
+    def keep_pending(self, rows: list[OutboxRow]) -> None:
+        store.messages.batch_put([_row_item(row) for row in rows])
+
+    # --- promo codes ---------------------------------------------------------------------
+    # Codes are items (pool, "A#<code>") while available and (pool, "T#<code>") once taken.
+
+    def take_code(self, pool: str, request_id: str, at: datetime) -> str | None:
+        key = {"key": f"promo#{request_id}"}
+        for _ in range(20):
+            done = store.idempotency.get(key)
+            if done is not None:
+                return str(done["code"])
+            available = next(
+                store.promo_codes.query(
+                    "pool = :p AND begins_with(code, :a)", values={":p": pool, ":a": "A#"}, limit=1
+                ),
+                None,
+            )
+            if available is None:
+                return None
+            code = available["code"][2:]
+            taken = {"pool": pool, "code": f"T#{code}", "taken_by": request_id,
+                     "taken_at": format_datetime(at)}  # fmt: skip
+            try:
+                transact(
+                    [
+                        store.promo_codes.tx_delete(
+                            {"pool": pool, "code": f"A#{code}"}, "attribute_exists(code)"
+                        ),
+                        store.promo_codes.tx_put(taken),
+                        store.idempotency.tx_put(
+                            {**key, "code": code}, "attribute_not_exists(#k)", names={"#k": "key"}
+                        ),
+                    ]
+                )
+            except ConditionFailed:
+                continue  # someone took that code, or this request already got one: look again
+            return str(code)
+        raise RuntimeError(f"could not take a code from pool {pool!r}")
+
+    # --- event ids the API queued --------------------------------------------------------
+
+    def events_seen(self, event_ids: list[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        keys = [_dedup_key(event_id) for event_id in event_ids]
+        return {
+            values["key"].removeprefix("event#") for values in store.idempotency.batch_get(keys)
+        }
+
+    def mark_event_queued(self, event_id: str, at: datetime) -> None:
+        values = {**_dedup_key(event_id), "status": "queued", "at": format_datetime(at),
+                  "expires_at": epoch(at + DEDUP_WINDOW)}  # fmt: skip
+        with suppress(ConditionFailed):  # seen already, by a retry
+            store.idempotency.put(values, "attribute_not_exists(#k)", names={"#k": "key"})
+
+
+def _dedup_key(event_id: str) -> dict[str, str]:
+    return {"key": f"event#{event_id}"}
+
+
+def _guard_key(profile_db: str, profile_id: str, scenario_id: str) -> dict[str, str]:
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": f"C#{scenario_id}"}
+
+
+def _guard_write(guard: GuardWrite) -> dict[str, Any]:
+    key = _guard_key(guard.profile_db, guard.profile_id, guard.scenario_id)
+    item = {**key, "captures": (guard.expected or 0) + 1, "latest": guard.latest}
+    if guard.expected is None:
+        return store.profiles.tx_put(item, "attribute_not_exists(pk)")
+    return store.profiles.tx_put(item, "captures = :n", values={":n": guard.expected})
+
+
+def _timer_item(timer: Timer) -> dict[str, Any]:
+    due = epoch(timer.wake_at) + (1 if timer.wake_at.microsecond else 0)  # never early
+    return {
+        "instance_id": timer.instance_id,
+        "scenario_id": timer.scenario_id,
+        "step": timer.step,
+        "wake_at": format_datetime(timer.wake_at),
+        "due": due,
+        "shard": shard_of(timer.instance_id),
+        "expires_at": due,
+    }
+
+
+def _row_item(row: OutboxRow) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "message_id": row.row_id,
+        "kind": row.kind,
+        "profile_db": row.profile_db,
+        "profile_id": row.profile_id,
+        "created_at": format_datetime(row.created_at),
+        **row.values,
+    }
+    if row.instance is not None:
+        item.update(
+            instance_id=row.instance.instance_id,
+            scenario_id=row.instance.scenario_id,
+            version=row.instance.version,
+        )
+    if row.dispatch is not None:
+        item.update(
+            queue=row.dispatch.queue,
+            payload=row.dispatch.message.model_dump(mode="json", exclude_none=True),
+            deliver_at=time_text(row.dispatch.deliver_at),
+            pending_shard=shard_of(row.row_id),
+            dispatch_at=epoch(row.dispatch.dispatch_at),
+        )
+    return item
+
+
+def shard_of(key: str, shards: int | None = None) -> str:
+    """One of `shards` (the timer shards unless given), stable for the key."""
+    count = shards or settings().timer_shards
+    return str(hashlib.blake2b(key.encode(), digest_size=2).digest()[0] % count)

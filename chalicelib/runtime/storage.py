@@ -1,0 +1,291 @@
+"""The storage port: what the runtime's use cases read and write, as typed records.
+
+The use cases (capture, feed an event, wake, sweep, take a promo code) see the stack's
+state only through `Storage`. Two adapters implement it: DynamoDB
+(`chalicelib/adapters/dynamodb_storage.py`, the only code that knows keys, indexes and
+expressions) and in memory (`chalicelib/adapters/memory_storage.py`, for the use cases'
+unit tests and for benches that measure logic).
+
+Reads answer records; every write of one step is gathered in a `Changes` and committed
+at once by `Storage.commit` — atomically, and only if every expectation in it still
+holds (the instance's revision, a capture guard's count, a profile that did or did not
+exist), else it raises `Conflict` and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.engine.state import Instance
+from chalicelib.scenarios.facts import Event, Profile
+
+from .messages import QueueMessage
+
+
+class Conflict(Exception):
+    """A commit's expectation did not hold (someone else wrote first): nothing was written."""
+
+
+# --- what is read -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScenarioMeta:
+    """What a journey needs of a scenario: whether it runs, and its current version."""
+
+    scenario_id: str
+    status: str
+    version: int
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass
+class StoredInstance:
+    """An instance with its revision (for optimistic locking) and the event ids it has seen."""
+
+    instance: Instance
+    rev: int
+    seen: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ProfileRecord:
+    """The engine's view of a profile, and what a write of it must know of the stored one."""
+
+    view: Profile
+    exists: bool  # the profile's item exists (else a step's update creates it)
+    has_consents: bool = False  # its `consents` field is a map (single consents set in place)
+
+
+@dataclass(frozen=True)
+class CaptureGuard:
+    """Serializes a profile's captures into one scenario: how many, and the latest."""
+
+    captures: int
+    latest: str | None
+
+
+@dataclass(frozen=True)
+class Timer:
+    """An instance waits for `wake_at` at `step`."""
+
+    instance_id: str
+    scenario_id: str
+    step: int
+    wake_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """An outbox row not yet consumed, due to be dispatched (again)."""
+
+    row_id: str
+    queue: str
+    message: QueueMessage
+    dispatch_at: int  # epoch seconds
+
+
+# --- what is written ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceWrite:
+    """Store the instance; `rev` is the revision it was read at (None: it must be new)."""
+
+    stored: StoredInstance
+    rev: int | None
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """An outbox row's queue message: pending until its consumer takes the row out."""
+
+    queue: str
+    message: QueueMessage
+    deliver_at: datetime
+    dispatch_at: datetime  # when the sweeper sends it (again) if it is still pending
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A row of the outbox: a message, a webhook call, a promo code request, an emitted
+    event or a jump — its kind, the journey it belongs to, and the kind's own values."""
+
+    row_id: str
+    kind: str
+    created_at: datetime
+    profile_db: str
+    profile_id: str
+    instance: Instance | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    dispatch: Dispatch | None = None
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message in the profile's history, for conditions, caps and best times."""
+
+    profile_db: str
+    profile_id: str
+    message_id: str
+    scenario_id: str
+    instance_id: str
+    node: str
+    channel: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ProfileCreate:
+    """Create the profile with these fields, unless it exists (then: Conflict)."""
+
+    profile_db: str
+    profile_id: str
+    fields: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    """Change only the fields named: set, removed, added to (from 0) and single consents.
+    Without `has_consents`, the consents map is created, expecting there still is none."""
+
+    profile_db: str
+    profile_id: str
+    at: datetime
+    set_fields: dict[str, Any] = field(default_factory=dict)
+    remove: list[str] = field(default_factory=list)
+    add: dict[str, float] = field(default_factory=dict)
+    consents: dict[str, bool] = field(default_factory=dict)
+    has_consents: bool = True
+
+
+@dataclass(frozen=True)
+class GuardWrite:
+    """Count a capture on the guard, expecting the count read (None: there was no guard)."""
+
+    profile_db: str
+    profile_id: str
+    scenario_id: str
+    latest: str
+    expected: int | None
+
+
+@dataclass(frozen=True)
+class StatsDelta:
+    """Counters added to one scenario version's statistics of one day. `spread` (an
+    instance id) spreads a busy scenario's writes over several items."""
+
+    scenario_id: str
+    version: int
+    day: str
+    spread: str
+    counters: dict[str, int]
+
+
+@dataclass
+class Changes:
+    """The writes of one commit."""
+
+    instances: list[InstanceWrite] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+    timers_gone: list[str] = field(default_factory=list)  # instance ids whose timer goes
+    rows: list[OutboxRow] = field(default_factory=list)
+    history: list[SentMessage] = field(default_factory=list)
+    profiles: list[ProfileCreate | ProfileUpdate] = field(default_factory=list)
+    guards: list[GuardWrite] = field(default_factory=list)
+    stats: list[StatsDelta] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any(
+            (self.instances, self.timers, self.timers_gone, self.rows, self.history,
+             self.profiles, self.guards, self.stats)
+        )  # fmt: skip
+
+
+# --- the port -----------------------------------------------------------------------------
+
+
+class Storage(Protocol):
+    """The stack's state as the runtime's use cases see it."""
+
+    # scenarios
+    def scenario(self, scenario_id: str) -> ScenarioMeta | None: ...
+
+    def version(self, scenario_id: str, version: int) -> CompiledScenario:
+        """A stored version, compiled (versions never change: adapters may keep them)."""
+        ...
+
+    def scenarios_for_event(self, event_type: str) -> list[str]:
+        """Active scenarios with an event trigger on this type."""
+        ...
+
+    # profiles
+    def profile(self, profile_db: str, profile_id: str) -> ProfileRecord:
+        """The profile's fields with its newest events and messages (an empty view if none)."""
+        ...
+
+    def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
+        """Add the event to the profile's history (the same id again: the same entry)."""
+        ...
+
+    # instances
+    def instance(self, instance_id: str) -> StoredInstance | None: ...
+
+    def instances_of_profile(
+        self, profile_db: str, profile_id: str, scenario_id: str | None = None
+    ) -> list[StoredInstance]:
+        """The profile's instances (of one scenario): may miss the newest or show an
+        older revision (an index), never one that was not written."""
+        ...
+
+    def capture_guard(
+        self, profile_db: str, profile_id: str, scenario_id: str
+    ) -> CaptureGuard | None: ...
+
+    # the commit of one or more steps
+    def commit(self, changes: Changes) -> None:
+        """Write all of it or nothing; `Conflict` when an expectation failed."""
+        ...
+
+    # timers and the outbox
+    def due_timers(self, now: datetime) -> Iterable[Timer]:
+        """Timers due by `now`."""
+        ...
+
+    def forget_timer(self, instance_id: str, step: int) -> None:
+        """Delete the instance's timer if it is still the one for `step`."""
+        ...
+
+    def overdue_rows(self, now: datetime) -> Iterable[PendingRow]:
+        """Outbox rows still pending past their dispatch time."""
+        ...
+
+    def postpone_row(self, row: PendingRow, until: datetime) -> bool:
+        """Move a pending row's dispatch time on, unless another sweeper did (False)."""
+        ...
+
+    def consume_row(self, row_id: str) -> None:
+        """Take a handled row out of the outbox."""
+        ...
+
+    def keep_pending(self, rows: list[OutboxRow]) -> None:
+        """Write rows outside a step's commit (a queue that refused their messages)."""
+        ...
+
+    # promo codes
+    def take_code(self, pool: str, request_id: str, at: datetime) -> str | None:
+        """One unused code for `request_id`, the same one if asked again; None when empty."""
+        ...
+
+    # event ids the API has queued
+    def events_seen(self, event_ids: list[str]) -> set[str]: ...
+
+    def mark_event_queued(self, event_id: str, at: datetime) -> None: ...

@@ -1,0 +1,119 @@
+"""The unit of work: one queue message's or request's reads and commits.
+
+What a unit of work has read it keeps, so one event reads its profile once however
+many journeys it moves, and a scenario's status once however many of its instances it
+touches. A commit writes one `Commit` through the storage port, then sends its queue
+messages, and keeps what it wrote as the new state of what was read: the next step of
+the same unit of work sees the profile and the instances as the last one left them.
+A commit that conflicts (someone else wrote first) forgets what it had read of them, so
+the step is tried again on fresh reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from chalicelib.bootstrap import Services, services
+from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.scenarios.facts import Profile
+
+from .commit import Commit
+from .storage import CaptureGuard, Conflict, ProfileRecord, ScenarioMeta, StoredInstance
+
+
+class UnitOfWork:
+    def __init__(self, wiring: Services | None = None) -> None:
+        wired = wiring or services()
+        self.storage = wired.storage
+        self.queues = wired.queues
+        self._scenarios: dict[str, ScenarioMeta | None] = {}
+        self._profiles: dict[tuple[str, str], ProfileRecord] = {}
+        self._instances: dict[str, StoredInstance] = {}
+        self._of_profile: dict[tuple[str, str], list[str]] = {}
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def scenario(self, scenario_id: str) -> ScenarioMeta | None:
+        if scenario_id not in self._scenarios:
+            self._scenarios[scenario_id] = self.storage.scenario(scenario_id)
+        return self._scenarios[scenario_id]
+
+    def active_version(self, scenario_id: str) -> CompiledScenario | None:
+        """The scenario's current version when it is active, else None."""
+        meta = self.scenario(scenario_id)
+        if meta is None or not meta.active:
+            return None
+        return self.storage.version(scenario_id, meta.version)
+
+    def version(self, scenario_id: str, version: int) -> CompiledScenario:
+        return self.storage.version(scenario_id, version)
+
+    def profile(self, profile_db: str, profile_id: str) -> ProfileRecord:
+        key = (profile_db, profile_id)
+        if key not in self._profiles:
+            self._profiles[key] = self.storage.profile(profile_db, profile_id)
+        return self._profiles[key]
+
+    def instance(self, instance_id: str) -> StoredInstance | None:
+        """The instance as this unit of work last saw it (read from the table if not yet)."""
+        if instance_id not in self._instances:
+            stored = self.storage.instance(instance_id)
+            if stored is None:
+                return None
+            self._instances[instance_id] = stored
+        return self._instances[instance_id]
+
+    def instances_of_profile(self, profile_db: str, profile_id: str) -> list[StoredInstance]:
+        """The profile's instances, read once (the index may lag: a commit that conflicts
+        reads the instance itself again)."""
+        key = (profile_db, profile_id)
+        if key not in self._of_profile:
+            found = self.storage.instances_of_profile(profile_db, profile_id)
+            for stored in found:
+                self._instances.setdefault(stored.instance.instance_id, stored)
+            self._of_profile[key] = [stored.instance.instance_id for stored in found]
+        return [self._instances[i] for i in self._of_profile[key] if i in self._instances]
+
+    def capture_guard(
+        self, profile_db: str, profile_id: str, scenario_id: str
+    ) -> CaptureGuard | None:
+        return self.storage.capture_guard(profile_db, profile_id, scenario_id)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def commit(self, commit: Commit, profile: Profile | None = None) -> None:
+        """Write the commit, then send its messages; `profile` is the profile's view as its
+        last step left it. `Conflict` when someone wrote first: nothing was written."""
+        changes = commit.written()
+        try:
+            self.storage.commit(changes)
+        except Conflict:
+            for write in changes.instances:
+                self._instances.pop(write.stored.instance.instance_id, None)
+            for change in changes.profiles:
+                self._profiles.pop((change.profile_db, change.profile_id), None)
+            raise
+        for write in changes.instances:
+            instance = write.stored.instance
+            self._instances[instance.instance_id] = write.stored
+            listed = self._of_profile.get((instance.profile_db, instance.profile_id))
+            if listed is not None and instance.instance_id not in listed:
+                listed.append(instance.instance_id)
+        if profile is not None:
+            key = (profile.profile_db, profile.profile_id)
+            if key in self._profiles:
+                record = self._profiles[key]
+                wrote = any((c.profile_db, c.profile_id) == key for c in changes.profiles)
+                consents = isinstance(profile.fields.get("consents"), dict)
+                self._profiles[key] = replace(
+                    record, view=profile, exists=record.exists or wrote,
+                    has_consents=consents if wrote else record.has_consents,
+                )  # fmt: skip
+        by_queue: dict[str, list[tuple[object, int]]] = {}
+        for outgoing in commit.outgoing:
+            by_queue.setdefault(outgoing.queue, []).append((outgoing.message, outgoing.delay))
+        for queue, batch in by_queue.items():
+            self.queues.send(queue, batch)  # type: ignore[arg-type]
+
+    def forget_instance(self, instance_id: str) -> None:
+        self._instances.pop(instance_id, None)
