@@ -18,6 +18,7 @@ from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.scenarios.facts import Profile
 
 from .commit import Commit
+from .messages import QueueMessage
 from .storage import CaptureGuard, Conflict, ProfileRecord, ScenarioMeta, StoredInstance
 
 
@@ -109,11 +110,15 @@ class UnitOfWork:
                     record, view=profile, exists=record.exists or wrote,
                     has_consents=consents if wrote else record.has_consents,
                 )  # fmt: skip
-        by_queue: dict[str, list[tuple[object, int]]] = {}
+        self.dispatch(commit)
+
+    def dispatch(self, commit: Commit) -> None:
+        """Send a written commit's messages (a crash before leaves them to the sweeper)."""
+        by_queue: dict[str, list[tuple[QueueMessage, int]]] = {}
         for outgoing in commit.outgoing:
             by_queue.setdefault(outgoing.queue, []).append((outgoing.message, outgoing.delay))
         for queue, batch in by_queue.items():
-            self.queues.send(queue, batch)  # type: ignore[arg-type]
+            self.queues.send(queue, batch)
 
     def forget_instance(self, instance_id: str) -> None:
         self._instances.pop(instance_id, None)

@@ -18,8 +18,8 @@ from typing import Any
 
 from chalice.test import TestHTTPClient
 
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import VirtualClock
+from chalicelib.bootstrap import services
 from chalicelib.engine import Instance
 from chalicelib.local.clock import advance_to
 from chalicelib.local.stack import Runtime
@@ -217,8 +217,8 @@ class Stack:
         self, profile_id: str, scenario_id: str | None = None, db: str = "customers"
     ) -> list[Instance]:
         """The profile's instances, oldest capture first."""
-        found = store.instances_of_profile(db, profile_id, scenario_id)
-        return sorted((i for i, _, _ in found), key=lambda i: (i.entered_at, i.instance_id))
+        found = services().storage.instances_of_profile(db, profile_id, scenario_id)
+        return sorted((s.instance for s in found), key=lambda i: (i.entered_at, i.instance_id))
 
     def instance(self, profile_id: str, scenario_id: str | None = None) -> Instance:
         (only,) = self.instances(profile_id, scenario_id)

@@ -20,6 +20,7 @@ from chalicelib.adapters.queues import queue_url, send
 from chalicelib.config import settings
 from chalicelib.local.push_sink import LoopbackPushService, PushSink
 from chalicelib.runtime import channels
+from chalicelib.runtime.messages import parse_channel
 from tests.loopback import Answer, serving
 
 
@@ -105,8 +106,8 @@ def test_a_redelivered_message_is_not_sent_again(stack: Stack) -> None:
     signed_up(stack, {"mail": send_node("email", subject="Once")})
     (row,) = rows(channel="email")
 
-    channels.deliver(row["payload"])  # SQS delivers at least once
-    channels.deliver(row["payload"])
+    channels.deliver(parse_channel(row["payload"]))  # SQS delivers at least once
+    channels.deliver(parse_channel(row["payload"]))
 
     assert len(emails()) == 1
     assert len(stack.sent()) == 1

@@ -20,8 +20,12 @@ from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
 from chalicelib.adapters.dynamo import to_item
 from chalicelib.adapters.queues import queue_url, send
+from chalicelib.bootstrap import services
 from chalicelib.runtime import channels, events, schedules, steps
 from chalicelib.runtime.commit import Commit
+from chalicelib.runtime.messages import EventBody, EventMessage, parse_channel
+from chalicelib.runtime.storage import StoredInstance
+from chalicelib.runtime.unit_of_work import UnitOfWork
 
 
 class Crash(RuntimeError):
@@ -82,7 +86,7 @@ def test_a_crash_between_commit_and_dispatch_is_repaired_by_the_sweeper(
     stack.create(hello_on_signup())
     stack.upsert("ada", person("ada"))
     stack.drain()
-    faults.fail_once(Commit, "dispatch")
+    faults.fail_once(UnitOfWork, "dispatch")
 
     stack.event("signup", "ada")
     stack.drain()  # committed, not dispatched; the redelivered event finds its instance
@@ -184,7 +188,7 @@ def test_a_channel_message_delivered_twice_is_sent_once(stack: Stack) -> None:
     stack.drain()
     assert len(stack.sent()) == 1
 
-    threads = [threading.Thread(target=channels.deliver, args=(row["payload"],)) for _ in "ab"]
+    threads = [threading.Thread(target=channels.deliver, args=(parse_channel(row["payload"]),)) for _ in "ab"]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -199,7 +203,7 @@ class Lockstep:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.monkeypatch = monkeypatch
         self.outcomes: list[str] = []
-        self.original = Commit.apply
+        self.original = UnitOfWork.commit
 
     def arm(self) -> None:
         barrier = threading.Barrier(2, timeout=10)
@@ -207,22 +211,22 @@ class Lockstep:
         waited: set[int] = set()
         original = self.original
 
-        def apply(commit: Commit) -> None:
+        def apply(uow: UnitOfWork, commit: Commit, profile: Any = None) -> None:
             if threading.get_ident() not in waited:
                 waited.add(threading.get_ident())
                 barrier.wait()
             with serial:
                 try:
-                    original(commit)
+                    original(uow, commit, profile)
                 except Exception as error:
                     self.outcomes.append(type(error).__name__)
                     raise
                 self.outcomes.append("ok")
 
-        self.monkeypatch.setattr(Commit, "apply", apply)
+        self.monkeypatch.setattr(UnitOfWork, "commit", apply)
 
     def disarm(self) -> None:
-        self.monkeypatch.setattr(Commit, "apply", self.original)
+        self.monkeypatch.setattr(UnitOfWork, "commit", self.original)
 
 
 @pytest.fixture
@@ -247,15 +251,15 @@ def in_parallel(*calls: Callable[[], None]) -> None:
     assert not errors, errors
 
 
-def event_values(event_type: str, event_id: str, profile_id: str = "ada") -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "type": event_type,
-        "profile_db": "customers",
-        "profile_id": profile_id,
-        "occurred_at": "2026-06-10T10:05:00Z",
-        "data": {},
-    }
+def stored_instance(instance_id: str) -> StoredInstance:
+    found = services().storage.instance(instance_id)
+    assert found is not None
+    return found
+
+
+def event_values(event_type: str, event_id: str, profile_id: str = "ada") -> EventMessage:
+    event = EventBody(id=event_id, type=event_type, occurred_at="2026-06-10T10:05:00Z")
+    return EventMessage(profile_db="customers", profile_id=profile_id, event=event)
 
 
 def test_two_events_for_one_instance_at_once_are_both_applied(
@@ -271,7 +275,7 @@ def test_two_events_for_one_instance_at_once_are_both_applied(
     stack.event("signup", "ada")
     stack.drain()
     journey = stack.instance("ada")
-    (_, rev_before, _) = store.load_instance(journey.instance_id) or (None, 0, None)
+    rev_before = stored_instance(journey.instance_id).rev
     stack.advance_to(at(10, 10, 5))
 
     lockstep.arm()
@@ -283,9 +287,9 @@ def test_two_events_for_one_instance_at_once_are_both_applied(
     stack.drain()
 
     # the loser's commit failed on the revision; it read the instance again and retried
-    assert lockstep.outcomes == ["ok", "ConditionFailed", "ok"]
-    instance, rev, seen = store.load_instance(journey.instance_id) or (None, 0, [])
-    assert instance is not None
+    assert lockstep.outcomes == ["ok", "Conflict", "ok"]
+    found = stored_instance(journey.instance_id)
+    instance, rev, seen = found.instance, found.rev, found.seen
     assert rev == rev_before + 2
     assert {"ping-1", "ping-2"} <= set(seen)
     assert instance.status == "completed"
@@ -316,7 +320,7 @@ def test_two_captures_at_once_respect_the_reentry_mode(stack: Stack, lockstep: L
     lockstep.disarm()
     stack.advance("P2D")
 
-    assert lockstep.outcomes == ["ok", "ConditionFailed"]  # the loser then saw it was in
+    assert lockstep.outcomes == ["ok", "Conflict"]  # the loser then saw it was in
     journeys = stack.instances("ada", scenario_id)
     assert [j.status for j in journeys] == ["completed"]
     assert len(stack.sent()) == 1
@@ -329,12 +333,12 @@ def test_a_webhook_call_whose_result_was_lost_still_moves_the_journey(
     stack.create(scenario({"call": call, "after": email("After")}, [on_event("signup", "call")]))
     stack.upsert("ada", person("ada"))
     stack.drain()
-    faults.fail_once(channels, "send")  # the call is made, announcing its result fails
+    faults.fail_once(channels, "announce_result")  # the call is made, announcing its result fails
 
     stack.event("signup", "ada")
     stack.drain()
 
-    assert faults.injected == ["send"]
+    assert faults.injected == ["announce_result"]
     assert sorted(m["node"] for m in stack.sent()) == ["after", "call"]  # each once
     assert stack.instance("ada").status == "completed"
 

@@ -7,7 +7,7 @@ and waiting moves it: nothing in these tests depends on how fast they run."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,8 +17,10 @@ from harness import START, Stack, pause, scenario
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import SystemClock, use_clock
+from chalicelib.bootstrap import bootstrap, services
 from chalicelib.config import settings
-from chalicelib.runtime import commit, steps
+from chalicelib.runtime import steps
+from chalicelib.runtime.messages import Wake
 
 
 class HandMovedClock(SystemClock):
@@ -37,18 +39,28 @@ class Precise:
 
     stack: Stack
     clock: HandMovedClock
-    dispatched: list[tuple[str, dict[str, Any], int]] = field(default_factory=list)
-    handed_back: list[tuple[str, dict[str, Any], int]] = field(default_factory=list)
+    sent: list[tuple[str, Any, int]] = field(default_factory=list)  # (queue, message, delay)
+    started: int = 0  # how many of them the capture sent
     waited: list[float] = field(default_factory=list)
 
-    def start_pause(self, duration: str) -> tuple[dict[str, Any], int]:
+    def send(self, queue: str, batch: Sequence[tuple[Any, int]]) -> int:
+        self.sent.extend((queue, message, delay) for message, delay in batch)
+        return 1
+
+    @property
+    def handed_back(self) -> list[tuple[str, Any, int]]:
+        """What was sent after the capture: wake-ups `steps` sent back to the queue."""
+        return self.sent[self.started :]
+
+    def start_pause(self, duration: str) -> tuple[Wake, int]:
         """Capture a profile into a pause; the wake-up it sent and its delay."""
         scenario_id = self.stack.create(
             scenario({"wait": pause(duration, "done"), "done": {"type": "exit"}})
         )
         self.stack.upsert("ada", {"first_name": "Ada"})
         self.stack.post(f"/scenarios/{scenario_id}/profiles", {"profile_id": "ada"}, status=201)
-        (wake,) = [(body, delay) for queue, body, delay in self.dispatched if queue == "steps"]
+        self.started = len(self.sent)
+        (wake,) = [(body, delay) for queue, body, delay in self.sent if isinstance(body, Wake)]
         return wake
 
     def sleep(self, seconds: float) -> None:
@@ -64,19 +76,14 @@ def precise(stack: Stack) -> Iterator[Precise]:
         settings.cache_clear()
         previous = use_clock(clock)
         found = Precise(stack, clock)
-        patch.setattr(
-            commit,
-            "send_batch",
-            lambda queue, batch: found.dispatched.extend((queue, b, d) for b, d in batch),
-        )
-        patch.setattr(
-            steps, "send", lambda queue, body, delay: found.handed_back.append((queue, body, delay))
-        )
+        wired = services()
+        bootstrap(wired.storage, found)
         patch.setattr(steps.time, "sleep", found.sleep)
         try:
             yield found
         finally:
             use_clock(previous)
+            bootstrap(wired.storage, wired.queues)
     settings.cache_clear()
 
 
@@ -85,13 +92,13 @@ def test_a_delay_is_rounded_down_when_under_three_quarters_of_a_second_is_left_t
 ) -> None:
     body, delay = precise.start_pause("PT5.7S")
     assert delay == 5
-    assert body["wake_at"] == "2026-06-10T10:00:05.700000Z"
+    assert body.wake_at == "2026-06-10T10:00:05.700000Z"
 
 
 def test_a_delay_is_rounded_up_when_more_would_be_left_to_wait(precise: Precise) -> None:
     body, delay = precise.start_pause("PT5.8S")
     assert delay == 6
-    assert body["wake_at"] == "2026-06-10T10:00:05.800000Z"
+    assert body.wake_at == "2026-06-10T10:00:05.800000Z"
 
 
 def test_a_wake_up_a_fraction_of_a_second_early_waits_out_the_rest(precise: Precise) -> None:
@@ -138,12 +145,7 @@ def test_in_virtual_time_an_early_wake_up_leaves_the_pause_to_the_sweeper(stack:
     stack.post(f"/scenarios/{scenario_id}/profiles", {"profile_id": "ada"}, status=201)
     instance = stack.instance("ada")
     steps.process(
-        {
-            "kind": "wake",
-            "instance_id": instance.instance_id,
-            "step": instance.step,
-            "wake_at": "2026-06-10T10:05:00Z",
-        }
+        Wake(instance_id=instance.instance_id, step=instance.step, wake_at="2026-06-10T10:05:00Z")
     )
     assert stack.instance("ada").node == "wait"  # virtual time does not wait on the wall clock
     stack.advance("PT6M")

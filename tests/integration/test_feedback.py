@@ -11,6 +11,7 @@ import pytest
 from chalicelib.adapters import queues, store
 from chalicelib.adapters.aws import client
 from chalicelib.adapters.dynamo import ConditionFailed
+from chalicelib.bootstrap import services
 from chalicelib.runtime import feedback, stats
 
 pytestmark = pytest.mark.usefixtures("aws_stack")
@@ -97,8 +98,11 @@ def events_queued() -> list[dict[str, Any]]:
 
 
 def message_events() -> list[dict[str, Any]]:
-    """The `message.*` events queued (outbox rows' bodies carry theirs in `event`)."""
-    events = [body.get("event", body) for body in events_queued()]
+    """The `message.*` events queued, with the profile they are for."""
+    events = [
+        {**body["event"], "profile_db": body["profile_db"], "profile_id": body["profile_id"]}
+        for body in events_queued()
+    ]
     return [event for event in events if event["type"].startswith("message.")]
 
 
@@ -235,7 +239,7 @@ def test_the_event_is_in_the_outbox_until_it_is_queued(monkeypatch: pytest.Monke
     def crash(*args: Any) -> None:
         raise RuntimeError("the function crashed after the commit")
 
-    monkeypatch.setattr(feedback, "send_batch", crash)
+    monkeypatch.setattr(services().queues, "send", crash)
     with pytest.raises(RuntimeError):
         feedback.record("m1", "opened", AT)
     outbox = store.messages.get({"message_id": "feedback-m1:opened"})

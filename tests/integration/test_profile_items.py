@@ -11,6 +11,7 @@ from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters import store
 from chalicelib.adapters.codec import profile_key
 from chalicelib.adapters.dynamo import ConditionFailed, transact
+from chalicelib.bootstrap import services
 from chalicelib.runtime.profiles import upsert
 
 pytestmark = pytest.mark.usefixtures("aws_stack")
@@ -21,8 +22,8 @@ STAMP = "2026-06-10T10:00:00Z"
 def test_profiles_of_two_databases_joined_by_a_hash_are_two_items() -> None:
     upsert("a#b", "c", {"who": "c of a#b"})
     upsert("a", "b#c", {"who": "b#c of a"})
-    first, _ = store.load_profile("a#b", "c")
-    second, _ = store.load_profile("a", "b#c")
+    first = services().storage.profile("a#b", "c").view
+    second = services().storage.profile("a", "b#c").view
     assert (first.fields, second.fields) == ({"who": "c of a#b"}, {"who": "b#c of a"})
     assert profile_key("a#b", "c") != profile_key("a", "b#c")
     assert profile_key("a%23b", "c") not in (profile_key("a#b", "c"), profile_key("a", "b#c"))

@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.adapters import queues
 from chalicelib.adapters.aws import client, count_requests
+from chalicelib.bootstrap import bootstrap
 
 pytestmark = pytest.mark.usefixtures("aws_stack")
 
@@ -46,7 +47,7 @@ def test_nothing_to_send_makes_no_call() -> None:
 
 
 def test_the_queue_url_is_looked_up_once() -> None:
-    queues.forget_urls()
+    bootstrap()  # a new wiring knows no queue URL yet
     with count_requests() as counter:
         queues.send("events", {"a": 1})
         queues.send("events", {"a": 2})

@@ -1,4 +1,4 @@
-"""The store's reads on moto: the engine's profile view and instances as stored."""
+"""The DynamoDB storage adapter's reads on moto: the engine's profile view and instances."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters import store
+from chalicelib.adapters import dynamodb_storage, store
 from chalicelib.adapters.codec import instance_from_values, instance_to_values
+from chalicelib.adapters.dynamodb_storage import DynamoStorage
 from chalicelib.engine import Instance
-from chalicelib.runtime.events import record
-from chalicelib.runtime.journeys import capture_guard_key
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
@@ -19,6 +18,13 @@ pytestmark = pytest.mark.usefixtures("aws_stack")
 
 T0 = datetime(2026, 6, 10, 10, tzinfo=UTC)
 PARTITION = store.profile_partition("customers", "ada")
+storage = DynamoStorage()
+record = storage.record_event
+
+
+def load_profile(profile_db: str, profile_id: str) -> tuple[Any, bool]:
+    found = storage.profile(profile_db, profile_id)
+    return found.view, found.exists
 
 
 def put_message(number: int) -> None:
@@ -59,13 +65,12 @@ def test_the_view_holds_fields_events_and_messages_oldest_first() -> None:
             Event("page.visited", T0 + timedelta(hours=number), {"n": number}, id=f"e{number}"),
         )
         put_message(number)
-    store.profiles.put({**capture_guard_key("customers", "ada", "s1"), "captures": 1})
+    store.profiles.put({"pk": PARTITION, "sk": "C#s1", "captures": 1})
     record("customers", "bob", Event("page.visited", T0, {}, id="not-ada"))
 
-    view, item = store.load_profile("customers", "ada")
+    view, exists = load_profile("customers", "ada")
 
-    assert item is not None
-    assert item["fields"] == view.fields
+    assert exists
     assert view.fields == {"first_name": "Ada", "score": 2.5, "consents": {"email": True}}
     assert (view.profile_id, view.profile_db) == ("ada", "customers")
     assert [(e.id, e.type, e.data, e.occurred_at) for e in view.events] == [
@@ -90,8 +95,8 @@ def test_the_view_holds_fields_events_and_messages_oldest_first() -> None:
 def test_the_view_keeps_the_newest_events_and_messages_apart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(store, "EVENT_LIMIT", 3)
-    monkeypatch.setattr(store, "MESSAGE_LIMIT", 2)
+    monkeypatch.setattr(dynamodb_storage, "EVENT_LIMIT", 3)
+    monkeypatch.setattr(dynamodb_storage, "MESSAGE_LIMIT", 2)
     put_profile({"first_name": "Ada"})
     for number in range(8):
         record(
@@ -100,7 +105,7 @@ def test_the_view_keeps_the_newest_events_and_messages_apart(
     for number in range(1, 6):
         put_message(number)
 
-    view, _ = store.load_profile("customers", "ada")
+    view, _ = load_profile("customers", "ada")
     assert view.fields == {"first_name": "Ada"}
     assert [m.message_id for m in view.messages] == ["m4", "m5"]
     assert [e.id for e in view.events] == ["e5", "e6", "e7"]  # many messages crowd out no event
@@ -108,8 +113,8 @@ def test_the_view_keeps_the_newest_events_and_messages_apart(
 
 def test_a_profile_never_stored_has_an_empty_view() -> None:
     record("customers", "ghost", Event("page.visited", T0, id="e1"))
-    view, item = store.load_profile("customers", "ghost")
-    assert item is None
+    view, exists = load_profile("customers", "ghost")
+    assert not exists
     assert view.fields == {}
     assert [e.id for e in view.events] == ["e1"]
 
@@ -142,14 +147,14 @@ def test_an_instance_round_trips_with_its_revision_and_seen_events() -> None:
     seen = [f"event-{n}" for n in range(25)]
     store.instances.put(instance_to_values(waiting, 3, seen))
 
-    loaded = store.load_instance("i1")
+    loaded = storage.instance("i1")
     assert loaded is not None
-    again, rev, kept = loaded
+    again, rev, kept = loaded.instance, loaded.rev, loaded.seen
     assert again == waiting
     assert rev == 3
     assert kept == seen[-20:]  # the newest twenty
     assert instance_from_values(instance_to_values(waiting, 3, seen))[0] == waiting
-    assert store.load_instance("missing") is None
+    assert storage.instance("missing") is None
 
 
 def test_only_active_instances_are_found_by_node_and_by_scenario() -> None:
@@ -168,7 +173,7 @@ def test_only_active_instances_are_found_by_node_and_by_scenario() -> None:
     assert store.instances_at_node("s1", "hello") == []
     assert store.instances_at_node("s1", "wait", limit=1)[0]["instance_id"] == "i1"
 
-    mine = store.instances_of_profile("customers", "ada", "s1")
-    assert sorted(i.instance_id for i, _, _ in mine) == ["i1", "i2", "i3"]
-    assert len(store.instances_of_profile("customers", "ada")) == 4
-    assert store.instances_of_profile("customers", "bob") == []
+    mine = storage.instances_of_profile("customers", "ada", "s1")
+    assert sorted(s.instance.instance_id for s in mine) == ["i1", "i2", "i3"]
+    assert len(storage.instances_of_profile("customers", "ada")) == 4
+    assert storage.instances_of_profile("customers", "bob") == []
