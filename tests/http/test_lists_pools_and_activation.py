@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
-from chalicelib.runtime import promo
+from chalicelib.bootstrap import services
 from chalicelib.runtime import scenarios as lifecycle
 from chalicelib.runtime.schedules import schedule_key
 from tests.e2e.harness import Stack
@@ -97,7 +97,7 @@ def test_an_unknown_promo_pool_is_a_404_and_an_emptied_one_is_not(stack: Stack) 
     assert_problem(send(stack, "GET", "/promo-pools/NOSUCH"), 404, "NOSUCH")
     stack.put("/promo-pools/SPRING", {"codes": ["A"]})
     assert stack.get("/promo-pools/SPRING") == {"pool": "SPRING", "left": 1}
-    assert promo.take_code("SPRING", "request-1") == "A"
+    assert services().storage.take_code("SPRING", "request-1", stack.now) == "A"
     assert stack.get("/promo-pools/SPRING") == {"pool": "SPRING", "left": 0}
     assert_problem(send(stack, "GET", "/promo-pools/NOSUCH"), 404, "NOSUCH")
 
@@ -110,7 +110,7 @@ def assert_as_created(stack: Stack, scenario_id: str, *trigger_ids: str) -> None
     read = stack.get(f"/scenarios/{scenario_id}")
     assert (read["status"], read["version"], read["webhook_secret"]) == ("draft", 0, None)
     assert stack.get(f"/scenarios/{scenario_id}/versions")["versions"] == []
-    assert store.scenarios_for_event("signup") == []
+    assert services().storage.scenarios_for_event("signup") == []
     for trigger_id in trigger_ids:
         assert store.scenarios.get(schedule_key(scenario_id, trigger_id)) is None
 
@@ -162,7 +162,7 @@ def test_activation_failing_at_its_last_write_changes_nothing(stack: Stack) -> N
 
     activated = stack.post(f"/scenarios/{scenario_id}/activate")  # tried again: all of it
     assert (activated["status"], activated["version"]) == ("active", 1)
-    assert store.scenarios_for_event("signup") == [scenario_id]
+    assert services().storage.scenarios_for_event("signup") == [scenario_id]
     entry = store.scenarios.get(schedule_key(scenario_id, "nightly"))
     assert entry is not None
     assert entry["next_run"] == "2026-06-10T19:30:00Z"
@@ -182,7 +182,7 @@ def test_a_live_edit_or_a_stop_failing_at_its_last_write_changes_nothing(stack: 
     assert [v["version"] for v in stack.get(f"/scenarios/{scenario_id}/versions")["versions"]] == [
         1
     ]
-    assert store.scenarios_for_event("signup") == [scenario_id]
+    assert services().storage.scenarios_for_event("signup") == [scenario_id]
     assert store.scenarios.get(schedule_key(scenario_id, "nightly")) == entry
 
     assert stack.put(f"/scenarios/{scenario_id}", edited)["version"] == 2
@@ -190,5 +190,5 @@ def test_a_live_edit_or_a_stop_failing_at_its_last_write_changes_nothing(stack: 
     assert moved is not None
     assert moved["next_run"] == "2026-06-11T06:00:00Z"
     assert stack.post(f"/scenarios/{scenario_id}/deactivate")["status"] == "stopped"
-    assert store.scenarios_for_event("signup") == []
+    assert services().storage.scenarios_for_event("signup") == []
     assert store.scenarios.get(schedule_key(scenario_id, "nightly")) is None

@@ -16,12 +16,12 @@ import pytest
 
 from chalicelib.adapters import store
 from chalicelib.adapters.dynamo import ConditionFailed
-from chalicelib.api import events as api_events
+from chalicelib.bootstrap import services
 from chalicelib.runtime import feedback
 from chalicelib.runtime import hooks as runtime_hooks
-from chalicelib.runtime import profiles as runtime_profiles
 from chalicelib.runtime.commit import epoch
 from chalicelib.runtime.journeys import capture_profile
+from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.facts import Event
 from tests.e2e.harness import Stack, email, on_event, person, scenario
 from tests.http.support import assert_problem, journey, send, signed_hook
@@ -142,7 +142,7 @@ def test_an_event_batch_retried_after_queueing_failed_is_processed(
     scenario_id = stack.create(journey(reentry="parallel"))
     stack.upsert("ada", person("ada"))
     stack.drain()
-    failed = failing_once(monkeypatch, api_events, "send_batch")
+    failed = failing_once(monkeypatch, services().queues, "send")
     event = {"type": "signup", "profile_db": "customers", "profile_id": "ada"}
     batch = {"events": [{**event, "id": f"order-{n}"} for n in range(3)]}
 
@@ -163,7 +163,7 @@ def test_an_upsert_whose_events_the_queue_refused_still_announces_them(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack.create(scenario({"hello": email("Welcome")}, [on_event("profile.created", "hello")]))
-    failed = failing_once(monkeypatch, runtime_profiles, "send_batch")
+    failed = failing_once(monkeypatch, services().queues, "send")
     response = send(stack, "PUT", "/profiles/customers/ada", {"fields": person("ada")})
     if response.status_code >= 500:  # a client retries what failed
         response = send(stack, "PUT", "/profiles/customers/ada", {"fields": person("ada")})
@@ -242,7 +242,7 @@ def test_an_upsert_raced_by_a_journey_increment_and_a_hard_bounce_loses_neither(
 
     def journey_and_bounce() -> None:
         entry = Event("api", stack.now, {}, id="race-1")
-        assert capture_profile(scenario_id, "customers", "ada", entry).instance_id
+        assert capture_profile(UnitOfWork(), scenario_id, "customers", "ada", entry).instance_id
         feedback.mark_invalid("customers", "ada", "email", "ada@example.com")
 
     raced = after_reads(monkeypatch, store.profiles, "get", journey_and_bounce, times=1)
@@ -337,7 +337,7 @@ def test_an_unsubscribe_raced_by_a_journey_granting_consent_keeps_both(
 
     def journey_grants_sms() -> None:
         entry = Event("api", stack.now, {}, id="race-2")
-        assert capture_profile(scenario_id, "customers", "ada", entry).instance_id
+        assert capture_profile(UnitOfWork(), scenario_id, "customers", "ada", entry).instance_id
 
     raced = before_profile_writes(monkeypatch, journey_grants_sms, times=1)
     feedback.revoke_consent("customers", "ada", "email")

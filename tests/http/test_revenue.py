@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.runtime import events
+from chalicelib.runtime.messages import EventBody, EventMessage
 from tests.e2e.harness import Stack, email, pause, person, scenario
 
 
@@ -86,14 +87,11 @@ def test_an_order_redelivered_after_a_crash_counts_once(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scenario_id = with_ada(stack, WAITING)
-    body = {
-        "id": "order-1",
-        "type": "order.created",
-        "profile_db": "customers",
-        "profile_id": "ada",
-        "occurred_at": "2026-06-10T12:00:00Z",
-        "data": {"total": 30},
-    }
+    order = EventBody(
+        id="order-1", type="order.created", occurred_at="2026-06-10T12:00:00Z",
+        data={"total": 30},
+    )  # fmt: skip
+    body = EventMessage(profile_db="customers", profile_id="ada", event=order)
     real_feed = events.feed
 
     def crash(*args: Any, **kwargs: Any) -> None:
