@@ -188,7 +188,10 @@ def test_a_channel_message_delivered_twice_is_sent_once(stack: Stack) -> None:
     stack.drain()
     assert len(stack.sent()) == 1
 
-    threads = [threading.Thread(target=channels.deliver, args=(parse_channel(row["payload"]),)) for _ in "ab"]
+    threads = [
+        threading.Thread(target=channels.deliver, args=(parse_channel(row["payload"]),))
+        for _ in "ab"
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

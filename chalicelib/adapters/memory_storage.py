@@ -1,0 +1,312 @@
+"""The storage and queue ports in memory: for the use cases' unit tests and for benches
+that measure logic rather than AWS.
+
+`MemoryStorage` keeps the records themselves and commits as the DynamoDB adapter does:
+every expectation of a commit is checked before anything is applied, all under one
+lock, and a failed one raises `Conflict` with nothing written. `MemoryQueues` keeps
+what was sent, queue by queue, for the test to deliver.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.runtime.messages import QueueMessage
+from chalicelib.runtime.storage import (
+    CaptureGuard,
+    Changes,
+    Conflict,
+    OutboxRow,
+    PendingRow,
+    ProfileCreate,
+    ProfileRecord,
+    ProfileUpdate,
+    ScenarioMeta,
+    StoredInstance,
+    Timer,
+)
+from chalicelib.scenarios.facts import Event, Message, Profile
+from chalicelib.scenarios.model import EventTrigger
+
+EVENT_LIMIT = 300  # as the DynamoDB adapter: the newest events and messages of a profile
+MESSAGE_LIMIT = 200
+
+
+@dataclass
+class _Row:
+    row: OutboxRow
+    dispatch_at: int | None  # None once consumed (or never pending)
+
+
+@dataclass
+class _Profile:
+    fields: dict[str, Any] | None = None  # None: no profile item (only history)
+    events: dict[tuple[datetime, str], Event] = field(default_factory=dict)
+    messages: dict[str, Message] = field(default_factory=dict)
+
+
+class MemoryStorage:
+    """`Storage` in memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.metas: dict[str, ScenarioMeta] = {}
+        self.versions: dict[tuple[str, int], CompiledScenario] = {}
+        self.profiles: dict[tuple[str, str], _Profile] = defaultdict(_Profile)
+        self.instances: dict[str, StoredInstance] = {}
+        self.guards: dict[tuple[str, str, str], CaptureGuard] = {}
+        self.timers: dict[str, Timer] = {}
+        self.rows: dict[str, _Row] = {}
+        self.stats: dict[tuple[str, int, str], Counter[str]] = defaultdict(Counter)
+        self.codes: dict[str, list[str]] = {}
+        self.taken: dict[str, str] = {}
+        self.queued_events: set[str] = set()
+        self.reads: Counter[str] = Counter()  # calls by method, for tests that count them
+
+    # --- what tests set up ---------------------------------------------------------------
+
+    def put_scenario(self, scenario: CompiledScenario, status: str = "active") -> None:
+        """A scenario at this version, with its trigger index."""
+        with self._lock:
+            self.versions[(scenario.scenario_id, scenario.version)] = scenario
+            self.metas[scenario.scenario_id] = ScenarioMeta(
+                scenario.scenario_id, status, scenario.version
+            )
+
+    def put_profile(self, profile_db: str, profile_id: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            self.profiles[(profile_db, profile_id)].fields = copy.deepcopy(fields)
+
+    # --- scenarios -----------------------------------------------------------------------
+
+    def scenario(self, scenario_id: str) -> ScenarioMeta | None:
+        self.reads["scenario"] += 1
+        return self.metas.get(scenario_id)
+
+    def version(self, scenario_id: str, version: int) -> CompiledScenario:
+        found = self.versions.get((scenario_id, version))
+        if found is None:
+            raise LookupError(f"scenario {scenario_id} has no version {version}")
+        return found
+
+    def scenarios_for_event(self, event_type: str) -> list[str]:
+        self.reads["scenarios_for_event"] += 1
+        return sorted(
+            meta.scenario_id
+            for meta in self.metas.values()
+            if meta.active
+            and any(
+                isinstance(t, EventTrigger) and t.event == event_type
+                for t in self.versions[(meta.scenario_id, meta.version)].triggers.values()
+            )
+        )
+
+    # --- profiles ------------------------------------------------------------------------
+
+    def profile(self, profile_db: str, profile_id: str) -> ProfileRecord:
+        self.reads["profile"] += 1
+        with self._lock:
+            stored = self.profiles.get((profile_db, profile_id)) or _Profile()
+            events = [stored.events[key] for key in sorted(stored.events)][-EVENT_LIMIT:]
+            messages = sorted(stored.messages.values(), key=lambda m: (m.at, m.message_id))
+            fields = copy.deepcopy(stored.fields or {})
+        view = Profile(profile_id, fields, events, messages[-MESSAGE_LIMIT:], profile_db)
+        return ProfileRecord(
+            view, stored.fields is not None, isinstance(fields.get("consents"), dict)
+        )
+
+    def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
+        with self._lock:
+            self.profiles[(profile_db, profile_id)].events[(event.occurred_at, event.id or "")] = (
+                event
+            )
+
+    # --- instances -----------------------------------------------------------------------
+
+    def instance(self, instance_id: str) -> StoredInstance | None:
+        self.reads["instance"] += 1
+        with self._lock:
+            return copy.deepcopy(self.instances.get(instance_id))
+
+    def instances_of_profile(
+        self, profile_db: str, profile_id: str, scenario_id: str | None = None
+    ) -> list[StoredInstance]:
+        self.reads["instances_of_profile"] += 1
+        with self._lock:
+            return [
+                copy.deepcopy(stored)
+                for stored in self.instances.values()
+                if (stored.instance.profile_db, stored.instance.profile_id)
+                == (profile_db, profile_id)
+                and scenario_id in (None, stored.instance.scenario_id)
+            ]
+
+    def capture_guard(
+        self, profile_db: str, profile_id: str, scenario_id: str
+    ) -> CaptureGuard | None:
+        return self.guards.get((profile_db, profile_id, scenario_id))
+
+    # --- commit --------------------------------------------------------------------------
+
+    def commit(self, changes: Changes) -> None:
+        with self._lock:
+            self._check(changes)
+            self._apply(copy.deepcopy(changes))
+
+    def _check(self, changes: Changes) -> None:
+        for write in changes.instances:
+            current = self.instances.get(write.stored.instance.instance_id)
+            if (current.rev if current else None) != write.rev:
+                raise Conflict(f"instance {write.stored.instance.instance_id} changed")
+        for row in changes.rows:
+            if row.row_id in self.rows:
+                raise Conflict(f"outbox row {row.row_id} exists")
+        for change in changes.profiles:
+            fields = self.profiles[(change.profile_db, change.profile_id)].fields
+            if isinstance(change, ProfileCreate) and fields is not None:
+                raise Conflict(f"profile {change.profile_id} exists")
+            if isinstance(change, ProfileUpdate):
+                if fields is None:
+                    raise Conflict(f"profile {change.profile_id} is gone")
+                if change.consents and change.has_consents != isinstance(
+                    fields.get("consents"), dict
+                ):
+                    raise Conflict(f"profile {change.profile_id}'s consents changed")
+        for guard in changes.guards:
+            found = self.guards.get((guard.profile_db, guard.profile_id, guard.scenario_id))
+            if (found.captures if found else None) != guard.expected:
+                raise Conflict(f"another capture into {guard.scenario_id} came first")
+
+    def _apply(self, changes: Changes) -> None:
+        for write in changes.instances:
+            self.instances[write.stored.instance.instance_id] = write.stored
+        for timer in changes.timers:
+            self.timers[timer.instance_id] = timer
+        for instance_id in changes.timers_gone:
+            self.timers.pop(instance_id, None)
+        for row in changes.rows:
+            self._keep(row)
+        for sent in changes.history:
+            message = Message(
+                sent.message_id, sent.scenario_id, sent.node, sent.channel, sent.at,
+                {"sent": sent.at}, sent.instance_id,
+            )  # fmt: skip
+            self.profiles[(sent.profile_db, sent.profile_id)].messages[sent.message_id] = message
+        for change in changes.profiles:
+            stored = self.profiles[(change.profile_db, change.profile_id)]
+            if isinstance(change, ProfileCreate):
+                stored.fields = change.fields
+                continue
+            fields = stored.fields if stored.fields is not None else {}
+            fields.update(change.set_fields)
+            for name, amount in change.add.items():
+                fields[name] = fields.get(name, 0) + amount
+            for name in change.remove:
+                fields.pop(name, None)
+            if change.consents:
+                consents = fields.get("consents")
+                fields["consents"] = {
+                    **(consents if isinstance(consents, dict) else {}),
+                    **change.consents,
+                }
+        for guard in changes.guards:
+            self.guards[(guard.profile_db, guard.profile_id, guard.scenario_id)] = CaptureGuard(
+                (guard.expected or 0) + 1, guard.latest
+            )
+        for delta in changes.stats:
+            self.stats[(delta.scenario_id, delta.version, delta.day)].update(delta.counters)
+
+    def _keep(self, row: OutboxRow) -> None:
+        pending = row.dispatch
+        self.rows[row.row_id] = _Row(row, int(pending.dispatch_at.timestamp()) if pending else None)
+
+    # --- timers and the outbox -----------------------------------------------------------
+
+    def due_timers(self, now: datetime) -> Iterator[Timer]:
+        with self._lock:
+            due = [timer for timer in self.timers.values() if timer.wake_at <= now]
+        yield from sorted(due, key=lambda timer: timer.wake_at)
+
+    def forget_timer(self, instance_id: str, step: int) -> None:
+        with self._lock:
+            timer = self.timers.get(instance_id)
+            if timer is not None and timer.step == step:
+                del self.timers[instance_id]
+
+    def overdue_rows(self, now: datetime) -> Iterator[PendingRow]:
+        with self._lock:
+            overdue = [
+                kept for kept in self.rows.values()
+                if kept.dispatch_at is not None and kept.dispatch_at <= now.timestamp()
+            ]  # fmt: skip
+        for kept in overdue:
+            dispatch = kept.row.dispatch
+            assert dispatch is not None
+            assert kept.dispatch_at is not None
+            yield PendingRow(kept.row.row_id, dispatch.queue, dispatch.message, kept.dispatch_at)
+
+    def postpone_row(self, row: PendingRow, until: datetime) -> bool:
+        with self._lock:
+            kept = self.rows.get(row.row_id)
+            if kept is None or kept.dispatch_at != row.dispatch_at:
+                return False
+            kept.dispatch_at = int(until.timestamp())
+            return True
+
+    def consume_row(self, row_id: str) -> None:
+        with self._lock:
+            self.rows.pop(row_id, None)
+
+    def keep_pending(self, rows: list[OutboxRow]) -> None:
+        with self._lock:
+            for row in rows:
+                self._keep(row)
+
+    # --- promo codes and event ids -------------------------------------------------------
+
+    def add_codes(self, pool: str, codes: list[str]) -> None:
+        with self._lock:
+            self.codes.setdefault(pool, []).extend(codes)
+
+    def take_code(self, pool: str, request_id: str, at: datetime) -> str | None:
+        with self._lock:
+            if request_id in self.taken:
+                return self.taken[request_id]
+            available = self.codes.get(pool) or []
+            if not available:
+                return None
+            self.taken[request_id] = available.pop(0)
+            return self.taken[request_id]
+
+    def events_seen(self, event_ids: list[str]) -> set[str]:
+        return set(event_ids) & self.queued_events
+
+    def mark_event_queued(self, event_id: str, at: datetime) -> None:
+        with self._lock:
+            self.queued_events.add(event_id)
+
+
+class MemoryQueues:
+    """`Queues` in memory: what was sent to each queue, oldest first."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[tuple[QueueMessage, int]]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def send(self, queue: str, batch: Sequence[tuple[QueueMessage, int]]) -> int:
+        with self._lock:
+            self.sent[queue].extend(batch)
+        return (len(batch) + 9) // 10
+
+    def take(self, queue: str) -> list[QueueMessage]:
+        """Every message sent to `queue` so far, taken off it."""
+        with self._lock:
+            taken, self.sent[queue] = self.sent[queue], []
+        return [message for message, _ in taken]

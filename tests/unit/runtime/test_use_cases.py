@@ -1,0 +1,257 @@
+"""The runtime's use cases on the in-memory storage: capture, feed an event, wake, sweep,
+take a promo code — what they write, what they send, and how often they read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.clock import VirtualClock, use_clock
+from chalicelib.adapters.memory_storage import MemoryQueues, MemoryStorage
+from chalicelib.bootstrap import bootstrap
+from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.runtime import events, steps, sweeper
+from chalicelib.runtime.commit import Commit
+from chalicelib.runtime.messages import (
+    EventBody,
+    EventMessage,
+    PromoRequest,
+    QueueMessage,
+    StepMessage,
+    Wake,
+)
+from chalicelib.runtime.storage import Conflict
+from chalicelib.runtime.unit_of_work import UnitOfWork
+from chalicelib.scenarios.facts import Event
+
+START = datetime(2026, 6, 10, 10, tzinfo=UTC)
+
+
+class Stack:
+    """The use cases wired to memory, on a virtual clock, with the queues delivered by hand."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.storage = MemoryStorage()
+        self.queues = MemoryQueues()
+        bootstrap(self.storage, self.queues)
+
+    def scenario(self, nodes: dict[str, Any], **settings: Any) -> str:
+        scenario_id = f"s{len(self.storage.metas) + 1}"
+        document = {
+            "name": scenario_id,
+            "profile_db": "customers",
+            "entry": next(iter(nodes)),
+            "triggers": [
+                {"id": "signup", "type": "event", "event": "signup", "next": next(iter(nodes))}
+            ],
+            "nodes": nodes,
+            **settings,
+        }
+        self.storage.put_scenario(CompiledScenario.from_document(document, scenario_id, 1))
+        return scenario_id
+
+    def event(self, event_type: str, profile_id: str = "ada", **data: Any) -> EventMessage:
+        event = Event(event_type, self.clock.now(), data, id=f"{event_type}-{profile_id}")
+        message = EventMessage(
+            profile_db="customers", profile_id=profile_id, event=EventBody.of(event)
+        )
+        events.process(message)
+        return message
+
+    def drain(self) -> list[QueueMessage]:
+        """Deliver the steps and events queues until both are empty; what else was sent."""
+        others: list[QueueMessage] = []
+        while self.queues.sent["steps"] or self.queues.sent["events"]:
+            for message in self.queues.take("events"):
+                assert isinstance(message, EventMessage)
+                events.process(message)
+            for step in self.queues.take("steps"):
+                steps.process(step)  # type: ignore[arg-type]
+        for queue in ("email", "sms", "push", "webhook"):
+            others.extend(self.queues.take(queue))
+        return others
+
+    def advance(self, by: timedelta) -> None:
+        self.clock.advance(by)
+        sweeper.sweep(self.clock.now())
+        self.drain()
+
+    def instances(self, profile_id: str = "ada") -> list[Any]:
+        return [s.instance for s in self.storage.instances_of_profile("customers", profile_id)]
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    clock = VirtualClock(START)
+    previous = use_clock(clock)
+    try:
+        yield Stack(clock)
+    finally:
+        use_clock(previous)
+        bootstrap()
+
+
+def email(subject: str, next_node: str | None = None) -> dict[str, Any]:
+    node = {"type": "send", "channel": "email", "template": {"subject": subject, "body": "Hi"}}
+    return {**node, "next": next_node} if next_node else node
+
+
+ADA = {"first_name": "Ada", "email": "ada@example.com", "consents": {"email": True}}
+
+
+def test_an_event_captures_and_the_journey_waits_then_goes_on_when_the_timer_is_due(
+    stack: Stack,
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    stack.scenario(
+        {
+            "hello": email("Hello", "wait"),
+            "wait": {"type": "pause", "duration": "PT1H", "next": "bye"},
+            "bye": email("Bye"),
+        }
+    )
+    stack.event("signup")
+    sent = stack.drain()
+    (journey,) = stack.instances()
+    assert (journey.status, journey.node) == ("active", "wait")
+    assert len(sent) == 1
+    assert journey.instance_id in stack.storage.timers
+
+    stack.advance(timedelta(minutes=30))
+    assert stack.instances()[0].node == "wait"
+    stack.advance(timedelta(minutes=31))
+    (journey,) = stack.instances()
+    assert journey.status == "completed"
+    assert [p["node"] for p in journey.path] == ["hello", "wait", "bye"]
+    assert journey.instance_id not in stack.storage.timers
+    subjects = [stack.storage.rows[m.message_id].row.values["subject"] for m in sent]  # type: ignore[union-attr]
+    assert subjects == ["Hello"]
+    assert len(stack.storage.profiles[("customers", "ada")].messages) == 2  # in its history
+
+
+def test_one_event_reads_the_profile_once_however_many_journeys_it_moves(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    waiting = {"type": "wait_for", "event": "clicked", "timeout": "P1D", "next": "done"}
+    for _ in range(3):
+        stack.scenario({"wait": waiting, "done": {"type": "exit"}})
+    stack.event("signup")
+    assert [i.node for i in stack.instances()] == ["wait"] * 3
+
+    stack.storage.reads.clear()
+    stack.event("clicked")
+    assert stack.storage.reads["profile"] == 1
+    assert stack.storage.reads["instances_of_profile"] == 1
+    assert stack.storage.reads["instance"] == 0  # the unit of work had read them all
+    assert [i.status for i in stack.instances()] == ["completed"] * 3
+
+
+def test_an_event_delivered_again_changes_nothing(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    counter = {"type": "update_profile", "ops": [{"field": "n", "op": "increment", "value": 1}]}
+    stack.scenario({"count": counter}, reentry="parallel")
+    message = stack.event("signup")
+    events.process(message)  # SQS delivers at least once
+    stack.drain()
+    assert len(stack.instances()) == 1
+    assert stack.storage.profiles[("customers", "ada")].fields["n"] == 1  # type: ignore[index]
+
+
+def test_two_journeys_of_one_event_update_the_profile_from_each_other(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    counter = {"type": "update_profile", "ops": [{"field": "n", "op": "increment", "value": 1}]}
+    stack.scenario({"count": counter})
+    stack.scenario({"count": counter})
+    stack.event("signup")
+    stack.drain()
+    assert stack.storage.profiles[("customers", "ada")].fields["n"] == 2  # type: ignore[index]
+
+
+def test_a_step_that_loses_a_race_is_tried_again_on_what_won(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    stack.scenario({"wait": {"type": "pause", "duration": "PT1H", "next": "done"},
+                    "done": {"type": "exit"}})  # fmt: skip
+    stack.event("signup")
+    (journey,) = stack.instances()
+    real = MemoryStorage.commit
+    lost: list[int] = []
+
+    def first_loses(storage: MemoryStorage, changes: Any) -> None:
+        if not lost:
+            lost.append(1)
+            raise Conflict("another worker moved it first")
+        real(storage, changes)
+
+    monkeypatch.setattr(MemoryStorage, "commit", first_loses)
+    stack.clock.advance(timedelta(hours=1))
+    steps.process(Wake(instance_id=journey.instance_id, step=journey.step))
+    assert lost == [1]
+    assert stack.instances()[0].status == "completed"
+
+
+def test_a_stale_wake_up_changes_nothing_and_drops_no_live_timer(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    stack.scenario({"wait": {"type": "pause", "duration": "PT1H", "next": "done"},
+                    "done": {"type": "exit"}})  # fmt: skip
+    stack.event("signup")
+    (journey,) = stack.instances()
+    steps.process(Wake(instance_id=journey.instance_id, step=journey.step - 1))
+    steps.process(Wake(instance_id=journey.instance_id, step=journey.step))  # early
+    assert stack.instances() == [journey]
+    assert journey.instance_id in stack.storage.timers
+
+
+def test_a_promo_code_is_taken_once_per_request(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    stack.storage.add_codes("SPRING", ["A", "B"])
+    stack.scenario({"code": {"type": "promo_code", "pool": "SPRING", "next": "mail"},
+                    "mail": email("{{ vars.promo_code }}")})  # fmt: skip
+    stack.event("signup")
+    (request,) = stack.queues.sent["steps"]
+    message: StepMessage = request[0]  # type: ignore[assignment]
+    assert isinstance(message, PromoRequest)
+    steps.process(message)
+    steps.process(message)  # delivered again: the same code, and the journey moved once
+    (journey,) = stack.instances()
+    assert (journey.status, journey.vars["promo_code"]) == ("completed", "A")
+    assert stack.storage.codes["SPRING"] == ["B"]
+    assert message.row_id not in stack.storage.rows  # consumed
+
+
+def test_the_sweeper_sends_again_what_a_crash_left_in_the_outbox(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    stack.scenario({"hello": email("Hello")})
+
+    def crash(uow: UnitOfWork, commit: Commit) -> None:
+        raise RuntimeError("crashed after the commit")
+
+    monkeypatch.setattr(UnitOfWork, "dispatch", crash)
+    with pytest.raises(RuntimeError):
+        stack.event("signup")
+    monkeypatch.undo()
+    assert stack.drain() == []  # nothing was sent
+    stack.clock.advance(timedelta(minutes=14))
+    assert sweeper.sweep(stack.clock.now()).redispatched == 0
+    stack.clock.advance(timedelta(minutes=2))
+    assert sweeper.sweep(stack.clock.now()).redispatched == 1
+    (message,) = stack.queues.take("email")
+    assert message.row_id in stack.storage.rows  # pending until the worker takes it out
+
+
+def test_a_new_profile_updated_by_two_steps_of_one_capture_is_created_once(stack: Stack) -> None:
+    ops = [{"field": "a", "op": "set", "value": 1}]
+    more = [{"field": "b", "op": "set", "value": 2}]
+    stack.scenario(
+        {"first": {"type": "update_profile", "ops": ops, "next": "second"},
+         "second": {"type": "update_profile", "ops": more}},
+        reentry="restart",
+    )  # fmt: skip
+    stack.event("signup", "newcomer")
+    assert stack.storage.profiles[("customers", "newcomer")].fields == {"a": 1, "b": 2}
