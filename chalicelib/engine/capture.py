@@ -59,7 +59,7 @@ def capture(
 
     `existing` are the profile's instances of this scenario (any status); the default
     capture enters at `node` when given (a jump to a node), else at the scenario's entry.
-    What the runtime keeps beside: `control_percent`, the stack's global control group;
+    From the runtime's records: `control_percent`, the stack's global control group;
     `entries_in_window`, the captures of this scenario so far in the current window of
     its entry limit (`measure.entry_window`); `winners`, its experiments' decided winners.
     Refusal reasons: no_entry, unknown_node, unknown_trigger, other_event, where,
