@@ -20,6 +20,7 @@ from .effects import (
     UpdateProfile,
 )
 from .interpreter import Step, advance, end, message_id, migrate, resume, start
+from .measure import Decision, convert, decide, engage, group_of
 from .simulate import Simulation, simulate
 from .state import (
     ACTIVE,
@@ -27,6 +28,7 @@ from .state import (
     ERROR,
     EXITED,
     REMOVED,
+    BranchTaken,
     EventArrived,
     Instance,
     PromoCodeResult,
@@ -42,9 +44,11 @@ __all__ = [
     "EXITED",
     "REMOVED",
     "Admission",
+    "BranchTaken",
     "CallWebhook",
     "CompiledScenario",
     "CountStat",
+    "Decision",
     "Effect",
     "EmitEvent",
     "EventArrived",
@@ -64,7 +68,11 @@ __all__ = [
     "WebhookResult",
     "advance",
     "capture",
+    "convert",
+    "decide",
     "end",
+    "engage",
+    "group_of",
     "message_id",
     "migrate",
     "resume",

@@ -1,7 +1,9 @@
 """Capture: whether a trigger (or the default capture) takes a profile into a scenario.
 
-Applies the trigger's event type, `where`, schedule segment and sample, `limit`, and the
-scenario's re-entry mode against the profile's existing instances of the scenario.
+Applies the trigger's event type, `where`, schedule segment and sample, `limit`, the
+scenario's re-entry mode against the profile's existing instances of the scenario and
+its entry limit; then puts the profile in its measurement group (treatment, holdout or
+control, see measure.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from chalicelib.scenarios.schedules import in_sample
 
 from .compiled import CompiledScenario
 from .interpreter import Step, end, start
+from .measure import group_of
 from .state import EXITED, Instance
 
 
@@ -48,13 +51,19 @@ def capture(
     node: str | None = None,
     existing: Sequence[Instance] = (),
     segments: Mapping[str, Predicate] | None = None,
+    control_percent: float = 0.0,
+    entries_in_window: int = 0,
+    winners: Mapping[str, str] | None = None,
 ) -> Admission:
     """Capture `profile` by `event` through `trigger_id`, or by the default capture.
 
     `existing` are the profile's instances of this scenario (any status); the default
     capture enters at `node` when given (a jump to a node), else at the scenario's entry.
+    From the runtime's records: `control_percent`, the stack's global control group;
+    `entries_in_window`, the captures of this scenario so far in the current window of
+    its entry limit (`measure.entry_window`); `winners`, its experiments' decided winners.
     Refusal reasons: no_entry, unknown_node, unknown_trigger, other_event, where,
-    not_in_sample, limit, duplicate, reentry, already_in.
+    not_in_sample, limit, duplicate, reentry, already_in, entry_limit.
     """
     limit_key = None
     if trigger_id is None:
@@ -99,10 +108,19 @@ def capture(
         return Admission(refused="duplicate")
     active = [instance for instance in existing if instance.active]
     reentry = scenario.model.reentry
+    reentry_key = None
+    if scenario.reentry_key is not None:
+        facts = Facts(profile, now, scenario.tz, event, event, {}, None, scenario.scenario_id)
+        value = scenario.reentry_key(facts)
+        reentry_key = "" if value is MISSING else str(value)  # no value: a key of its own
+        active = [instance for instance in active if instance.reentry_key == reentry_key]
     if reentry == "never" and existing:
         return Admission(refused="reentry")
-    if reentry == "when_finished" and active:
+    if reentry in ("when_finished", "per_key") and active:
         return Admission(refused="already_in")
+    entry_limit = scenario.entry_limit
+    if entry_limit is not None and entries_in_window >= entry_limit.max:
+        return Admission(refused="entry_limit")
     steps = (
         [end(scenario, old, now, EXITED, "restart") for old in active]
         if reentry == "restart"
@@ -119,6 +137,9 @@ def capture(
             trigger_id=trigger_id,
             limit_key=limit_key,
             segments=segments,
+            group=group_of(scenario, profile, control_percent),
+            reentry_key=reentry_key,
+            winners=winners,
         )
     )
     return Admission(steps)

@@ -10,12 +10,14 @@ from typing import Any
 
 from markupsafe import escape
 
-from chalicelib.scenarios.conditions import compile_condition
+from chalicelib.scenarios.conditions import compile_condition, compile_path
 from chalicelib.scenarios.durations import parse_clock_time, parse_duration, zone
 from chalicelib.scenarios.facts import Predicate
 from chalicelib.scenarios.model import (
     ConditionNode,
+    EntryLimit,
     Node,
+    RateLimit,
     Scenario,
     ScheduleTrigger,
     SendNode,
@@ -36,6 +38,23 @@ class CompiledGoal:
     where: Predicate
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledConversion:
+    """The scenario's `conversion`: a matching event within `within` of the entry."""
+
+    event: str
+    where: Predicate
+    within: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class WindowLimit:
+    """At most `max` per fixed window of length `window` (a rate or entry limit)."""
+
+    max: int
+    window: timedelta
+
+
 class CompiledScenario:
     """One version of a scenario, ready for the engine. Build it once and reuse it."""
 
@@ -50,6 +69,21 @@ class CompiledScenario:
         self.tz = zone(scenario.timezone)
         self.actuality = _duration(scenario.actuality)
         self.goals = [CompiledGoal(g.event, compile_condition(g.where)) for g in scenario.exit_on]
+        conversion = scenario.conversion
+        self.conversion = (
+            CompiledConversion(
+                conversion.event,
+                compile_condition(conversion.where),
+                parse_duration(conversion.within),
+            )
+            if conversion
+            else None
+        )
+        self.entry_limit = _window_limit(scenario.entry_limit)
+        # Every send of a scenario with a rate limit is paced by the runtime against this
+        # limit, in the order the sends were queued (SPEC §1.1 `rate_limit`).
+        self.rate_limit = _window_limit(scenario.rate_limit)
+        self.reentry_key = compile_path(scenario.reentry_key) if scenario.reentry_key else None
         self.trigger_where: dict[str, Predicate] = {}
         self.trigger_actuality: dict[str, timedelta | None] = {}
         for trigger in scenario.triggers:
@@ -125,6 +159,10 @@ class CompiledScenario:
 
 def _duration(text: str | None) -> timedelta | None:
     return parse_duration(text) if text else None
+
+
+def _window_limit(limit: RateLimit | EntryLimit | None) -> WindowLimit | None:
+    return WindowLimit(limit.max, parse_duration(limit.per)) if limit else None
 
 
 # --- templates ------------------------------------------------------------------------

@@ -113,11 +113,19 @@ class Jump:
 
 @dataclass(slots=True)
 class CountStat:
-    """Add one to a statistics counter: entered, completed, exited, removed, errors,
-    node_entered or node_exited (with `node`)."""
+    """Add one to a statistics counter of the instance's version.
+
+    `name`: entered, completed, exited, removed, errors, conversions; node_entered or
+    node_exited (with `node`); branch_entered, branch_conversions, branch_opened or
+    branch_clicked (with `node` and `branch`: the ab_split / experiment branch). `entered`
+    and `conversions` carry the instance's measurement `group` (treatment, holdout,
+    control), so the control profiles are counted apart.
+    """
 
     name: str
     node: str | None = None
+    branch: str | None = None
+    group: str | None = None
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ due time is more than `actuality` in the past is not run (the profile exits, `st
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeGuard
@@ -24,11 +24,14 @@ from chalicelib.scenarios.conditions import compile_path
 from chalicelib.scenarios.durations import format_datetime, parse_datetime, parse_duration
 from chalicelib.scenarios.facts import Event, Facts, Message, Predicate, Profile
 from chalicelib.scenarios.model import (
+    ABBranch,
     ABSplitNode,
     BestTimeNode,
     ConditionNode,
     ConsentOp,
     ExitNode,
+    ExperimentBranch,
+    ExperimentNode,
     JumpNode,
     PauseNode,
     PromoCodeNode,
@@ -59,11 +62,14 @@ from .state import (
     ERROR,
     EVENT,
     EXITED,
+    HELD_OUT,
     PATH_LIMIT,
     PROMO_CODE,
     REMOVED,
     TIMER,
+    TREATMENT,
     WEBHOOK,
+    BranchTaken,
     EventArrived,
     Instance,
     PromoCodeResult,
@@ -85,7 +91,7 @@ _WAITING_NODES = frozenset({PauseNode, BestTimeNode, WaitForNode})
 
 _STAT_OF_STATUS = {COMPLETED: "completed", EXITED: "exited", REMOVED: "removed", ERROR: "errors"}
 # Effects are immutable, so the statistics effects are made once and shared.
-_ENTERED = CountStat("entered")
+_ENTERED = {group: CountStat("entered", group=group) for group in (TREATMENT, *HELD_OUT)}
 _STATUS_STAT = {status: CountStat(name) for status, name in _STAT_OF_STATUS.items()}
 
 WaitingNode = PauseNode | BestTimeNode | WaitForNode
@@ -115,16 +121,27 @@ def start(
     trigger_id: str | None = None,
     limit_key: str | None = None,
     segments: Mapping[str, Predicate] | None = None,
+    group: str = TREATMENT,
+    reentry_key: str | None = None,
+    winners: Mapping[str, str] | None = None,
 ) -> Step:
-    """Start a new instance at `node`, captured by `event` (see capture.capture)."""
+    """Start a new instance at `node`, captured by `event` (see capture.capture).
+
+    A profile of a held-out `group` (holdout, control) is counted entered and exits at
+    once with its group as the reason, sent nothing; it is still measured (measure.py).
+    """
     # Positional, in field order: keyword arguments made this about twice as slow.
     instance = Instance(
         instance_id, scenario.scenario_id, scenario.version, profile.profile_id, event,
         trigger_id, limit_key, profile.profile_db,
     )  # fmt: skip
-    run = _Run(scenario, instance, profile, now, segments)
-    run.effects.append(_ENTERED)
-    run.go(node, event.occurred_at)
+    instance.group, instance.reentry_key = group, reentry_key
+    run = _Run(scenario, instance, profile, now, segments, winners)
+    run.effects.append(_ENTERED[group])
+    if group in HELD_OUT:
+        run.hold_out(node)
+    else:
+        run.go(node, event.occurred_at)
     return run.result()
 
 
@@ -135,14 +152,16 @@ def advance(
     stimulus: Stimulus,
     now: datetime,
     segments: Mapping[str, Predicate] | None = None,
+    winners: Mapping[str, str] | None = None,
 ) -> Step:
     """Move an instance on after a wake-up, an event, a webhook result or a promo code.
 
     Anything that does not apply to the instance as it is now (an ended instance, a
     wake-up for another step or before its time, a result nobody waits for) changes
-    nothing and returns no effects.
+    nothing and returns no effects. `winners` are the decided winners of the scenario's
+    experiments (node id → branch name), as `measure.decide` found them.
     """
-    run = _Run(scenario, instance.copy(), profile, now, segments)
+    run = _Run(scenario, instance.copy(), profile, now, segments, winners)
     if instance.active:
         match stimulus:
             case WakeUp():
@@ -164,7 +183,7 @@ def end(
     reason: str | None = "removed",
 ) -> Step:
     """End an active instance from outside: removal, erasure, stop, restart."""
-    run = _Run(scenario, instance.copy(), Profile(instance.profile_id), now, None)
+    run = _Run(scenario, instance.copy(), Profile(instance.profile_id), now, None, None)
     if instance.active:
         run.end(status, reason)
     return run.result()
@@ -176,10 +195,12 @@ def resume(
     profile: Profile,
     now: datetime,
     segments: Mapping[str, Predicate] | None = None,
+    winners: Mapping[str, str] | None = None,
 ) -> Step:
     """After reactivation: a sleeping instance whose wait ran out while stopped goes on."""
     if instance.active and instance.wake_at is not None and instance.wake_at <= now:
-        return advance(scenario, instance, profile, WakeUp(instance.step), now, segments)
+        stimulus = WakeUp(instance.step)
+        return advance(scenario, instance, profile, stimulus, now, segments, winners)
     return Step(instance, [], profile)
 
 
@@ -189,13 +210,14 @@ def migrate(
     profile: Profile,
     now: datetime,
     segments: Mapping[str, Predicate] | None = None,
+    winners: Mapping[str, str] | None = None,
 ) -> Step:
     """Move an instance onto a new version of its scenario (SPEC §1.6).
 
     It stays on the node with the same id; if that node is gone it exits
     (`node_removed`). A changed wait is counted from when the profile entered it.
     """
-    run = _Run(scenario, instance.copy(), profile, now, segments)
+    run = _Run(scenario, instance.copy(), profile, now, segments, winners)
     if instance.active:
         run.instance.version = scenario.version
         run.migrate()
@@ -213,7 +235,7 @@ class _Run:
 
     __slots__ = (
         "_context", "_facts", "_now_text", "_own_entry", "_tz", "actuality", "due", "effects",
-        "inside", "instance", "now", "passed", "profile", "scenario", "segments",
+        "inside", "instance", "now", "passed", "profile", "scenario", "segments", "winners",
     )  # fmt: skip
 
     def __init__(
@@ -223,6 +245,7 @@ class _Run:
         profile: Profile,
         now: datetime,
         segments: Mapping[str, Predicate] | None,
+        winners: Mapping[str, str] | None,
     ) -> None:
         self.scenario = scenario
         self.instance = instance
@@ -230,6 +253,7 @@ class _Run:
         self.now = now
         self.effects: list[Effect] = []
         self.segments = segments
+        self.winners = winners
         self.actuality = scenario.actuality_for(instance.trigger_id)
         self._context: dict[str, Any] | None = None
         self._tz: ZoneInfo | None = None
@@ -301,6 +325,13 @@ class _Run:
             due = self.due
             self.leave(outcome)
         return self.end(ERROR, "loop_limit")
+
+    def hold_out(self, node_id: str) -> None:
+        """A held-out profile stops before its first node: nothing of the journey runs."""
+        reason = self.instance.group
+        self._append_path(node_id, reason)
+        self.instance.node = node_id
+        self.end(EXITED, reason)
 
     def enter(self, node_id: str, due: datetime) -> None:
         instance = self.instance
@@ -642,14 +673,36 @@ class _Run:
                 return branch.name or f"branch {index + 1}", branch.next
         return "else", node.else_
 
-    def do_ab_split(self, node_id: str, node: ABSplitNode, due: datetime) -> Go:
+    def do_ab_split(self, node_id: str, node: ABSplitNode | ExperimentNode, due: datetime) -> Go:
         key = f"{self.instance.instance_id}|{node_id}".encode()
         point = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % 100
-        for index, branch in enumerate(node.branches):
+        branches: Sequence[ABBranch | ExperimentBranch] = node.branches
+        for index, branch in enumerate(branches):
             if point < branch.percent:
-                return branch.name or f"branch {index + 1}", branch.next
+                name = branch.name or f"branch {index + 1}"
+                self.took_branch(node_id, name)
+                return name, branch.next
             point -= branch.percent
         return "else", None  # unreachable when the percents sum to 100
+
+    def do_experiment(self, node_id: str, node: ExperimentNode, due: datetime) -> Go:
+        """Random like an ab_split until the experiment has a winner, then the winner's way.
+
+        Profiles sent the winner's way are not counted in the experiment's branches: they
+        were not assigned at random.
+        """
+        winner = self.winners.get(node_id) if self.winners else None
+        for branch in node.branches:
+            if branch.name == winner:
+                return f"winner: {winner}", branch.next
+        return self.do_ab_split(node_id, node, due)
+
+    def took_branch(self, node_id: str, name: str) -> None:
+        """Record the first branch taken at a split node, for the per-branch statistics."""
+        branches = self.instance.branches
+        if node_id not in branches:
+            branches[node_id] = BranchTaken(name, self.now)
+            self.effects.append(CountStat("branch_entered", node_id, name))
 
     def do_update_profile(self, node_id: str, node: UpdateProfileNode, due: datetime) -> Go:
         fields = dict(self.profile.fields)
@@ -763,6 +816,7 @@ class _Run:
         ConditionNode: do_condition,
         SplitNode: do_split,
         ABSplitNode: do_ab_split,
+        ExperimentNode: do_experiment,
         UpdateProfileNode: do_update_profile,
         PromoCodeNode: do_promo_code,
         JumpNode: do_jump,

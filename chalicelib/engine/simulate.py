@@ -4,6 +4,11 @@ This is what `POST /scenarios/simulate` serves, and `make run` prints for the ex
 The profile is captured by the first timeline event that matches an event trigger; with
 none, it enters at `entry` at the start. Webhook nodes answer 200 with the response
 given for them in `webhooks` (else `{}`), promo code nodes get `<POOL>-SIMULATED`.
+
+Measurement shows in the path: a profile that the scenario's holdout (or the global
+control group, at `control_percent`) holds out has one entry with outcome `holdout`
+(`control`) and exits so; an experiment's entry names the branch it drew, or `winner: B`
+when `winners` gives the experiment a decided winner.
 """
 
 from __future__ import annotations
@@ -74,16 +79,33 @@ class Simulation(BaseModel):
     until: Duration = "P30D"
     start: AwareDatetime | None = None
     webhooks: dict[str, Any] = Field(default_factory=dict, description="response body per node")
+    winners: dict[str, str] = Field(
+        default_factory=dict,
+        description="a decided winner (branch name) per experiment node, to simulate after "
+        "the decision",
+    )
 
 
-def simulate(scenario: CompiledScenario, request: Simulation, now: datetime) -> dict[str, Any]:
-    """Run the simulation; `now` is the start unless the request gives one."""
-    return _Simulator(scenario, request, request.start or now).run()
+def simulate(
+    scenario: CompiledScenario, request: Simulation, now: datetime, control_percent: float = 0.0
+) -> dict[str, Any]:
+    """Run the simulation; `now` is the start unless the request gives one.
+
+    `control_percent` is the stack's global control group, as capture takes it.
+    """
+    return _Simulator(scenario, request, request.start or now, control_percent).run()
 
 
 class _Simulator:
-    def __init__(self, scenario: CompiledScenario, request: Simulation, start: datetime) -> None:
+    def __init__(
+        self,
+        scenario: CompiledScenario,
+        request: Simulation,
+        start: datetime,
+        control_percent: float,
+    ) -> None:
         self.scenario = scenario
+        self.control_percent = control_percent
         self.request = request
         self.start = start
         self.end = start + parse_duration(request.until)
@@ -151,6 +173,8 @@ class _Simulator:
             now=now,
             trigger_id=trigger_id,
             existing=list(self.instances.values()),
+            control_percent=self.control_percent,
+            winners=self.request.winners,
         )
         if admission.refused and not self.instances:
             self.refused = admission.refused
@@ -158,7 +182,10 @@ class _Simulator:
             self._apply(step, now)
 
     def _advance(self, instance: Instance, stimulus: Stimulus, now: datetime) -> None:
-        self._apply(advance(self.scenario, instance, self.profile, stimulus, now), now)
+        winners = self.request.winners
+        self._apply(
+            advance(self.scenario, instance, self.profile, stimulus, now, None, winners), now
+        )
 
     def _apply(self, step: Step, now: datetime) -> None:
         instance = step.instance

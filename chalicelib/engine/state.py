@@ -14,7 +14,20 @@ ACTIVE, COMPLETED, EXITED, REMOVED, ERROR = "active", "completed", "exited", "re
 # What an active instance waits for.
 TIMER, EVENT, WEBHOOK, PROMO_CODE = "timer", "event", "webhook", "promo_code"
 
+# The measurement group of an instance (SPEC §8): it received the journey, or was held out
+# of it by the scenario's holdout or by the stack's global control group.
+TREATMENT, HOLDOUT, CONTROL = "treatment", "holdout", "control"
+HELD_OUT = (HOLDOUT, CONTROL)
+
 PATH_LIMIT = 200  # the newest path entries kept on an instance
+
+
+@dataclass(frozen=True, slots=True)
+class BranchTaken:
+    """The branch an instance took at an `ab_split` or `experiment` node, and when."""
+
+    name: str
+    at: datetime
 
 
 @dataclass(slots=True)
@@ -40,6 +53,13 @@ class Instance:
     path: list[dict[str, Any]] = field(default_factory=list)
     reason: str | None = None
     ended_at: datetime | None = None
+    group: str = TREATMENT  # TREATMENT, HOLDOUT or CONTROL
+    reentry_key: str | None = None  # the value of the scenario's reentry_key (per_key)
+    # The first branch taken at each ab_split / experiment node, by node id.
+    branches: dict[str, BranchTaken] = field(default_factory=dict)
+    # What was measured once for this instance, with when: "conversion", and per split
+    # node "opened|<node>" / "clicked|<node>" (see measure.py).
+    measured: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def entered_at(self) -> datetime:
@@ -71,6 +91,10 @@ class Instance:
             list(self.path),
             self.reason,
             self.ended_at,
+            self.group,
+            self.reentry_key,
+            dict(self.branches),
+            dict(self.measured),
         )
 
 

@@ -475,6 +475,43 @@ class ABSplitNode(Model):
         return branches
 
 
+class ExperimentBranch(Model):
+    name: str = Field(min_length=1, max_length=64)
+    percent: int = Field(ge=1, le=100)
+    next: str | None = None
+
+
+class ExperimentNode(Model):
+    """Splits like `ab_split` until a winner is decided (SPEC §8); then everyone takes it."""
+
+    type: Literal["experiment"]
+    branches: list[ExperimentBranch] = Field(min_length=2, max_length=4)
+    metric: Literal["conversion", "opened", "clicked"]
+    decide_after: Duration
+    min_per_branch: int = Field(500, ge=1)
+    confidence: float = Field(0.9, ge=0.5, lt=1)
+
+    @field_validator("branches")
+    @classmethod
+    def _named_and_sums_to_100(cls, branches: list[ExperimentBranch]) -> list[ExperimentBranch]:
+        """Checked on the field so the problem's path ends in `.branches`."""
+        names = [branch.name for branch in branches]
+        doubled = sorted({name for name in names if names.count(name) > 1})
+        if doubled:
+            raise ValueError(f"branch names must differ: {', '.join(map(repr, doubled))} repeated")
+        total = sum(branch.percent for branch in branches)
+        if total != 100:
+            raise ValueError(f"branch percents sum to {total}, not 100")
+        return branches
+
+    @field_validator("decide_after")
+    @classmethod
+    def _not_negative(cls, decide_after: str) -> str:
+        if parse_duration(decide_after) < timedelta(0):
+            raise ValueError(f"'decide_after' {decide_after} must not be negative")
+        return decide_after
+
+
 class FieldOp(Model):
     field: str = Field(min_length=1)
     op: Literal["set", "clear", "now", "increment", "decrement"]
@@ -539,6 +576,7 @@ Node = Annotated[
     | ConditionNode
     | SplitNode
     | ABSplitNode
+    | ExperimentNode
     | UpdateProfileNode
     | PromoCodeNode
     | JumpNode
@@ -569,6 +607,51 @@ class FrequencyCap(Model):
     on_cap: Literal["skip", "delay"] = "skip"
 
 
+def _positive(text: str) -> str:
+    if parse_duration(text) <= timedelta(0):
+        raise ValueError(f"{text} must be a positive duration")
+    return text
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
+class Holdout(Model):
+    """The share of captured profiles held out of a scenario, stable per profile (SPEC §8)."""
+
+    percent: float = Field(gt=0, lt=100)
+
+
+class Conversion(Model):
+    """What counts as converting: a matching event within `within` of the entry (SPEC §8)."""
+
+    event: str = Field(min_length=1)
+    where: Condition | None = None
+    within: PositiveDuration = "P7D"
+
+
+class RateLimit(Model):
+    """At most `max` sends of the scenario leave per `per` window; later ones wait in order."""
+
+    max: int = Field(ge=1)
+    per: PositiveDuration
+
+
+class EntryLimit(Model):
+    """At most `max` captures per `per` window; later ones are refused (`entry_limit`)."""
+
+    max: int = Field(ge=1)
+    per: PositiveDuration
+
+
+def _event_path(path: str) -> str:
+    _path(path)
+    if not path.startswith("event."):
+        raise ValueError(f"{path!r}: the re-entry key is a path into the capturing event, "
+                         "e.g. 'event.data.cart_id'")  # fmt: skip
+    return path
+
+
 class Scenario(Model):
     """A scenario definition (SPEC §1)."""
 
@@ -577,7 +660,9 @@ class Scenario(Model):
     tags: list[str] = Field(default_factory=list)
     group: str | None = None
     profile_db: str = Field("default", min_length=1)
-    reentry: Literal["never", "when_finished", "restart", "parallel"] = "when_finished"
+    reentry: Literal["never", "when_finished", "restart", "parallel", "per_key"] = "when_finished"
+    # Validated even when absent, so a missing key with `per_key` is reported at its path.
+    reentry_key: Annotated[str | None, Field(validate_default=True)] = None
     exit_on: list[Goal] = Field(default_factory=list)
     keep_profiles_on_stop: bool = True
     quiet_hours: QuietHours | None = None
@@ -587,6 +672,25 @@ class Scenario(Model):
     entry: str | None = None
     triggers: list[Trigger] = Field(default_factory=list, max_length=10)
     nodes: dict[NodeId, Node] = Field(default_factory=dict)
+    transactional: bool = False
+    holdout: Holdout | None = None
+    conversion: Conversion | None = None
+    rate_limit: RateLimit | None = None
+    entry_limit: EntryLimit | None = None
+
+    @field_validator("reentry_key")
+    @classmethod
+    def _key_with_per_key(cls, key: str | None, info: ValidationInfo) -> str | None:
+        """Checked on the field so the problem's path is `$.reentry_key`."""
+        per_key = info.data.get("reentry") == "per_key"
+        if key is None:
+            if per_key:
+                raise ValueError("reentry 'per_key' needs a 'reentry_key' such as "
+                                 "'event.data.cart_id'")  # fmt: skip
+            return None
+        if "reentry" in info.data and not per_key:
+            raise ValueError("'reentry_key' goes with reentry 'per_key'")
+        return _event_path(key)
 
 
 def _is_number(value: Any, default_ok: bool = False) -> bool:

@@ -1,9 +1,9 @@
 """Whole-scenario validation: every problem, each with its JSON path, in one error.
 
 Element rules (types, durations, templates, operators) come from the pydantic models;
-graph rules (dangling references, cycles with no waiting node, unique trigger ids) are
-checked here on the raw document, so both kinds are reported together even when the
-document does not parse.
+graph rules (dangling references, cycles with no waiting node, unique trigger ids, an
+experiment's metric that the scenario does not define) are checked here on the raw
+document, so both kinds are reported together even when the document does not parse.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def check_scenario(document: Any) -> tuple[Scenario | None, list[Problem]]:
         problems.extend(_schema_problems(document, error))
     problems.extend(_graph_problems(document))
     problems.extend(_schedule_problems(document))
+    problems.extend(_experiment_problems(document))
     return (scenario if not problems else None), _unique(problems)
 
 
@@ -200,6 +201,24 @@ def _schedule_problems(document: dict[str, Any]) -> Iterator[Problem]:
             yield Problem(
                 json_path(["triggers", index, "until"]),
                 "is before 'once': this schedule would never fire",
+            )
+
+
+def _experiment_problems(document: dict[str, Any]) -> Iterator[Problem]:
+    """An experiment measured by conversion needs the scenario's `conversion` to count it."""
+    nodes = document.get("nodes")
+    if document.get("conversion") is not None or not isinstance(nodes, dict):
+        return
+    for node_id, node in nodes.items():
+        if (
+            isinstance(node, dict)
+            and node.get("type") == "experiment"
+            and node.get("metric") == "conversion"
+        ):
+            yield Problem(
+                json_path(["nodes", node_id, "metric"]),
+                "metric 'conversion' needs the scenario's 'conversion' setting "
+                '(e.g. {"event": "order.created", "within": "P7D"})',
             )
 
 

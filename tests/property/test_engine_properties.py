@@ -837,7 +837,7 @@ def check_step(
     assert entered <= MAX_INSTANT_STEPS
     assert exits <= 1
     if before is None:
-        assert step.effects[0] == CountStat("entered")
+        assert step.effects[0] == CountStat("entered", group="treatment")
     elif not was_active:
         assert step.effects == [], "an ended instance moved"
         assert instance == before, "an ended instance moved"
