@@ -87,6 +87,7 @@ def load_profile(profile_db: str, profile_id: str) -> tuple[Profile, dict[str, A
         if values["sk"] == "P":
             item = values
             view.fields = values.get("fields") or {}
+            view.invalid = values.get("invalid") or {}
         elif values["sk"].startswith("M#"):
             view.messages.append(message_from_values(values))
     for values in profiles.query(

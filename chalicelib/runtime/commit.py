@@ -109,6 +109,7 @@ class Commit:
                         status="skipped",
                         reason=effect.reason,
                     )
+                    self._count_skipped(instance, effect)
                 case CallWebhook():
                     self._call_webhook(instance, effect)
                 case TakePromoCode():
@@ -179,6 +180,8 @@ class Commit:
             url=send.url,
             sender=send.sender,
             ttl_seconds=int(send.ttl.total_seconds()) if send.ttl else None,
+            variant=send.variant,
+            recheck=True if send.recheck else None,  # the channel worker evaluates it again
         )
         history = {
             "pk": store.profile_partition(instance.profile_db, instance.profile_id),
@@ -327,6 +330,13 @@ class Commit:
     def _count(self, instance: Instance, stat: CountStat) -> None:
         name = stat.name if stat.node is None else f"{stat.name}|{stat.node}"
         self._add(instance, instance.version, name)
+
+    def _count_skipped(self, instance: Instance, skipped: SendSkipped) -> None:
+        from .stats import channel_counter  # stats builds on this module
+
+        self._add(
+            instance, instance.version, channel_counter("skipped", skipped.channel, skipped.node)
+        )
 
     def _move(self, before: Instance, version: int) -> None:
         """The step moved an instance onto a newer `version` of its scenario (a live edit):
