@@ -412,6 +412,9 @@ class SimulatedSend(Out):
     to: str | None
     subject: str | None
     body: str | None
+    variant: str | None = Field(
+        None, description="the locale of the node's `variants` the message was rendered from"
+    )
 
 
 class SkippedSend(Out):
