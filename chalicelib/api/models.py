@@ -348,6 +348,9 @@ class ChannelStats(Out):
     bounced: int = 0
     unsubscribed: int = 0
     failed: int = 0
+    skipped: int = Field(
+        0, description="messages not sent: no_consent, no_address, capped or recheck"
+    )
 
 
 MOVED_IN = "profiles a live edit moved onto this version (with `version=` only)"

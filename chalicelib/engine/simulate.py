@@ -123,7 +123,8 @@ class _Simulator:
             elif kind == "enter":
                 self._capture(payload, None, now)
             elif kind == "leave":
-                self._leave(*payload, now)
+                instance_id, send = payload
+                self._leave(instance_id, send, now)
             else:
                 instance_id, stimulus = payload
                 self._advance(self.instances[instance_id], stimulus, now)
