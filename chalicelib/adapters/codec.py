@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from chalicelib.engine.state import ACTIVE, Instance
+from chalicelib.engine.state import ACTIVE, TREATMENT, BranchTaken, Instance
 from chalicelib.scenarios.durations import format_datetime, parse_datetime
 from chalicelib.scenarios.facts import Event, Message
 
@@ -26,6 +26,12 @@ def time_text(moment: datetime | None) -> str | None:
 
 def time_value(text: Any) -> datetime | None:
     return parse_datetime(text) if text else None
+
+
+def _moment(text: str) -> datetime:
+    moment = parse_datetime(text)
+    assert moment is not None
+    return moment
 
 
 def event_to_values(event: Event) -> dict[str, Any]:
@@ -85,6 +91,13 @@ def instance_to_values(instance: Instance, rev: int, seen: list[str]) -> dict[st
         "path": instance.path,
         "reason": instance.reason,
         "ended_at": time_text(instance.ended_at),
+        "group": instance.group,
+        "reentry_key": instance.reentry_key,
+        "branches": {
+            node: {"name": taken.name, "at": format_datetime(taken.at)}
+            for node, taken in instance.branches.items()
+        },
+        "measured": {name: format_datetime(at) for name, at in instance.measured.items()},
         "seen_events": seen[-20:],
         # sparse index keys: only active instances are found by node and by scenario
         "node_key": f"{instance.scenario_id}#{instance.node}" if active and instance.node else None,
@@ -114,5 +127,12 @@ def instance_from_values(values: dict[str, Any]) -> tuple[Instance, int, list[st
         path=values.get("path") or [],
         reason=values.get("reason"),
         ended_at=time_value(values.get("ended_at")),
+        group=values.get("group") or TREATMENT,
+        reentry_key=values.get("reentry_key"),
+        branches={
+            node: BranchTaken(taken["name"], _moment(taken["at"]))
+            for node, taken in (values.get("branches") or {}).items()
+        },
+        measured={name: _moment(at) for name, at in (values.get("measured") or {}).items()},
     )
     return instance, values["rev"], list(values.get("seen_events") or [])

@@ -114,6 +114,7 @@ class DynamoStorage:
             if values["sk"] == "P":
                 item = values
                 view.fields = values.get("fields") or {}
+                view.invalid = values.get("invalid") or {}
             elif kind == "M#" and len(view.messages) < MESSAGE_LIMIT:
                 view.messages.append(message_from_values(values))
             elif kind == "E#":

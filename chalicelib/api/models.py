@@ -348,6 +348,9 @@ class ChannelStats(Out):
     bounced: int = 0
     unsubscribed: int = 0
     failed: int = 0
+    skipped: int = Field(
+        0, description="messages not sent: no_consent, no_address, capped or recheck"
+    )
 
 
 MOVED_IN = "profiles a live edit moved onto this version (with `version=` only)"
@@ -412,6 +415,9 @@ class SimulatedSend(Out):
     to: str | None
     subject: str | None
     body: str | None
+    variant: str | None = Field(
+        None, description="the locale of the node's `variants` the message was rendered from"
+    )
 
 
 class SkippedSend(Out):

@@ -16,6 +16,7 @@ from chalicelib.scenarios.facts import Predicate
 from chalicelib.scenarios.model import (
     ConditionNode,
     EntryLimit,
+    MessageTemplate,
     Node,
     RateLimit,
     Scenario,
@@ -29,6 +30,7 @@ from chalicelib.scenarios.model import (
 from chalicelib.scenarios.templates import render
 from chalicelib.scenarios.validation import validate_scenario
 
+from .delivery import locale_key
 from .effects import CountStat
 
 
@@ -113,22 +115,25 @@ class CompiledScenario:
         self.entered_stat = {node_id: CountStat("node_entered", node_id) for node_id in self.nodes}
         self.exited_stat = {node_id: CountStat("node_exited", node_id) for node_id in self.nodes}
         self._renderers: dict[tuple[str, bool], Renderer] = {}
-        # Each send node's subject, body, html, title, url and from, ready to render.
+        # Each send node's subject, body, html, title, url and from, ready to render; its
+        # variants' (with their tag as written) by locale key; its recheck condition.
         self.send_renderers: dict[str, tuple[Renderer, ...]] = {}
+        self.send_variants: dict[str, dict[str, tuple[str, tuple[Renderer, ...]]]] = {}
+        self.rechecks: dict[str, Predicate] = {}
         sources: list[str | None] = []  # every template of the scenario
         for node_id, node in self.nodes.items():
             if isinstance(node, SendNode):
-                parts = node.template
-                self.send_renderers[node_id] = tuple(
-                    compile_template(source, html=name == "html")
-                    for name, source in (
-                        ("subject", parts.subject), ("body", parts.body),
-                        ("html", parts.html), ("title", parts.title),
-                        ("url", parts.url), ("from", parts.from_),
-                    )
-                )  # fmt: skip
-                sources += [parts.subject, parts.body, parts.html, parts.title, parts.url]
-                sources += [parts.from_, node.to]
+                self.send_renderers[node_id] = _send_renderers(node.template)
+                self.send_variants[node_id] = {
+                    locale_key(tag): (tag, _send_renderers(node.template, variant))
+                    for tag, variant in node.variants.items()
+                }
+                if node.recheck is not None:
+                    self.rechecks[node_id] = compile_condition(node.recheck)
+                for parts in (node.template, *node.variants.values()):
+                    sources += [parts.subject, parts.body, parts.html, parts.title, parts.url]
+                    sources.append(parts.from_)
+                sources.append(node.to)
             elif isinstance(node, WebhookNode):
                 sources += [node.url, node.body, *node.headers.values()]
         roots = [template_roots(source) for source in sources]
@@ -163,6 +168,21 @@ def _duration(text: str | None) -> timedelta | None:
 
 def _window_limit(limit: RateLimit | EntryLimit | None) -> WindowLimit | None:
     return WindowLimit(limit.max, parse_duration(limit.per)) if limit else None
+
+
+def _send_renderers(
+    template: MessageTemplate, variant: MessageTemplate | None = None
+) -> tuple[Renderer, ...]:
+    """A send's subject, body, html, title, url and from renderers: the variant's parts,
+    and the node's own template for the parts the variant leaves out."""
+    parts = [
+        ("subject", template.subject), ("body", template.body), ("html", template.html),
+        ("title", template.title), ("url", template.url), ("from", template.from_),
+    ]  # fmt: skip
+    if variant is not None:
+        given = variant.model_dump(by_alias=True)
+        parts = [(name, given[name] if given[name] is not None else own) for name, own in parts]
+    return tuple(compile_template(source, html=name == "html") for name, source in parts)
 
 
 # --- templates ------------------------------------------------------------------------

@@ -31,11 +31,14 @@ class Send:
     sender: str | None = None
     ttl: timedelta | None = None
     deliver_at: datetime | None = None  # later than now when quiet hours or the cap delay it
+    variant: str | None = None  # the locale of the node's variant it was rendered from
+    recheck: bool = False  # the node's recheck condition is evaluated again when it leaves
 
 
 @dataclass(slots=True)
 class SendSkipped:
-    """A send that may not go out, recorded with why: no_consent, no_address or capped."""
+    """A send that may not go out, recorded with why: no_consent, no_address, capped or
+    recheck (delivery.py)."""
 
     message_id: str
     instance_id: str

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeGuard
 from zoneinfo import ZoneInfo
 
-from chalicelib.scenarios.addresses import valid_email, valid_phone, valid_push_subscription
 from chalicelib.scenarios.conditions import compile_path
 from chalicelib.scenarios.durations import format_datetime, parse_datetime, parse_duration
 from chalicelib.scenarios.facts import Event, Facts, Message, Predicate, Profile
@@ -43,6 +42,7 @@ from chalicelib.scenarios.model import (
 )
 from chalicelib.scenarios.templates import RenderLimitExceeded, check_rendered_size
 
+from . import delivery
 from .compiled import CompiledScenario
 from .effects import (
     CallWebhook,
@@ -77,7 +77,7 @@ from .state import (
     WakeUp,
     WebhookResult,
 )
-from .timing import after_quiet_hours, align, best_time, profile_zone
+from .timing import align, best_time, profile_zone
 
 # A valid scenario has no cycle of instant nodes; this bounds a run all the same.
 MAX_INSTANT_STEPS = 1000
@@ -502,30 +502,25 @@ class _Run:
     # --- node handlers --------------------------------------------------------------
 
     def do_send(self, node_id: str, node: SendNode, due: datetime) -> Go:
-        instance, channel = self.instance, node.channel
+        instance, channel, scenario = self.instance, node.channel, self.scenario
         msg_id = message_id(instance.instance_id, instance.step)
         to = self.recipient(node)
-        reason = None
-        deliver_at = self.now
-        if node.to is None and not self.profile.consent(channel):
-            reason = "no_consent"
-        elif not to:
-            reason = "no_address"
-        else:
-            capped_until = self.frequency_cap(channel)
-            if capped_until is not None:
-                if self.scenario.frequency_cap and self.scenario.frequency_cap.on_cap == "delay":
-                    deliver_at = capped_until
-                else:
-                    reason = "capped"
+        reason, deliver_at = delivery.decide(scenario, channel, to, self.profile, self.now)
+        if reason is None and node.recheck is not None:
+            reason = delivery.recheck(
+                scenario, node_id, instance, self.profile, self.now, self.segments
+            )
         if reason is not None:
             self.effects.append(SendSkipped(msg_id, instance.instance_id, node_id, channel, reason))
             return f"skipped: {reason}", node.next
-        if self.scenario.quiet_hours is not None:
-            start, end_ = self.scenario.quiet_hours
-            deliver_at = after_quiet_hours(deliver_at, start, end_, self.tz)
         context = self.template_context()
-        subject, body, html, title, url, sender = self.scenario.send_renderers[node_id]
+        variant, renderers = None, scenario.send_renderers[node_id]
+        variants = scenario.send_variants[node_id]
+        if variants:
+            key = delivery.variant_for(self.profile.fields.get("locale"), variants)
+            if key is not None:
+                variant, renderers = variants[key]
+        subject, body, html, title, url, sender = renderers
         parts = (
             subject(context), body(context), html(context), title(context), url(context),
             sender(context),
@@ -537,6 +532,7 @@ class _Run:
                 msg_id, instance.instance_id, node_id, channel, to, *parts,
                 parse_duration(node.ttl) if node.ttl else None,  # ttl
                 deliver_at if deliver_at > self.now else None,  # deliver_at
+                variant, node.recheck is not None,
             )
         )  # fmt: skip
         sent = Message(msg_id, self.scenario.scenario_id, node_id, channel, deliver_at,
@@ -549,6 +545,7 @@ class _Run:
                 profile.events,
                 [*profile.messages, sent],
                 profile.profile_db,
+                profile.invalid,
             )
         )
         if deliver_at > self.now:
@@ -765,7 +762,12 @@ class _Run:
         )
         self.use_profile(
             Profile(
-                profile.profile_id, fields, profile.events, profile.messages, profile.profile_db
+                profile.profile_id,
+                fields,
+                profile.events,
+                profile.messages,
+                profile.profile_db,
+                profile.invalid,
             )
         )
         if changed:
@@ -845,36 +847,11 @@ class _Run:
         return self._context
 
     def recipient(self, node: SendNode) -> Any:
-        """The address to send to, or None when the profile has no valid one."""
+        """The address the message goes to: the rendered `to` override (None when it renders
+        empty), else the profile's own (delivery.own_address)."""
         if node.to is not None:
             return (self.scenario.render(node.to, self.template_context()) or "").strip() or None
-        fields = self.profile.fields
-        if node.channel == "email":
-            email = fields.get("email")
-            return email if valid_email(email) else None
-        if node.channel == "sms":
-            phone = fields.get("phone")
-            return phone if valid_phone(phone) else None
-        subscriptions = fields.get("push")
-        if isinstance(subscriptions, list):
-            return [s for s in subscriptions if valid_push_subscription(s)] or None
-        return None
-
-    def frequency_cap(self, channel: str) -> datetime | None:
-        """None when the cap allows a send now, else the earliest time it allows one."""
-        cap, window = self.scenario.frequency_cap, self.scenario.cap_window
-        if cap is None or window is None or (cap.channel and cap.channel != channel):
-            return None
-        since, only = self.now - window, cap.channel
-        sent = []
-        for message in self.profile.messages:
-            at = message.statuses.get("sent")
-            if at is not None and at > since and (only is None or message.channel == only):
-                sent.append(at)
-        if len(sent) < cap.max:
-            return None
-        sent.sort()
-        return sent[len(sent) - cap.max] + window
+        return delivery.own_address(node.channel, self.profile)
 
     def emit(self, event_type: str, data: dict[str, Any], key: str | None = None) -> None:
         """Emit an event; `key` tells apart events of one type emitted by one node visit."""

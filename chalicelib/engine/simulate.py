@@ -9,6 +9,10 @@ Measurement shows in the path: a profile that the scenario's holdout (or the glo
 control group, at `control_percent`) holds out has one entry with outcome `holdout`
 (`control`) and exits so; an experiment's entry names the branch it drew, or `winner: B`
 when `winners` gives the experiment a decided winner.
+
+A send held by quiet hours or the frequency cap whose node has a `recheck` is checked
+again when it would leave, as the channel worker does (delivery.py): it is reported sent,
+or skipped, then. Each send names the `variant` (locale) it was rendered from, if any.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from chalicelib.scenarios.durations import format_datetime, parse_duration
 from chalicelib.scenarios.facts import Event, Profile
 from chalicelib.scenarios.model import Duration, EventTrigger
 
+from . import delivery
 from .capture import capture
 from .compiled import CompiledScenario
 from .effects import CallWebhook, EmitEvent, Send, SendSkipped, SetTimer, TakePromoCode
@@ -140,6 +145,9 @@ class _Simulator:
                 self._on_event(payload, now)
             elif kind == "enter":
                 self._capture(payload, None, now)
+            elif kind == "leave":
+                instance_id, send = payload
+                self._leave(instance_id, send, now)
             else:
                 instance_id, stimulus = payload
                 self._advance(self.instances[instance_id], stimulus, now)
@@ -198,17 +206,12 @@ class _Simulator:
                     self.schedule(
                         effect.wake_at, "stimulus", (instance.instance_id, WakeUp(effect.step))
                     )
+                case Send() if effect.recheck and effect.deliver_at is not None:
+                    self.schedule(effect.deliver_at, "leave", (instance.instance_id, effect))
                 case Send():
                     self.sends.append(_send_report(effect, now))
                 case SendSkipped():
-                    self.skipped.append(
-                        {
-                            "at": format_datetime(now),
-                            "node": effect.node,
-                            "channel": effect.channel,
-                            "reason": effect.reason,
-                        }
-                    )
+                    self._skip(effect.node, effect.channel, effect.reason, now)
                 case CallWebhook():
                     body = self.request.webhooks.get(effect.node, {})
                     result = WebhookResult(effect.step, ok=True, status=200, body=body)
@@ -218,6 +221,22 @@ class _Simulator:
                     self.schedule(now, "stimulus", (instance.instance_id, code))
                 case EmitEvent():
                     self.schedule(now, "event", effect.event)
+
+    def _leave(self, instance_id: str, send: Send, now: datetime) -> None:
+        """A held send leaves: the checks the channel worker makes then, on the profile now."""
+        to = delivery.own_address(send.channel, self.profile) if send.channel == "push" else send.to
+        reason = delivery.refusal(send.channel, to, self.profile) or delivery.recheck(
+            self.scenario, send.node, self.instances[instance_id], self.profile, now, None
+        )
+        if reason is None:
+            self.sends.append(_send_report(send, now))
+        else:
+            self._skip(send.node, send.channel, reason, now)
+
+    def _skip(self, node: str, channel: str, reason: str, now: datetime) -> None:
+        self.skipped.append(
+            {"at": format_datetime(now), "node": node, "channel": channel, "reason": reason}
+        )
 
     def _report(self) -> dict[str, Any]:
         instances = list(self.instances.values())
@@ -243,4 +262,5 @@ def _send_report(send: Send, now: datetime) -> dict[str, Any]:
         "to": send.to,
         "subject": send.subject if send.channel == "email" else send.title,
         "body": send.body,
+        "variant": send.variant,
     }

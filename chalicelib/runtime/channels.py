@@ -19,9 +19,11 @@ crash) may or may not have reached the provider, and is never made again blind:
 - an SMS or a push has no such record: it is `failed` (`interrupted`), at once when the
   call went unanswered, after the lease when the worker died.
 
-Before a message goes out the worker checks the profile as it is now, since the
-journey decided to send: the channel's consent, an address that is valid and has not
-hard-bounced. A message that may not go out is `skipped` with its reason.
+Before a message goes out the worker asks the delivery policy again
+(`chalicelib/engine/delivery.py`, the rules the journey applied when it queued the
+message) with the profile as it is now: the channel's consent, an address that is valid
+and has not hard-bounced, and the send node's `recheck` condition. A message that may not
+go out is `skipped` with its reason, and counted so in the statistics.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import json
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.adapters import profiles as profile_items
@@ -38,15 +40,18 @@ from chalicelib.adapters import store
 from chalicelib.adapters.channels import DeliveryError, Gone, Unanswered, email, http, push, sms
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import time_value
-from chalicelib.adapters.dynamo import ConditionFailed
+from chalicelib.adapters.dynamo import ConditionFailed, transact
 from chalicelib.bootstrap import services
 from chalicelib.config import settings
-from chalicelib.scenarios.addresses import valid_email, valid_phone, valid_push_subscription
+from chalicelib.engine import delivery
+from chalicelib.scenarios.addresses import valid_push_subscription
 from chalicelib.scenarios.durations import format_datetime
+from chalicelib.scenarios.facts import Profile
 
-from . import feedback, tracking
+from . import feedback, stats, tracking
 from .commit import MAX_DELAY_SECONDS, REDISPATCH_AFTER, epoch
 from .messages import ChannelMessage, WebhookDone, parse
+from .segments import library
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +121,11 @@ def _send(claim: Claim) -> None:
     profile = store.profiles.get(
         {"pk": store.profile_partition(row["profile_db"], row["profile_id"]), "sk": "P"}
     )
-    reason = skip_reason(row, profile)
+    reason = skip_reason(row, profile) or _recheck(row)
     if reason is not None:
         _finish(claim, "skipped", reason=reason)
         _skipped_in_history(row, reason)
+        _count_skipped(row)
         logger.info("skipped", extra={"message_id": row["message_id"], "reason": reason})
         return
     try:
@@ -153,26 +159,43 @@ def _skipped_in_history(row: dict[str, Any], reason: str) -> None:
 
 
 def skip_reason(row: dict[str, Any], profile: dict[str, Any] | None) -> str | None:
-    """Why the message may not go out to this profile as it is now, or None."""
+    """Why the message may not go out to this profile as it is now, or None
+    (`delivery.refusal`: consent, a valid address that has not hard-bounced)."""
     if profile is None:
-        return "no_address"  # erased since the journey sent it
-    fields = profile.get("fields") or {}
-    channel, to = row["channel"], row.get("to")
-    consents = fields.get("consents")
-    consented = isinstance(consents, dict) and consents.get(channel) is True
-    if channel == "push":  # always the profile's own subscriptions: its consent applies
-        if not consented:
-            return "no_consent"
-        return None if _subscriptions(row, fields) else "no_address"
-    own = to == fields.get("email" if channel == "email" else "phone")
-    if own and not consented:
-        return "no_consent"  # an override recipient (a manager) is not the profile's consent
-    valid = valid_email if channel == "email" else valid_phone
-    if not valid(to):
-        return "no_address"
-    if (profile.get("invalid") or {}).get(channel) == to:
-        return "no_address"  # it bounced hard
-    return None
+        return delivery.NO_ADDRESS  # erased since the journey sent it
+    view = Profile(
+        profile.get("profile_id", row.get("profile_id", "")),
+        profile.get("fields") or {},
+        invalid=profile.get("invalid") or {},
+    )
+    channel = row["channel"]
+    to = _subscriptions(row, view.fields) if channel == "push" else row.get("to")
+    return delivery.refusal(channel, to, view)
+
+
+def _recheck(row: dict[str, Any]) -> str | None:
+    """`recheck` when the send node's recheck condition, evaluated again now with the
+    profile as it is (its events and messages too), is false; None when it holds or the
+    node has none."""
+    if not row.get("recheck"):
+        return None
+    storage = services().storage
+    scenario = storage.version(row["scenario_id"], int(row["version"]))
+    profile = storage.profile(row["profile_db"], row["profile_id"]).view
+    loaded = storage.instance(row["instance_id"])
+    instance = loaded.instance if loaded is not None else None
+    return delivery.recheck(scenario, row["node"], instance, profile, clock_now(), library)
+
+
+def _count_skipped(row: dict[str, Any]) -> None:
+    """Count a message skipped as it was to leave, like the journey counts the ones it skips.
+    (After the row's move to `skipped`: a crash in between loses the count, never doubles it.)"""
+    counter = stats.channel_counter("skipped", row["channel"], row["node"])
+    day = clock_now().astimezone(UTC).date()
+    key = row["message_id"]
+    transact(
+        [stats.counter_update(row["scenario_id"], int(row["version"]), day, key, {counter: 1})]
+    )
 
 
 def _to_provider(row: dict[str, Any], profile: dict[str, Any]) -> str | None:

@@ -116,6 +116,7 @@ class Commit:
                         channel=effect.channel, node=effect.node, status="skipped",
                         reason=effect.reason,
                     )  # fmt: skip
+                    self._count_skipped(instance, effect)
                 case CallWebhook():
                     self._call_webhook(instance, effect)
                 case TakePromoCode():
@@ -181,6 +182,8 @@ class Commit:
             subject=send.subject, body=send.body, html=send.html, title=send.title,
             url=send.url, sender=send.sender,
             ttl_seconds=int(send.ttl.total_seconds()) if send.ttl else None,
+            variant=send.variant,
+            recheck=True if send.recheck else None,  # the channel worker evaluates it again
         )  # fmt: skip
         self.changes.history.append(
             SentMessage(
@@ -288,6 +291,13 @@ class Commit:
     def _count(self, instance: Instance, stat: CountStat) -> None:
         name = stat.name if stat.node is None else f"{stat.name}|{stat.node}"
         self._add(instance, instance.version, name)
+
+    def _count_skipped(self, instance: Instance, skipped: SendSkipped) -> None:
+        from .stats import channel_counter  # stats builds on this module
+
+        self._add(
+            instance, instance.version, channel_counter("skipped", skipped.channel, skipped.node)
+        )
 
     def _move(self, before: Instance, version: int) -> None:
         """The step moved an instance onto a newer `version` of its scenario (a live edit):

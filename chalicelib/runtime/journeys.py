@@ -121,7 +121,8 @@ def needs_guard(scenario: CompiledScenario, trigger_id: str | None) -> bool:
     modes and trigger limits decide from the instances that exist, so two captures at
     once must not both decide on the same ones. Only `parallel` without a limit need not."""
     trigger = scenario.triggers.get(trigger_id) if trigger_id else None
-    return scenario.model.reentry != "parallel" or getattr(trigger, "limit", None) is not None
+    limited = getattr(trigger, "limit", None) is not None or scenario.model.entry_limit is not None
+    return scenario.model.reentry != "parallel" or limited
 
 
 def _instances_of(

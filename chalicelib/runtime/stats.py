@@ -11,7 +11,8 @@ once (`count_once`). Counter names:
   `node_moved_out|<node>` at the node they were on), so that a version's `active` and
   `current` count the profiles now in it; summed over versions they cancel out;
 - `node_entered|<node>`, `node_exited|<node>`: nodes;
-- `ch_<status>|<channel>|<node>`: messages of a send node by delivery status;
+- `ch_<status>|<channel>|<node>`: messages of a send node by delivery status, and
+  `skipped` ones (by the journey, or by the channel worker when they were to leave);
 - `revenue_cents`: `order.created` totals attributed to the scenario, in cents.
 """
 
@@ -30,7 +31,9 @@ logger = logging.getLogger(__name__)
 
 TOTALS = ("entered", "completed", "exited", "removed", "errors")
 MOVES = ("moved_in", "moved_out")
-CHANNEL_STATUSES = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "failed")
+CHANNEL_STATUSES = (
+    "sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "failed", "skipped",
+)  # fmt: skip
 REVENUE = "revenue_cents"
 ATTEMPTS = 5  # transactions cancelled by a concurrent writer are tried again this often
 

@@ -47,13 +47,15 @@ class Message:
 
 @dataclass(slots=True)
 class Profile:
-    """The view of a profile the engine needs: fields, recent events and messages."""
+    """The view of a profile the engine needs: fields, recent events and messages, and the
+    addresses that hard-bounced (`invalid`, by channel: not a field, the stack keeps it)."""
 
     profile_id: str
     fields: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     profile_db: str = "default"
+    invalid: dict[str, Any] = field(default_factory=dict)
 
     @property
     def timezone(self) -> str | None:

@@ -347,6 +347,9 @@ class MessageTemplate(Model):
 
 MAX_PUSH_TTL = timedelta(hours=72)
 MAX_CALL_TIMEOUT = timedelta(seconds=25)
+# A BCP 47 language tag: a language, then subtags (script, region, variant), `-`-separated.
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
+LocaleTag = Annotated[str, Field(pattern=LOCALE_PATTERN, examples=["de", "pt-BR"])]
 
 
 class SendNode(Model):
@@ -355,7 +358,33 @@ class SendNode(Model):
     template: MessageTemplate
     to: Template | None = None
     ttl: Duration | None = None
+    recheck: Condition | None = Field(
+        None, description="evaluated again when the message leaves; false: skipped (`recheck`)"
+    )
+    variants: dict[LocaleTag, MessageTemplate] = Field(
+        default_factory=dict, description="templates by the profile's `locale` (SPEC §1.3)"
+    )
     next: str | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _address_override(cls, to: str | None, info: ValidationInfo) -> str | None:
+        if to is not None and info.data.get("channel") == "push":
+            raise ValueError(
+                "'to' applies to email and sms: a push goes to the profile's own devices"
+            )
+        return to
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct_locales(cls, variants: dict[str, MessageTemplate]) -> dict[str, MessageTemplate]:
+        """Locale tags are case-insensitive: two keys that differ only in case are one."""
+        seen: dict[str, str] = {}
+        for tag in variants:
+            other = seen.setdefault(tag.lower(), tag)
+            if other != tag:
+                raise ValueError(f"variants {other!r} and {tag!r} name the same locale")
+        return variants
 
     @field_validator("ttl")
     @classmethod

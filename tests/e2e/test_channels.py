@@ -132,6 +132,54 @@ def test_a_consent_revoked_before_delivery_skips_the_send(stack: Stack) -> None:
     assert emails() == []
 
 
+def test_a_held_message_whose_recheck_fails_when_it_leaves_is_skipped(stack: Stack) -> None:
+    """Held by quiet hours; meanwhile the profile stopped being a VIP. The journey's check
+    held when it queued the message, the channel worker's fails when it leaves."""
+    mail = send_node("email", subject="VIPs only")
+    mail["recheck"] = {"field": "profile.tier", "op": "eq", "value": "vip"}
+    scenario_id = stack.create(
+        scenario(
+            {"mail": mail},
+            [on_event("signup", "mail")],
+            quiet_hours={"start": "09:00", "end": "12:00"},  # START is 10:00: held until noon
+        )
+    )
+    stack.upsert("ada", person("ada", tier="vip"))
+    stack.event("signup", "ada")
+    stack.drain()
+    (row,) = rows(channel="email")
+    assert (row["status"], row["recheck"]) == ("queued", True)
+    stack.upsert("ada", {"tier": "basic"})
+    stack.advance("PT3H")
+
+    (row,) = rows(channel="email")
+    assert (row["status"], row["reason"]) == ("skipped", "recheck")
+    assert emails() == []
+    assert stack.stats(scenario_id)["channels"]["email"]["skipped"] == 1
+    assert stack.stats(scenario_id)["channels"]["email"]["sent"] == 0
+
+
+def test_a_held_message_whose_recheck_still_holds_goes_out(stack: Stack) -> None:
+    mail = send_node("email", subject="VIPs only")
+    mail["recheck"] = {"field": "profile.tier", "op": "eq", "value": "vip"}
+    stack.create(
+        scenario(
+            {"mail": mail},
+            [on_event("signup", "mail")],
+            quiet_hours={"start": "09:00", "end": "12:00"},
+        )
+    )
+    stack.upsert("ada", person("ada", tier="vip"))
+    stack.event("signup", "ada")
+    stack.drain()
+    stack.upsert("ada", {"first_name": "Ada Lovelace"})
+    stack.advance("PT3H")
+
+    (row,) = rows(channel="email")
+    assert row["status"] == "sent"
+    assert len(emails()) == 1
+
+
 def test_a_hard_bounced_address_is_not_mailed_again(stack: Stack) -> None:
     stack.create(
         scenario(

@@ -680,7 +680,7 @@ def test_stats_by_version_and_summed(stack: Stack) -> None:
     }
     assert (summed["entered"], summed["active"]) == (2, 2)
     sent = {"sent": 2, "delivered": 0, "opened": 0, "clicked": 0}
-    sent.update(bounced=0, unsubscribed=0, failed=0)
+    sent.update(bounced=0, unsubscribed=0, failed=0, skipped=0)
     assert summed["nodes"]["hello"] == {
         "entered": 2,
         "exited": 2,
@@ -716,6 +716,7 @@ def test_stats_count_sends_by_channel_and_revenue(stack: Stack) -> None:
         "bounced": 0,
         "unsubscribed": 0,
         "failed": 0,
+        "skipped": 0,
     }
     assert summed["revenue"] == 25.5
 

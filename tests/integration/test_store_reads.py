@@ -11,6 +11,7 @@ from chalicelib.adapters import dynamodb_storage, store
 from chalicelib.adapters.codec import instance_from_values, instance_to_values
 from chalicelib.adapters.dynamodb_storage import DynamoStorage
 from chalicelib.engine import Instance
+from chalicelib.engine.state import BranchTaken
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
@@ -137,6 +138,10 @@ def instance(number: int, **changes: Any) -> Instance:
         "vars": {"promo_code": "A1", "score": 0.5},
         "codes": {"code": "A1"},
         "path": [{"at": format_datetime(T0), "node": "wait", "outcome": "waiting"}],
+        "group": "holdout",
+        "reentry_key": "cart-7",
+        "branches": {"test": BranchTaken("B", T0 + timedelta(seconds=1))},
+        "measured": {"conversion": T0 + timedelta(hours=2)},
     }
     values.update(changes)
     return Instance(**values)

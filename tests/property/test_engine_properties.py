@@ -450,7 +450,7 @@ def _other_node(draw: st.DrawFn, kind: str) -> dict[str, Any]:
             )
         )
         node = {"type": "send", "channel": channel, "template": parts}
-        if draw(st.integers(0, 4)) == 0:
+        if channel != "push" and draw(st.integers(0, 4)) == 0:
             node["to"] = draw(st.sampled_from(("boss@example.com", "{{ profile.manager }}", " ")))
         if channel == "push" and draw(st.booleans()):
             node["ttl"] = draw(st.sampled_from(("PT1H", "PT72H")))

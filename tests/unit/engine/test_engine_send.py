@@ -20,6 +20,7 @@ from chalicelib.engine import (
     message_id,
 )
 from chalicelib.scenarios.facts import Message
+from chalicelib.scenarios.validation import check_scenario
 
 MAIL = {
     "type": "send",
@@ -435,3 +436,119 @@ def test_a_to_override_that_renders_too_much_is_an_error(make_scenario, make_pro
     step = enter(scenario, make_profile(bio=BIG)).steps[-1]
 
     assert (step.instance.status, step.instance.reason) == (ERROR, "render_limit")
+
+
+# --- recheck -------------------------------------------------------------------------
+
+VIP = {"field": "profile.tier", "op": "eq", "value": "vip"}
+
+
+def test_a_recheck_false_when_the_journey_reaches_the_send_skips_it(
+    make_scenario, make_profile, enter, pick, path_of
+):
+    scenario = make_scenario({"mail": {**MAIL, "recheck": VIP}, "done": DONE})
+
+    step = enter(scenario, make_profile(tier="basic")).steps[-1]
+
+    assert pick(step, Send) == []
+    assert [(s.node, s.reason) for s in pick(step, SendSkipped)] == [("mail", "recheck")]
+    assert path_of(step)[0] == ("mail", "skipped: recheck")
+    assert step.profile.messages == []
+
+
+def test_a_send_with_a_recheck_that_holds_goes_out_marked_to_be_rechecked(
+    make_scenario, make_profile, enter, pick
+):
+    plain = make_scenario({"mail": MAIL, "done": DONE})
+    rechecked = make_scenario({"mail": {**MAIL, "recheck": VIP}, "done": DONE})
+
+    [send] = pick(enter(rechecked, make_profile(tier="vip")).steps[-1], Send)
+    [unmarked] = pick(enter(plain, make_profile(tier="vip")).steps[-1], Send)
+
+    assert send.recheck is True
+    assert unmarked.recheck is False
+
+
+def test_a_recheck_sees_the_journeys_entry_event(
+    make_scenario, make_profile, make_event, enter, pick
+):
+    recheck = {"field": "event.data.order_id", "op": "eq", "value": "A-17"}
+    scenario = make_scenario({"mail": {**MAIL, "recheck": recheck}, "done": DONE})
+
+    kept = enter(scenario, make_profile(), make_event(data={"order_id": "A-17"})).steps[-1]
+    other = enter(scenario, make_profile(), make_event(data={"order_id": "B-2"})).steps[-1]
+
+    assert len(pick(kept, Send)) == 1
+    assert [s.reason for s in pick(other, SendSkipped)] == ["recheck"]
+
+
+# --- variants ------------------------------------------------------------------------
+
+LOCALISED = {
+    **MAIL,
+    "variants": {
+        "de": {"subject": "Willkommen, {{ profile.first_name }}", "body": "Hallo"},
+        "pt-BR": {"subject": "Bem-vinda", "body": "Olá"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "variant"),
+    [
+        ("de", "Willkommen, Ada", "de"),
+        ("de-CH", "Willkommen, Ada", "de"),  # by language
+        ("pt-BR", "Bem-vinda", "pt-BR"),
+        ("pt_br", "Bem-vinda", "pt-BR"),
+        ("pt", "Welcome, Ada", None),  # no telling it is Brazilian: the node's own
+        ("fr", "Welcome, Ada", None),
+        (None, "Welcome, Ada", None),
+    ],
+)
+def test_the_variant_for_the_profiles_locale_is_sent(
+    make_scenario, make_profile, enter, pick, locale, subject, variant
+):
+    scenario = make_scenario({"mail": LOCALISED, "done": DONE})
+
+    [send] = pick(enter(scenario, make_profile(locale=locale)).steps[-1], Send)
+
+    assert (send.subject, send.variant) == (subject, variant)
+
+
+def test_a_variant_takes_the_parts_it_leaves_out_from_the_nodes_template(
+    make_scenario, make_profile, enter, pick
+):
+    scenario = make_scenario({"mail": LOCALISED, "done": DONE})
+
+    [send] = pick(enter(scenario, make_profile(locale="de")).steps[-1], Send)
+
+    assert (send.subject, send.body) == ("Willkommen, Ada", "Hallo")
+    assert (send.html, send.sender) == ("<p>Ada</p>", "shop@example.com")
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        ({"variants": {"deutsch!": {"body": "x"}}}, "$.nodes.mail.variants", "pattern"),
+        (
+            {"variants": {"pt-BR": {"body": "x"}, "pt-br": {"body": "y"}}},
+            "$.nodes.mail.variants",
+            "name the same locale",
+        ),
+        ({"variants": {"de": {"body": "{{ oops"}}}, "$.nodes.mail.variants.de.body", "compile"),
+        ({"variants": {"de": {"sender": "x"}}}, "$.nodes.mail.variants.de.sender", "unknown"),
+        ({"recheck": {"field": "nowhere", "op": "eq", "value": 1}}, "$.nodes.mail.recheck", ""),
+    ],
+)
+def test_variants_and_recheck_are_validated(change, path, message):
+    document = {"name": "t", "entry": "mail", "nodes": {"mail": {**MAIL, "next": None, **change}}}
+    _, problems = check_scenario(document)
+
+    assert any(p.path.startswith(path) and message in p.message for p in problems), problems
+
+
+def test_to_is_refused_on_a_push_send():
+    push = {"type": "send", "channel": "push", "template": {"title": "Hi"}, "to": "x"}
+    _, problems = check_scenario({"name": "t", "entry": "push", "nodes": {"push": push}})
+
+    assert [p.path for p in problems] == ["$.nodes.push.to"]

@@ -60,6 +60,7 @@ def test_a_profile_that_confirms_gets_the_promo_code(welcome):
         "to": "ada@example.com",
         "subject": "Welcome, Ada",
         "body": "Glad to have you, Ada.",
+        "variant": None,
     }
     assert promo_email["node"] == "promo_email"
     assert promo_email["at"] == "2026-06-02T09:00:00Z"
@@ -172,3 +173,52 @@ def test_a_null_field_is_no_field_as_put_profiles_takes_it():
     report = simulate(scenario, Simulation.model_validate({"profile": {"fields": fields}}), START)
 
     assert [send["subject"] for send in report["sends"]] == ["Hi "]
+
+
+def held_reminder() -> CompiledScenario:
+    """A reminder held by quiet hours until 12:00 UTC (13:00 in London), rechecked then:
+    only to a profile that has not ordered since it entered. In German for German speakers."""
+    reminder = {
+        "type": "send",
+        "channel": "email",
+        "template": {"subject": "Still thinking?", "body": "Your cart"},
+        "variants": {"de": {"subject": "Noch am Überlegen?"}},
+        "recheck": {
+            "event_count": {"type": "order.created", "since": "entry"},
+            "op": "eq",
+            "value": 0,
+        },
+    }
+    document = {
+        "name": "Reminder",
+        "entry": "reminder",
+        "quiet_hours": {"start": "09:00", "end": "13:00"},
+        "nodes": {"reminder": reminder},
+    }
+    return CompiledScenario.from_document(document, scenario_id="reminder")
+
+
+def test_a_held_send_is_rechecked_when_it_would_leave():
+    ordered = {"at": "PT1H", "type": "order.created", "data": {"total": 30}}
+    request = Simulation.model_validate({"profile": ADA, "events": [ordered], "until": "P1D"})
+
+    report = simulate(held_reminder(), request, START)
+
+    assert report["sends"] == []
+    assert report["skipped"] == [
+        {"at": "2026-06-01T12:00:00Z", "node": "reminder", "channel": "email", "reason": "recheck"}
+    ]
+
+
+def test_a_held_send_whose_recheck_holds_is_shown_with_its_variant():
+    request = Simulation.model_validate({"profile": {**ADA, "locale": "de-DE"}, "until": "P1D"})
+
+    report = simulate(held_reminder(), request, START)
+
+    [send] = report["sends"]
+    assert (send["at"], send["subject"], send["variant"]) == (
+        "2026-06-01T12:00:00Z",
+        "Noch am Überlegen?",
+        "de",
+    )
+    assert report["skipped"] == []
