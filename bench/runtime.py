@@ -342,6 +342,8 @@ def journeys_figures() -> dict[str, tuple[float, str]]:
                                         "profile_id": f"p{n}", "id": f"view-p{n}"})  # fmt: skip
             runtime.drain()
             idle_meter.active = idle_functions.active = False
+            if scenarios_stats(meta["scenario_id"]) != stats:  # the figures would lie
+                raise RuntimeError("an event meant to move no journey moved one")
         finally:
             use_clock(previous)
             crm.shutdown()
