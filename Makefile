@@ -66,7 +66,8 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## make bench: engine speed on one core, then the runtime's requests, cost, campaign scaling
+## make bench: engine speed on one core, then the runtime's requests and all-in cost per
+## journey (Lambda, DynamoDB, SQS, API Gateway, beside Step Functions), campaign scaling
 ## and wake-up lateness, then the e-mail worker's rate and requests per message, then the
 ## local stack's memory over 120 virtual days (fails over 1 GB); prints
 ## `name: value unit` lines and writes bench/results.json

@@ -2,11 +2,30 @@
 
 Prints `name: value unit` lines and merges them into bench/results.json.
 
-- AWS requests per journey of the welcome series, on in-process moto through the real
-  handlers (captures, pauses, sends, the webhook, the promo code), counted with botocore
-  event hooks by service and operation — the queue polling and deleting that Lambda's
-  event source mappings do included — and the dollar cost per million journeys at
-  on-demand prices beside Step Functions Standard for the same graph.
+- The full cost of a journey of the welcome series, on in-process moto through the real
+  handlers (captures, pauses, sends, the webhook, the promo code), its sign-up and its
+  confirmation sent through the HTTP API as a client sends them:
+  - AWS requests by service and operation, counted with botocore event hooks — the queue
+    polling and deleting that Lambda's event source mappings do included;
+  - Lambda invocations: each SQS batch handed to a handler (as full as the bench's
+    journeys, started together, fill them: a trickle of traffic fills them less), each
+    HTTP request, and a schedule's minute tick when it did work for journeys (fired a
+    timer, started a run; once per handler and minute). Ticks with nothing to do are the
+    stack's fixed cost (two functions once a minute), as are the schedules' index queries;
+  - Lambda duration: each invocation's wall time in-process less its time inside AWS
+    calls (in-process moto's, nothing like AWS's), plus a stated latency per call
+    (AWS_LATENCY: 5 ms a DynamoDB call, 10 ms an SQS call, 30 ms an SES or SNS send),
+    rounded up to the millisecond, in GB-seconds at the packaged functions' memory size
+    (`.chalice/config.json`). Cold starts' init time is left out;
+  - the dollar cost per million journeys at on-demand list prices, by share (DynamoDB,
+    SQS, Lambda, API Gateway) and in all; the messages themselves (SES, SMS) are priced
+    apart. Beside it Step Functions for the same graph: Standard, per state transition;
+    and Express, which cannot hold a journey that waits days (an execution lasts at most
+    5 minutes), priced as one execution per waking step (the entry, then each pause's
+    end) billed its least (100 ms at 64 MB), plus the EventBridge Scheduler invocation
+    that would start each one after a pause: the orchestration alone, as for Standard.
+- The requests, invocations and cost of an event that moves no journey: one for a
+  profile whose journeys are over, of a type no trigger takes, sent through the API.
 - A segment campaign over 10,000 and 100,000 profiles: the fan-out (parallel Scan,
   segment evaluation, SendMessageBatch of captures) in requests and time per profile,
   and the captures themselves per member, measured on the smaller run. Up to
@@ -35,7 +54,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -60,11 +79,26 @@ SWEPT_PAUSE = 90  # seconds: with precise delays off, only the minute sweeper wa
 SWEPT_PROFILES = int(os.environ.get("BENCH_SWEPT_PROFILES", "20"))
 SWEEP_TICK_SLACK = 20  # seconds after a whole minute (the sweeper's tick) a swept wake-up may come
 
-# On-demand list prices (DESIGN.md).
+# On-demand list prices, us-east-1, free tiers left out (DESIGN.md).
 DYNAMODB_WRITE_UNIT = 0.625e-6
 DYNAMODB_READ_UNIT = 0.125e-6
 SQS_REQUEST = 0.40e-6
-STEP_FUNCTIONS_TRANSITION = 25e-6
+LAMBDA_REQUEST = 0.20e-6  # x86
+LAMBDA_GB_SECOND = 0.0000166667  # x86, billed per 1 ms
+API_GATEWAY_REQUEST = 3.50e-6  # REST API (what Chalice deploys), first 333 million a month
+STEP_FUNCTIONS_TRANSITION = 25e-6  # Standard
+EXPRESS_REQUEST = 1.00e-6  # Step Functions Express, per execution
+EXPRESS_GB_SECOND = 0.0000166667  # first 1,000 GB-hours a month
+EXPRESS_BILLED_GB = 64 / 1024  # memory is billed in 64 MB chunks: a small workflow's is one
+EXPRESS_BILLED_SECONDS = 0.1  # duration is billed per 100 ms: what one short execution bills
+SCHEDULER_INVOCATION = 1.00e-6  # EventBridge Scheduler: what would start each waking execution
+
+# Stated AWS latency of one API call from Lambda, in place of in-process moto's time
+AWS_LATENCY = {"dynamodb": 0.005, "sqs": 0.010}
+SENDING_LATENCY = 0.030  # SES and SNS (the channels' sends)
+LAMBDA_MEMORY_GB = (
+    json.loads((ROOT / ".chalice" / "config.json").read_text())["lambda_memory_size"] / 1024
+)
 
 WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 READS = {"GetItem", "Query", "Scan"}
@@ -88,7 +122,7 @@ class JourneyMeter:
     """The requests journeys cause, by operation, with their capacity units: a write of n KB
     costs n units (twice in a transaction), a read one unit per call (items here are under
     4 KB). Left out: the sweeper's and the schedule tick's index queries, a fixed cost per
-    minute whatever the traffic (reported apart), and the local stack's own queue-depth
+    minute whatever the traffic, and the local stack's own queue-depth
     checks and empty polls; a ReceiveMessage counts when it brought messages."""
 
     FIXED_INDEXES = ("by_due", "pending")
@@ -138,33 +172,151 @@ def _kilobytes(value: Any) -> int:
     return max(1, math.ceil(len(json.dumps(value)) / 1024))
 
 
+class LambdaMeter:
+    """Lambda invocations journeys cause, by function, and their billed seconds: each
+    one's wall time less the time inside AWS calls (moto's, in-process), plus the stated
+    AWS_LATENCY per call, rounded up to the millisecond as Lambda bills it.
+
+    Counted: every SQS batch handed to a handler, every HTTP request, and a minute's
+    schedule or stream invocation when its answer counts work done (a timer fired, a run
+    started): once per handler and minute, as EventBridge calls each once a minute
+    however many timers came due in it (the virtual clock stops at each due moment)."""
+
+    def __init__(self, *clients: Any) -> None:
+        self.invocations: Counter[str] = Counter()
+        self.billed: dict[str, float] = defaultdict(float)  # seconds, by function
+        self.latency_seconds = 0.0  # of the billed: the stated AWS latency
+        self.messages = 0  # SQS messages in the batches
+        self.active = False
+        self._ticks: set[tuple[str, str]] = set()
+        self._running = False
+        self._moto = 0.0  # the running invocation's time in AWS calls, and its stated latency
+        self._latency = 0.0
+        self._call_began = 0.0
+        for aws_client in clients:
+            aws_client.meta.events.register("before-call", self._call_begins)
+            aws_client.meta.events.register("after-call", self._call_ends)
+            aws_client.meta.events.register("after-call-error", self._call_ends)
+
+    def _call_begins(self, **_: Any) -> None:
+        self._call_began = time.perf_counter()
+
+    def _call_ends(self, event_name: str, **_: Any) -> None:
+        service = event_name.split(".")[1]
+        self._moto += time.perf_counter() - self._call_began
+        self._latency += AWS_LATENCY.get(service, SENDING_LATENCY)
+
+    def wrap(self, handler: Any, function: str, ticks: bool = False) -> Any:
+        """`handler`, metered as an invocation of `function`; `ticks`: a schedule's or a
+        stream's, counted only when it did some work."""
+
+        def metered(event: dict[str, Any], context: Any) -> Any:
+            if not self.active or self._running:
+                return handler(event, context)
+            self._running, self._moto, self._latency = True, 0.0, 0.0
+            began = time.perf_counter()
+            try:
+                answer = handler(event, context)
+            finally:
+                self._running = False
+            spent = time.perf_counter() - began - self._moto + self._latency
+            billed = math.ceil(spent * 1000) / 1000
+            if ticks and not any(answer.values()):
+                return answer  # nothing to do: the stack's fixed cost per minute
+            self.billed[function] += billed
+            self.latency_seconds += self._latency
+            if not ticks:
+                self.invocations[function] += 1
+                self.messages += len(event.get("Records", []))
+            elif (function, event.get("time", "")[:16]) not in self._ticks:
+                self.invocations[function] += 1
+                if "time" in event:  # a scheduled event: one invocation a minute
+                    self._ticks.add((function, event["time"][:16]))
+            return answer
+
+        return metered
+
+    @property
+    def billed_seconds(self) -> float:
+        return sum(self.billed.values())
+
+    def cost(self) -> float:
+        """Dollars, at the packaged functions' memory size."""
+        requests = sum(self.invocations.values())
+        return requests * LAMBDA_REQUEST + self.billed_seconds * LAMBDA_MEMORY_GB * LAMBDA_GB_SECOND
+
+
+def metered_runtime(app: Any, meter: LambdaMeter) -> Any:
+    """The local stack's queue pumps, schedules and streams, calling `meter`'s handlers."""
+    from chalicelib.local.stack import Runtime
+
+    runtime = Runtime(app)
+    for pump in runtime.pumps:
+        pump.handler = meter.wrap(pump.handler, f"handle_{pump.queue}")
+    runtime.schedules = [meter.wrap(h, h.func.__name__, ticks=True) for h in runtime.schedules]
+    runtime.streams = {
+        table: meter.wrap(h, h.func.__name__, ticks=True) for table, h in runtime.streams.items()
+    }
+    return runtime
+
+
+class Api:
+    """The stack's HTTP API as a client calls it: API Gateway (REST) in front of the app,
+    in-process, each request one invocation of the API's function."""
+
+    def __init__(self, app: Any, meter: LambdaMeter) -> None:
+        from chalice.config import Config
+
+        from chalicelib.local.gateway import ApiGateway
+
+        gateway = ApiGateway(app, Config.create(chalice_stage="bench", app_name="scenaria"))
+        self._call = meter.wrap(lambda request, _: gateway.handle_request(**request), "api")
+
+    def __call__(self, method: str, path: str, body: Any) -> Any:
+        headers = {"x-api-key": "bench", "content-type": "application/json"}
+        request = {
+            "method": method,
+            "path": path,
+            "headers": headers,
+            "body": json.dumps(body).encode(),
+        }
+        answer = self._call(request, None)
+        if answer["statusCode"] >= 300:
+            raise RuntimeError(f"{method} {path}: {answer['statusCode']} {answer['body']!r}")
+        return json.loads(answer["body"] or "null")
+
+
 def journeys_figures() -> dict[str, tuple[float, str]]:
-    """Requests and cost per welcome-series journey."""
+    """Requests, Lambda time and cost per welcome-series journey, beside Step Functions;
+    then the requests of an event that moves no journey."""
     with in_process_stack():
         bootstrap()
         from app import app
         from chalicelib.adapters.aws import client
         from chalicelib.adapters.clock import VirtualClock, use_clock
         from chalicelib.local.clock import advance_to
-        from chalicelib.local.stack import Runtime, create_resources
-        from chalicelib.runtime import profiles, promo, scenarios
-        from chalicelib.scenarios.facts import Event
+        from chalicelib.local.stack import create_resources
+        from chalicelib.runtime import promo, scenarios
 
         create_resources()
         start = datetime(2026, 6, 1, 10, tzinfo=UTC)
         clock = VirtualClock(start)
         previous = use_clock(clock)
-        meter = JourneyMeter()
-        meter.attach(client("dynamodb"), client("sqs"))
+        clients = [client(service) for service in ("dynamodb", "sqs", "sesv2", "sns")]
+        meter, idle_meter = JourneyMeter(), JourneyMeter()
+        functions, idle_functions = LambdaMeter(*clients), LambdaMeter(*clients)
+        for each in (meter, idle_meter):
+            each.attach(clients[0], clients[1])
         try:
-            runtime = Runtime(app)
+            runtime = metered_runtime(app, functions)
             crm = call_center()
             example = (ROOT / "examples" / "welcome.json").read_text()
             meta = scenarios.create(json.loads(example.replace(CRM, crm.url)))
             scenarios.activate(meta["scenario_id"])
             promo.add_codes("WELCOME10", [f"CODE{n:05d}" for n in range(JOURNEYS)])
             runtime.drain()
-            meter.active = True
+            api = Api(app, functions)
+            meter.active = functions.active = True
             for n in range(JOURNEYS):
                 fields = {
                     "first_name": f"P{n}",
@@ -172,41 +324,91 @@ def journeys_figures() -> dict[str, tuple[float, str]]:
                     "phone": f"+1415555{n:04d}",
                     "consents": {"email": True, "sms": True},
                 }
-                profiles.upsert("customers", f"p{n}", fields, "form")
+                api("PUT", f"/profiles/customers/p{n}", {"fields": fields, "source": "form"})
             runtime.drain()
             advance_to(runtime, clock, start + timedelta(hours=5))
             for n in range(0, JOURNEYS, 2):  # half the profiles confirm their address
-                event = Event("subscription.confirmed", clock.now(), {}, id=f"confirm-p{n}")
-                profiles.publish("customers", [(f"p{n}", event)])
+                api("POST", "/events", {"type": "subscription.confirmed", "profile_db": "customers",
+                                        "profile_id": f"p{n}", "id": f"confirm-p{n}"})  # fmt: skip
             advance_to(runtime, clock, start + timedelta(days=4))
-            meter.active = False
+            meter.active = functions.active = False
             stats = scenarios_stats(meta["scenario_id"])
+            # Every journey is over: events now find no journey to move and no trigger.
+            runtime = metered_runtime(app, idle_functions)
+            api = Api(app, idle_functions)
+            idle_meter.active = idle_functions.active = True
+            for n in range(JOURNEYS):
+                api("POST", "/events", {"type": "page.viewed", "profile_db": "customers",
+                                        "profile_id": f"p{n}", "id": f"view-p{n}"})  # fmt: skip
+            runtime.drain()
+            idle_meter.active = idle_functions.active = False
+            if scenarios_stats(meta["scenario_id"]) != stats:  # the figures would lie
+                raise RuntimeError("an event meant to move no journey moved one")
         finally:
             use_clock(previous)
             crm.shutdown()
+    figures = journey_cost(meter, functions)
+    transitions = stats["node_transitions"] / JOURNEYS
+    wakes = stats["pauses_ended"] / JOURNEYS  # each pause that ends wakes the journey once
+    express = (1 + wakes) * (
+        EXPRESS_REQUEST + EXPRESS_BILLED_SECONDS * EXPRESS_BILLED_GB * EXPRESS_GB_SECOND
+    )
+    express += wakes * SCHEDULER_INVOCATION
+    print(f"#   completed {stats['completed']}, node transitions {stats['node_transitions']}, "
+          f"pauses ended {stats['pauses_ended']}")  # fmt: skip
+    idle = journey_cost(idle_meter, idle_functions, label="event that moves no journey")
+    return {
+        **figures,
+        "step_functions_cost_per_million_journeys": (transitions * STEP_FUNCTIONS_TRANSITION * 1e6, "USD"),
+        "step_functions_express_cost_per_million_journeys": (express * 1e6, "USD"),
+        "node_transitions_per_journey": (transitions, "transitions"),
+        "express_executions_per_journey": (1 + wakes, "executions"),
+        "idle_event_aws_requests": idle["aws_requests_per_journey"],
+        "idle_event_lambda_invocations": idle["lambda_invocations_per_journey"],
+        "idle_event_cost_per_million_events": idle["cost_per_million_journeys"],
+    }  # fmt: skip
+
+
+def journey_cost(
+    meter: JourneyMeter, functions: LambdaMeter, label: str = "journey"
+) -> dict[str, tuple[float, str]]:
+    """Per-journey figures of what the meters counted over JOURNEYS journeys (or events),
+    printed with the requests by operation and the cost's shares."""
     by_operation = meter.counts
-    per_journey = sum(by_operation.values()) / JOURNEYS
     sqs = sum(n for name, n in by_operation.items() if name.startswith("sqs.")) / JOURNEYS
     write_units, read_units = meter.write_units / JOURNEYS, meter.read_units / JOURNEYS
-    cost = write_units * DYNAMODB_WRITE_UNIT + read_units * DYNAMODB_READ_UNIT + sqs * SQS_REQUEST
-    transitions = stats["node_transitions"] / JOURNEYS
-    print(
-        f"# welcome series, {JOURNEYS} journeys (half confirm): requests by operation per journey"
-    )
+    shares = {
+        "dynamodb": write_units * DYNAMODB_WRITE_UNIT + read_units * DYNAMODB_READ_UNIT,
+        "sqs": sqs * SQS_REQUEST,
+        "lambda": functions.cost() / JOURNEYS,
+        "api_gateway": functions.invocations["api"] * API_GATEWAY_REQUEST / JOURNEYS,
+    }
+    invocations = sum(functions.invocations.values()) / JOURNEYS
+    batches = sum(n for name, n in functions.invocations.items() if name.startswith("handle_"))
+    print(f"# welcome series, {JOURNEYS} journeys (half confirm): per {label}")
+    print("#   AWS requests by operation:")
     for name, count in by_operation.most_common():
-        print(f"#   {name}: {count / JOURNEYS:.1f}")
-    print(f"#   completed {stats['completed']}, node transitions {stats['node_transitions']}")
+        print(f"#     {name}: {count / JOURNEYS:.2f}")
+    print(f"#   Lambda invocations and billed ms by function ({functions.messages / max(1, batches):.1f} "
+          f"messages per SQS batch):")  # fmt: skip
+    for name, count in functions.invocations.most_common():
+        print(
+            f"#     {name}: {count / JOURNEYS:.2f}, {functions.billed[name] / JOURNEYS * 1000:.1f} ms"
+        )
+    print(f"#   Lambda billed time {functions.billed_seconds / JOURNEYS * 1000:.1f} ms at "
+          f"{LAMBDA_MEMORY_GB * 1024:.0f} MB, of which the stated AWS latency "
+          f"{functions.latency_seconds / JOURNEYS * 1000:.1f} ms")  # fmt: skip
+    print("#   cost per million: " + ", ".join(f"{k} ${v * 1e6:.2f}" for k, v in shares.items())
+          + f", total ${sum(shares.values()) * 1e6:.2f}")  # fmt: skip
     return {
-        "aws_requests_per_journey": (per_journey, "requests"),
+        "aws_requests_per_journey": (sum(by_operation.values()) / JOURNEYS, "requests"),
         "dynamodb_write_units_per_journey": (write_units, "WCU"),
         "dynamodb_read_units_per_journey": (read_units, "RCU"),
         "sqs_requests_per_journey": (sqs, "requests"),
-        "cost_per_million_journeys": (cost * 1e6, "USD"),
-        "step_functions_cost_per_million_journeys": (
-            transitions * STEP_FUNCTIONS_TRANSITION * 1e6,
-            "USD",
-        ),
-        "node_transitions_per_journey": (transitions, "transitions"),
+        "lambda_invocations_per_journey": (invocations, "invocations"),
+        "lambda_billed_ms_per_journey": (functions.billed_seconds / JOURNEYS * 1000, "ms"),
+        **{f"{name}_cost_per_million_journeys": (v * 1e6, "USD") for name, v in shares.items()},
+        "cost_per_million_journeys": (sum(shares.values()) * 1e6, "USD"),
     }
 
 
@@ -241,8 +443,15 @@ def scenarios_stats(scenario_id: str) -> dict[str, int]:
     from chalicelib.runtime.stats import scenario_stats
 
     figures = scenario_stats(scenario_id)
+    pauses = [node for node, spec in welcome_nodes().items() if spec["type"] == "pause"]
     return {"completed": figures["completed"] + figures["exited"],
-            "node_transitions": sum(n["entered"] for n in figures["nodes"].values())}  # fmt: skip
+            "node_transitions": sum(n["entered"] for n in figures["nodes"].values()),
+            "pauses_ended": sum(figures["nodes"].get(node, {}).get("entered", 0) for node in pauses)}  # fmt: skip
+
+
+def welcome_nodes() -> dict[str, Any]:
+    nodes: dict[str, Any] = json.loads((ROOT / "examples" / "welcome.json").read_text())["nodes"]
+    return nodes
 
 
 def campaign_figures() -> dict[str, tuple[float, str]]:
