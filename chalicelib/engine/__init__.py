@@ -19,7 +19,7 @@ from .effects import (
     TakePromoCode,
     UpdateProfile,
 )
-from .interpreter import Step, advance, end, message_id, migrate, resume, start
+from .interpreter import Step, advance, end, message_id, migrate, reacts_to, resume, start
 from .measure import Decision, convert, decide, engage, group_of
 from .simulate import Simulation, simulate
 from .state import (
@@ -75,6 +75,7 @@ __all__ = [
     "group_of",
     "message_id",
     "migrate",
+    "reacts_to",
     "resume",
     "simulate",
     "start",

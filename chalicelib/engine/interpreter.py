@@ -145,6 +145,18 @@ def start(
     return run.result()
 
 
+def reacts_to(scenario: CompiledScenario, instance: Instance, event_type: str) -> bool:
+    """Whether an event of this type can move the instance at all: a goal on it, or the
+    instance waiting for it (or for a condition, which any event may make true). The
+    runtime feeds an event only to the instances that react to it."""
+    if any(goal.event == event_type for goal in scenario.goals):
+        return True
+    if instance.waiting != EVENT:
+        return False
+    node = scenario.nodes.get(instance.node or "")
+    return isinstance(node, WaitForNode) and node.event in (None, event_type)
+
+
 def advance(
     scenario: CompiledScenario,
     instance: Instance,

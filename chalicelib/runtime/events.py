@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.engine import EventArrived
+from chalicelib.engine import EventArrived, reacts_to
 
 from . import revenue
 from .journeys import capture_profile, event_triggers, feed
@@ -34,8 +34,11 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
         [(s.instance, s.rev, s.seen) for s in instances],
     )  # fmt: skip
     for stored in instances:
-        if stored.instance.active:
-            feed(uow, stored.instance.instance_id, EventArrived(event), event_id=event.id)
+        instance = stored.instance
+        if instance.active and reacts_to(
+            uow.version(instance.scenario_id, instance.version), instance, event.type
+        ):
+            feed(uow, instance.instance_id, EventArrived(event), event_id=event.id)
     for scenario_id in uow.storage.scenarios_for_event(event.type):
         scenario = uow.active_version(scenario_id)
         if scenario is None:

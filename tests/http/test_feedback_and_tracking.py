@@ -194,7 +194,8 @@ def test_stats_count_each_nodes_messages_by_channel(stack: Stack) -> None:
     stack.post("/feedback", {"message_id": hello, "status": "delivered"})
     summed = stack.stats(scenario_id)
     zero = dict.fromkeys(
-        ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "failed"), 0
+        ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "failed", "skipped"),
+        0,
     )
     assert summed["channels"] == {"email": {**zero, "sent": 2, "delivered": 1}}
     assert summed["nodes"]["hello"]["channels"] == {"email": {**zero, "sent": 1, "delivered": 1}}

@@ -12,6 +12,7 @@ import pytest
 from chalicelib.adapters.clock import VirtualClock, use_clock
 from chalicelib.adapters.memory_storage import MemoryQueues, MemoryStorage
 from chalicelib.bootstrap import bootstrap
+from chalicelib.engine import reacts_to
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.runtime import events, steps, sweeper
 from chalicelib.runtime.commit import Commit
@@ -255,3 +256,41 @@ def test_a_new_profile_updated_by_two_steps_of_one_capture_is_created_once(stack
     )  # fmt: skip
     stack.event("signup", "newcomer")
     assert stack.storage.profiles[("customers", "newcomer")].fields == {"a": 1, "b": 2}
+
+
+def test_an_event_no_journey_reacts_to_reads_no_profile(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    waiting = {"type": "wait_for", "event": "clicked", "timeout": "P1D", "next": "done"}
+    stack.scenario({"wait": waiting, "done": {"type": "exit"}}, exit_on=[{"event": "order"}])
+    stack.event("signup")
+    stack.storage.reads.clear()
+    stack.event("page.viewed")
+    assert stack.storage.reads["profile"] == 0
+    assert stack.storage.reads["scenario"] == 0
+    assert stack.instances()[0].node == "wait"
+    stack.event("order")  # a goal is an event the journey reacts to
+    assert stack.instances()[0].reason == "goal"
+
+
+@pytest.mark.parametrize(
+    ("node", "event_type", "reacts"),
+    [
+        ({"type": "wait_for", "event": "clicked", "timeout": "P1D", "next": "done"}, "clicked", True),
+        ({"type": "wait_for", "event": "clicked", "timeout": "P1D", "next": "done"}, "opened", False),
+        ({"type": "wait_for", "condition": {"field": "profile.vip", "op": "eq", "value": True},
+          "timeout": "P1D", "next": "done"}, "anything", True),
+        ({"type": "pause", "duration": "P1D", "next": "done"}, "clicked", False),
+        ({"type": "pause", "duration": "P1D", "next": "done"}, "order", True),  # the goal
+    ],
+)  # fmt: skip
+def test_which_events_a_waiting_journey_reacts_to(
+    stack: Stack, node: dict[str, Any], event_type: str, reacts: bool
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    scenario_id = stack.scenario(
+        {"wait": node, "done": {"type": "exit"}}, exit_on=[{"event": "order"}]
+    )
+    stack.event("signup")
+    (journey,) = stack.instances()
+    scenario = stack.storage.version(scenario_id, 1)
+    assert reacts_to(scenario, journey, event_type) is reacts
