@@ -1,0 +1,194 @@
+"""Both storage adapters keep the port's promises alike: DynamoDB on moto and in memory
+answer the same reads and refuse the same commits, so the use cases' unit tests on the
+in-memory one say what happens on AWS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib.adapters.memory_storage import MemoryStorage
+from chalicelib.engine import Instance
+from chalicelib.runtime import messages
+from chalicelib.runtime.storage import (
+    Changes,
+    Conflict,
+    Dispatch,
+    GuardWrite,
+    InstanceWrite,
+    OutboxRow,
+    ProfileCreate,
+    ProfileUpdate,
+    SentMessage,
+    Storage,
+    StoredInstance,
+    Timer,
+)
+from chalicelib.scenarios.facts import Event
+
+T0 = datetime(2026, 6, 10, 10, tzinfo=UTC)
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    if request.param == "memory":
+        yield MemoryStorage()
+        return
+    request.getfixturevalue("aws_stack")
+    from chalicelib.adapters.dynamodb_storage import DynamoStorage
+
+    yield DynamoStorage()
+
+
+def journey(step: int = 1, **changes: object) -> Instance:
+    instance = Instance(
+        "i1", "s1", 1, "ada", Event("signup", T0, {}, id="e1"), profile_db="customers",
+        node="wait", waiting="timer", wake_at=T0 + timedelta(hours=1), step=step,
+    )  # fmt: skip
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    return instance
+
+
+def written(instance: Instance, rev: int | None, seen: list[str] | None = None) -> Changes:
+    stored = StoredInstance(instance, (rev or 0) + 1, seen or [])
+    return Changes(instances=[InstanceWrite(stored, rev)])
+
+
+def test_an_instance_is_written_once_new_and_then_only_from_the_revision_read(
+    storage: Storage,
+) -> None:
+    storage.commit(written(journey(), None, ["e1"]))
+    with pytest.raises(Conflict):
+        storage.commit(written(journey(), None))  # it is not new any more
+    with pytest.raises(Conflict):
+        storage.commit(written(journey(step=2), 7))  # not the revision read
+    storage.commit(written(journey(step=2), 1))
+    found = storage.instance("i1")
+    assert found is not None
+    assert (found.rev, found.instance.step, found.seen) == (2, 2, [])
+    (listed,) = storage.instances_of_profile("customers", "ada", "s1")
+    assert listed.instance == found.instance
+    assert storage.instances_of_profile("customers", "ada", "s2") == []
+
+
+def test_a_failed_commit_writes_nothing_of_it(storage: Storage) -> None:
+    storage.commit(written(journey(), None))
+    timer = Timer("i1", "s1", 2, T0 + timedelta(hours=1))
+    failing = written(journey(step=2), 5)
+    failing.timers.append(timer)
+    failing.profiles.append(ProfileCreate("customers", "ada", {"a": 1}, T0))
+    with pytest.raises(Conflict):
+        storage.commit(failing)
+    assert list(storage.due_timers(T0 + timedelta(days=1))) == []
+    assert not storage.profile("customers", "ada").exists
+
+
+def test_profile_changes_touch_only_their_fields(storage: Storage) -> None:
+    with pytest.raises(Conflict):  # an update needs the profile
+        storage.commit(Changes(profiles=[ProfileUpdate("customers", "ada", T0, {"a": 1})]))
+    create = ProfileCreate("customers", "ada", {"name": "Ada", "points": 5, "old": 1}, T0)
+    storage.commit(Changes(profiles=[create]))
+    with pytest.raises(Conflict):
+        storage.commit(Changes(profiles=[create]))
+    update = ProfileUpdate(
+        "customers", "ada", T0, set_fields={"city": "Oslo"}, remove=["old"],
+        add={"points": 10, "visits": 1}, consents={"sms": True}, has_consents=False,
+    )  # fmt: skip
+    storage.commit(Changes(profiles=[update]))
+    record = storage.profile("customers", "ada")
+    assert record.exists
+    assert record.has_consents
+    assert record.view.fields == {
+        "name": "Ada", "points": 15, "visits": 1, "city": "Oslo", "consents": {"sms": True}
+    }  # fmt: skip
+    with pytest.raises(Conflict):  # it has a consents map now
+        storage.commit(Changes(profiles=[update]))
+    more = ProfileUpdate("customers", "ada", T0, consents={"email": False}, has_consents=True)
+    storage.commit(Changes(profiles=[more]))
+    assert storage.profile("customers", "ada").view.fields["consents"] == {
+        "sms": True, "email": False
+    }  # fmt: skip
+
+
+def test_the_profile_view_holds_its_events_and_messages_oldest_first(storage: Storage) -> None:
+    for hours in (2, 1):
+        storage.record_event("customers", "ada", Event("visit", T0 + timedelta(hours=hours),
+                                                       {}, id=f"v{hours}"))  # fmt: skip
+    storage.record_event("customers", "ada", Event("visit", T0 + timedelta(hours=1), {}, id="v1"))
+    sent = [SentMessage("customers", "ada", f"m{n}", "s1", "i1", "mail", "email",
+                        T0 + timedelta(hours=n)) for n in (3, 1)]  # fmt: skip
+    storage.commit(Changes(history=sent))
+    record = storage.profile("customers", "ada")
+    assert not record.exists
+    assert [e.id for e in record.view.events] == ["v1", "v2"]
+    assert [m.message_id for m in record.view.messages] == ["m1", "m3"]
+    assert record.view.messages[0].statuses == {"sent": T0 + timedelta(hours=1)}
+
+
+def test_a_capture_guard_counts_captures_one_after_the_other(storage: Storage) -> None:
+    first = GuardWrite("customers", "ada", "s1", "i1", None)
+    storage.commit(Changes(guards=[first]))
+    with pytest.raises(Conflict):
+        storage.commit(Changes(guards=[first]))
+    storage.commit(Changes(guards=[GuardWrite("customers", "ada", "s1", "i2", 1)]))
+    guard = storage.capture_guard("customers", "ada", "s1")
+    assert guard is not None
+    assert (guard.captures, guard.latest) == (2, "i2")
+    assert storage.capture_guard("customers", "ada", "s2") is None
+
+
+def test_timers_come_due_and_go(storage: Storage) -> None:
+    storage.commit(Changes(timers=[Timer("i1", "s1", 3, T0 + timedelta(minutes=5))]))
+    assert list(storage.due_timers(T0)) == []
+    (due,) = storage.due_timers(T0 + timedelta(minutes=5))
+    assert (due.instance_id, due.step) == ("i1", 3)
+    storage.forget_timer("i1", 2)  # not its step: stays
+    assert len(list(storage.due_timers(T0 + timedelta(hours=1)))) == 1
+    storage.forget_timer("i1", 3)
+    assert list(storage.due_timers(T0 + timedelta(hours=1))) == []
+    storage.commit(Changes(timers=[Timer("i1", "s1", 4, T0)], timers_gone=[]))
+    storage.commit(Changes(timers_gone=["i1"]))
+    assert list(storage.due_timers(T0 + timedelta(hours=1))) == []
+
+
+def test_a_pending_row_is_sent_again_by_one_sweeper_until_consumed(storage: Storage) -> None:
+    message = messages.Deliver(message_id="r1", row_id="r1")
+    dispatch = Dispatch("email", message, T0, T0 + timedelta(minutes=15))
+    row = OutboxRow("r1", "message", T0, "customers", "ada", journey(), {"status": "queued"},
+                    dispatch)  # fmt: skip
+    storage.commit(Changes(rows=[row]))
+    with pytest.raises(Conflict):
+        storage.commit(Changes(rows=[row]))
+    assert list(storage.overdue_rows(T0 + timedelta(minutes=14))) == []
+    (overdue,) = storage.overdue_rows(T0 + timedelta(minutes=15))
+    assert (overdue.row_id, overdue.queue, overdue.message) == ("r1", "email", message)
+    assert storage.postpone_row(overdue, T0 + timedelta(minutes=30))
+    assert not storage.postpone_row(overdue, T0 + timedelta(minutes=30))  # another sweeper
+    assert list(storage.overdue_rows(T0 + timedelta(minutes=20))) == []
+    storage.consume_row("r1")
+    assert list(storage.overdue_rows(T0 + timedelta(days=1))) == []
+
+
+def test_event_ids_the_api_queued_are_remembered(storage: Storage) -> None:
+    storage.mark_event_queued("e1", T0)
+    storage.mark_event_queued("e1", T0)
+    assert storage.events_seen(["e1", "e2"]) == {"e1"}
+    assert storage.events_seen([]) == set()
+
+
+def test_a_code_is_taken_once_per_request_until_the_pool_is_empty(storage: Storage) -> None:
+    if isinstance(storage, MemoryStorage):
+        storage.add_codes("SPRING", ["A", "B"])
+    else:
+        from chalicelib.runtime import promo
+
+        promo.add_codes("SPRING", ["A", "B"])
+    first = storage.take_code("SPRING", "request-1", T0)
+    assert storage.take_code("SPRING", "request-1", T0) == first  # asked again
+    second = storage.take_code("SPRING", "request-2", T0)
+    assert {first, second} == {"A", "B"}
+    assert storage.take_code("SPRING", "request-3", T0) is None
+    assert storage.take_code("WINTER", "request-4", T0) is None
