@@ -224,6 +224,8 @@ PRECISE_POLL = 0.05  # seconds: a real clock's pause between polls of an empty p
 PRECISE_THREADS = 2  # a real clock's threads on a precise queue: one may be waiting out a
 # wake-up that came a fraction of a second early (steps.wake) while the other takes the next
 LONG_POLL = 1  # seconds: a real clock's long poll of any other queue
+# what an idle queue has none of, in the order a drain reads them (see Runtime._idle)
+IDLE_COUNTS = ("ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessages")
 
 
 class Runtime:
@@ -314,21 +316,24 @@ class Runtime:
         return handled
 
     def _idle(self) -> bool:
+        """Whether no queue holds a message, waiting or in flight.
+
+        Each queue's in-flight count is read before its waiting count: a failed message's
+        visibility timeout may run out between the two reads, and read the other way round
+        it would be in neither count. While the drain holds the lock nothing receives, so a
+        message waiting at the first read is still waiting at the second.
+        """
         from chalicelib.adapters.aws import client
         from chalicelib.adapters.queues import queue_url
 
+        sqs = client("sqs")
         for pump in self.pumps:
-            attributes = client("sqs").get_queue_attributes(
-                QueueUrl=queue_url(pump.queue),
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
-            if int(attributes["ApproximateNumberOfMessages"]) or int(
-                attributes["ApproximateNumberOfMessagesNotVisible"]
-            ):
-                return False
+            for count in IDLE_COUNTS:
+                answer = sqs.get_queue_attributes(
+                    QueueUrl=queue_url(pump.queue), AttributeNames=[count]
+                )
+                if int(answer["Attributes"][count]):
+                    return False
         return True
 
     def start(self, clock_is_real: bool) -> None:

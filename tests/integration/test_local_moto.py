@@ -1,5 +1,6 @@
-"""What the local stack adds to moto (`chalicelib/local/ttl.py`, `moto_fixes.py`): items
-expire as DynamoDB's TTL makes them, and moto keeps no copies of its tables."""
+"""What the local stack adds to moto (`chalicelib/local/ttl.py`, `moto_fixes.py`,
+`stack.py`): items expire as DynamoDB's TTL makes them, moto keeps no copies of its
+tables, and a drain ends only when no queue holds a message."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from chalicelib.adapters import store
 from chalicelib.adapters.dynamo import ConditionFailed, transact
+from chalicelib.adapters.queues import send
+from chalicelib.local.stack import Pump, Runtime
 from chalicelib.local.ttl import reap
 from chalicelib.runtime.commit import epoch
 
@@ -108,3 +111,39 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(aws_stack: None) ->
     assert store.profiles.get({"pk": "customers#ada", "sk": "P"})["points"] == 1
     assert store.profiles.get({"pk": "customers#ada", "sk": "E#1"}) is None
     assert store.idempotency.get({"key": "taken"}) == {"key": "taken"}
+
+
+def test_a_drain_ends_only_after_a_failed_message_comes_back_whenever_that_is(
+    aws_stack: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed message is hidden for a second. Here moto's SQS clock moves on by a tick
+    at every read, so that second runs out at one of the reads a drain makes, a different
+    one for each tick length: at whichever it is, the drain hands the message over again."""
+    from moto.sqs import models
+
+    from app import app
+
+    clock = {"now": models.unix_time_millis(), "tick": 0.0}
+
+    def ticking(dt: Any = None) -> float:
+        clock["now"] += clock["tick"]
+        return clock["now"]
+
+    monkeypatch.setattr(models, "unix_time_millis", ticking)
+    deliveries: list[str] = []
+
+    def fails_the_first_time(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        (record,) = event["Records"]
+        deliveries.append(record["body"])
+        if len(deliveries) > 1:
+            return {}
+        return {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+
+    runtime = Runtime(app)
+    runtime.pumps = [Pump("sms", fails_the_first_time, 10)]
+    for reads in range(1, 41):
+        clock["tick"] = 1000 / reads + 0.001  # the second runs out at the reads-th read
+        deliveries.clear()
+        send("sms", {"kind": "message"})
+        assert runtime.drain() == 2, f"hidden for {reads} reads"
+        assert deliveries == ['{"kind": "message"}'] * 2
