@@ -87,9 +87,7 @@ def _record_once(row: dict[str, Any], status: str, at: datetime, details: dict[s
 
     if not stats.count_once(_writes(row, status, at, outbox_id, body), counted):
         return
-    services().queues.send("events", [(body, 0)])
-    # queued: the row was only needed had we crashed before, and it names the profile
-    store.messages.delete({"message_id": outbox_id})
+    services().queues.send("events", [(body, 0)])  # its consumer takes the row out
     _effects(row, status, at, details)
 
 
