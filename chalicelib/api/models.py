@@ -184,6 +184,11 @@ class SimulationRequest(Simulation):
     )
     events: list[TimelineEventIn] = Field(default_factory=list)
     webhooks: Storable = Field(default_factory=dict, description="response body per node")
+    winners: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict,
+        description="a decided winner (branch name) per experiment node, to simulate "
+        "after the decision",
+    )
     start: Moment | None = None
 
 

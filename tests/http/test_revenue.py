@@ -92,15 +92,16 @@ def test_an_order_redelivered_after_a_crash_counts_once(
         data={"total": 30},
     )  # fmt: skip
     body = EventMessage(profile_db="customers", profile_id="ada", event=order)
-    real_feed = events.feed
+    real_attribute = events.revenue.attribute
 
     def crash(*args: Any, **kwargs: Any) -> None:
+        real_attribute(*args, **kwargs)
         raise RuntimeError("the function crashed after counting the revenue")
 
-    monkeypatch.setattr(events, "feed", crash)
+    monkeypatch.setattr(events.revenue, "attribute", crash)
     with pytest.raises(RuntimeError):
         events.process(body)
-    monkeypatch.setattr(events, "feed", real_feed)
+    monkeypatch.setattr(events.revenue, "attribute", real_attribute)
     events.process(body)  # the queue delivers it again
     events.process(body)  # and once more, after it was done
     assert revenue(stack, scenario_id) == 30.0
