@@ -73,7 +73,8 @@ class UnitOfWork:
             for stored in found:
                 self._instances.setdefault(stored.instance.instance_id, stored)
             self._of_profile[key] = [stored.instance.instance_id for stored in found]
-        return [self._instances[i] for i in self._of_profile[key] if i in self._instances]
+        listed = (self.instance(instance_id) for instance_id in self._of_profile[key])
+        return [stored for stored in listed if stored is not None]  # a forgotten one read again
 
     def capture_guard(
         self, profile_db: str, profile_id: str, scenario_id: str

@@ -16,6 +16,7 @@ from chalicelib.engine import reacts_to
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.runtime import events, steps, sweeper
 from chalicelib.runtime.commit import Commit
+from chalicelib.runtime.journeys import capture_profile
 from chalicelib.runtime.messages import (
     EventBody,
     EventMessage,
@@ -294,3 +295,39 @@ def test_which_events_a_waiting_journey_reacts_to(
     (journey,) = stack.instances()
     scenario = stack.storage.version(scenario_id, 1)
     assert reacts_to(scenario, journey, event_type) is reacts
+
+
+def test_a_capture_that_lost_a_race_decides_again_on_every_instance_of_the_profile(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    twice = {"id": "signup", "type": "event", "event": "signup", "next": "hello",
+             "limit": {"max": 2, "per": "profile"}}  # fmt: skip
+    document = {"name": "twice", "profile_db": "customers", "reentry": "parallel",
+                "triggers": [twice], "nodes": {"hello": email("Hello")}}  # fmt: skip
+    stack.storage.put_scenario(CompiledScenario.from_document(document, "s1", 1))
+
+    def signup(n: int) -> None:
+        event = Event("signup", stack.clock.now() + timedelta(seconds=n), {}, id=f"signup-{n}")
+        message = EventMessage(profile_db="customers", profile_id="ada", event=EventBody.of(event))
+        events.process(message)
+
+    signup(1)
+    real = MemoryStorage.commit
+    lost: list[int] = []
+
+    def first_loses(storage: MemoryStorage, changes: Any) -> None:
+        if not lost:  # another capture commits between this one's reads and its write
+            lost.append(1)
+            signup(2)
+            raise Conflict("another capture came first")
+        real(storage, changes)
+
+    monkeypatch.setattr(MemoryStorage, "commit", first_loses)
+    uow = UnitOfWork()
+    uow.instances_of_profile("customers", "ada")  # read before the first try
+    third = Event("signup", stack.clock.now() + timedelta(seconds=3), {}, id="signup-3")
+    captured = capture_profile(uow, "s1", "customers", "ada", third, trigger_id="signup")
+    assert lost == [1]
+    assert captured.refused is not None  # both instances still count against the limit
+    assert len(stack.instances()) == 2
