@@ -54,7 +54,7 @@ from .codec import (
     time_text,
     time_value,
 )
-from .dynamo import ConditionFailed, transact
+from .dynamo import ConditionFailed, Table, transact
 
 EVENT_LIMIT = 300  # the newest events the engine sees per profile
 MESSAGE_LIMIT = 200  # and the newest messages
@@ -239,30 +239,21 @@ class DynamoStorage:
     # --- timers and the outbox -----------------------------------------------------------
 
     def due_timers(self, now: datetime) -> Iterator[Timer]:
-        for shard in map(str, range(settings().timer_shards)):
-            for item in store.timers.query(
-                "shard = :s AND due <= :now",
-                index="by_due",
-                values={":s": shard, ":now": epoch(now)},
-            ):
-                wake_at = time_value(item.get("wake_at")) or datetime.fromtimestamp(item["due"])
-                yield Timer(item["instance_id"], item["scenario_id"], item["step"], wake_at)
+        for item in _due(store.timers, "by_due", "shard", "due", now):
+            wake_at = time_value(item["wake_at"])
+            assert wake_at is not None
+            yield Timer(item["instance_id"], item["scenario_id"], item["step"], wake_at)
 
     def forget_timer(self, instance_id: str, step: int) -> None:
         with suppress(ConditionFailed):  # the instance has moved on to a newer timer
             store.timers.delete({"instance_id": instance_id}, "step = :s", values={":s": step})
 
     def overdue_rows(self, now: datetime) -> Iterator[PendingRow]:
-        for shard in map(str, range(settings().timer_shards)):
-            for item in store.messages.query(
-                "pending_shard = :s AND dispatch_at <= :now",
-                index="pending",
-                values={":s": shard, ":now": epoch(now)},
-            ):
-                yield PendingRow(
-                    item["message_id"], item["queue"], messages.parse(item["payload"]),
-                    item["dispatch_at"],
-                )  # fmt: skip
+        for item in _due(store.messages, "pending", "pending_shard", "dispatch_at", now):
+            yield PendingRow(
+                item["message_id"], item["queue"], messages.parse(item["payload"]),
+                item["dispatch_at"],
+            )  # fmt: skip
 
     def postpone_row(self, row: PendingRow, until: datetime) -> bool:
         try:
@@ -334,6 +325,19 @@ class DynamoStorage:
                   "expires_at": epoch(at + DEDUP_WINDOW)}  # fmt: skip
         with suppress(ConditionFailed):  # seen already, by a retry
             store.idempotency.put(values, "attribute_not_exists(#k)", names={"#k": "key"})
+
+
+def _due(
+    table: Table, index: str, shard_key: str, time_key: str, now: datetime
+) -> Iterator[dict[str, Any]]:
+    """The items of a sharded time index due by `now`: one Query per shard, however long
+    the sweeper was away."""
+    for shard in map(str, range(settings().timer_shards)):
+        yield from table.query(
+            f"{shard_key} = :s AND {time_key} <= :now",
+            index=index,
+            values={":s": shard, ":now": epoch(now)},
+        )
 
 
 def _dedup_key(event_id: str) -> dict[str, str]:
