@@ -20,14 +20,19 @@ from chalice.app import SQSEvent
 from chalicelib.adapters.clock import now
 from chalicelib.config import settings
 from chalicelib.runtime import channels, events, messages, schedules, ses_events, steps
+from chalicelib.runtime.unit_of_work import UnitOfWork
 
 from .observability import logger, metrics
 
 blueprint = Blueprint(__name__)
 
 
-def consume(event: SQSEvent, handle: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Run `handle` on every message body; the answer lists the ones that failed."""
+def consume(
+    event: SQSEvent, handle: Callable[[dict[str, Any]], None], unit: UnitOfWork | None = None
+) -> dict[str, Any]:
+    """Run `handle` on every message body; the answer lists the ones that failed. With a
+    buffered `unit` of work for the batch, what its commits dispatched is sent at the end,
+    also when some records failed."""
 
     def record_handler(record: SQSRecord) -> None:
         body = json.loads(record.body)
@@ -47,6 +52,8 @@ def consume(event: SQSEvent, handle: Callable[[dict[str, Any]], None]) -> dict[s
             event=event.to_dict(), record_handler=record_handler, processor=processor
         )
     finally:  # also when every record failed and the whole batch is retried
+        if unit is not None:
+            unit.flush()
         failed = len(processor.fail_messages)
         metrics.add_metric(
             name="MessagesHandled", unit=MetricUnit.Count, value=len(records) - failed
@@ -58,13 +65,15 @@ def consume(event: SQSEvent, handle: Callable[[dict[str, Any]], None]) -> dict[s
 @blueprint.on_sqs_message(queue=settings().queue("events"), batch_size=10)
 def handle_events(event: SQSEvent) -> dict[str, Any]:
     """Events: history, captures, goals and wait_for nodes."""
-    return consume(event, lambda body: events.process(messages.parse_event(body)))
+    unit = UnitOfWork(buffered=True)
+    return consume(event, lambda body: events.process(messages.parse_event(body), unit), unit)
 
 
 @blueprint.on_sqs_message(queue=settings().queue("steps"), batch_size=10)
 def handle_steps(event: SQSEvent) -> dict[str, Any]:
     """Wake-ups, webhook results, promo codes, captures, migrations."""
-    return consume(event, lambda body: steps.process(messages.parse_step(body)))
+    unit = UnitOfWork(buffered=True)
+    return consume(event, lambda body: steps.process(messages.parse_step(body), unit), unit)
 
 
 @blueprint.on_sqs_message(queue=settings().queue("segments"), batch_size=1)

@@ -17,16 +17,20 @@ from chalicelib.bootstrap import Services, services
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.scenarios.facts import Profile
 
-from .commit import Commit
+from .commit import Commit, Outgoing
 from .messages import QueueMessage
 from .storage import CaptureGuard, Conflict, ProfileRecord, ScenarioMeta, StoredInstance
 
 
 class UnitOfWork:
-    def __init__(self, wiring: Services | None = None) -> None:
+    """`buffered`: the messages of its commits wait for `flush` (one unit of work for a
+    whole SQS batch sends them in as few calls as it can)."""
+
+    def __init__(self, wiring: Services | None = None, buffered: bool = False) -> None:
         wired = wiring or services()
         self.storage = wired.storage
         self.queues = wired.queues
+        self._buffer: list[Outgoing] | None = [] if buffered else None
         self._scenarios: dict[str, ScenarioMeta | None] = {}
         self._profiles: dict[tuple[str, str], ProfileRecord] = {}
         self._instances: dict[str, StoredInstance] = {}
@@ -115,9 +119,21 @@ class UnitOfWork:
 
     def dispatch(self, commit: Commit) -> None:
         """Send a written commit's messages (a crash before leaves them to the sweeper)."""
+        if self._buffer is not None:
+            self._buffer.extend(commit.outgoing)
+        else:
+            self._send(commit.outgoing)
+
+    def flush(self) -> None:
+        """Send what the buffered commits dispatched."""
+        if self._buffer:
+            pending, self._buffer = self._buffer, []
+            self._send(pending)
+
+    def _send(self, outgoing: list[Outgoing]) -> None:
         by_queue: dict[str, list[tuple[QueueMessage, int]]] = {}
-        for outgoing in commit.outgoing:
-            by_queue.setdefault(outgoing.queue, []).append((outgoing.message, outgoing.delay))
+        for message in outgoing:
+            by_queue.setdefault(message.queue, []).append((message.message, message.delay))
         for queue, batch in by_queue.items():
             self.queues.send(queue, batch)
 
