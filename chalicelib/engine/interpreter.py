@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeGuard
 from zoneinfo import ZoneInfo
 
+from chalicelib.engine.signals import contact_signals
 from chalicelib.scenarios.conditions import compile_path
 from chalicelib.scenarios.durations import format_datetime, parse_datetime, parse_duration
 from chalicelib.scenarios.facts import Event, Facts, Message, Predicate, Profile
@@ -784,6 +785,8 @@ class _Run:
         )
         if changed:
             self.emit("profile.field_changed", {"fields": changed, "source": "scenario"})
+        for event_type, data in contact_signals(profile.fields, fields):
+            self.emit(event_type, data)
         return "updated", node.next
 
     def do_promo_code(self, node_id: str, node: PromoCodeNode, due: datetime) -> Go:

@@ -13,6 +13,7 @@ from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.bootstrap import services
 from chalicelib.engine import REMOVED
+from chalicelib.engine.signals import contact_signals
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
@@ -81,21 +82,25 @@ def _events(
     result: profile_items.Merged, fields: dict[str, Any], now: datetime, source: str
 ) -> list[Event]:
     """What one merge announces, from the profile exactly as it was before it."""
+    new = result.after["fields"]
     if result.before is None:
-        return [
+        events = [
             _event("profile.created", now, {"source": source}),
             _event("profile.imported", now, {"source": source}),
         ]
-    old = result.before.get("fields") or {}
-    new = result.after["fields"]
-    changed = {
-        name: {"old": old.get(name), "new": new.get(name)}
-        for name in fields
-        if old.get(name) != new.get(name)
-    }
-    events = [_event("profile.imported", now, {"source": source})]
-    if changed:
-        events.append(_event("profile.field_changed", now, {"fields": changed, "source": source}))
+        old = None
+    else:
+        old = result.before.get("fields") or {}
+        changed = {
+            name: {"old": old.get(name), "new": new.get(name)}
+            for name in fields
+            if old.get(name) != new.get(name)
+        }
+        events = [_event("profile.imported", now, {"source": source})]
+        if changed:
+            data = {"fields": changed, "source": source}
+            events.append(_event("profile.field_changed", now, data))
+    events.extend(_event(kind, now, data) for kind, data in contact_signals(old, new))
     return events
 
 

@@ -147,3 +147,35 @@ def test_a_signed_hook_call_captures_once_per_idempotency_key(stack: Stack) -> N
     stack.drain()
     assert [m["subject"] for m in stack.sent()] == ["Hello gold"]
     assert len(stack.instances("ada", scenario_id)) == 1
+
+
+def test_an_address_changed_or_confirmed_starts_the_scenarios_on_it(stack: Stack) -> None:
+    was_it_you = stack.create(
+        scenario(
+            {"ask": email("Was it you?")},
+            [on_event("email.changed", "ask")],
+            name="Was it you",
+            reentry="parallel",
+        )
+    )
+    welcome = stack.create(
+        scenario(
+            {"hi": email("Confirmed, thanks")},
+            [on_event("email.confirmed", "hi")],
+            name="Confirmed",
+        )
+    )
+    stack.upsert("ada", {**person("ada"), "email_confirmed": True})  # created confirmed
+    stack.upsert("bob", person("bob"))
+    stack.drain()
+    assert [(m["scenario_id"], m["profile_id"]) for m in stack.sent()] == [(welcome, "ada")]
+
+    stack.upsert("ada", {"email": "ada@new.example"})  # changed
+    stack.upsert("bob", {"email": None})  # cleared: no change signal
+    stack.upsert("bob", {"email": "bob@again.example"})  # filled again: none either
+    stack.drain()
+    asked = stack.sent(scenario_id=was_it_you)
+    assert [m["profile_id"] for m in asked] == ["ada"]
+    (journey,) = stack.instances("ada", was_it_you)
+    assert journey.entry.data == {"old": "ada@example.com", "new": "ada@new.example",
+                                  "derived": True}  # fmt: skip

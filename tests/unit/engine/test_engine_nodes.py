@@ -651,3 +651,23 @@ def test_ended_instances_ignore_every_stimulus(make_scenario, make_profile, make
         result = advance(scenario, step.instance, step.profile, stimulus, now + timedelta(days=1))
         assert result.effects == []
         assert result.instance.status == COMPLETED
+
+
+def test_update_profile_of_an_address_emits_its_contact_signals(
+    make_scenario, make_profile, enter, pick
+):
+    ops = [
+        {"field": "email", "op": "set", "value": "ada@new.example"},
+        {"field": "email_confirmed", "op": "set", "value": True},
+    ]
+    scenario = make_scenario({"update": {"type": "update_profile", "ops": ops}})
+
+    step = enter(scenario, make_profile(email="ada@example.com")).steps[-1]
+
+    emitted = {effect.event.type: effect.event for effect in pick(step, EmitEvent)}
+    assert set(emitted) == {"profile.field_changed", "email.changed", "email.confirmed"}
+    assert emitted["email.changed"].data == {
+        "old": "ada@example.com", "new": "ada@new.example", "derived": True
+    }  # fmt: skip
+    assert emitted["email.confirmed"].data == {"email": "ada@new.example", "derived": True}
+    assert len({event.id for event in emitted.values()}) == 3  # each its own id
