@@ -310,6 +310,36 @@ class DynamoStorage:
             return str(code)
         raise RuntimeError(f"could not take a code from pool {pool!r}")
 
+    def redeem_code(
+        self, pool: str, code: str, profile_db: str, profile_id: str, at: datetime
+    ) -> str:
+        redeemed = {":at": format_datetime(at), ":by": profile_key(profile_db, profile_id)}
+        taken = {"pool": pool, "code": f"T#{code}"}
+        try:
+            store.promo_codes.update(
+                taken,
+                "SET redeemed_at = :at, redeemed_by = :by",
+                "attribute_exists(code) AND attribute_not_exists(redeemed_at)",
+                values=redeemed,
+            )
+            return "redeemed"
+        except ConditionFailed:
+            pass
+        item = {**taken, "taken_at": redeemed[":at"], "redeemed_at": redeemed[":at"],
+                "redeemed_by": redeemed[":by"]}  # fmt: skip
+        try:
+            transact(
+                [
+                    store.promo_codes.tx_delete(
+                        {"pool": pool, "code": f"A#{code}"}, "attribute_exists(code)"
+                    ),
+                    store.promo_codes.tx_put(item, "attribute_not_exists(code)"),
+                ]
+            )
+            return "redeemed"
+        except ConditionFailed:
+            return "again" if store.promo_codes.get(taken) is not None else "unknown"
+
     # --- event ids the API queued --------------------------------------------------------
 
     def events_seen(self, event_ids: list[str]) -> set[str]:

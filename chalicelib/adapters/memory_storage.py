@@ -67,6 +67,8 @@ class MemoryStorage:
         self.stats: dict[tuple[str, int, str], Counter[str]] = defaultdict(Counter)
         self.codes: dict[str, list[str]] = {}
         self.taken: dict[str, str] = {}
+        self.issued: set[tuple[str, str]] = set()  # (pool, code) taken
+        self.redeemed: dict[tuple[str, str], tuple[str, str]] = {}
         self.queued_events: set[str] = set()
         self.reads: Counter[str] = Counter()  # calls by method, for tests that count them
 
@@ -283,7 +285,23 @@ class MemoryStorage:
             if not available:
                 return None
             self.taken[request_id] = available.pop(0)
+            self.issued.add((pool, self.taken[request_id]))
             return self.taken[request_id]
+
+    def redeem_code(
+        self, pool: str, code: str, profile_db: str, profile_id: str, at: datetime
+    ) -> str:
+        with self._lock:
+            key = (pool, code)
+            if key in self.redeemed:
+                return "again"
+            available = self.codes.get(pool) or []
+            if code in available:
+                available.remove(code)
+            elif key not in self.issued:
+                return "unknown"
+            self.redeemed[key] = (profile_db, profile_id)
+            return "redeemed"
 
     def events_seen(self, event_ids: list[str]) -> set[str]:
         return set(event_ids) & self.queued_events

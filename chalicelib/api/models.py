@@ -131,6 +131,12 @@ class PromoCodes(Body):
     codes: list[Id] = Field(min_length=1, max_length=10_000)
 
 
+class Redemption(Body):
+    code: Id
+    profile_db: str = Field("default", min_length=1, max_length=100)
+    profile_id: str = Field(min_length=1, max_length=200)
+
+
 class SendSegment(Body):
     segment: Id | Condition
 
@@ -500,6 +506,12 @@ class PromoPool(Out):
     added: int | None = Field(
         None, description="codes of this call now available (one already taken is not added)"
     )
+
+
+class Redeemed(Out):
+    pool: str
+    code: str
+    event_id: str = Field(description="the `promo_code.redeemed` event announcing it")
 
 
 class HookResult(Out):

@@ -372,6 +372,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body=(m.PromoCodes,),
         links=links("read_promo_pool", pool="$response.body#/pool"),
     ),
+    ("/promo-pools/{pool}/redeem", "POST"): Operation(
+        "Redeem a code of the pool, once (emits promo_code.redeemed)",
+        "Promo pools",
+        m.Redeemed,
+        body=(m.Redemption,),
+        errors=(404, 409),
+    ),
     ("/promo-pools/{pool}", "GET"): Operation(
         "How many codes a pool has left", "Promo pools", m.PromoPool, errors=(404,)
     ),

@@ -9,9 +9,9 @@ from chalice import Blueprint, Response
 from chalicelib.adapters import store
 from chalicelib.runtime import profiles, promo, segments
 
-from .errors import BadRequest, NotFoundError
+from .errors import BadRequest, Conflict, NotFoundError
 from .http import MAX_CONDITION_BYTES, body, check_size, page_params, routes
-from .models import ProfileImport, ProfileUpsert, PromoCodes, SegmentIn
+from .models import ProfileImport, ProfileUpsert, PromoCodes, Redemption, SegmentIn
 
 blueprint = Blueprint(__name__)
 route = routes(blueprint)
@@ -95,6 +95,20 @@ def add_promo_codes(pool: str) -> dict[str, Any]:
     request = body(blueprint.current_request, PromoCodes)
     added = promo.add_codes(pool, request.codes)
     return {"pool": pool, "added": added, "left": promo.codes_left(pool)}
+
+
+@route("/promo-pools/{pool}/redeem", methods=["POST"])
+def redeem_promo_code(pool: str) -> dict[str, Any]:
+    """Mark a code used, once (`promo_code.redeemed` announces it); 404 for a code the
+    pool never had, 409 for one redeemed before."""
+    request = body(blueprint.current_request, Redemption)
+    try:
+        event = promo.redeem(pool, request.code, request.profile_db, request.profile_id)
+    except promo.UnknownCode as error:
+        raise NotFoundError(f"$.code: {error}") from None
+    except promo.AlreadyRedeemed as error:
+        raise Conflict(f"$.code: {error}") from None
+    return {"pool": pool, "code": request.code, "event_id": event.id}
 
 
 @route("/promo-pools/{pool}", methods=["GET"])

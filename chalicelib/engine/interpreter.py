@@ -480,6 +480,8 @@ class _Run:
         if result.code is not None:
             instance.codes[instance.node or ""] = result.code
             instance.vars[node.save_as] = result.code
+            issued = {"pool": node.pool, "code": result.code, "derived": True}
+            self.emit("promo_code.issued", issued)
             self.resume_after_wait("code", node.next, self.now)
         elif node.on_empty:
             self.resume_after_wait("empty", node.on_empty, self.now)

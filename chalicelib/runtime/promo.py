@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from chalicelib.adapters import store
+from chalicelib.adapters.clock import now as clock_now
+from chalicelib.bootstrap import services
+from chalicelib.scenarios.facts import Event
+
+from .profiles import publish
 
 # Codes are items (pool, "A#<code>") while available and (pool, "T#<code>") once taken.
 
@@ -34,3 +39,28 @@ def pool_exists(pool: str) -> bool:
     return (
         next(store.promo_codes.query("pool = :p", values={":p": pool}, limit=1), None) is not None
     )
+
+
+class UnknownCode(LookupError):
+    """No such code in the pool."""
+
+
+class AlreadyRedeemed(ValueError):
+    """The code was redeemed before."""
+
+
+def redeem(pool: str, code: str, profile_db: str, profile_id: str) -> Event:
+    """Mark a code redeemed, once, and announce it with `promo_code.redeemed` (its id is
+    the code's, so the event is one however the announcement is retried)."""
+    now = clock_now()
+    outcome = services().storage.redeem_code(pool, code, profile_db, profile_id, now)
+    if outcome == "unknown":
+        raise UnknownCode(f"no code {code!r} in promo pool {pool!r}")
+    if outcome == "again":
+        raise AlreadyRedeemed(f"code {code!r} of promo pool {pool!r} was redeemed already")
+    event = Event(
+        "promo_code.redeemed", now, {"pool": pool, "code": code, "derived": True},
+        id=f"promo_code.redeemed:{pool}:{code}",
+    )  # fmt: skip
+    publish(profile_db, [(profile_id, event)])
+    return event

@@ -285,6 +285,14 @@ class Storage(Protocol):
         """One unused code for `request_id`, the same one if asked again; None when empty."""
         ...
 
+    def redeem_code(
+        self, pool: str, code: str, profile_db: str, profile_id: str, at: datetime
+    ) -> str:
+        """Mark a code of the pool redeemed by the profile, once: `redeemed`, `again` (it
+        was already) or `unknown` (no such code in the pool). An available code redeemed
+        is taken out of the pool."""
+        ...
+
     # event ids the API has queued
     def events_seen(self, event_ids: list[str]) -> set[str]: ...
 

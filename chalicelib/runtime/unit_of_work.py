@@ -12,6 +12,8 @@ the step is tried again on fresh reads.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
+from typing import Any
 
 from chalicelib.bootstrap import Services, services
 from chalicelib.engine.compiled import CompiledScenario
@@ -19,7 +21,16 @@ from chalicelib.scenarios.facts import Profile
 
 from .commit import Commit, Outgoing
 from .messages import QueueMessage
-from .storage import CaptureGuard, Conflict, ProfileRecord, ScenarioMeta, StoredInstance
+from .storage import (
+    CaptureGuard,
+    Changes,
+    Conflict,
+    ProfileCreate,
+    ProfileRecord,
+    ProfileUpdate,
+    ScenarioMeta,
+    StoredInstance,
+)
 
 
 class UnitOfWork:
@@ -117,12 +128,44 @@ class UnitOfWork:
                 )  # fmt: skip
         self.dispatch(commit)
 
+    def set_fields(
+        self, profile_db: str, profile_id: str, fields: dict[str, Any], at: datetime
+    ) -> None:
+        """Set these fields of the profile (creating it if need be), outside any journey's
+        step, and keep the view this unit of work has of it current."""
+        for _ in range(2):  # a profile created meanwhile: update it
+            record = self.profile(profile_db, profile_id)
+            change: ProfileCreate | ProfileUpdate = (
+                ProfileUpdate(profile_db, profile_id, at, dict(fields))
+                if record.exists
+                else ProfileCreate(profile_db, profile_id, dict(fields), at)
+            )
+            try:
+                self.storage.commit(Changes(profiles=[change]))
+            except Conflict:
+                self._profiles.pop((profile_db, profile_id), None)
+                continue
+            view = record.view
+            self._profiles[(profile_db, profile_id)] = replace(
+                record, exists=True,
+                view=replace(view, fields={**view.fields, **fields}),
+            )  # fmt: skip
+            return
+        raise Conflict(f"profile {profile_id!r} kept changing")
+
+    def send(self, queue: str, messages: list[QueueMessage]) -> None:
+        """Queue messages outside a commit (with the batch's, when buffered)."""
+        self._pending([Outgoing(queue, message) for message in messages])
+
     def dispatch(self, commit: Commit) -> None:
         """Send a written commit's messages (a crash before leaves them to the sweeper)."""
+        self._pending(commit.outgoing)
+
+    def _pending(self, outgoing: list[Outgoing]) -> None:
         if self._buffer is not None:
-            self._buffer.extend(commit.outgoing)
+            self._buffer.extend(outgoing)
         else:
-            self._send(commit.outgoing)
+            self._send(outgoing)
 
     def flush(self) -> None:
         """Send what the buffered commits dispatched."""

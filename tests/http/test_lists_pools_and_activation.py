@@ -102,6 +102,32 @@ def test_an_unknown_promo_pool_is_a_404_and_an_emptied_one_is_not(stack: Stack) 
     assert_problem(send(stack, "GET", "/promo-pools/NOSUCH"), 404, "NOSUCH")
 
 
+def test_a_code_is_redeemed_once_and_announced(stack: Stack) -> None:
+    used = {"id": "used", "type": "event", "event": "promo_code.redeemed", "next": "hello"}
+    scenario_id = stack.create(journey(used))
+    stack.post(f"/scenarios/{scenario_id}/activate")
+    stack.upsert("ada", {"email": "ada@example.com", "consents": {"email": True}})
+    stack.put("/promo-pools/SPRING", {"codes": ["A", "B"]})
+    assert services().storage.take_code("SPRING", "request-1", stack.now) == "A"
+    redemption = {"code": "A", "profile_db": "customers", "profile_id": "ada"}
+
+    answer = stack.post("/promo-pools/SPRING/redeem", redemption)
+    assert answer == {"pool": "SPRING", "code": "A", "event_id": "promo_code.redeemed:SPRING:A"}
+    assert_problem(send(stack, "POST", "/promo-pools/SPRING/redeem", redemption), 409, "A")
+    stack.drain()
+    (journey_of_ada,) = stack.instances("ada", scenario_id)
+    assert journey_of_ada.entry.data == {"pool": "SPRING", "code": "A", "derived": True}
+
+    # a code still available is taken out of the pool when it is redeemed
+    stack.post("/promo-pools/SPRING/redeem", {**redemption, "code": "B"})
+    assert stack.get("/promo-pools/SPRING") == {"pool": "SPRING", "left": 0}
+    assert_problem(
+        send(stack, "POST", "/promo-pools/SPRING/redeem", {**redemption, "code": "Z"}), 404, "Z"
+    )
+    assert_problem(send(stack, "POST", "/promo-pools/SPRING/redeem", {"code": "A"}), 400,
+                   "profile_id")  # fmt: skip
+
+
 # --- activation: all or nothing ------------------------------------------------------------
 
 

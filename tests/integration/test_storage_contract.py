@@ -192,3 +192,20 @@ def test_a_code_is_taken_once_per_request_until_the_pool_is_empty(storage: Stora
     assert {first, second} == {"A", "B"}
     assert storage.take_code("SPRING", "request-3", T0) is None
     assert storage.take_code("WINTER", "request-4", T0) is None
+
+
+def test_a_code_is_redeemed_once_whether_it_was_issued_or_not(storage: Storage) -> None:
+    if isinstance(storage, MemoryStorage):
+        storage.add_codes("SPRING", ["A", "B"])
+    else:
+        from chalicelib.runtime import promo
+
+        promo.add_codes("SPRING", ["A", "B"])
+    issued = storage.take_code("SPRING", "request-1", T0)
+    assert storage.redeem_code("SPRING", issued or "", "customers", "ada", T0) == "redeemed"
+    assert storage.redeem_code("SPRING", issued or "", "customers", "bob", T0) == "again"
+    other = "B" if issued == "A" else "A"
+    assert storage.redeem_code("SPRING", other, "customers", "ada", T0) == "redeemed"
+    assert storage.take_code("SPRING", "request-2", T0) is None  # redeemed: no longer available
+    assert storage.redeem_code("SPRING", "Z", "customers", "ada", T0) == "unknown"
+    assert storage.redeem_code("WINTER", "A", "customers", "ada", T0) == "unknown"

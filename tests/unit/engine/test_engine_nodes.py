@@ -502,6 +502,16 @@ def test_promo_code_is_saved_in_vars(taking, now, pick, path_of):
     assert done.instance.vars["promo_code"] == "W10-ABC"
     assert [s.subject for s in pick(done, Send)] == ["Your code W10-ABC"]
     assert path_of(done)[0] == ("code", "code")
+    (issued,) = [e.event for e in pick(done, EmitEvent) if e.event.type == "promo_code.issued"]
+    assert issued.data == {"pool": "WELCOME10", "code": "W10-ABC", "derived": True}
+
+
+def test_an_empty_pool_issues_no_code(taking, now, pick):
+    scenario, step = taking
+    done = advance(
+        scenario, step.instance, step.profile, PromoCodeResult(step.instance.step, None), now
+    )
+    assert [e for e in pick(done, EmitEvent) if e.event.type == "promo_code.issued"] == []
 
 
 def test_promo_code_custom_save_as(make_scenario, make_profile, enter, now, pick):

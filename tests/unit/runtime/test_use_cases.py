@@ -331,3 +331,28 @@ def test_a_capture_that_lost_a_race_decides_again_on_every_instance_of_the_profi
     assert lost == [1]
     assert captured.refused is not None  # both instances still count against the limit
     assert len(stack.instances()) == 2
+
+
+def test_the_profile_keeps_the_balance_and_hears_when_it_goes_negative(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    stack.scenario({"hello": email("Top up?")})  # on signup: not these
+    events_sent = stack.queues.sent["events"]
+
+    stack.event("balance.changed", balance=25, delta=25)
+    assert stack.storage.profiles[("customers", "ada")].fields["balance"] == 25  # type: ignore[index]
+    assert events_sent == []
+
+    message = stack.event("balance.changed", balance=-5, delta=-30)
+    events.process(message)  # delivered again: the same balance, the same derived event
+    assert stack.storage.profiles[("customers", "ada")].fields["balance"] == -5  # type: ignore[index]
+    negatives = [m for m, _ in events_sent if m.event.type == "balance.negative"]  # type: ignore[union-attr]
+    assert len({m.event.id for m in negatives}) == 1  # type: ignore[union-attr]
+    assert negatives[0].event.data == {"balance": -5, "derived": True}  # type: ignore[union-attr]
+
+    stack.event("balance.changed", delta=-1)  # no balance given: nothing kept, nothing derived
+    assert stack.storage.profiles[("customers", "ada")].fields["balance"] == -5  # type: ignore[index]
+
+
+def test_a_balance_for_a_profile_never_upserted_creates_it(stack: Stack) -> None:
+    stack.event("balance.changed", "newcomer", balance=3)
+    assert stack.storage.profiles[("customers", "newcomer")].fields == {"balance": 3}
