@@ -24,6 +24,9 @@ Before a message goes out the worker asks the delivery policy again
 message) with the profile as it is now: the channel's consent, an address that is valid
 and has not hard-bounced, and the send node's `recheck` condition. A message that may not
 go out is `skipped` with its reason, and counted so in the statistics.
+
+A message of a scenario with a `rate_limit` takes a send slot first (`runtime.pacing`);
+one whose slot is later waits `queued` for it, without counting as an attempt.
 """
 
 from __future__ import annotations
