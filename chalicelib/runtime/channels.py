@@ -514,8 +514,9 @@ def _waits_for_its_slot(row: dict[str, Any], now: datetime) -> bool:
     (`runtime.pacing`; the limit of the version it was queued in). True when its slot is
     later: the row stays `queued` until then (`paced_at`, not an attempt), its message is
     queued again for that moment, and it leaves then without asking again."""
-    if row.get("paced_at") is not None:
-        if time_value(row["paced_at"]) > now:  # type: ignore[operator]
+    paced_at = time_value(row.get("paced_at"))
+    if paced_at is not None:
+        if paced_at > now:
             raise NotYet(f"message {row['message_id']} has its slot at {row['paced_at']}")
         return False
     storage = services().storage
