@@ -19,17 +19,19 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.config import settings
-from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.runtime import messages
 from chalicelib.runtime.commit import epoch
+from chalicelib.runtime.pacing import spacing
 from chalicelib.runtime.storage import (
     CaptureGuard,
     Changes,
     Conflict,
+    EntryCount,
     GuardWrite,
     OutboxRow,
     PendingRow,
@@ -224,6 +226,7 @@ class DynamoStorage:
                     )
                 )  # fmt: skip
         writes.extend(_guard_write(guard) for guard in changes.guards)
+        writes.extend(_entry_write(count) for count in changes.entries)
         for delta in changes.stats:
             names = {f"#c{i}": name for i, name in enumerate(delta.counters)}
             values = {f":c{i}": amount for i, amount in enumerate(delta.counters.values())}
@@ -356,6 +359,35 @@ class DynamoStorage:
         with suppress(ConditionFailed):  # seen already, by a retry
             store.idempotency.put(values, "attribute_not_exists(#k)", names={"#k": "key"})
 
+    # --- sending discipline ---
+    # Entry counters: `idempotency` items `entries#<scenario id>#<window start>`, expiring a
+    # day after their window. Send slots: `scenarios` item `S#<id>`/`pace`, `free_at` in
+    # microseconds since the epoch.
+
+    def entries_in_window(self, scenario_id: str, window: tuple[datetime, datetime]) -> int:
+        item = store.idempotency.get(_entries_key(scenario_id, window[0]))
+        return int(item.get("entries", 0)) if item else 0
+
+    def take_send_slot(self, scenario_id: str, limit: WindowLimit, now: datetime) -> datetime:
+        """One UpdateItem while the scenario is busy (its next token is still to come: the
+        slot is that one, the next one is `spacing` later), another when it was idle."""
+        key = {"pk": f"S#{scenario_id}", "sk": "pace"}
+        step, at = _micros(spacing(limit)), _micros(now - _EPOCH)
+        for _ in range(20):
+            with suppress(ConditionFailed):
+                after = store.scenarios.update(
+                    key, "SET free_at = free_at + :step", "free_at > :now",
+                    returned="UPDATED_NEW", values={":step": step, ":now": at},
+                )  # fmt: skip
+                return _EPOCH + timedelta(microseconds=int(after["free_at"]) - step)
+            with suppress(ConditionFailed):
+                store.scenarios.update(
+                    key, "SET free_at = :next", "attribute_not_exists(free_at) OR free_at <= :now",
+                    values={":next": at + step, ":now": at},
+                )  # fmt: skip
+                return now
+        raise RuntimeError(f"could not take a send slot of scenario {scenario_id}")
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -429,3 +461,26 @@ def shard_of(key: str, shards: int | None = None) -> str:
     """One of `shards` (the timer shards unless given), stable for the key."""
     count = shards or settings().timer_shards
     return str(hashlib.blake2b(key.encode(), digest_size=2).digest()[0] % count)
+
+
+# --- sending discipline ---
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ENTRIES_KEPT = timedelta(days=1)  # an entry counter outlives its window by this
+
+
+def _micros(span: timedelta) -> int:
+    return span // timedelta(microseconds=1)
+
+
+def _entries_key(scenario_id: str, start: datetime) -> dict[str, str]:
+    return {"key": f"entries#{scenario_id}#{format_datetime(start)}"}
+
+
+def _entry_write(count: EntryCount) -> dict[str, Any]:
+    """One more capture in the window, unless `max` are counted already."""
+    return store.idempotency.tx_update(
+        _entries_key(count.scenario_id, count.window[0]),
+        "ADD entries :one SET expires_at = :expires",
+        "attribute_not_exists(entries) OR entries < :max",
+        values={":one": 1, ":max": count.max, ":expires": epoch(count.window[1] + ENTRIES_KEPT)},
+    )

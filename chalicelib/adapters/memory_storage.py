@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.runtime.messages import QueueMessage
+from chalicelib.runtime.pacing import next_slot
 from chalicelib.runtime.storage import (
     CaptureGuard,
     Changes,
@@ -71,6 +72,9 @@ class MemoryStorage:
         self.redeemed: dict[tuple[str, str], tuple[str, str]] = {}
         self.queued_events: set[str] = set()
         self.reads: Counter[str] = Counter()  # calls by method, for tests that count them
+        # --- sending discipline ---
+        self.entries: Counter[tuple[str, datetime]] = Counter()  # per scenario and window
+        self.send_slots: dict[str, datetime] = {}  # per scenario: when its next token is there
 
     # --- what tests set up ---------------------------------------------------------------
 
@@ -185,6 +189,9 @@ class MemoryStorage:
             found = self.guards.get((guard.profile_db, guard.profile_id, guard.scenario_id))
             if (found.captures if found else None) != guard.expected:
                 raise Conflict(f"another capture into {guard.scenario_id} came first")
+        for count in changes.entries:
+            if self.entries[(count.scenario_id, count.window[0])] >= count.max:
+                raise Conflict(f"the entry limit of {count.scenario_id} is reached")
 
     def _apply(self, changes: Changes) -> None:
         for write in changes.instances:
@@ -224,6 +231,8 @@ class MemoryStorage:
             )
         for delta in changes.stats:
             self.stats[(delta.scenario_id, delta.version, delta.day)].update(delta.counters)
+        for count in changes.entries:
+            self.entries[(count.scenario_id, count.window[0])] += 1
 
     def _keep(self, row: OutboxRow) -> None:
         pending = row.dispatch
@@ -309,6 +318,20 @@ class MemoryStorage:
     def mark_event_queued(self, event_id: str, at: datetime) -> None:
         with self._lock:
             self.queued_events.add(event_id)
+
+    # --- sending discipline ---
+
+    def entries_in_window(self, scenario_id: str, window: tuple[datetime, datetime]) -> int:
+        self.reads["entries_in_window"] += 1
+        with self._lock:
+            return self.entries[(scenario_id, window[0])]
+
+    def take_send_slot(self, scenario_id: str, limit: WindowLimit, now: datetime) -> datetime:
+        with self._lock:
+            leave, self.send_slots[scenario_id] = next_slot(
+                self.send_slots.get(scenario_id), now, limit
+            )
+            return leave
 
 
 class MemoryQueues:

@@ -24,12 +24,16 @@ Before a message goes out the worker asks the delivery policy again
 message) with the profile as it is now: the channel's consent, an address that is valid
 and has not hard-bounced, and the send node's `recheck` condition. A message that may not
 go out is `skipped` with its reason, and counted so in the statistics.
+
+A message of a scenario with a `rate_limit` takes a send slot first (`runtime.pacing`);
+one whose slot is later waits `queued` for it, without counting as an attempt.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -104,6 +108,8 @@ def deliver(message: ChannelMessage) -> None:
     due = time_value(due_text)
     if due is not None and due > now + timedelta(seconds=1):
         raise NotYet(f"message {row['message_id']} is due at {due_text}")
+    if row["kind"] == "message" and _waits_for_its_slot(row, now):
+        return
     claim = _claim(row, now)
     if claim is None:
         return  # another delivery of this message claimed it first
@@ -385,22 +391,31 @@ def _retry_or_fail(claim: Claim, error: str, status: int | None = None) -> None:
         return
     now = clock_now()
     retry_at = now + FIRST_RETRY * 3 ** (attempts - 1)
-    delay = int((retry_at - now).total_seconds())
-    soon = settings().precise_delays and delay <= MAX_DELAY_SECONDS
+    dispatch_at, delay = _again_at(retry_at, now)
     _move(
         claim,
         "queued",
+        remove="paced_at",  # a paced message takes a new slot for its next attempt
         retry_at=format_datetime(retry_at),
-        # with a queue delay the sweeper is the backstop; without, it is the way
-        dispatch_at=epoch(retry_at + LEASE if soon else retry_at),
+        dispatch_at=dispatch_at,
         last_error=error,
     )
     logger.warning(
         "delivery failed, retrying",
         extra={"message_id": claim.row["message_id"], "error": error, "attempt": attempts},
     )
-    if soon:
+    if delay is not None:
         services().queues.send(claim.row["queue"], [(parse(claim.row["payload"]), delay)])
+
+
+def _again_at(at: datetime, now: datetime) -> tuple[int, int | None]:
+    """A row put back `queued` until `at`: its `dispatch_at`, and the delay to queue its
+    message with now — None when it is too far off or delays are not precise: then the
+    sweeper sends it at `dispatch_at` (with a queue delay it is the backstop). Whole
+    seconds rounded up: never before `at`."""
+    delay = math.ceil((at - now).total_seconds())
+    soon = settings().precise_delays and delay <= MAX_DELAY_SECONDS
+    return math.ceil((at + LEASE if soon else at).timestamp()), max(0, delay) if soon else None
 
 
 def _fail(claim: Claim, error: str, status: int | None = None, failure: str | None = None) -> None:
@@ -489,3 +504,39 @@ def delivered(limit: int = 1000) -> list[dict[str, Any]]:
         }
         for row in rows[:limit]
     ]
+
+
+# --- sending discipline -----------------------------------------------------------------
+
+
+def _waits_for_its_slot(row: dict[str, Any], now: datetime) -> bool:
+    """A message of a scenario with a `rate_limit` takes a send slot before it is claimed
+    (`runtime.pacing`; the limit of the version it was queued in). True when its slot is
+    later: the row stays `queued` until then (`paced_at`, not an attempt), its message is
+    queued again for that moment, and it leaves then without asking again."""
+    paced_at = time_value(row.get("paced_at"))
+    if paced_at is not None:
+        if paced_at > now:
+            raise NotYet(f"message {row['message_id']} has its slot at {row['paced_at']}")
+        return False
+    storage = services().storage
+    limit = storage.version(row["scenario_id"], int(row["version"])).rate_limit
+    if limit is None:
+        return False
+    slot = storage.take_send_slot(row["scenario_id"], limit, now)
+    if slot <= now:
+        return False
+    dispatch_at, delay = _again_at(slot, now)
+    try:
+        store.messages.update(
+            {"message_id": row["message_id"]},
+            "SET retry_at = :slot, paced_at = :slot, dispatch_at = :dispatch",
+            "#s = :queued AND attribute_not_exists(paced_at)",
+            names={"#s": "status"},
+            values={":slot": format_datetime(slot), ":dispatch": dispatch_at, ":queued": "queued"},
+        )
+    except ConditionFailed:
+        return True  # another delivery of it got there first (that slot goes unused)
+    if delay is not None:
+        services().queues.send(row["queue"], [(parse(row["payload"]), delay)])
+    return True

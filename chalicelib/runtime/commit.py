@@ -38,6 +38,7 @@ from . import messages
 from .storage import (
     Changes,
     Dispatch,
+    EntryCount,
     GuardWrite,
     InstanceWrite,
     OutboxRow,
@@ -170,6 +171,11 @@ class Commit:
         self.changes.guards.append(
             GuardWrite(profile_db, profile_id, scenario_id, latest, expected)
         )
+
+    def count_entry(self, scenario_id: str, window: tuple[datetime, datetime], max: int) -> None:
+        """Count a capture in the scenario's entry-limit window; the commit fails when
+        `max` are counted already (another capture took the last place)."""
+        self.changes.entries.append(EntryCount(scenario_id, window, max))
 
     # --- effects -----------------------------------------------------------------------
 

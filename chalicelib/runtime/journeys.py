@@ -22,6 +22,7 @@ from chalicelib.engine import (
 )
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.engine.interpreter import Step
+from chalicelib.engine.measure import entry_window
 from chalicelib.scenarios.facts import Event, Profile
 from chalicelib.scenarios.model import EventTrigger
 
@@ -76,16 +77,20 @@ def capture_profile(
         existing = _instances_of(uow, profile_db, profile_id, scenario_id, latest)
         if any(stored.instance.instance_id == instance_id for stored in existing):
             return Captured(instance_id, "duplicate")
+        now = clock_now()
+        limit = scenario.entry_limit
+        window = entry_window(limit, now) if limit is not None else None
         admission = capture(
             scenario,
             profile.view,
             event,
             instance_id=instance_id,
-            now=clock_now(),
+            now=now,
             trigger_id=trigger_id,
             node=node,
             existing=[stored.instance for stored in existing],
             segments=library,
+            entries_in_window=uow.entries_in_window(scenario_id, window) if window else 0,
         )
         if admission.refused is not None:
             return Captured(None, admission.refused)
@@ -96,6 +101,8 @@ def capture_profile(
         if guarded:
             counted = guard.captures if guard else None
             commit.guard(profile_db, profile_id, scenario_id, instance_id, counted)
+        if limit is not None and window is not None:
+            commit.count_entry(scenario_id, window, limit.max)
         try:
             uow.commit(commit, _last_profile(admission.steps))
         except Conflict:

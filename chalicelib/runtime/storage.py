@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.engine.state import Instance
 from chalicelib.scenarios.facts import Event, Profile
 
@@ -202,11 +202,13 @@ class Changes:
     profiles: list[ProfileCreate | ProfileUpdate] = field(default_factory=list)
     guards: list[GuardWrite] = field(default_factory=list)
     stats: list[StatsDelta] = field(default_factory=list)
+    # --- sending discipline ---
+    entries: list[EntryCount] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
             (self.instances, self.timers, self.timers_gone, self.rows, self.history,
-             self.profiles, self.guards, self.stats)
+             self.profiles, self.guards, self.stats, self.entries)
         )  # fmt: skip
 
 
@@ -297,3 +299,28 @@ class Storage(Protocol):
     def events_seen(self, event_ids: list[str]) -> set[str]: ...
 
     def mark_event_queued(self, event_id: str, at: datetime) -> None: ...
+
+    # --- sending discipline ---
+
+    def entries_in_window(self, scenario_id: str, window: tuple[datetime, datetime]) -> int:
+        """Captures into the scenario counted in this entry-limit window [start, end)."""
+        ...
+
+    def take_send_slot(self, scenario_id: str, limit: WindowLimit, now: datetime) -> datetime:
+        """Reserve the scenario's next send slot under its rate limit: when the send that
+        asks now may leave (`now` itself when a token is there). Slots are handed out in
+        the order they are asked for and never given twice."""
+        ...
+
+
+# --- sending discipline -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryCount:
+    """Count one capture in the scenario's entry-limit window, expecting fewer than `max`
+    counted so far (else: Conflict)."""
+
+    scenario_id: str
+    window: tuple[datetime, datetime]  # [start, end)
+    max: int

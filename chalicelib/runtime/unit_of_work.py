@@ -46,6 +46,7 @@ class UnitOfWork:
         self._profiles: dict[tuple[str, str], ProfileRecord] = {}
         self._instances: dict[str, StoredInstance] = {}
         self._of_profile: dict[tuple[str, str], list[str]] = {}
+        self._entries: dict[tuple[str, datetime], int] = {}  # sending discipline
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -109,7 +110,13 @@ class UnitOfWork:
                 self._instances.pop(write.stored.instance.instance_id, None)
             for change in changes.profiles:
                 self._profiles.pop((change.profile_db, change.profile_id), None)
+            for count in changes.entries:
+                self._entries.pop((count.scenario_id, count.window[0]), None)
             raise
+        for count in changes.entries:
+            counted = (count.scenario_id, count.window[0])
+            if counted in self._entries:
+                self._entries[counted] += 1
         for write in changes.instances:
             instance = write.stored.instance
             self._instances[instance.instance_id] = write.stored
@@ -182,3 +189,13 @@ class UnitOfWork:
 
     def forget_instance(self, instance_id: str) -> None:
         self._instances.pop(instance_id, None)
+
+    # --- sending discipline --------------------------------------------------------------
+
+    def entries_in_window(self, scenario_id: str, window: tuple[datetime, datetime]) -> int:
+        """Captures into the scenario in its entry-limit window: read once, then counted
+        on by this unit of work's commits (a conflict reads it again)."""
+        counted = (scenario_id, window[0])
+        if counted not in self._entries:
+            self._entries[counted] = self.storage.entries_in_window(scenario_id, window)
+        return self._entries[counted]

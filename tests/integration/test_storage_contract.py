@@ -11,11 +11,13 @@ import pytest
 
 from chalicelib.adapters.memory_storage import MemoryStorage
 from chalicelib.engine import Instance
+from chalicelib.engine.compiled import WindowLimit
 from chalicelib.runtime import messages
 from chalicelib.runtime.storage import (
     Changes,
     Conflict,
     Dispatch,
+    EntryCount,
     GuardWrite,
     InstanceWrite,
     OutboxRow,
@@ -209,3 +211,33 @@ def test_a_code_is_redeemed_once_whether_it_was_issued_or_not(storage: Storage) 
     assert storage.take_code("SPRING", "request-2", T0) is None  # redeemed: no longer available
     assert storage.redeem_code("SPRING", "Z", "customers", "ada", T0) == "unknown"
     assert storage.redeem_code("WINTER", "A", "customers", "ada", T0) == "unknown"
+
+
+def test_an_entry_window_counts_captures_up_to_its_max_and_refuses_the_next(
+    storage: Storage,
+) -> None:
+    day = (datetime(2026, 6, 10, tzinfo=UTC), datetime(2026, 6, 11, tzinfo=UTC))
+    assert storage.entries_in_window("s1", day) == 0
+    for _ in range(2):
+        storage.commit(Changes(entries=[EntryCount("s1", day, 2)]))
+    with pytest.raises(Conflict):  # the last place is taken: the whole commit fails
+        storage.commit(
+            Changes(timers=[Timer("i1", "s1", 1, T0)], entries=[EntryCount("s1", day, 2)])
+        )
+    assert list(storage.due_timers(T0 + timedelta(days=1))) == []
+    assert storage.entries_in_window("s1", day) == 2
+    next_day = (day[1], day[1] + timedelta(days=1))
+    assert storage.entries_in_window("s1", next_day) == 0
+    assert storage.entries_in_window("s2", day) == 0
+
+
+def test_send_slots_are_spaced_and_handed_out_in_the_order_asked(storage: Storage) -> None:
+    per_minute = WindowLimit(100, timedelta(minutes=1))
+    slots = [storage.take_send_slot("s1", per_minute, T0) for _ in range(3)]
+    assert slots == [T0, T0 + timedelta(seconds=0.6), T0 + timedelta(seconds=1.2)]
+    assert storage.take_send_slot("s2", per_minute, T0) == T0  # a bucket per scenario
+    later = T0 + timedelta(seconds=1)
+    assert storage.take_send_slot("s1", per_minute, later) == T0 + timedelta(seconds=1.8)
+    idle = T0 + timedelta(minutes=5)
+    assert storage.take_send_slot("s1", per_minute, idle) == idle  # one token kept, not more
+    assert storage.take_send_slot("s1", per_minute, idle) == idle + timedelta(seconds=0.6)

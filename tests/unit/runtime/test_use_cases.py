@@ -356,3 +356,41 @@ def test_the_profile_keeps_the_balance_and_hears_when_it_goes_negative(stack: St
 def test_a_balance_for_a_profile_never_upserted_creates_it(stack: Stack) -> None:
     stack.event("balance.changed", "newcomer", balance=3)
     assert stack.storage.profiles[("customers", "newcomer")].fields == {"balance": 3}
+
+
+def test_captures_past_the_entry_limit_of_the_window_are_refused_until_the_next_one(
+    stack: Stack,
+) -> None:
+    stack.scenario({"hello": email("Hello")}, entry_limit={"max": 2, "per": "P1D"})
+    for name in ("ada", "bob", "cy"):
+        stack.storage.put_profile("customers", name, {**ADA, "email": f"{name}@example.com"})
+        stack.event("signup", name)
+    assert [len(stack.instances(name)) for name in ("ada", "bob", "cy")] == [1, 1, 0]
+    assert stack.storage.entries_in_window("s1", (datetime(2026, 6, 10, tzinfo=UTC), START)) == 2
+
+    stack.clock.advance(timedelta(days=1))
+    stack.storage.put_profile("customers", "dan", ADA)
+    stack.event("signup", "dan")
+    assert len(stack.instances("dan")) == 1
+
+
+def test_two_captures_at_once_cannot_both_take_the_last_place(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.runtime.journeys import capture_profile
+
+    scenario_id = stack.scenario({"hello": email("Hello")}, entry_limit={"max": 1, "per": "P1D"})
+    first = capture_profile(UnitOfWork(), scenario_id, "customers", "ada", Event("signup", START, {}, id="e1"), "signup")  # fmt: skip
+    real = MemoryStorage.entries_in_window
+    stale = [0]  # bob's capture read the count before ada's was committed
+
+    def read(storage: MemoryStorage, *args: Any) -> int:
+        return stale.pop() if stale else real(storage, *args)
+
+    monkeypatch.setattr(MemoryStorage, "entries_in_window", read)
+    second = capture_profile(UnitOfWork(), scenario_id, "customers", "bob", Event("signup", START, {}, id="e2"), "signup")  # fmt: skip
+    assert first.refused is None
+    assert stale == []
+    assert second.refused == "entry_limit"
+    assert stack.instances("bob") == []
+    assert not any(row.row.profile_id == "bob" for row in stack.storage.rows.values())
