@@ -106,6 +106,8 @@ def test_every_route_of_the_spec_is_protected(stack: Stack) -> None:
         ("PUT", "/promo-pools/{}"),
         ("GET", "/promo-pools/{}"),
         ("POST", "/feedback"),
+        ("GET", "/settings/control"),
+        ("PUT", "/settings/control"),
         ("GET", "/local/sent"),
         ("POST", "/local/clock"),
         ("POST", "/local/drain"),
