@@ -34,6 +34,7 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
         [(s.instance, s.rev, s.seen) for s in instances],
     )  # fmt: skip
     measurement.conversions(uow, profile_db, profile_id, event)
+    measurement.engagement(uow, profile_db, profile_id, event)
     for stored in instances:
         instance = stored.instance
         if instance.active and reacts_to(

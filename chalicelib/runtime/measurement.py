@@ -6,7 +6,8 @@ the stored records through the storage port and commits what they return:
 
 - every event is offered to each of the profile's instances whose conversion window is
   still open (`conversions`); a conversion is written on the instance with its counters,
-  guarded by the instance's revision, so a redelivered event counts nothing twice;
+  guarded by the instance's revision, so a redelivered event counts nothing twice; opens
+  and clicks of a message count for the split branches its instance took (`engagement`);
 - the minute tick decides the experiments that are due (`decide_experiments`): only
   active scenarios with experiment nodes are looked at, and an undecided experiment is
   looked at again when its decision says (at `decide_after`, then daily);
@@ -75,6 +76,40 @@ def conversions(uow: UnitOfWork, profile_db: str, profile_id: str, event: Event)
             converted += 1
             break
     return converted
+
+
+def engagement(uow: UnitOfWork, profile_db: str, profile_id: str, event: Event) -> bool:
+    """A `message.opened` / `message.clicked` event: count it for the split branches the
+    message's instance took before it was sent (once per node and status). True when
+    counted. Reads the profile only when an instance of that scenario took a branch."""
+    status = event.type.removeprefix("message.")
+    scenario_id, message_id = event.data.get("scenario_id"), event.data.get("message_id")
+    if status not in measure.ENGAGEMENTS or not scenario_id or not message_id:
+        return False
+    if not any(
+        stored.instance.scenario_id == scenario_id and stored.instance.branches
+        for stored in uow.instances_of_profile(profile_db, profile_id)
+    ):
+        return False
+    profile = uow.profile(profile_db, profile_id).view
+    message = next((m for m in profile.messages if m.message_id == message_id), None)
+    if message is None or message.instance_id is None:
+        return False
+    for _ in range(ATTEMPTS):
+        current = uow.instance(message.instance_id)
+        if current is None:
+            return False
+        step = measure.engage(current.instance, message, status)
+        if not step.effects:
+            return False
+        commit = Commit(clock_now())
+        commit.add(step, current)
+        try:
+            uow.commit(commit)
+        except Conflict:
+            continue
+        return True
+    return False
 
 
 # --- experiment decisions -----------------------------------------------------------------

@@ -16,7 +16,7 @@ from chalicelib.runtime import events, measurement
 from chalicelib.runtime.messages import EventBody, EventMessage
 from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.facts import Event, Profile
-from tests.unit.runtime.test_use_cases import START, Stack, email
+from tests.unit.runtime.test_use_cases import ADA, START, Stack, email
 
 CONVERSION = {"event": "purchase", "within": "P7D"}  # order.created also reads revenue
 
@@ -191,3 +191,28 @@ def test_a_live_edit_carries_an_unchanged_experiment_and_restarts_a_changed_one(
     changed = CompiledScenario.from_document({**document, "nodes": changed_nodes}, scenario_id, 3)
     assert measurement.carry_experiments(stack.storage, same, changed) == []
     assert stack.storage.decisions(scenario_id, 3) == {}
+
+
+def test_an_open_counts_for_the_branch_its_message_was_sent_down_once(stack: Stack) -> None:
+    scenario_id = stack.scenario(
+        {
+            "ab": {
+                "type": "ab_split",
+                "branches": [{"percent": 50, "next": "mail"}, {"percent": 50, "next": "mail"}],
+            },
+            "mail": email("Hello"),
+        }
+    )
+    stack.storage.put_profile("customers", "ada", ADA)
+    send(stack, "signup", "ada", "signup-ada")
+    (instance,) = stack.instances("ada")
+    (message,) = stack.storage.profiles[("customers", "ada")].messages.values()
+    branch = instance.branches["ab"].name
+    data = {"message_id": message.message_id, "scenario_id": scenario_id, "node": "mail"}
+    send(stack, "message.opened", "ada", "open-1", **data)
+    send(stack, "message.opened", "ada", "open-2", **data)  # opened again: once
+    send(stack, "message.clicked", "ada", "click-1", **data)
+    counted = counters(stack, scenario_id)
+    assert counted[f"branch_opened|ab|{branch}"] == 1
+    assert counted[f"branch_clicked|ab|{branch}"] == 1
+    assert measurement.branch_stats(counted)["ab"][branch]["opened"] == 1
