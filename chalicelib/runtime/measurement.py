@@ -136,12 +136,12 @@ def decide_experiments(storage: Storage, now: datetime) -> int:
             versions = before.versions if before else (meta.version,)
             counts, first = experiment_counts(storage, scenario_id, versions, node_id, node)
             decision = measure.decide(node, counts, first, now)
-            storage.put_decision(
-                ExperimentDecision(
-                    scenario_id, meta.version, node_id, versions, decision.winner,
-                    decision.decided_at, decision.decide_again_at, decision.p_best,
-                )
+            record = ExperimentDecision(
+                scenario_id, meta.version, node_id, versions, decision.winner,
+                decision.decided_at, decision.decide_again_at, decision.p_best,
             )  # fmt: skip
+            if record != before:  # while nobody has entered: nothing new to write each minute
+                storage.put_decision(record)
             if decision.winner is not None:
                 decided += 1
                 logger.info(

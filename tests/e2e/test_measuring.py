@@ -132,3 +132,38 @@ def test_an_experiment_decides_its_winner_after_decide_after_and_sends_later_pro
     assert experiment["decided_at"] is not None
     assert experiment["branches"]["bold"]["entered"] == bold["entered"]  # winners not counted
     assert stack.stats(scenario_id)["branches"]["exp"]["bold"]["conversions"] == bold["count"]
+
+
+def test_a_live_edit_keeps_a_decided_experiment_unless_its_branches_change(
+    stack: Stack,
+) -> None:
+    nodes = {"exp": EXPERIMENT, "plain_mail": email("Plain"), "bold_mail": email("Bold")}
+    scenario_id = stack.create(scenario(nodes, conversion=CONVERSION))
+    enter(stack, scenario_id, PROFILES)
+    for profile_id in PROFILES:
+        if stack.instance(profile_id, scenario_id).branches["exp"].name == "bold":
+            order(stack, profile_id)
+    stack.drain()
+    stack.advance("P2DT1M")
+    assert stack.stats(scenario_id)["experiments"]["exp"]["winner"] == "bold"
+
+    stack.put(f"/scenarios/{scenario_id}", scenario(nodes, conversion=CONVERSION, name="Renamed"))
+    assert (
+        stack.get(f"/scenarios/{scenario_id}/stats?version=2")["experiments"]["exp"]["winner"]
+        == "bold"
+    )
+    enter(stack, scenario_id, ["kept"])
+    assert "exp" not in stack.instance("kept", scenario_id).branches
+
+    reshared = {**EXPERIMENT, "branches": [
+        {"name": "plain", "percent": 20, "next": "plain_mail"},
+        {"name": "bold", "percent": 80, "next": "bold_mail"},
+    ]}  # fmt: skip
+    stack.put(
+        f"/scenarios/{scenario_id}", scenario({**nodes, "exp": reshared}, conversion=CONVERSION)
+    )
+    experiment = stack.stats(scenario_id)["experiments"]["exp"]
+    assert experiment["winner"] is None
+    assert experiment["branches"]["bold"]["entered"] == 0  # started again
+    enter(stack, scenario_id, ["restarted"])
+    assert "exp" in stack.instance("restarted", scenario_id).branches
