@@ -18,6 +18,7 @@ from chalicelib.api import (
     openapi,
     profiles,
     scenarios,
+    stack_settings,
     templates,
     tracking,
 )
@@ -37,6 +38,7 @@ for blueprint in (
     templates.blueprint,
     keys.blueprint,
     console.blueprint,
+    stack_settings.blueprint,
 ):
     app.register_blueprint(blueprint)
 app.register_blueprint(openapi.blueprint)

@@ -32,6 +32,7 @@ from chalicelib.runtime.storage import (
     Changes,
     Conflict,
     EntryCount,
+    ExperimentDecision,
     GuardWrite,
     OutboxRow,
     PendingRow,
@@ -40,6 +41,7 @@ from chalicelib.runtime.storage import (
     ScenarioMeta,
     StoredInstance,
     Timer,
+    VersionCounters,
 )
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event, Profile
@@ -229,8 +231,16 @@ class DynamoStorage:
         writes.extend(_entry_write(count) for count in changes.entries)
         for delta in changes.stats:
             names = {f"#c{i}": name for i, name in enumerate(delta.counters)}
-            values = {f":c{i}": amount for i, amount in enumerate(delta.counters.values())}
+            values: dict[str, Any] = {
+                f":c{i}": amount for i, amount in enumerate(delta.counters.values())
+            }
             expression = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(delta.counters)))
+            if delta.firsts:  # kept at their first value
+                for i, (name, at) in enumerate(delta.firsts.items()):
+                    names[f"#f{i}"], values[f":f{i}"] = name, format_datetime(at)
+                expression += " SET " + ", ".join(
+                    f"#f{i} = if_not_exists(#f{i}, :f{i})" for i in range(len(delta.firsts))
+                )
             shard = shard_of(delta.spread, STAT_SHARDS)
             key = {
                 "scenario_id": delta.scenario_id,
@@ -388,6 +398,60 @@ class DynamoStorage:
                 return now
         raise RuntimeError(f"could not take a send slot of scenario {scenario_id}")
 
+    # --- measurement ---------------------------------------------------------------------
+    # The control percent is `SETTINGS`/`control` in `scenarios`; the experiment index
+    # `X#experiment`/<scenario id> lists active scenarios with experiment nodes (written
+    # with the trigger index); decisions are `S#<id>`/`D#<version>#<node>`.
+
+    def control_percent(self) -> float:
+        item = store.scenarios.get(CONTROL_KEY)
+        return float(item.get("percent", 0)) if item else 0.0
+
+    def set_control_percent(self, percent: float, at: datetime) -> None:
+        store.scenarios.put({**CONTROL_KEY, "percent": percent, "updated_at": format_datetime(at)})
+
+    def experiment_scenarios(self) -> list[str]:
+        found = store.scenarios.query("pk = :pk", values={":pk": EXPERIMENT_INDEX})
+        return [item["sk"] for item in found]
+
+    def decisions(self, scenario_id: str, version: int) -> dict[str, ExperimentDecision]:
+        found = store.scenarios.query(
+            "pk = :pk AND begins_with(sk, :d)",
+            values={":pk": f"S#{scenario_id}", ":d": f"D#{version:06d}#"},
+        )
+        return {item["node"]: _decision_from(scenario_id, item) for item in found}
+
+    def put_decision(self, decision: ExperimentDecision) -> None:
+        store.scenarios.put(
+            {
+                "pk": f"S#{decision.scenario_id}",
+                "sk": f"D#{decision.version:06d}#{decision.node}",
+                "version": decision.version,
+                "node": decision.node,
+                "versions": list(decision.versions),
+                "winner": decision.winner,
+                "decided_at": time_text(decision.decided_at),
+                "decide_again_at": time_text(decision.decide_again_at),
+                "p_best": decision.p_best,
+            }
+        )
+
+    def version_counters(self, scenario_id: str, version: int) -> VersionCounters:
+        counts: dict[str, int] = {}
+        firsts: dict[str, datetime] = {}
+        for item in store.stats.query(
+            "scenario_id = :s AND begins_with(sk, :p)",
+            values={":s": scenario_id, ":p": f"{version:06d}#"},
+        ):
+            for name, value in item.items():
+                if name.startswith("first_"):
+                    at = time_value(value)
+                    if at is not None and (name not in firsts or at < firsts[name]):
+                        firsts[name] = at
+                elif name not in ("scenario_id", "sk"):
+                    counts[name] = counts.get(name, 0) + value
+        return VersionCounters(counts, firsts)
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -483,4 +547,23 @@ def _entry_write(count: EntryCount) -> dict[str, Any]:
         "ADD entries :one SET expires_at = :expires",
         "attribute_not_exists(entries) OR entries < :max",
         values={":one": 1, ":max": count.max, ":expires": epoch(count.window[1] + ENTRIES_KEPT)},
+    )
+
+
+# --- measurement ---
+
+CONTROL_KEY = {"pk": "SETTINGS", "sk": "control"}
+EXPERIMENT_INDEX = "X#experiment"
+
+
+def _decision_from(scenario_id: str, item: dict[str, Any]) -> ExperimentDecision:
+    return ExperimentDecision(
+        scenario_id,
+        item["version"],
+        item["node"],
+        tuple(item.get("versions") or [item["version"]]),
+        item.get("winner"),
+        time_value(item.get("decided_at")),
+        time_value(item.get("decide_again_at")),
+        dict(item.get("p_best") or {}),
     )

@@ -24,6 +24,7 @@ from chalicelib.runtime.storage import (
     CaptureGuard,
     Changes,
     Conflict,
+    ExperimentDecision,
     OutboxRow,
     PendingRow,
     ProfileCreate,
@@ -32,9 +33,10 @@ from chalicelib.runtime.storage import (
     ScenarioMeta,
     StoredInstance,
     Timer,
+    VersionCounters,
 )
 from chalicelib.scenarios.facts import Event, Message, Profile
-from chalicelib.scenarios.model import EventTrigger
+from chalicelib.scenarios.model import EventTrigger, ExperimentNode
 
 EVENT_LIMIT = 300  # as the DynamoDB adapter: the newest events and messages of a profile
 MESSAGE_LIMIT = 200
@@ -75,6 +77,9 @@ class MemoryStorage:
         # --- sending discipline ---
         self.entries: Counter[tuple[str, datetime]] = Counter()  # per scenario and window
         self.send_slots: dict[str, datetime] = {}  # per scenario: when its next token is there
+        self.firsts: dict[tuple[str, int], dict[str, datetime]] = {}
+        self.control: float = 0.0
+        self.stored_decisions: dict[tuple[str, int, str], ExperimentDecision] = {}
 
     # --- what tests set up ---------------------------------------------------------------
 
@@ -231,6 +236,9 @@ class MemoryStorage:
             )
         for delta in changes.stats:
             self.stats[(delta.scenario_id, delta.version, delta.day)].update(delta.counters)
+            firsts = self.firsts.setdefault((delta.scenario_id, delta.version), {})
+            for name, at in delta.firsts.items():
+                firsts[name] = min(at, firsts.get(name, at))
         for count in changes.entries:
             self.entries[(count.scenario_id, count.window[0])] += 1
 
@@ -332,6 +340,48 @@ class MemoryStorage:
                 self.send_slots.get(scenario_id), now, limit
             )
             return leave
+
+    # --- measurement ---------------------------------------------------------------------
+
+    def control_percent(self) -> float:
+        self.reads["control_percent"] += 1
+        return self.control
+
+    def set_control_percent(self, percent: float, at: datetime) -> None:
+        self.control = percent
+
+    def experiment_scenarios(self) -> list[str]:
+        return sorted(
+            meta.scenario_id
+            for meta in self.metas.values()
+            if meta.active
+            and any(
+                isinstance(node, ExperimentNode)
+                for node in self.versions[(meta.scenario_id, meta.version)].nodes.values()
+            )
+        )
+
+    def decisions(self, scenario_id: str, version: int) -> dict[str, ExperimentDecision]:
+        self.reads["decisions"] += 1
+        with self._lock:
+            return {
+                node: decision
+                for (sid, number, node), decision in self.stored_decisions.items()
+                if (sid, number) == (scenario_id, version)
+            }
+
+    def put_decision(self, decision: ExperimentDecision) -> None:
+        with self._lock:
+            key = (decision.scenario_id, decision.version, decision.node)
+            self.stored_decisions[key] = decision
+
+    def version_counters(self, scenario_id: str, version: int) -> VersionCounters:
+        with self._lock:
+            counts: Counter[str] = Counter()
+            for (sid, number, _), counters in self.stats.items():
+                if (sid, number) == (scenario_id, version):
+                    counts.update(counters)
+            return VersionCounters(dict(counts), dict(self.firsts.get((scenario_id, version), {})))
 
 
 class MemoryQueues:

@@ -411,6 +411,19 @@ class ScenarioStats(Out):
     days: list[DayStats] | None = Field(
         None, description="with `by=day`: the scenario-wide counters of each day, oldest first"
     )
+    conversions: int = Field(description="instances that converted (SPEC §8), every group")
+    conversion_rate: float | None = Field(description="conversions / entered")
+    treatment: GroupStats = Field(description="the profiles that received the journey")
+    holdout: HeldOutStats = Field(description="the scenario's holdout, against the treatment")
+    control: HeldOutStats = Field(
+        description="the stack's global control group, against the treatment"
+    )
+    branches: dict[str, dict[str, BranchStats]] = Field(
+        description="per `ab_split` / `experiment` node and branch"
+    )
+    experiments: dict[str, ExperimentStats] = Field(
+        description="per `experiment` node of the version (default: the current one)"
+    )
 
 
 class PathStep(Out):
@@ -592,3 +605,56 @@ class TemplateOut(Out):
 
 class TemplateList(Out):
     templates: list[TemplateOut]
+
+
+# --- measurement (SPEC §8) ---
+
+
+class ControlIn(Body):
+    percent: float = Field(
+        ge=0, lt=100, strict=True, description="share of profiles in the control group (0: none)"
+    )
+
+
+class ControlOut(Out):
+    percent: float = Field(description="share of profiles in the stack's global control group")
+
+
+class GroupStats(Out):
+    entered: int
+    conversions: int
+    conversion_rate: float | None = Field(
+        description="conversions / entered; null when none entered"
+    )
+
+
+class HeldOutStats(GroupStats):
+    lift: float | None = Field(
+        description="treatment rate over this group's rate, minus one; null when its rate is 0"
+    )
+    p_value: float | None = Field(
+        description="two-sided p-value of the two-proportion test against the treatment; "
+        "null when a group is empty"
+    )
+
+
+class BranchStats(Out):
+    entered: int
+    conversions: int
+    conversion_rate: float | None
+    opened: int
+    clicked: int
+
+
+class ExperimentBranchStats(Out):
+    entered: int = Field(description="profiles the experiment sent down the branch at random")
+    count: int = Field(description="the metric's count among them")
+    rate: float | None
+    p_best: float = Field(description="probability that its rate is the highest (Beta posteriors)")
+
+
+class ExperimentStats(Out):
+    metric: str
+    winner: str | None
+    decided_at: datetime | None
+    branches: dict[str, ExperimentBranchStats]

@@ -510,6 +510,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/console/{name}", "GET"): Operation(
         "A file of the web console", "Console", None, errors=(404,), media_type="text/*"
     ),
+    # --- the stack's settings (SPEC §8) ---
+    ("/settings/control", "GET"): Operation(
+        "The stack's global control group", "Settings", m.ControlOut
+    ),
+    ("/settings/control", "PUT"): Operation(
+        "Set the stack's global control group",
+        "Settings",
+        m.ControlOut,
+        body=(m.ControlIn,),
+        description="`percent` from 0 (none) up to but not including 100: profiles whose "
+        "stable point falls under it receive nothing from any non-`transactional` scenario "
+        "and are measured apart (`control` in a scenario's stats).",
+    ),
     (OPENAPI_PATH, "GET"): Operation("This document", "Meta", None),
 }
 
@@ -528,6 +541,7 @@ TAGS = (
     ("Templates", "Built-in scenario templates to start from (SPEC §9)"),
     ("API keys", "Keys with a role and access groups (SPEC §9)"),
     ("Console", "The web console and the scenario diagram (SPEC §9)"),
+    ("Settings", "The stack's settings: its global control group (SPEC §8)"),
     ("Meta", "The API's description"),
 )
 

@@ -10,7 +10,7 @@ from chalice.app import CloudWatchEvent, DynamoDBEvent
 from chalicelib.adapters.clock import now
 from chalicelib.bootstrap import services
 from chalicelib.config import settings
-from chalicelib.runtime import schedules, sweeper
+from chalicelib.runtime import measurement, schedules, sweeper
 from chalicelib.runtime.messages import Wake
 
 from .observability import logger
@@ -31,8 +31,12 @@ def sweep(event: CloudWatchEvent) -> dict[str, int]:
 
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES), name="schedule_tick")
 def schedule_tick(event: CloudWatchEvent) -> dict[str, int]:
-    """Start the schedule triggers' runs that are due."""
-    return {"runs": schedules.tick(now())}
+    """Start the schedule triggers' runs that are due, and decide the experiments that are."""
+    moment = now()
+    return {
+        "runs": schedules.tick(moment),
+        "decided": measurement.decide_experiments(services().storage, moment),
+    }
 
 
 @blueprint.on_dynamodb_record(

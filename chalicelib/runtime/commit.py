@@ -80,6 +80,7 @@ class Commit:
     changes: Changes = field(default_factory=Changes)
     outgoing: list[Outgoing] = field(default_factory=list)
     _stats: dict[tuple[str, int], tuple[str, dict[str, int]]] = field(default_factory=dict)
+    _firsts: dict[tuple[str, int], dict[str, datetime]] = field(default_factory=dict)
     # per profile: its updates in the order the steps made them, its fields after the last,
     # and the profile as the first step read it (one write per profile and commit)
     _profiles: dict[tuple[str, str], tuple[list[UpdateProfile], dict[str, Any],
@@ -295,8 +296,16 @@ class Commit:
         )
 
     def _count(self, instance: Instance, stat: CountStat) -> None:
-        name = stat.name if stat.node is None else f"{stat.name}|{stat.node}"
+        """A counter named by the stat and its node and branch (`name|node|branch`); one
+        with a group also counts `group_<name>|<group>`, and a branch entered marks the
+        node's first entry (`first_entry|<node>`, kept at its first value)."""
+        name = "|".join(part for part in (stat.name, stat.node, stat.branch) if part is not None)
         self._add(instance, instance.version, name)
+        if stat.group is not None:
+            self._add(instance, instance.version, f"group_{stat.name}|{stat.group}")
+        if stat.name == "branch_entered" and stat.node is not None:
+            firsts = self._firsts.setdefault((instance.scenario_id, instance.version), {})
+            firsts.setdefault(f"first_entry|{stat.node}", self.now)
 
     def _count_skipped(self, instance: Instance, skipped: SendSkipped) -> None:
         from .stats import channel_counter  # stats builds on this module
@@ -329,7 +338,14 @@ class Commit:
         ]
         day = self.now.date().isoformat()
         self.changes.stats = [
-            StatsDelta(scenario_id, version, day, spread, counters)
+            StatsDelta(
+                scenario_id,
+                version,
+                day,
+                spread,
+                counters,
+                self._firsts.get((scenario_id, version), {}),
+            )
             for (scenario_id, version), (spread, counters) in self._stats.items()
         ]
         return self.changes

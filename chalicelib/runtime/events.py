@@ -2,9 +2,9 @@
 
 An event is processed once however often it is delivered: each thing it causes is
 idempotent on its own — the same history entry, deterministic instance ids,
-`seen_events` on instances, revenue counted once per event and scenario — so a
-redelivery changes nothing. One unit of work reads the profile and its instances once
-for all the journeys the event moves.
+`seen_events` on instances, revenue counted once per event and scenario, a conversion
+once per instance — so a redelivery changes nothing. One unit of work reads the profile
+and its instances once for all the journeys the event moves.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.engine import EventArrived, reacts_to
 
-from . import loyalty, revenue
+from . import loyalty, measurement, revenue
 from .journeys import capture_profile, event_triggers, feed
 from .messages import EventMessage
 from .unit_of_work import UnitOfWork
@@ -34,6 +34,8 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
         profile_db, profile_id, event,
         [(s.instance, s.rev, s.seen) for s in instances],
     )  # fmt: skip
+    measurement.conversions(uow, profile_db, profile_id, event)
+    measurement.engagement(uow, profile_db, profile_id, event)
     for stored in instances:
         instance = stored.instance
         if instance.active and reacts_to(

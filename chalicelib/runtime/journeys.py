@@ -91,6 +91,8 @@ def capture_profile(
             existing=[stored.instance for stored in existing],
             segments=library,
             entries_in_window=uow.entries_in_window(scenario_id, window) if window else 0,
+            control_percent=uow.control_percent(),
+            winners=uow.winners(scenario_id, scenario.version),
         )
         if admission.refused is not None:
             return Captured(None, admission.refused)
@@ -185,13 +187,15 @@ def feed(
         current, effects = instance, []
         if instance.version != meta.version:  # a live edit this instance has not seen yet
             scenario = uow.version(instance.scenario_id, meta.version)
-            moved = migrate(scenario, current, profile, now, library)
+            winners = uow.winners(instance.scenario_id, meta.version)
+            moved = migrate(scenario, current, profile, now, library, winners)
             current, profile, effects = moved.instance, moved.profile or profile, moved.effects
         if resuming and current.active and current.wake_at is not None:
             stimulus = WakeUp(current.step)
         if stimulus is not None and current.active:
             scenario = uow.version(current.scenario_id, current.version)
-            step = advance(scenario, current, profile, stimulus, now, library)
+            winners = uow.winners(current.scenario_id, current.version)
+            step = advance(scenario, current, profile, stimulus, now, library, winners)
             current, profile = step.instance, step.profile or profile
             effects = [*effects, *step.effects]
         if not effects and current == instance:

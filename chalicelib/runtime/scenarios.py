@@ -16,11 +16,12 @@ from typing import Any, NamedTuple
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.dynamo import ConditionFailed, encode_token, to_item, transact
+from chalicelib.adapters.dynamodb_storage import EXPERIMENT_INDEX
 from chalicelib.bootstrap import services
 from chalicelib.engine import EXITED, REMOVED, end
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.scenarios.durations import format_datetime
-from chalicelib.scenarios.model import EventTrigger, Scenario
+from chalicelib.scenarios.model import EventTrigger, ExperimentNode, Scenario
 from chalicelib.scenarios.validation import (
     Problem,
     ScenarioInvalid,
@@ -28,6 +29,7 @@ from chalicelib.scenarios.validation import (
     validate_scenario,
 )
 
+from . import measurement
 from .commit import Commit
 from .journeys import Contention, feed
 from .messages import End, Migrate, Resume
@@ -245,6 +247,9 @@ def replace(scenario_id: str, document: dict[str, Any]) -> dict[str, Any]:
             *_index_changes(CompiledScenario(scenario, scenario_id, version), old),
         ]
     )
+    measurement.carry_experiments(
+        services().storage, old, services().storage.version(scenario_id, version)
+    )
     _fan_out([Migrate(instance_id=i) for i in store.active_instance_ids(scenario_id)])
     return {**store.load_scenario(scenario_id), "problems": []}
 
@@ -412,6 +417,8 @@ def _index_changes(
 
 def _index_items(scenario: CompiledScenario, now: datetime) -> list[dict[str, Any]]:
     events = [{"pk": f"E#{t}", "sk": scenario.scenario_id} for t in sorted(_event_types(scenario))]
+    if any(isinstance(node, ExperimentNode) for node in scenario.nodes.values()):
+        events.append({"pk": EXPERIMENT_INDEX, "sk": scenario.scenario_id})
     return [*events, *schedule_entries(scenario, now)]
 
 

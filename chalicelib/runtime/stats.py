@@ -13,7 +13,11 @@ once (`count_once`). Counter names:
 - `node_entered|<node>`, `node_exited|<node>`: nodes;
 - `ch_<status>|<channel>|<node>`: messages of a send node by delivery status, and
   `skipped` ones (by the journey, or by the channel worker when they were to leave);
-- `revenue_cents`: `order.created` totals attributed to the scenario, in cents.
+- `revenue_cents`: `order.created` totals attributed to the scenario, in cents;
+- `conversions`, and `group_entered|<group>`, `group_conversions|<group>` per measurement
+  group (treatment, holdout, control); `branch_<entered|conversions|opened|clicked>|<node>|
+  <branch>` per split branch; `first_entry|<node>`, an experiment's first entry (kept at
+  its first value, not a counter). SPEC §8, see `measurement.py`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from typing import Any
 from chalicelib.adapters import store
 from chalicelib.adapters.dynamo import ConditionFailed, transact
 from chalicelib.adapters.dynamodb_storage import STAT_SHARDS, shard_of
+from chalicelib.bootstrap import services
+
+from . import measurement
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +42,7 @@ CHANNEL_STATUSES = (
     "sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "failed", "skipped",
 )  # fmt: skip
 REVENUE = "revenue_cents"
+MEASURED = ("group_", "branch_")  # per measurement group, per split branch (measurement.py)
 ATTEMPTS = 5  # transactions cancelled by a concurrent writer are tried again this often
 
 
@@ -89,6 +97,7 @@ def scenario_stats(
     nodes: dict[str, dict[str, Any]] = {}
     channels: dict[str, dict[str, int]] = {}
     cents = 0
+    measured: dict[str, int] = {}
     for item in _counter_items(scenario_id, version):
         day = date.fromisoformat(item["sk"].split("#")[1])
         if (start and day < start) or (end and day > end):
@@ -103,6 +112,8 @@ def scenario_stats(
                 _node(nodes, node)[kind.removeprefix("node_")] += count
             elif name.startswith("ch_"):
                 _count_channel(nodes, channels, name, count)
+            elif name.startswith(MEASURED):
+                measured[name] = measured.get(name, 0) + count
     moved_in, moved_out = (totals.pop(name) for name in MOVES)
     for counters in nodes.values():
         node_in, node_out = (counters.pop(name) for name in MOVES)
@@ -118,7 +129,25 @@ def scenario_stats(
         "nodes": nodes,
         "channels": channels,
         "revenue": cents / 100,
+        **measurement.group_stats(measured),
+        "branches": measurement.branch_stats(measured),
+        "experiments": _experiments(scenario_id, version),
     }
+
+
+def _experiments(scenario_id: str, version: int | None) -> dict[str, Any]:
+    """The experiments of that version, else of the current one."""
+    storage = services().storage
+    if version is None:
+        meta = storage.scenario(scenario_id)
+        if meta is None or meta.version == 0:
+            return {}
+        version = meta.version
+    try:
+        scenario = storage.version(scenario_id, version)
+    except LookupError:
+        return {}
+    return measurement.experiment_stats(storage, scenario)
 
 
 def daily_totals(

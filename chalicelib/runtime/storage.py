@@ -188,6 +188,8 @@ class StatsDelta:
     day: str
     spread: str
     counters: dict[str, int]
+    # marks kept at their first value: when something first happened (e.g. a first entry)
+    firsts: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -312,6 +314,27 @@ class Storage(Protocol):
         the order they are asked for and never given twice."""
         ...
 
+    # --- measurement ---
+    def control_percent(self) -> float:
+        """The stack's global control group, in percent (0 when none is set)."""
+        ...
+
+    def set_control_percent(self, percent: float, at: datetime) -> None: ...
+
+    def experiment_scenarios(self) -> list[str]:
+        """Active scenarios whose current version has an experiment node."""
+        ...
+
+    def decisions(self, scenario_id: str, version: int) -> dict[str, ExperimentDecision]:
+        """The stored decisions of one version's experiment nodes, by node id."""
+        ...
+
+    def put_decision(self, decision: ExperimentDecision) -> None: ...
+
+    def version_counters(self, scenario_id: str, version: int) -> VersionCounters:
+        """One version's statistics counters summed over every day and shard."""
+        ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -324,3 +347,32 @@ class EntryCount:
     scenario_id: str
     window: tuple[datetime, datetime]  # [start, end)
     max: int
+
+
+# --- measurement ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExperimentDecision:
+    """Where an experiment node of one version stands (SPEC §8).
+
+    `versions`: the versions whose counts it is decided on (the node's experiment goes
+    on across live edits that leave its branches as they were); `winner` once decided,
+    else `decide_again_at` (None: as soon as a profile has entered)."""
+
+    scenario_id: str
+    version: int
+    node: str
+    versions: tuple[int, ...]
+    winner: str | None = None
+    decided_at: datetime | None = None
+    decide_again_at: datetime | None = None
+    p_best: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VersionCounters:
+    """A version's counters, and the first moment of each `first_*` mark (StatsDelta)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    firsts: dict[str, datetime] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from typing import Any
 from chalicelib.bootstrap import Services, services
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.scenarios.facts import Profile
+from chalicelib.scenarios.model import ExperimentNode
 
 from .commit import Commit, Outgoing
 from .messages import QueueMessage
@@ -47,6 +48,8 @@ class UnitOfWork:
         self._instances: dict[str, StoredInstance] = {}
         self._of_profile: dict[tuple[str, str], list[str]] = {}
         self._entries: dict[tuple[str, datetime], int] = {}  # sending discipline
+        self._control: float | None = None
+        self._winners: dict[tuple[str, int], dict[str, str]] = {}
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -199,3 +202,28 @@ class UnitOfWork:
         if counted not in self._entries:
             self._entries[counted] = self.storage.entries_in_window(scenario_id, window)
         return self._entries[counted]
+
+    # --- measurement ---------------------------------------------------------------------
+
+    def control_percent(self) -> float:
+        """The stack's global control group, read once."""
+        if self._control is None:
+            self._control = self.storage.control_percent()
+        return self._control
+
+    def winners(self, scenario_id: str, version: int) -> dict[str, str]:
+        """The decided winners of a version's experiments, by node, read once (and only
+        for a version with an experiment node)."""
+        key = (scenario_id, version)
+        if key not in self._winners:
+            scenario = self.version(scenario_id, version)
+            self._winners[key] = (
+                {
+                    node: decision.winner
+                    for node, decision in self.storage.decisions(scenario_id, version).items()
+                    if decision.winner is not None
+                }
+                if any(isinstance(node, ExperimentNode) for node in scenario.nodes.values())
+                else {}
+            )
+        return self._winners[key]

@@ -106,6 +106,8 @@ def test_every_route_of_the_spec_is_protected(stack: Stack) -> None:
         ("PUT", "/promo-pools/{}"),
         ("GET", "/promo-pools/{}"),
         ("POST", "/feedback"),
+        ("GET", "/settings/control"),
+        ("PUT", "/settings/control"),
         ("GET", "/local/sent"),
         ("POST", "/local/clock"),
         ("POST", "/local/drain"),
@@ -677,8 +679,16 @@ def test_stats_by_version_and_summed(stack: Stack) -> None:
         "nodes",
         "channels",
         "revenue",
+        "conversions",
+        "conversion_rate",
+        "treatment",
+        "holdout",
+        "control",
+        "branches",
+        "experiments",
     }
     assert (summed["entered"], summed["active"]) == (2, 2)
+    assert summed["treatment"] == {"entered": 2, "conversions": 0, "conversion_rate": 0.0}
     sent = {"sent": 2, "delivered": 0, "opened": 0, "clicked": 0}
     sent.update(bounced=0, unsubscribed=0, failed=0, skipped=0)
     assert summed["nodes"]["hello"] == {

@@ -18,12 +18,14 @@ from chalicelib.runtime.storage import (
     Conflict,
     Dispatch,
     EntryCount,
+    ExperimentDecision,
     GuardWrite,
     InstanceWrite,
     OutboxRow,
     ProfileCreate,
     ProfileUpdate,
     SentMessage,
+    StatsDelta,
     Storage,
     StoredInstance,
     Timer,
@@ -241,3 +243,37 @@ def test_send_slots_are_spaced_and_handed_out_in_the_order_asked(storage: Storag
     idle = T0 + timedelta(minutes=5)
     assert storage.take_send_slot("s1", per_minute, idle) == idle  # one token kept, not more
     assert storage.take_send_slot("s1", per_minute, idle) == idle + timedelta(seconds=0.6)
+
+
+# --- measurement ---
+
+
+def test_the_control_percent_is_kept(storage: Storage) -> None:
+    assert storage.control_percent() == 0
+    storage.set_control_percent(7.5, T0)
+    assert storage.control_percent() == 7.5
+
+
+def test_a_versions_counters_sum_every_day_and_keep_the_first_marks(storage: Storage) -> None:
+    def delta(day: str, spread: str, at: datetime) -> StatsDelta:
+        return StatsDelta(
+            "s1", 1, day, spread, {"branch_entered|exp|a": 1}, {"first_entry|exp": at}
+        )
+
+    later = T0 + timedelta(days=1)
+    storage.commit(Changes(stats=[delta("2026-06-11", "i2", later)]))
+    storage.commit(Changes(stats=[delta("2026-06-10", "i1", T0)]))
+    storage.commit(Changes(stats=[delta("2026-06-10", "i1", later)]))  # not the first
+    storage.commit(Changes(stats=[StatsDelta("s1", 2, "2026-06-10", "i3", {"entered": 1})]))
+    counted = storage.version_counters("s1", 1)
+    assert counted.counts == {"branch_entered|exp|a": 3}
+    assert counted.firsts == {"first_entry|exp": T0}
+
+
+def test_decisions_are_kept_per_version_and_node(storage: Storage) -> None:
+    undecided = ExperimentDecision("s1", 2, "exp", (1, 2), decide_again_at=T0)
+    storage.put_decision(undecided)
+    decided = ExperimentDecision("s1", 2, "exp2", (2,), "b", T0, None, {"a": 0.05, "b": 0.95})
+    storage.put_decision(decided)
+    assert storage.decisions("s1", 2) == {"exp": undecided, "exp2": decided}
+    assert storage.decisions("s1", 1) == {}
