@@ -194,10 +194,15 @@ def simulate_scenario() -> dict[str, Any]:
     request = body(blueprint.current_request, SimulationRequest)
     if (request.scenario is None) == (request.scenario_id is None):
         raise BadRequest("$: give exactly one of 'scenario' (a document) or 'scenario_id'")
+    uow = UnitOfWork()
     if request.scenario is not None:
         document = request.scenario
     else:
-        document = scenario_in_scope(request.scenario_id or "")["document"]
+        meta = scenario_in_scope(request.scenario_id or "")
+        document = meta["document"]
+        if not request.winners and meta.get("status") == "active":  # as the stack decided
+            winners = uow.winners(meta["scenario_id"], meta["version"])
+            request = request.model_copy(update={"winners": winners})
     try:
         scenario = CompiledScenario.from_document(document, request.scenario_id or "simulation")
     except ScenarioInvalid as error:
@@ -205,7 +210,7 @@ def simulate_scenario() -> dict[str, Any]:
             replace(p, path=p.path.replace("$", "$.scenario", 1)) for p in error.problems
         ]
         raise
-    return simulate(scenario, request, now())
+    return simulate(scenario, request, now(), uow.control_percent())
 
 
 @route("/scenarios/{scenario_id}", methods=["GET"])

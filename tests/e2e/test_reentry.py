@@ -53,3 +53,24 @@ def test_a_profile_captured_again_follows_each_reentry_mode(stack: Stack) -> Non
         assert [m["node"] for m in stack.sent(scenario_id=scenario_id)] == sent, mode
         stats = stack.stats(scenario_id)
         assert (stats["entered"], stats["active"]) == (len(instances), int(mode != "never")), mode
+
+
+def test_per_key_keeps_one_journey_per_cart_at_a_time(stack: Stack) -> None:
+    nodes = {"hello": email("Your cart", "wait"), "wait": pause("P1D", "bye"), "bye": email("Bye")}
+    scenario_id = stack.create(
+        scenario(nodes, [on_event("cart.updated", "hello")], reentry="per_key",
+                 reentry_key="event.data.cart_id")
+    )  # fmt: skip
+    stack.upsert("ada", person("ada"))
+    stack.event("cart.updated", "ada", event_id="c1-a", data={"cart_id": "c1"})
+    stack.event("cart.updated", "ada", event_id="c2-a", data={"cart_id": "c2"})  # another cart
+    stack.event("cart.updated", "ada", event_id="c1-b", data={"cart_id": "c1"})  # c1 is in
+    stack.advance_to(at(11, 12))  # both journeys finished
+    stack.event("cart.updated", "ada", event_id="c1-c", data={"cart_id": "c1"})  # c1 again
+    stack.drain()
+    journeys = stack.instances("ada", scenario_id)
+    assert [(j.entry.id, j.reentry_key, j.status) for j in journeys] == [
+        ("c1-a", "c1", "completed"),
+        ("c2-a", "c2", "completed"),
+        ("c1-c", "c1", "active"),
+    ]

@@ -525,6 +525,16 @@ def test_simulate_a_stored_scenario(stack: Stack) -> None:
     assert stack.sent() == []  # nothing is sent
 
 
+def test_simulate_holds_out_as_the_stack_would(stack: Stack) -> None:
+    scenario_id = stack.create(journey())
+    simulation = {"scenario_id": scenario_id, "profile": person("ada"), "until": "PT1H"}
+    assert stack.post("/scenarios/simulate", simulation)["sends"]  # in the treatment
+    stack.put("/settings/control", {"percent": 99.99})  # all but one in 10,000 held out
+    held = stack.post("/scenarios/simulate", simulation)
+    assert held["sends"] == []
+    assert [step["outcome"] for step in held["path"]][:1] == ["control"]
+
+
 def test_simulate_refuses_an_invalid_scenario_under_scenario_and_bad_requests(
     stack: Stack,
 ) -> None:

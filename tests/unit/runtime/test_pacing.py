@@ -42,3 +42,19 @@ def test_no_window_holds_more_than_max_slots() -> None:
     assert slots == sorted(slots)
     for start in slots:
         assert sum(start <= s < start + timedelta(minutes=1) for s in slots) <= 100
+
+
+def test_a_thousand_sends_at_a_hundred_a_minute_leave_over_ten_minutes() -> None:
+    """SPEC §1.1 at full size on the bucket itself (the e2e test sends a tenth of it through
+    the worker): none lost, none early, at most 100 in any minute, in the order asked."""
+    free_at, slots = None, []
+    for n in range(1_000):
+        asked = T0 + timedelta(milliseconds=n)  # all queued within a second
+        leave, free_at = next_slot(free_at, asked, PER_MINUTE)
+        assert leave >= asked  # never early
+        slots.append(leave)
+    assert len(slots) == 1_000
+    assert slots == sorted(slots)
+    per_minute = [sum(T0 + timedelta(minutes=m) <= s < T0 + timedelta(minutes=m + 1)
+                      for s in slots) for m in range(11)]  # fmt: skip
+    assert per_minute == [100] * 10 + [0]
