@@ -69,8 +69,9 @@ def test_per_key_keeps_one_journey_per_cart_at_a_time(stack: Stack) -> None:
     stack.event("cart.updated", "ada", event_id="c1-c", data={"cart_id": "c1"})  # c1 again
     stack.drain()
     journeys = stack.instances("ada", scenario_id)
-    assert [(j.entry.id, j.reentry_key, j.status) for j in journeys] == [
+    # the three entries share one instant of the virtual clock: compare them by entry id
+    assert sorted((j.entry.id, j.reentry_key, j.status) for j in journeys) == [
         ("c1-a", "c1", "completed"),
-        ("c2-a", "c2", "completed"),
         ("c1-c", "c1", "active"),
+        ("c2-a", "c2", "completed"),
     ]
