@@ -9,6 +9,7 @@
 - `messages`: the outbox, pending rows in the sharded `pending` index.
 - `stats`: counters per scenario, `<version>#<day>#<shard>`.
 - `idempotency`: event ids queued by the API, promo codes taken per request.
+- `segments` by id; a profile's membership is the `P` item's top-level `segments`.
 
 A commit is one TransactWriteItems (one plain write when it holds a single item).
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from chalicelib.runtime.storage import (
     EntryCount,
     ExperimentDecision,
     GuardWrite,
+    MembershipWrite,
     OutboxRow,
     PendingRow,
     ProfileCreate,
@@ -45,6 +47,7 @@ from chalicelib.runtime.storage import (
 )
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event, Profile
+from chalicelib.scenarios.model import Segment
 
 from . import profiles as profile_items
 from . import store
@@ -135,8 +138,7 @@ class DynamoStorage:
             ]
         view.events.reverse()
         view.messages.reverse()
-        consents = (item or {}).get("fields", {}).get("consents")
-        return ProfileRecord(view, item is not None, isinstance(consents, dict))
+        return _record(view, item)
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
         store.profiles.put(
@@ -211,22 +213,28 @@ class DynamoStorage:
                 "statuses": {"sent": format_datetime(sent.at)},
             }
             writes.append(store.profiles.tx_put(history))
+        # a membership goes into its profile's own write (one item once per transaction)
+        memberships = {(m.profile_db, m.profile_id): m for m in changes.memberships}
         for change in changes.profiles:
             stamp = format_datetime(change.at)
+            membership = memberships.pop((change.profile_db, change.profile_id), None)
             if isinstance(change, ProfileCreate):
                 writes.append(
                     profile_items.create_item(
-                        change.profile_db, change.profile_id, change.fields, stamp
+                        change.profile_db, change.profile_id, change.fields, stamp,
+                        membership.members if membership else (),
                     )
-                )
+                )  # fmt: skip
             else:
                 writes.append(
                     profile_items.update_item(
                         change.profile_db, change.profile_id, stamp,
                         set_fields=change.set_fields, remove=change.remove, add=change.add,
                         consents=change.consents, has_consents=change.has_consents,
+                        membership=(membership.was, membership.members) if membership else None,
                     )
                 )  # fmt: skip
+        writes.extend(_membership_write(m) for m in memberships.values())
         writes.extend(_guard_write(guard) for guard in changes.guards)
         writes.extend(_entry_write(count) for count in changes.entries)
         for delta in changes.stats:
@@ -452,6 +460,41 @@ class DynamoStorage:
                     counts[name] = counts.get(name, 0) + value
         return VersionCounters(counts, firsts)
 
+    # --- segment membership ---
+
+    def defined_segments(self) -> dict[str, Segment]:
+        return {
+            item["segment_id"]: Segment.model_validate(item["definition"])
+            for item in store.segments.scan()
+        }
+
+    def define_segment(self, segment_id: str, definition: dict[str, Any]) -> None:
+        store.segments.put({"segment_id": segment_id, "definition": definition})
+
+    def delete_segment(self, segment_id: str) -> bool:
+        try:
+            store.segments.delete({"segment_id": segment_id}, "attribute_exists(segment_id)")
+        except ConditionFailed:
+            return False
+        return True
+
+    def scan_profiles(self, part: int, parts: int) -> Iterable[ProfileRecord]:
+        for item in store.profiles.scan(part, parts, filter="sk = :p", values={":p": "P"}):
+            view = Profile(
+                item["profile_id"], item.get("fields") or {}, profile_db=item["profile_db"],
+                invalid=item.get("invalid") or {},
+            )  # fmt: skip
+            yield _record(view, item)
+
+    def membership_run_done(self, run: str) -> bool:
+        return store.idempotency.get(_run_key(run)) is not None
+
+    def mark_membership_run(self, run: str, at: datetime) -> None:
+        store.idempotency.put(
+            {**_run_key(run), "at": format_datetime(at),
+             "expires_at": epoch(at + MEMBERSHIP_RUNS_KEPT)}
+        )  # fmt: skip
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -550,6 +593,12 @@ def _entry_write(count: EntryCount) -> dict[str, Any]:
     )
 
 
+def _record(view: Profile, item: dict[str, Any] | None) -> ProfileRecord:
+    consents = (item or {}).get("fields", {}).get("consents")
+    segments = tuple((item or {}).get("segments") or ())
+    return ProfileRecord(view, item is not None, isinstance(consents, dict), segments)
+
+
 # --- measurement ---
 
 CONTROL_KEY = {"pk": "SETTINGS", "sk": "control"}
@@ -567,3 +616,20 @@ def _decision_from(scenario_id: str, item: dict[str, Any]) -> ExperimentDecision
         time_value(item.get("decide_again_at")),
         dict(item.get("p_best") or {}),
     )
+
+
+# --- segment membership ---
+# Definitions: `segments` items by id (`definition`). Membership: the profile item's
+# `segments` list, absent when none. Runs: `idempotency` items `membership#<run>`.
+
+MEMBERSHIP_RUNS_KEPT = timedelta(days=3)
+
+
+def _membership_write(write: MembershipWrite) -> dict[str, Any]:
+    return profile_items.membership_item(
+        write.profile_db, write.profile_id, write.was, write.members
+    )
+
+
+def _run_key(run: str) -> dict[str, str]:
+    return {"key": f"membership#{run}"}

@@ -36,7 +36,7 @@ from chalicelib.runtime.storage import (
     VersionCounters,
 )
 from chalicelib.scenarios.facts import Event, Message, Profile
-from chalicelib.scenarios.model import EventTrigger, ExperimentNode
+from chalicelib.scenarios.model import EventTrigger, ExperimentNode, Segment
 
 EVENT_LIMIT = 300  # as the DynamoDB adapter: the newest events and messages of a profile
 MESSAGE_LIMIT = 200
@@ -53,6 +53,7 @@ class _Profile:
     fields: dict[str, Any] | None = None  # None: no profile item (only history)
     events: dict[tuple[datetime, str], Event] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)
+    segments: tuple[str, ...] = ()  # segment membership
 
 
 class MemoryStorage:
@@ -80,6 +81,9 @@ class MemoryStorage:
         self.firsts: dict[tuple[str, int], dict[str, datetime]] = {}
         self.control: float = 0.0
         self.stored_decisions: dict[tuple[str, int, str], ExperimentDecision] = {}
+        # --- segment membership ---
+        self.segment_definitions: dict[str, dict[str, Any]] = {}
+        self.membership_runs: dict[str, datetime] = {}
 
     # --- what tests set up ---------------------------------------------------------------
 
@@ -130,7 +134,10 @@ class MemoryStorage:
             fields = copy.deepcopy(stored.fields or {})
         view = Profile(profile_id, fields, events, messages[-MESSAGE_LIMIT:], profile_db)
         return ProfileRecord(
-            view, stored.fields is not None, isinstance(fields.get("consents"), dict)
+            view,
+            stored.fields is not None,
+            isinstance(fields.get("consents"), dict),
+            stored.segments,
         )
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
@@ -197,6 +204,16 @@ class MemoryStorage:
         for count in changes.entries:
             if self.entries[(count.scenario_id, count.window[0])] >= count.max:
                 raise Conflict(f"the entry limit of {count.scenario_id} is reached")
+        created = {
+            (c.profile_db, c.profile_id) for c in changes.profiles if isinstance(c, ProfileCreate)
+        }
+        for membership in changes.memberships:
+            key = (membership.profile_db, membership.profile_id)
+            stored = self.profiles.get(key)
+            if key not in created and (stored is None or stored.fields is None):
+                raise Conflict(f"profile {membership.profile_id} is gone")
+            if key not in created and stored is not None and stored.segments != membership.was:
+                raise Conflict(f"profile {membership.profile_id}'s segments changed")
 
     def _apply(self, changes: Changes) -> None:
         for write in changes.instances:
@@ -241,6 +258,10 @@ class MemoryStorage:
                 firsts[name] = min(at, firsts.get(name, at))
         for count in changes.entries:
             self.entries[(count.scenario_id, count.window[0])] += 1
+        for membership in changes.memberships:
+            self.profiles[
+                (membership.profile_db, membership.profile_id)
+            ].segments = membership.members
 
     def _keep(self, row: OutboxRow) -> None:
         pending = row.dispatch
@@ -382,6 +403,44 @@ class MemoryStorage:
                 if (sid, number) == (scenario_id, version):
                     counts.update(counters)
             return VersionCounters(dict(counts), dict(self.firsts.get((scenario_id, version), {})))
+
+    # --- segment membership ---
+
+    def defined_segments(self) -> dict[str, Segment]:
+        self.reads["defined_segments"] += 1
+        with self._lock:
+            return {
+                segment_id: Segment.model_validate(definition)
+                for segment_id, definition in self.segment_definitions.items()
+            }
+
+    def define_segment(self, segment_id: str, definition: dict[str, Any]) -> None:
+        with self._lock:
+            self.segment_definitions[segment_id] = copy.deepcopy(definition)
+
+    def delete_segment(self, segment_id: str) -> bool:
+        with self._lock:
+            return self.segment_definitions.pop(segment_id, None) is not None
+
+    def scan_profiles(self, part: int, parts: int) -> Iterator[ProfileRecord]:
+        with self._lock:  # a Scan reads the profile items, not their history
+            found = [
+                ProfileRecord(
+                    Profile(profile_id, copy.deepcopy(stored.fields), profile_db=profile_db),
+                    True,
+                    isinstance(stored.fields.get("consents"), dict),
+                    stored.segments,
+                )
+                for (profile_db, profile_id), stored in sorted(self.profiles.items())
+                if stored.fields is not None
+            ]
+        return iter(found[part::parts])
+
+    def membership_run_done(self, run: str) -> bool:
+        return run in self.membership_runs
+
+    def mark_membership_run(self, run: str, at: datetime) -> None:
+        self.membership_runs.setdefault(run, at)
 
 
 class MemoryQueues:

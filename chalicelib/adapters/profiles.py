@@ -116,10 +116,17 @@ def _update_fields(
     )
 
 
-def create_item(profile_db: str, profile_id: str, fields: dict[str, Any], stamp: str) -> dict:
-    """A transaction item creating the profile with `fields`, unless it exists (then the
-    transaction fails and its step is tried again on the profile as it now is)."""
-    item = {
+def create_item(
+    profile_db: str,
+    profile_id: str,
+    fields: dict[str, Any],
+    stamp: str,
+    segments: tuple[str, ...] = (),
+) -> dict:
+    """A transaction item creating the profile with `fields` (and the segments it belongs
+    to), unless it exists (then the transaction fails and its step is tried again on the
+    profile as it now is)."""
+    item: dict[str, Any] = {
         **item_key(profile_db, profile_id),
         "profile_db": profile_db,
         "profile_id": profile_id,
@@ -127,6 +134,8 @@ def create_item(profile_db: str, profile_id: str, fields: dict[str, Any], stamp:
         "created_at": stamp,
         "updated_at": stamp,
     }
+    if segments:
+        item["segments"] = list(segments)
     return store.profiles.tx_put(item, "attribute_not_exists(pk)")
 
 
@@ -140,9 +149,11 @@ def update_item(
     add: Mapping[str, float],
     consents: Mapping[str, bool],
     has_consents: bool,
+    membership: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
     """A transaction item changing only the fields named: set, removed, added to (from 0
-    when missing) and single consents, each in place.
+    when missing) and single consents, each in place; with `membership` (was, members)
+    also the segments the profile belongs to, expecting them to be `was` still.
 
     Consents are set one channel at a time inside `fields.consents`; a profile that had
     no consents map when it was read (none, or a value of another type) gets one,
@@ -176,17 +187,71 @@ def update_item(
             conditions.append("NOT attribute_type(#f.#consents, :map)")
             values[":consents"] = dict(consents)
             sets.append("#f.#consents = :consents")
+    removes = [f"#f.#r{index}" for index in range(len(remove))]
+    for index, name in enumerate(remove):
+        names[f"#r{index}"] = name
+    if membership is not None:
+        change = segments_change(*membership)
+        sets.extend(change.sets)
+        removes.extend(change.removes)
+        conditions.append(change.condition)
+        values.update(change.values)
+        names.update(change.names)
     expression = "SET " + ", ".join(sets)
-    if remove:
-        for index, name in enumerate(remove):
-            names[f"#r{index}"] = name
-        expression += " REMOVE " + ", ".join(f"#f.#r{i}" for i in range(len(remove)))
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
     return store.profiles.tx_update(
         item_key(profile_db, profile_id),
         expression,
         " AND ".join(conditions),
         names=names,
         values=values,
+    )
+
+
+@dataclass(frozen=True)
+class SegmentsChange:
+    """The parts of an UpdateItem that set the profile's top-level `segments` (a list of
+    segment ids, absent when none) on condition that it still is what was read."""
+
+    sets: list[str]
+    removes: list[str]
+    condition: str
+    values: dict[str, Any]
+    names: dict[str, str]
+
+
+def segments_change(was: tuple[str, ...], members: tuple[str, ...]) -> SegmentsChange:
+    values: dict[str, Any] = {}
+    if was:
+        condition = "#seg = :was_segments"
+        values[":was_segments"] = list(was)
+    else:
+        condition = "attribute_not_exists(#seg)"
+    names = {"#seg": "segments"}  # a reserved word
+    if members:
+        values[":segments"] = list(members)
+        return SegmentsChange(["#seg = :segments"], [], condition, values, names)
+    return SegmentsChange([], ["#seg"], condition, values, names)
+
+
+def membership_item(
+    profile_db: str, profile_id: str, was: tuple[str, ...], members: tuple[str, ...]
+) -> dict[str, Any]:
+    """A transaction item changing only the profile's segments, expecting `was` (and the
+    profile: an erased one stays erased)."""
+    change = segments_change(was, members)
+    parts = []
+    if change.sets:
+        parts.append("SET " + ", ".join(change.sets))
+    if change.removes:
+        parts.append("REMOVE " + ", ".join(change.removes))
+    return store.profiles.tx_update(
+        item_key(profile_db, profile_id),
+        " ".join(parts),
+        f"attribute_exists(pk) AND {change.condition}",
+        names=change.names,
+        values=change.values or None,
     )
 
 

@@ -357,10 +357,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Segments",
         m.SegmentOut,
         body=(m.SegmentIn,),
+        description="Every profile's membership of it is evaluated again (a fan-out): "
+        "`segment.entered` / `segment.exited` announce the changes.",
         links=links("read_segment", "count_segment", segment_id="$response.body#/id"),
     ),
     ("/segments/{segment_id}", "GET"): Operation(
         "Read a segment", "Segments", m.SegmentOut, errors=(404,)
+    ),
+    ("/segments/{segment_id}", "DELETE"): Operation(
+        "Delete a segment (its members exit it: segment.exited)",
+        "Segments",
+        None,
+        204,
+        errors=(404,),
     ),
     ("/segments/{segment_id}/count", "GET"): Operation(
         "Count a segment's members", "Segments", m.SegmentCount, errors=(404,)

@@ -71,8 +71,16 @@ def define_segment(segment_id: str) -> dict[str, Any]:
     request = body(blueprint.current_request, SegmentIn)
     definition = request.model_dump(mode="json", by_alias=True, exclude_none=True)
     check_size(definition["where"], "$.where", MAX_CONDITION_BYTES)
-    store.segments.put({"segment_id": segment_id, "definition": definition})
+    segments.define(segment_id, definition)
     return {"id": segment_id, **definition}
+
+
+@route("/segments/{segment_id}", methods=["DELETE"])
+def delete_segment(segment_id: str) -> Response:
+    """Its members exit it (`segment.exited`)."""
+    if not segments.delete(segment_id):
+        raise NotFoundError(f"no segment {segment_id!r}")
+    return Response(body="", status_code=204)
 
 
 @route("/segments/{segment_id}", methods=["GET"])

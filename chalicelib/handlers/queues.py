@@ -18,8 +18,17 @@ from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib.adapters.clock import now
+from chalicelib.bootstrap import services
 from chalicelib.config import settings
-from chalicelib.runtime import channels, events, messages, schedules, ses_events, steps
+from chalicelib.runtime import (
+    channels,
+    events,
+    membership,
+    messages,
+    schedules,
+    ses_events,
+    steps,
+)
 from chalicelib.runtime.unit_of_work import UnitOfWork
 
 from .observability import logger, metrics
@@ -78,8 +87,8 @@ def handle_steps(event: SQSEvent) -> dict[str, Any]:
 
 @blueprint.on_sqs_message(queue=settings().queue("segments"), batch_size=1)
 def handle_segments(event: SQSEvent) -> dict[str, Any]:
-    """One parallel-Scan segment of a segment campaign per message."""
-    return consume(event, lambda body: process_segment(messages.parse_scan(body)))
+    """One parallel-Scan segment of a segment campaign or a membership run per message."""
+    return consume(event, lambda body: process_segment(messages.parse_segments(body)))
 
 
 @blueprint.on_sqs_message(queue=settings().queue("feedback"), batch_size=10)
@@ -88,7 +97,15 @@ def handle_feedback(event: SQSEvent) -> dict[str, Any]:
     return consume(event, ses_events.process_notification)
 
 
-def process_segment(job: messages.ScanSegment) -> None:
+def process_segment(job: messages.SegmentsMessage) -> None:
+    if isinstance(job, messages.ScanMembership):
+        wired = services()
+        scanned = membership.process_scan(wired.storage, wired.queues, job, now())
+        logger.info(
+            "membership scanned",
+            extra={"run_id": job.run_id, "scanned": scanned.scanned, "changed": scanned.changed},
+        )
+        return
     result = schedules.process_segment(job, now())
     logger.info(
         "segment scanned",

@@ -10,7 +10,7 @@ from chalice.app import CloudWatchEvent, DynamoDBEvent
 from chalicelib.adapters.clock import now
 from chalicelib.bootstrap import services
 from chalicelib.config import settings
-from chalicelib.runtime import measurement, schedules, sweeper
+from chalicelib.runtime import measurement, membership, schedules, sweeper
 from chalicelib.runtime.messages import Wake
 
 from .observability import logger
@@ -31,11 +31,14 @@ def sweep(event: CloudWatchEvent) -> dict[str, int]:
 
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES), name="schedule_tick")
 def schedule_tick(event: CloudWatchEvent) -> dict[str, int]:
-    """Start the schedule triggers' runs that are due, and decide the experiments that are."""
+    """Start the schedule triggers' runs that are due, decide the experiments that are,
+    and once a day re-evaluate the segments relative to now."""
     moment = now()
+    wired = services()
     return {
         "runs": schedules.tick(moment),
-        "decided": measurement.decide_experiments(services().storage, moment),
+        "decided": measurement.decide_experiments(wired.storage, moment),
+        "membership_runs": int(membership.daily(wired.storage, wired.queues, moment)),
     }
 
 

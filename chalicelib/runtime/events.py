@@ -14,7 +14,7 @@ import logging
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.engine import EventArrived, reacts_to
 
-from . import loyalty, measurement, revenue
+from . import loyalty, measurement, membership, revenue
 from .journeys import capture_profile, event_triggers, feed
 from .messages import EventMessage
 from .unit_of_work import UnitOfWork
@@ -48,6 +48,7 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
             continue
         for trigger_id in event_triggers(scenario, event.type):
             capture_profile(uow, scenario_id, profile_db, profile_id, event, trigger_id=trigger_id)
+    membership.after_event(uow, profile_db, profile_id, event, clock_now())
     if message.row_id is not None:
         uow.storage.consume_row(message.row_id)
 

@@ -8,7 +8,8 @@ the outbox once it has handled it.
 - `events`: `EventMessage` — an event of a profile, from the API, an upsert, feedback or
   a journey's `profile.field_changed`.
 - `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`.
-- `segments`: `ScanSegment` — one Scan segment of a segment run.
+- `segments`: `ScanSegment` — one Scan segment of a segment run; `ScanMembership` — one
+  Scan segment of a re-evaluation of segment membership.
 - `email`, `sms`, `push`: `Deliver`; `webhook`: `CallWebhook` — each names its outbox row.
 """
 
@@ -167,6 +168,21 @@ class ScanSegment(_Message):
     total_segments: int
 
 
+class ScanMembership(_Message):
+    """One parallel-Scan segment of a membership run: one segment re-evaluated after its
+    definition changed or went (`segment`), or the daily run (every segment whose
+    condition is relative to now)."""
+
+    kind: Literal["membership"] = "membership"
+    run_id: str
+    segment: str | None = None
+    scan_segment: int
+    total_segments: int
+
+
+SegmentsMessage = Annotated[ScanSegment | ScanMembership, Field(discriminator="kind")]
+
+
 # --- channel queues --------------------------------------------------------------------
 
 
@@ -185,14 +201,15 @@ class CallWebhook(_Message):
 
 
 ChannelMessage = Annotated[Deliver | CallWebhook, Field(discriminator="kind")]
-QueueMessage = EventMessage | StepMessage | ScanSegment | ChannelMessage
+QueueMessage = EventMessage | StepMessage | ScanSegment | ScanMembership | ChannelMessage
 
 _steps: TypeAdapter[StepMessage] = TypeAdapter(StepMessage)
 _channels: TypeAdapter[ChannelMessage] = TypeAdapter(ChannelMessage)
+_segments: TypeAdapter[SegmentsMessage] = TypeAdapter(SegmentsMessage)
 _any: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         EventMessage | Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End
-        | ScanSegment | Deliver | CallWebhook,
+        | ScanSegment | ScanMembership | Deliver | CallWebhook,
         Field(discriminator="kind"),
     ]
 )  # fmt: skip
@@ -208,6 +225,10 @@ def parse_channel(body: str | dict[str, Any]) -> ChannelMessage:
 
 def parse_scan(body: str | dict[str, Any]) -> ScanSegment:
     return ScanSegment.model_validate(_loaded(body))
+
+
+def parse_segments(body: str | dict[str, Any]) -> SegmentsMessage:
+    return _segments.validate_python(_loaded(body))
 
 
 def parse_event(body: str | dict[str, Any]) -> EventMessage:

@@ -7,11 +7,14 @@ from typing import Any
 
 from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
+from chalicelib.bootstrap import services
 from chalicelib.engine.timing import profile_zone
 from chalicelib.scenarios.conditions import compile_condition
 from chalicelib.scenarios.durations import zone
 from chalicelib.scenarios.facts import Facts, Predicate, Profile
 from chalicelib.scenarios.model import Segment
+
+from . import membership
 
 CACHE_SECONDS = 30.0
 
@@ -38,6 +41,24 @@ class SegmentLibrary:
 
 
 library = SegmentLibrary()
+
+
+def define(segment_id: str, definition: dict[str, Any]) -> None:
+    """Define a segment (anew) and re-evaluate every profile's membership of it."""
+    wired = services()
+    wired.storage.define_segment(segment_id, definition)
+    library.forget()
+    membership.redefined(wired.queues, segment_id)
+
+
+def delete(segment_id: str) -> bool:
+    """Delete a segment: its members exit it. False when there was no such segment."""
+    wired = services()
+    if not wired.storage.delete_segment(segment_id):
+        return False
+    library.forget()
+    membership.redefined(wired.queues, segment_id)
+    return True
 
 
 def count_members(segment_id: str) -> int:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.engine.state import Instance
 from chalicelib.scenarios.facts import Event, Profile
+from chalicelib.scenarios.model import Segment
 
 from .messages import QueueMessage
 
@@ -62,6 +63,7 @@ class ProfileRecord:
     view: Profile
     exists: bool  # the profile's item exists (else a step's update creates it)
     has_consents: bool = False  # its `consents` field is a map (single consents set in place)
+    segments: tuple[str, ...] = ()  # the defined segments it belongs to (segment membership)
 
 
 @dataclass(frozen=True)
@@ -206,11 +208,13 @@ class Changes:
     stats: list[StatsDelta] = field(default_factory=list)
     # --- sending discipline ---
     entries: list[EntryCount] = field(default_factory=list)
+    # --- segment membership ---
+    memberships: list[MembershipWrite] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
             (self.instances, self.timers, self.timers_gone, self.rows, self.history,
-             self.profiles, self.guards, self.stats, self.entries)
+             self.profiles, self.guards, self.stats, self.entries, self.memberships)
         )  # fmt: skip
 
 
@@ -335,6 +339,30 @@ class Storage(Protocol):
         """One version's statistics counters summed over every day and shard."""
         ...
 
+    # --- segment membership ---
+    def defined_segments(self) -> dict[str, Segment]:
+        """Every defined segment, by id."""
+        ...
+
+    def define_segment(self, segment_id: str, definition: dict[str, Any]) -> None:
+        """Store a segment's definition (`{"profile_db", "where"}`), replacing any."""
+        ...
+
+    def delete_segment(self, segment_id: str) -> bool:
+        """Forget a segment's definition; False when there was none."""
+        ...
+
+    def scan_profiles(self, part: int, parts: int) -> Iterable[ProfileRecord]:
+        """One of `parts` disjoint parts of every stored profile: fields and membership,
+        without their history (a parallel Scan segment)."""
+        ...
+
+    def membership_run_done(self, run: str) -> bool:
+        """Whether a membership run (the daily re-evaluation of a day) was started."""
+        ...
+
+    def mark_membership_run(self, run: str, at: datetime) -> None: ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -376,3 +404,17 @@ class VersionCounters:
 
     counts: dict[str, int] = field(default_factory=dict)
     firsts: dict[str, datetime] = field(default_factory=dict)
+
+
+# --- segment membership -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MembershipWrite:
+    """Set the profile's membership to `members`, expecting it still is `was` (else:
+    Conflict); in the same write as the profile's own change when the commit has one."""
+
+    profile_db: str
+    profile_id: str
+    was: tuple[str, ...]
+    members: tuple[str, ...]

@@ -17,9 +17,11 @@ from typing import Any
 
 from chalicelib.bootstrap import Services, services
 from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.engine.membership import MembershipChange, evaluate_membership
 from chalicelib.scenarios.facts import Profile
 from chalicelib.scenarios.model import ExperimentNode
 
+from . import membership
 from .commit import Commit, Outgoing
 from .messages import QueueMessage
 from .storage import (
@@ -50,6 +52,7 @@ class UnitOfWork:
         self._entries: dict[tuple[str, datetime], int] = {}  # sending discipline
         self._control: float | None = None
         self._winners: dict[tuple[str, int], dict[str, str]] = {}
+        self._segments: membership.Definitions | None = None  # segment membership
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -106,6 +109,8 @@ class UnitOfWork:
         """Write the commit, then send its messages; `profile` is the profile's view as its
         last step left it. `Conflict` when someone wrote first: nothing was written."""
         changes = commit.written()
+        if profile is not None:
+            self._membership_of_step(commit, changes, profile)
         try:
             self.storage.commit(changes)
         except Conflict:
@@ -136,6 +141,7 @@ class UnitOfWork:
                     record, view=profile, exists=record.exists or wrote,
                     has_consents=consents if wrote else record.has_consents,
                 )  # fmt: skip
+        self._kept_membership(changes)
         self.dispatch(commit)
 
     def set_fields(
@@ -227,3 +233,56 @@ class UnitOfWork:
                 else {}
             )
         return self._winners[key]
+
+    # --- segment membership --------------------------------------------------------------
+
+    def segment_definitions(self) -> membership.Definitions:
+        """The defined segments, read and compiled once."""
+        if self._segments is None:
+            self._segments = membership.Definitions.of(self.storage.defined_segments())
+        return self._segments
+
+    def write_membership(
+        self, profile_db: str, profile_id: str, change: MembershipChange, cause: str,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Write the profile's new membership (expecting the one read) with its events,
+        then send them; `Conflict` forgets the profile read, to be read again."""
+        key = (profile_db, profile_id)
+        was = self.profile(profile_db, profile_id).segments
+        write, rows, sent = membership.written(profile_db, profile_id, was, change, cause, now)
+        changes = Changes(rows=rows, memberships=[write])
+        try:
+            self.storage.commit(changes)
+        except Conflict:
+            self._profiles.pop(key, None)
+            raise
+        self._kept_membership(changes)
+        self.send("events", list(sent))
+
+    def _membership_of_step(self, commit: Commit, changes: Changes, profile: Profile) -> None:
+        """A step that changed the profile re-evaluates its segments in the same commit."""
+        key = (profile.profile_db, profile.profile_id)
+        if not any((c.profile_db, c.profile_id) == key for c in changes.profiles):
+            return
+        read = self._profiles.get(key)
+        was = read.segments if read is not None else ()
+        segments = self.segment_definitions().on(profile.profile_db)
+        if not segments and not was:
+            return
+        change = evaluate_membership(profile, was, segments, commit.now)
+        if not change:
+            return
+        last = changes.instances[-1].stored if changes.instances else None
+        cause = f"{last.instance.instance_id}:{last.instance.step}" if last else str(commit.now)
+        write, rows, sent = membership.written(*key, was, change, cause, commit.now)
+        changes.memberships.append(write)
+        changes.rows.extend(rows)
+        commit.outgoing.extend(Outgoing("events", message) for message in sent)
+
+    def _kept_membership(self, changes: Changes) -> None:
+        """What a commit wrote of memberships is what this unit of work knows now."""
+        for write in changes.memberships:
+            key = (write.profile_db, write.profile_id)
+            if key in self._profiles:
+                self._profiles[key] = replace(self._profiles[key], segments=write.members)
