@@ -125,5 +125,8 @@ def test_what_a_condition_depends_on() -> None:
     assert [time_relative(c) for c in (berliners, new, buyers, nested, ever)] == [
         False, True, True, True, False,
     ]  # fmt: skip
-    assert counted_events(buyers) == {"order.created"} and counted_events(new) == set()
-    assert needs_history(buyers) and needs_history(ever) and not needs_history(nested)
+    assert counted_events(buyers) == {"order.created"}
+    assert counted_events(new) == set()
+    assert needs_history(buyers)
+    assert needs_history(ever)
+    assert not needs_history(nested)
