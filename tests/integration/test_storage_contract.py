@@ -21,6 +21,7 @@ from chalicelib.runtime.storage import (
     ExperimentDecision,
     GuardWrite,
     InstanceWrite,
+    MembershipWrite,
     OutboxRow,
     ProfileCreate,
     ProfileUpdate,
@@ -277,3 +278,77 @@ def test_decisions_are_kept_per_version_and_node(storage: Storage) -> None:
     storage.put_decision(decided)
     assert storage.decisions("s1", 2) == {"exp": undecided, "exp2": decided}
     assert storage.decisions("s1", 1) == {}
+
+
+# --- segment membership ---
+
+
+def membership(was: tuple[str, ...], members: tuple[str, ...]) -> MembershipWrite:
+    return MembershipWrite("customers", "ada", was, members)
+
+
+def test_a_membership_is_written_from_the_one_read_and_kept_beside_the_fields(
+    storage: Storage,
+) -> None:
+    with pytest.raises(Conflict):  # no profile: nothing is created
+        storage.commit(Changes(memberships=[membership((), ("a",))]))
+    storage.commit(Changes(profiles=[ProfileCreate("customers", "ada", {"city": "Berlin"}, T0)]))
+    assert storage.profile("customers", "ada").segments == ()
+    storage.commit(Changes(memberships=[membership((), ("a", "b"))]))
+    with pytest.raises(Conflict):  # not the membership read
+        storage.commit(Changes(memberships=[membership((), ("c",))]))
+    with pytest.raises(Conflict):
+        storage.commit(Changes(memberships=[membership(("a",), ("c",))]))
+    record = storage.profile("customers", "ada")
+    assert (record.segments, record.view.fields) == (("a", "b"), {"city": "Berlin"})
+    storage.commit(Changes(memberships=[membership(("a", "b"), ())]))
+    assert storage.profile("customers", "ada").segments == ()
+
+
+def test_a_membership_goes_with_the_profiles_own_change_in_one_commit(storage: Storage) -> None:
+    create = ProfileCreate("customers", "ada", {"city": "Berlin"}, T0)
+    storage.commit(Changes(profiles=[create], memberships=[membership((), ("berliners",))]))
+    assert storage.profile("customers", "ada").segments == ("berliners",)
+    update = ProfileUpdate("customers", "ada", T0, {"city": "Rome"})
+    with pytest.raises(Conflict):  # the membership changed since it was read: neither lands
+        storage.commit(Changes(profiles=[update], memberships=[membership((), ("romans",))]))
+    assert storage.profile("customers", "ada").view.fields == {"city": "Berlin"}
+    change = membership(("berliners",), ("romans",))
+    storage.commit(Changes(profiles=[update], memberships=[change]))
+    record = storage.profile("customers", "ada")
+    assert (record.segments, record.view.fields) == (("romans",), {"city": "Rome"})
+
+
+def test_segments_are_defined_replaced_and_deleted(storage: Storage) -> None:
+    where = {"field": "profile.city", "op": "eq", "value": "Berlin"}
+    storage.define_segment("berliners", {"profile_db": "customers", "where": where})
+    storage.define_segment("all", {"profile_db": "other", "where": {"all": [where]}})
+    storage.define_segment("all", {"profile_db": "customers", "where": where})
+    found = storage.defined_segments()
+    assert sorted(found) == ["all", "berliners"]
+    assert found["all"].profile_db == "customers"
+    assert storage.delete_segment("all")
+    assert not storage.delete_segment("all")
+    assert list(storage.defined_segments()) == ["berliners"]
+
+
+def test_a_scan_of_the_profiles_in_parts_reads_each_once_without_history(
+    storage: Storage,
+) -> None:
+    for number in range(7):
+        create = ProfileCreate("customers", f"p{number}", {"n": number}, T0)
+        storage.commit(Changes(profiles=[create]))
+    storage.commit(Changes(memberships=[MembershipWrite("customers", "p3", (), ("s",))]))
+    storage.record_event("customers", "p3", Event("signup", T0, {}, id="e1"))
+    parts = [list(storage.scan_profiles(part, 3)) for part in range(3)]
+    seen = sorted(record.view.profile_id for part in parts for record in part)
+    assert seen == [f"p{number}" for number in range(7)]
+    (p3,) = [record for part in parts for record in part if record.view.profile_id == "p3"]
+    assert (p3.exists, p3.segments, p3.view.fields, p3.view.events) == (True, ("s",), {"n": 3}, [])
+
+
+def test_a_membership_run_is_remembered(storage: Storage) -> None:
+    assert not storage.membership_run_done("daily:2026-06-10")
+    storage.mark_membership_run("daily:2026-06-10", T0)
+    assert storage.membership_run_done("daily:2026-06-10")
+    assert not storage.membership_run_done("daily:2026-06-11")
