@@ -487,13 +487,11 @@ class DynamoStorage:
             yield _record(view, item)
 
     def membership_run_done(self, run: str) -> bool:
-        return store.idempotency.get(_run_key(run)) is not None
+        item = store.scenarios.get(MEMBERSHIP_RUN_KEY)
+        return item is not None and item.get("run") == run
 
     def mark_membership_run(self, run: str, at: datetime) -> None:
-        store.idempotency.put(
-            {**_run_key(run), "at": format_datetime(at),
-             "expires_at": epoch(at + MEMBERSHIP_RUNS_KEPT)}
-        )  # fmt: skip
+        store.scenarios.put({**MEMBERSHIP_RUN_KEY, "run": run, "at": format_datetime(at)})
 
 
 def _due(
@@ -620,16 +618,13 @@ def _decision_from(scenario_id: str, item: dict[str, Any]) -> ExperimentDecision
 
 # --- segment membership ---
 # Definitions: `segments` items by id (`definition`). Membership: the profile item's
-# `segments` list, absent when none. Runs: `idempotency` items `membership#<run>`.
+# `segments` list, absent when none. The latest daily run: `scenarios` item
+# `SETTINGS`/`membership_run`.
 
-MEMBERSHIP_RUNS_KEPT = timedelta(days=3)
+MEMBERSHIP_RUN_KEY = {"pk": "SETTINGS", "sk": "membership_run"}
 
 
 def _membership_write(write: MembershipWrite) -> dict[str, Any]:
     return profile_items.membership_item(
         write.profile_db, write.profile_id, write.was, write.members
     )
-
-
-def _run_key(run: str) -> dict[str, str]:
-    return {"key": f"membership#{run}"}

@@ -83,7 +83,7 @@ class MemoryStorage:
         self.stored_decisions: dict[tuple[str, int, str], ExperimentDecision] = {}
         # --- segment membership ---
         self.segment_definitions: dict[str, dict[str, Any]] = {}
-        self.membership_runs: dict[str, datetime] = {}
+        self.membership_run: str | None = None  # the latest started
 
     # --- what tests set up ---------------------------------------------------------------
 
@@ -437,10 +437,10 @@ class MemoryStorage:
         return iter(found[part::parts])
 
     def membership_run_done(self, run: str) -> bool:
-        return run in self.membership_runs
+        return self.membership_run == run
 
     def mark_membership_run(self, run: str, at: datetime) -> None:
-        self.membership_runs.setdefault(run, at)
+        self.membership_run = run
 
 
 class MemoryQueues:

@@ -358,10 +358,12 @@ class Storage(Protocol):
         ...
 
     def membership_run_done(self, run: str) -> bool:
-        """Whether a membership run (the daily re-evaluation of a day) was started."""
+        """Whether the latest daily membership run started is this one (of this day)."""
         ...
 
-    def mark_membership_run(self, run: str, at: datetime) -> None: ...
+    def mark_membership_run(self, run: str, at: datetime) -> None:
+        """Remember the daily membership run started (in place of the one before)."""
+        ...
 
 
 # --- sending discipline -------------------------------------------------------------------

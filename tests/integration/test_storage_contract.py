@@ -347,8 +347,10 @@ def test_a_scan_of_the_profiles_in_parts_reads_each_once_without_history(
     assert (p3.exists, p3.segments, p3.view.fields, p3.view.events) == (True, ("s",), {"n": 3}, [])
 
 
-def test_a_membership_run_is_remembered(storage: Storage) -> None:
+def test_the_latest_membership_run_is_remembered(storage: Storage) -> None:
     assert not storage.membership_run_done("daily:2026-06-10")
     storage.mark_membership_run("daily:2026-06-10", T0)
     assert storage.membership_run_done("daily:2026-06-10")
     assert not storage.membership_run_done("daily:2026-06-11")
+    storage.mark_membership_run("daily:2026-06-11", T0 + timedelta(days=1))
+    assert storage.membership_run_done("daily:2026-06-11")
