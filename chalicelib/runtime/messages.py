@@ -7,7 +7,8 @@ the outbox once it has handled it.
 
 - `events`: `EventMessage` — an event of a profile, from the API, an upsert, feedback or
   a journey's `profile.field_changed`.
-- `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`.
+- `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`,
+  `Merge`.
 - `segments`: `ScanSegment` — one Scan segment of a segment run.
 - `email`, `sms`, `push`: `Deliver`; `webhook`: `CallWebhook` — each names its outbox row.
 """
@@ -144,8 +145,15 @@ class End(_Message):
     reason: str
 
 
+class Merge(_Message):
+    """Finish a profile merge a crash left half done (its record says what to merge)."""
+
+    kind: Literal["merge"] = "merge"
+    merge_id: str
+
+
 StepMessage = Annotated[
-    Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End,
+    Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End | Merge,
     Field(discriminator="kind"),
 ]
 
@@ -192,7 +200,7 @@ _channels: TypeAdapter[ChannelMessage] = TypeAdapter(ChannelMessage)
 _any: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         EventMessage | Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End
-        | ScanSegment | Deliver | CallWebhook,
+        | Merge | ScanSegment | Deliver | CallWebhook,
         Field(discriminator="kind"),
     ]
 )  # fmt: skip
