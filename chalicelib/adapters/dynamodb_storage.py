@@ -140,7 +140,8 @@ class DynamoStorage:
         view.events.reverse()
         view.messages.reverse()
         consents = (item or {}).get("fields", {}).get("consents")
-        return ProfileRecord(view, item is not None, isinstance(consents, dict))
+        exists = item is not None and "fields" in item  # not a merged profile's alias
+        return ProfileRecord(view, exists, isinstance(consents, dict))
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
         store.profiles.put(

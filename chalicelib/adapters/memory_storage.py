@@ -422,8 +422,8 @@ class MemoryStorage:
 
     def alias_profile(self, profile_db: str, from_id: str, into: str) -> None:
         with self._lock:
-            if (profile_db, into) in self.aliases:
-                raise Conflict(f"profile {into} is merged into another")
+            if (profile_db, into) in self.aliases or (profile_db, into) not in self.profiles:
+                raise Conflict(f"profile {into} is merged into another, or there is none")
             if self.aliases.get((profile_db, from_id), into) != into:
                 raise Conflict(f"profile {from_id} is merged into another")
             self.aliases[(profile_db, from_id)] = into
