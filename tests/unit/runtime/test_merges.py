@@ -4,12 +4,15 @@ at any step is finished by its retry or by the steps queue, announced once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from test_use_cases import Stack, email, stack  # noqa: F401  (the fixture)
+from test_use_cases import START, Stack, email
 
+from chalicelib.adapters.clock import VirtualClock, use_clock
 from chalicelib.adapters.memory_storage import MemoryStorage
+from chalicelib.bootstrap import bootstrap
 from chalicelib.runtime import merges, sweeper
 from chalicelib.runtime.messages import EventMessage, Merge
 from chalicelib.runtime.unit_of_work import UnitOfWork
@@ -21,6 +24,17 @@ BOB = {
     "phone": "+14155550100",
     "consents": {"email": True, "push": True, "sms": True},
 }
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    clock = VirtualClock(START)
+    previous = use_clock(clock)
+    try:
+        yield Stack(clock)
+    finally:
+        use_clock(previous)
+        bootstrap()
 
 
 def two_waits(stack: Stack) -> str:
@@ -145,7 +159,8 @@ def test_a_merge_cut_short_at_any_step_is_finished_the_same(
     stack.drain()
 
     fields = stack.storage.profiles[("customers", "ada")].fields
-    assert fields is not None and fields["phone"] == "+14155550100"
+    assert fields is not None
+    assert fields["phone"] == "+14155550100"
     assert stack.instances("bob") == []
     statuses = sorted((i.status, i.reason or "") for i in stack.instances("ada"))
     assert statuses == [("active", ""), ("exited", "merged")]
@@ -174,7 +189,8 @@ def test_what_cannot_be_merged_is_refused_naming_the_field(
     with pytest.raises(merges.MergeRefused) as refused:
         merges.merge("customers", into, merged)
     assert (refused.value.status, str(refused.value).split(":")[0]) == (status, field)
-    assert stack.storage.merges == {} and stack.storage.aliases == {}
+    assert stack.storage.merges == {}
+    assert stack.storage.aliases == {}
 
 
 def test_a_profile_merged_into_another_cannot_be_merged_elsewhere(stack: Stack) -> None:
