@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters import store
+from chalicelib.adapters import dynamodb_storage, store
+from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters.dynamodb_storage import DynamoStorage
 from tests.e2e.harness import Stack, on_event, person, scenario
 from tests.http.support import assert_problem, send, wait_for_open
@@ -175,3 +176,26 @@ def test_a_merge_the_api_left_half_done_is_finished_from_the_steps_queue(
     assert len(rows("ada", "M#")) == 2
     assert stack.instances("bob") == []
     assert len(announced("ada")) == 1
+
+
+def test_an_upsert_of_a_from_profile_racing_its_fold_is_folded_too(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.upsert("ada", person("ada", 1))
+    stack.upsert("bob", person("bob", 2))
+    fold_write = dynamodb_storage._fold_write
+    raced = [False]
+
+    def racing(*args: Any) -> Any:
+        write = fold_write(*args)
+        if not raced[0]:  # an upsert that read Bob before the alias lands now
+            raced[0] = True
+            profile_items.merge_fields("customers", "bob", {"plan": "gold"}, "2026-06-10T10:00:01Z")
+        return write
+
+    monkeypatch.setattr(dynamodb_storage, "_fold_write", racing)
+    stack.post("/profiles/customers/merge", {"into": "ada", "from": ["bob"]})
+
+    assert raced[0]
+    assert stack.fields("ada")["plan"] == "gold"
+    assert "fields" not in rows("bob", "P")[0]
