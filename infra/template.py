@@ -67,11 +67,13 @@ STAGE_TAG = "scenaria:stage"
 
 # What the adapters call (chalicelib/adapters/dynamo.py), and DescribeTable, whose item
 # count sizes a segment fan-out (runtime/schedules.py); TransactWriteItems is authorised
-# as the Put/Update/Delete it contains. tests/integration/test_permissions.py checks every
+# as the Put/Update/Delete/ConditionCheck it contains (a merge checks `into` is not merged
+# itself, runtime/merges.py). tests/integration/test_permissions.py checks every
 # request the tests make against this role.
 TABLE_ACTIONS = (
     "dynamodb:BatchGetItem",
     "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
     "dynamodb:DeleteItem",
     "dynamodb:DescribeTable",
     "dynamodb:GetItem",

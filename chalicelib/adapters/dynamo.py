@@ -96,9 +96,15 @@ class Table:
     def name(self) -> str:
         return settings().table(self.short_name)
 
-    def get(self, key: Mapping[str, Any], consistent: bool = True) -> dict[str, Any] | None:
+    def get(
+        self, key: Mapping[str, Any], consistent: bool = True, projection: str | None = None
+    ) -> dict[str, Any] | None:
+        """GetItem; `projection`: only these attributes (a ProjectionExpression)."""
+        arguments: dict[str, Any] = {}
+        if projection:
+            arguments["ProjectionExpression"] = projection
         answer = client("dynamodb").get_item(
-            TableName=self.name, Key=to_item(key), ConsistentRead=consistent
+            TableName=self.name, Key=to_item(key), ConsistentRead=consistent, **arguments
         )
         item = answer.get("Item")
         return from_item(item) if item else None

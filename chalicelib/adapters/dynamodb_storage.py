@@ -8,7 +8,8 @@
 - `timers` by instance, in the sharded due-time index `by_due`.
 - `messages`: the outbox, pending rows in the sharded `pending` index.
 - `stats`: counters per scenario, `<version>#<day>#<shard>`.
-- `idempotency`: event ids queued by the API, promo codes taken per request.
+- `idempotency`: event ids queued by the API, promo codes taken per request, merges
+  (`merge#<merge id>`).
 - `segments` by id; a profile's membership is the `P` item's top-level `segments`.
 
 A commit is one TransactWriteItems (one plain write when it holds a single item).
@@ -23,6 +24,7 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.adapters.clock import now as clock_now
 from chalicelib.config import settings
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.runtime import messages
@@ -36,10 +38,12 @@ from chalicelib.runtime.storage import (
     ExperimentDecision,
     GuardWrite,
     MembershipWrite,
+    MergeRecord,
     OutboxRow,
     PendingRow,
     ProfileCreate,
     ProfileRecord,
+    ProfileState,
     ScenarioMeta,
     StoredInstance,
     Timer,
@@ -61,7 +65,7 @@ from .codec import (
     time_text,
     time_value,
 )
-from .dynamo import ConditionFailed, Table, transact
+from .dynamo import ConditionFailed, Table, to_item, transact
 
 EVENT_LIMIT = 300  # the newest events the engine sees per profile
 MESSAGE_LIMIT = 200  # and the newest messages
@@ -493,6 +497,134 @@ class DynamoStorage:
     def mark_membership_run(self, run: str, at: datetime) -> None:
         store.scenarios.put({**MEMBERSHIP_RUN_KEY, "run": run, "at": format_datetime(at)})
 
+    # --- merges --------------------------------------------------------------------------
+    # A merged profile's item `P` is its alias: `merged_into` (and `merged_at`), its
+    # `fields` and `profile_db` gone once folded (so segment scans pass it by). A merge's
+    # record is the `idempotency` item `merge#<merge id>`.
+
+    def merged_into(self, profile_db: str, profile_id: str) -> str | None:
+        item = store.profiles.get(
+            profile_items.item_key(profile_db, profile_id), projection="merged_into"
+        )
+        return (item or {}).get("merged_into")
+
+    def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
+        found = list(
+            store.profiles.query(
+                "pk = :pk",
+                values={":pk": store.profile_partition(profile_db, profile_id)},
+                forward=False,  # `P` sorts after every other row
+                limit=2,
+            )
+        )
+        item = found[0] if found and found[0]["sk"] == "P" else None
+        return ProfileState(
+            item is not None and "fields" in item,
+            any(row["sk"] != "P" for row in found),
+            (item or {}).get("merged_into"),
+        )
+
+    def begin_merge(self, record: MergeRecord, row: OutboxRow) -> MergeRecord:
+        item = {
+            **_merge_key(record.merge_id),
+            "profile_db": record.profile_db,
+            "into": record.into,
+            "merged": list(record.merged),
+            "started_at": format_datetime(record.started_at),
+            "done": False,
+        }
+        with suppress(ConditionFailed):  # a retry: the record is there
+            transact(
+                [
+                    store.idempotency.tx_put(item, "attribute_not_exists(#k)", names={"#k": "key"}),
+                    store.messages.tx_put(_row_item(row), "attribute_not_exists(message_id)"),
+                ]
+            )
+        stored = self.merge_record(record.merge_id)
+        assert stored is not None
+        return stored
+
+    def merge_record(self, merge_id: str) -> MergeRecord | None:
+        item = store.idempotency.get(_merge_key(merge_id))
+        if item is None:
+            return None
+        started = time_value(item["started_at"])
+        assert started is not None
+        return MergeRecord(
+            merge_id, item["profile_db"], item["into"], tuple(item["merged"]), started,
+            bool(item.get("done")),
+        )  # fmt: skip
+
+    def finish_merge(self, merge_id: str) -> None:
+        store.idempotency.update(_merge_key(merge_id), "SET done = :t", values={":t": True})
+
+    def alias_profile(self, profile_db: str, from_id: str, into: str) -> None:
+        """One transaction: the alias on `from_id`'s item, and the check that `into` is not
+        merged — so two merges the other way round cannot both pass."""
+        into_key = to_item(profile_items.item_key(profile_db, into))
+        check = {
+            "ConditionCheck": {
+                "TableName": store.profiles.name,
+                "Key": into_key,
+                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(merged_into)",
+            }
+        }
+        alias = store.profiles.tx_update(
+            profile_items.item_key(profile_db, from_id),
+            "SET merged_into = :into, merged_at = if_not_exists(merged_at, :now), profile_id = :id",
+            "attribute_not_exists(merged_into) OR merged_into = :into",
+            values={":into": into, ":now": format_datetime(clock_now()), ":id": from_id},
+        )
+        try:
+            transact([check, alias])
+        except ConditionFailed as failed:
+            raise Conflict(f"profile {from_id} or {into} is merged into another") from failed
+
+    def fold_profile(self, profile_db: str, from_id: str, into: str) -> None:
+        source_key = profile_items.item_key(profile_db, from_id)
+        target_key = profile_items.item_key(profile_db, into)
+        for _ in range(FOLD_ATTEMPTS):
+            source = store.profiles.get(source_key)
+            if source is None or "fields" not in source:
+                return
+            target = store.profiles.get(target_key) or {}
+            clear = store.profiles.tx_update(
+                source_key,
+                "REMOVE #f, profile_db, invalid",
+                "updated_at = :was"
+                if "updated_at" in source
+                else "attribute_not_exists(updated_at)",
+                names={"#f": "fields"},
+                values={":was": source["updated_at"]} if "updated_at" in source else None,
+            )
+            try:
+                transact([_fold_write(target_key, source, target), clear])
+            except ConditionFailed:
+                continue  # one of them changed meanwhile: fold it as it now is
+            return
+        raise Conflict(f"profile {from_id} kept changing while it was merged")
+
+    def move_profile_rows(self, profile_db: str, from_id: str, into: str) -> None:
+        source = store.profile_partition(profile_db, from_id)
+        target = store.profile_partition(profile_db, into)
+        rows = [
+            row
+            for row in store.profiles.query("pk = :pk", values={":pk": source})
+            if row["sk"] != "P"
+        ]
+        held = {row["sk"] for row in store.profiles.query("pk = :pk", values={":pk": target})}
+        for row in rows:  # later feedback for these messages applies to `into`
+            if row["sk"].startswith("M#") and "message_id" in row:
+                with suppress(ConditionFailed):  # the message's record is gone (erased)
+                    store.messages.update(
+                        {"message_id": row["message_id"]},
+                        "SET profile_id = :into",
+                        "attribute_exists(message_id)",
+                        values={":into": into},
+                    )
+        store.profiles.batch_put([{**row, "pk": target} for row in rows if row["sk"] not in held])
+        store.profiles.batch_delete([{"pk": source, "sk": row["sk"]} for row in rows])
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -594,7 +726,8 @@ def _entry_write(count: EntryCount) -> dict[str, Any]:
 def _record(view: Profile, item: dict[str, Any] | None) -> ProfileRecord:
     consents = (item or {}).get("fields", {}).get("consents")
     segments = tuple((item or {}).get("segments") or ())
-    return ProfileRecord(view, item is not None, isinstance(consents, dict), segments)
+    exists = item is not None and "fields" in item  # not a merged profile's alias
+    return ProfileRecord(view, exists, isinstance(consents, dict), segments)
 
 
 # --- measurement ---
@@ -627,4 +760,56 @@ MEMBERSHIP_RUN_KEY = {"pk": "SETTINGS", "sk": "membership_run"}
 def _membership_write(write: MembershipWrite) -> dict[str, Any]:
     return profile_items.membership_item(
         write.profile_db, write.profile_id, write.was, write.members
+    )
+
+
+# --- merges ---
+
+FOLD_ATTEMPTS = 5
+
+
+def _merge_key(merge_id: str) -> dict[str, str]:
+    return {"key": f"merge#{merge_id}"}
+
+
+def _fold_write(
+    key: dict[str, str], source: dict[str, Any], target: dict[str, Any]
+) -> dict[str, Any]:
+    """The update adding `source`'s fields (and invalid addresses) `target` lacks: each
+    set only if not there, consents channel by channel when `target` has a map of them."""
+    names: dict[str, str] = {"#f": "fields"}
+    values: dict[str, Any] = {":now": format_datetime(clock_now())}
+    sets: list[str] = ["updated_at = :now"]
+    conditions = ["attribute_exists(#f)", "attribute_not_exists(merged_into)"]
+    fields = source.get("fields") or {}
+    target_consents = (target.get("fields") or {}).get("consents")
+    for index, (name, value) in enumerate(fields.items()):
+        names[f"#n{index}"] = name
+        if name == "consents" and isinstance(value, dict) and isinstance(target_consents, dict):
+            conditions.append(f"attribute_type(#f.#n{index}, :map)")
+            for channel_index, (channel, granted) in enumerate(value.items()):
+                path = f"#f.#n{index}.#c{channel_index}"
+                names[f"#c{channel_index}"] = channel
+                values[f":c{channel_index}"] = granted
+                sets.append(f"{path} = if_not_exists({path}, :c{channel_index})")
+        else:
+            if name == "consents":
+                conditions.append(f"NOT attribute_type(#f.#n{index}, :map)")
+            values[f":v{index}"] = value
+            sets.append(f"#f.#n{index} = if_not_exists(#f.#n{index}, :v{index})")
+    invalid = source.get("invalid") or {}
+    if invalid and isinstance(target.get("invalid"), dict):
+        conditions.append("attribute_type(invalid, :map)")
+        for index, (channel, address) in enumerate(invalid.items()):
+            names[f"#i{index}"] = channel
+            values[f":i{index}"] = address
+            sets.append(f"invalid.#i{index} = if_not_exists(invalid.#i{index}, :i{index})")
+    elif invalid:
+        conditions.append("attribute_not_exists(invalid)")
+        values[":invalid"] = invalid
+        sets.append("invalid = :invalid")
+    if any(":map" in condition for condition in conditions):
+        values[":map"] = "M"
+    return store.profiles.tx_update(
+        key, "SET " + ", ".join(sets), " AND ".join(conditions), names=names, values=values
     )

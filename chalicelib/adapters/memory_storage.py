@@ -10,6 +10,7 @@ what was sent, queue by queue, for the test to deliver.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -25,10 +26,12 @@ from chalicelib.runtime.storage import (
     Changes,
     Conflict,
     ExperimentDecision,
+    MergeRecord,
     OutboxRow,
     PendingRow,
     ProfileCreate,
     ProfileRecord,
+    ProfileState,
     ProfileUpdate,
     ScenarioMeta,
     StoredInstance,
@@ -84,6 +87,9 @@ class MemoryStorage:
         # --- segment membership ---
         self.segment_definitions: dict[str, dict[str, Any]] = {}
         self.membership_run: str | None = None  # the latest started
+        # --- merges ---
+        self.aliases: dict[tuple[str, str], str] = {}  # (database, merged id) -> into
+        self.merges: dict[str, MergeRecord] = {}
 
     # --- what tests set up ---------------------------------------------------------------
 
@@ -441,6 +447,78 @@ class MemoryStorage:
 
     def mark_membership_run(self, run: str, at: datetime) -> None:
         self.membership_run = run
+
+    # --- merges --------------------------------------------------------------------------
+
+    def merged_into(self, profile_db: str, profile_id: str) -> str | None:
+        self.reads["merged_into"] += 1
+        return self.aliases.get((profile_db, profile_id))
+
+    def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
+        with self._lock:
+            key = (profile_db, profile_id)
+            stored = self.profiles.get(key) or _Profile()
+            guards = any(guard[:2] == key for guard in self.guards)
+            return ProfileState(
+                stored.fields is not None,
+                bool(stored.events or stored.messages or guards),
+                self.aliases.get(key),
+            )
+
+    def begin_merge(self, record: MergeRecord, row: OutboxRow) -> MergeRecord:
+        with self._lock:
+            if record.merge_id not in self.merges:
+                self.merges[record.merge_id] = record
+                self._keep(row)
+            return self.merges[record.merge_id]
+
+    def merge_record(self, merge_id: str) -> MergeRecord | None:
+        return self.merges.get(merge_id)
+
+    def finish_merge(self, merge_id: str) -> None:
+        with self._lock:
+            self.merges[merge_id] = dataclasses.replace(self.merges[merge_id], done=True)
+
+    def alias_profile(self, profile_db: str, from_id: str, into: str) -> None:
+        with self._lock:
+            if (profile_db, into) in self.aliases or (profile_db, into) not in self.profiles:
+                raise Conflict(f"profile {into} is merged into another, or there is none")
+            if self.aliases.get((profile_db, from_id), into) != into:
+                raise Conflict(f"profile {from_id} is merged into another")
+            self.aliases[(profile_db, from_id)] = into
+
+    def fold_profile(self, profile_db: str, from_id: str, into: str) -> None:
+        with self._lock:
+            source = self.profiles[(profile_db, from_id)]
+            target = self.profiles[(profile_db, into)]
+            if source.fields is None:
+                return
+            fields = target.fields if target.fields is not None else {}
+            for name, value in source.fields.items():
+                kept = fields.get(name)
+                if name == "consents" and isinstance(kept, dict) and isinstance(value, dict):
+                    fields[name] = {**value, **kept}
+                else:
+                    fields.setdefault(name, value)
+            target.fields, source.fields = fields, None
+
+    def move_profile_rows(self, profile_db: str, from_id: str, into: str) -> None:
+        with self._lock:
+            source = self.profiles[(profile_db, from_id)]
+            target = self.profiles[(profile_db, into)]
+            for at, event in source.events.items():
+                target.events.setdefault(at, event)
+            for message_id, message in source.messages.items():
+                target.messages.setdefault(message_id, message)
+            source.events, source.messages = {}, {}
+            for key in [key for key in self.guards if key[:2] == (profile_db, from_id)]:
+                self.guards.setdefault((profile_db, into, key[2]), self.guards.pop(key))
+            for kept in self.rows.values():
+                row = kept.row
+                if row.kind == "message" and (row.profile_db, row.profile_id) == (
+                    profile_db, from_id,
+                ):  # fmt: skip
+                    kept.row = dataclasses.replace(row, profile_id=into)
 
 
 class MemoryQueues:

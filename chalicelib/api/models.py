@@ -207,6 +207,13 @@ class ProfileImport(Body):
     profiles: list[ImportedProfile] = Field(min_length=1, max_length=1000)
 
 
+class ProfileMerge(Body):
+    """Merge the `from` profiles into `into` (SPEC §7 `profile.merged`)."""
+
+    into: Id
+    from_: list[Id] = Field(alias="from", min_length=1, max_length=100)
+
+
 class HookCall(Body):
     profile_id: str = Field(min_length=1, max_length=200)
     profile: Fields = Field(default_factory=dict)
@@ -482,6 +489,12 @@ class ProfileOut(Out):
 class ImportResult(Out):
     imported: int
     created: int
+
+
+class Merged(Out):
+    into: str
+    merged: list[str]
+    event_id: str
 
 
 class Journey(Out):

@@ -349,6 +349,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "`fields` merged in their order (a later value wins, as successive upserts would "
         "leave it); `imported` counts profiles, `created` those that were new.",
     ),
+    ("/profiles/{profile_db}/merge", "POST"): Operation(
+        "Merge profiles into one (emits profile.merged)",
+        "Profiles",
+        m.Merged,
+        body=(m.ProfileMerge,),
+        description="Fields (`into` wins; consents channel by channel), histories, messages "
+        "and every other row of the `from` profiles move to `into`; in each scenario the "
+        "instance furthest along survives and the others exit with reason `merged`; a "
+        "merged id then resolves to `into`. The same merge again finishes it if it was cut "
+        "short and answers the same. 404: no such `into` or `from` profile; 409: one was "
+        "merged into another profile.",
+        errors=(404, 409),
+    ),
     ("/profiles/{profile_db}/{profile_id}/journeys", "GET"): Operation(
         "A profile's journeys, newest first", "Profiles", m.Journeys, params=PAGE
     ),

@@ -7,11 +7,18 @@ from typing import Any
 from chalice import Blueprint, Response
 
 from chalicelib.adapters import store
-from chalicelib.runtime import profiles, promo, segments
+from chalicelib.runtime import merges, profiles, promo, segments
 
 from .errors import BadRequest, Conflict, NotFoundError
 from .http import MAX_CONDITION_BYTES, body, check_size, page_params, routes
-from .models import ProfileImport, ProfileUpsert, PromoCodes, Redemption, SegmentIn
+from .models import (
+    ProfileImport,
+    ProfileMerge,
+    ProfileUpsert,
+    PromoCodes,
+    Redemption,
+    SegmentIn,
+)
 
 blueprint = Blueprint(__name__)
 route = routes(blueprint)
@@ -32,8 +39,8 @@ def upsert_profile(profile_db: str, profile_id: str) -> dict[str, Any]:
 
 @route("/profiles/{profile_db}/{profile_id}", methods=["GET"])
 def read_profile(profile_db: str, profile_id: str) -> dict[str, Any]:
-    item = store.profiles.get({"pk": store.profile_partition(profile_db, profile_id), "sk": "P"})
-    if item is None:
+    item = profiles.read(profile_db, profile_id)
+    if item is None or "fields" not in item:
         raise NotFoundError(f"no profile {profile_id!r} in {profile_db!r}")
     return present(item)
 
@@ -53,6 +60,20 @@ def import_profiles(profile_db: str) -> Response:
         profile_db, [(p.profile_id, p.fields) for p in request.profiles]
     )
     return Response(result, status_code=200)
+
+
+@route("/profiles/{profile_db}/merge", methods=["POST"])
+def merge_profiles(profile_db: str) -> dict[str, Any]:
+    """Merge `from` profiles into `into` (`profile.merged` announces it); a retry of the
+    same merge finishes it and answers the same."""
+    request = body(blueprint.current_request, ProfileMerge)
+    try:
+        return merges.merge(profile_db, request.into, request.from_)
+    except merges.MergeRefused as refused:
+        raise _refusals[refused.status](str(refused)) from None
+
+
+_refusals: dict[int, type[Exception]] = {400: BadRequest, 404: NotFoundError, 409: Conflict}
 
 
 @route("/profiles/{profile_db}/{profile_id}/journeys", methods=["GET"])

@@ -14,7 +14,7 @@ import logging
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.engine import EventArrived, reacts_to
 
-from . import loyalty, measurement, membership, revenue
+from . import loyalty, measurement, membership, merges, revenue
 from .journeys import capture_profile, event_triggers, feed
 from .messages import EventMessage
 from .unit_of_work import UnitOfWork
@@ -26,7 +26,10 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
     """Handle one event of a profile; an outbox row's event is consumed after it."""
     uow = uow or UnitOfWork()
     event = message.event.event()
-    profile_db, profile_id = message.profile_db, message.profile_id
+    profile_id = merges.resolve(uow, message.profile_db, message.profile_id)
+    if profile_id != message.profile_id:  # sent for a merged profile: it applies to `into`
+        message = message.model_copy(update={"profile_id": profile_id})
+    profile_db = message.profile_db
     uow.storage.record_event(profile_db, profile_id, event)
     loyalty.keep_balance(uow, message)  # before journeys look at the profile
     instances = uow.instances_of_profile(profile_db, profile_id)

@@ -7,7 +7,8 @@ Where it is evaluated, always with what was read anyway (`engine.membership` dec
   from the profile as the step left it (`UnitOfWork.commit`);
 - an event that changes the profile or that a segment counts (`after_event`): the
   upsert, import and consent change of a profile all announce `profile.imported`, the
-  stack keeps `profile.balance` from `balance.changed`; the events consumer evaluates
+  stack keeps `profile.balance` from `balance.changed`, a merge announces `profile.merged`
+  on the profile it keeps; the events consumer evaluates
   the profile's view, which its unit of work reads once for everything the event does;
 - a segment defined again or deleted, and once a day the segments whose conditions are
   relative to now (`daily`): a membership run, fanned out over the profile table like a
@@ -54,8 +55,9 @@ logger = logging.getLogger(__name__)
 
 ATTEMPTS = 5
 # events after which the profile's fields may have changed (every upsert, import and
-# consent change announces `profile.imported`; the stack keeps `profile.balance`)
-PROFILE_CHANGES = frozenset({"profile.imported", "balance.changed"})
+# consent change announces `profile.imported`; the stack keeps `profile.balance`; a merge
+# folds the merged profiles' fields into the one it keeps)
+PROFILE_CHANGES = frozenset({"profile.imported", "balance.changed", "profile.merged"})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ the outbox once it has handled it.
 
 - `events`: `EventMessage` — an event of a profile, from the API, an upsert, feedback or
   a journey's `profile.field_changed`.
-- `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`.
+- `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`,
+  `Merge`.
 - `segments`: `ScanSegment` — one Scan segment of a segment run; `ScanMembership` — one
   Scan segment of a re-evaluation of segment membership.
 - `email`, `sms`, `push`: `Deliver`; `webhook`: `CallWebhook` — each names its outbox row.
@@ -145,8 +146,15 @@ class End(_Message):
     reason: str
 
 
+class Merge(_Message):
+    """Finish a profile merge a crash left half done (its record says what to merge)."""
+
+    kind: Literal["merge"] = "merge"
+    merge_id: str
+
+
 StepMessage = Annotated[
-    Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End,
+    Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End | Merge,
     Field(discriminator="kind"),
 ]
 
@@ -209,7 +217,7 @@ _segments: TypeAdapter[SegmentsMessage] = TypeAdapter(SegmentsMessage)
 _any: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         EventMessage | Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End
-        | ScanSegment | ScanMembership | Deliver | CallWebhook,
+        | Merge | ScanSegment | ScanMembership | Deliver | CallWebhook,
         Field(discriminator="kind"),
     ]
 )  # fmt: skip

@@ -17,6 +17,7 @@ from chalicelib.engine.signals import contact_signals
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
+from . import merges
 from .messages import EventBody, EventMessage
 from .scenarios import end_instance
 from .storage import Dispatch, OutboxRow
@@ -51,6 +52,9 @@ def upsert(
     profile all land. Returns the stored profile.
     """
     current = profile_items.read(profile_db, profile_id)
+    if current is not None and current.get("merged_into"):  # a merged profile: its `into`
+        profile_id = merges.resolve(UnitOfWork(), profile_db, profile_id)
+        current = profile_items.read(profile_db, profile_id)
     check_fits(profile_items.merged((current or {}).get("fields"), fields))
     now = clock_now()
     result = profile_items.merge_fields(
@@ -154,6 +158,14 @@ def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> 
         first.setdefault(profile_id, index)
         combined[profile_id] = {**combined.get(profile_id, {}), **fields}
     current = profile_items.read_many(profile_db, list(combined))
+    merged = [profile_id for profile_id, item in current.items() if item.get("merged_into")]
+    if merged:  # rows of merged profiles are imported into the profiles they merged into
+        uow = UnitOfWork()
+        for profile_id in merged:
+            into = merges.resolve(uow, profile_db, profile_id)
+            combined[into] = {**combined.get(into, {}), **combined.pop(profile_id)}
+            first.setdefault(into, first[profile_id])
+        current = profile_items.read_many(profile_db, list(combined))
     for profile_id, fields in combined.items():
         old = (current.get(profile_id) or {}).get("fields")
         check_fits(profile_items.merged(old, fields), f"$.profiles[{first[profile_id]}].fields")
@@ -169,6 +181,14 @@ def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> 
         events.extend((profile_id, e) for e in _events(result, fields, now, "import"))
     publish(profile_db, events)
     return {"imported": len(combined), "created": created}
+
+
+def read(profile_db: str, profile_id: str) -> dict[str, Any] | None:
+    """The profile's item (a merged profile's: that of the profile it was merged into)."""
+    item = profile_items.read(profile_db, profile_id)
+    if item is not None and item.get("merged_into"):
+        item = profile_items.read(profile_db, merges.resolve(UnitOfWork(), profile_db, profile_id))
+    return item
 
 
 def erase(profile_db: str, profile_id: str) -> bool:
@@ -196,6 +216,7 @@ def erase(profile_db: str, profile_id: str) -> bool:
 def journeys(profile_db: str, profile_id: str) -> list[dict[str, Any]]:
     """The profile's instances, newest first (`GET /profiles/{db}/{id}/journeys`)."""
     storage = services().storage
+    profile_id = merges.resolve(UnitOfWork(), profile_db, profile_id)
     found = [s.instance for s in storage.instances_of_profile(profile_db, profile_id)]
     found.sort(key=lambda i: i.entered_at, reverse=True)
     return [

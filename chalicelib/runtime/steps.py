@@ -1,4 +1,4 @@
-"""The steps queue: wake-ups, call results, promo codes, captures and migrations."""
+"""The steps queue: wake-ups, call results, promo codes, captures, migrations and merges."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from chalicelib.adapters.clock import now as clock_now
 from chalicelib.config import settings
 from chalicelib.engine import PromoCodeResult, WakeUp, WebhookResult
 
+from . import merges
 from .commit import MAX_DELAY_SECONDS
 from .journeys import capture_profile, feed, migrate_instance
 from .messages import (
     Capture,
     End,
+    Merge,
     Migrate,
     PromoRequest,
     Resume,
@@ -51,6 +53,8 @@ def process(message: StepMessage, uow: UnitOfWork | None = None) -> None:
             resume_instance(uow, message.instance_id)
         case End():
             end_instance(uow, message.instance_id, message.status, message.reason)
+        case Merge():
+            merges.finish(uow, message)
     if message.row_id is not None:
         uow.storage.consume_row(message.row_id)
 

@@ -365,6 +365,39 @@ class Storage(Protocol):
         """Remember the daily membership run started (in place of the one before)."""
         ...
 
+    # --- merges ---
+    def merged_into(self, profile_db: str, profile_id: str) -> str | None:
+        """The profile this one was merged into (one read of its alias alone), or None."""
+        ...
+
+    def profile_state(self, profile_db: str, profile_id: str) -> ProfileState: ...
+
+    def begin_merge(self, record: MergeRecord, row: OutboxRow) -> MergeRecord:
+        """Store the record with its pending outbox row, unless a record of that id is
+        stored: then answer that one (and write nothing)."""
+        ...
+
+    def merge_record(self, merge_id: str) -> MergeRecord | None: ...
+
+    def finish_merge(self, merge_id: str) -> None: ...
+
+    def alias_profile(self, profile_db: str, from_id: str, into: str) -> None:
+        """Mark `from_id` merged into `into` (its item keeps its fields until folded),
+        expecting `into` not merged itself and `from_id` not merged into another profile:
+        else Conflict, and nothing is written."""
+        ...
+
+    def fold_profile(self, profile_db: str, from_id: str, into: str) -> None:
+        """Add the fields of `from_id` that `into` lacks to `into` (`into` wins; consents
+        channel by channel), then leave `from_id`'s item only the alias — again if it
+        changed in between, so a concurrent change of it is folded too."""
+        ...
+
+    def move_profile_rows(self, profile_db: str, from_id: str, into: str) -> None:
+        """Move every other row of `from_id`'s partition to `into`'s (a row `into` has
+        already keeps `into`'s), and point the records of its messages at `into`."""
+        ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -420,3 +453,28 @@ class MembershipWrite:
     profile_id: str
     was: tuple[str, ...]
     members: tuple[str, ...]
+
+
+# --- merges -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileState:
+    """Whether a profile is there, and the profile it was merged into (its alias)."""
+
+    exists: bool  # it has a profile item with fields (an alias alone is not one)
+    history: bool = False  # its partition holds rows besides the item (events, messages...)
+    merged_into: str | None = None
+
+
+@dataclass(frozen=True)
+class MergeRecord:
+    """A merge of profiles of one database into `into`, stored before its first step and
+    `done` after its last: a retry, or the steps queue, finishes one a crash left."""
+
+    merge_id: str
+    profile_db: str
+    into: str
+    merged: tuple[str, ...]
+    started_at: datetime
+    done: bool = False

@@ -14,6 +14,7 @@ from chalicelib.engine import Instance
 from chalicelib.engine.compiled import WindowLimit
 from chalicelib.runtime import messages
 from chalicelib.runtime.storage import (
+    CaptureGuard,
     Changes,
     Conflict,
     Dispatch,
@@ -22,8 +23,10 @@ from chalicelib.runtime.storage import (
     GuardWrite,
     InstanceWrite,
     MembershipWrite,
+    MergeRecord,
     OutboxRow,
     ProfileCreate,
+    ProfileState,
     ProfileUpdate,
     SentMessage,
     StatsDelta,
@@ -354,3 +357,98 @@ def test_the_latest_membership_run_is_remembered(storage: Storage) -> None:
     assert not storage.membership_run_done("daily:2026-06-11")
     storage.mark_membership_run("daily:2026-06-11", T0 + timedelta(days=1))
     assert storage.membership_run_done("daily:2026-06-11")
+
+
+# --- merges ---
+
+
+def profiles(storage: Storage, **fields: dict[str, object]) -> None:
+    for profile_id, values in fields.items():
+        storage.commit(Changes(profiles=[ProfileCreate("customers", profile_id, values, T0)]))
+
+
+def test_a_profile_state_tells_an_item_a_history_and_an_alias(storage: Storage) -> None:
+    profiles(storage, ada={"name": "Ada"}, bob={"name": "Bob"})
+    storage.record_event("customers", "cy", Event("visit", T0, {}, id="v1"))
+    assert storage.profile_state("customers", "ada") == ProfileState(True, False, None)
+    assert storage.profile_state("customers", "cy") == ProfileState(False, True, None)
+    assert storage.profile_state("customers", "nobody") == ProfileState(False, False, None)
+    storage.alias_profile("customers", "bob", "ada")
+    storage.alias_profile("customers", "bob", "ada")  # again: the same
+    storage.alias_profile("customers", "cy", "ada")  # a history alone has an alias too
+    assert storage.merged_into("customers", "bob") == "ada"
+    assert storage.merged_into("customers", "ada") is None
+    assert storage.profile_state("customers", "cy").merged_into == "ada"
+    profiles(storage, dan={"name": "Dan"})
+    with pytest.raises(Conflict):  # bob is merged into ada already
+        storage.alias_profile("customers", "bob", "dan")
+    with pytest.raises(Conflict):  # into bob: merged itself
+        storage.alias_profile("customers", "dan", "bob")
+    with pytest.raises(Conflict):  # into nobody
+        storage.alias_profile("customers", "dan", "nobody")
+    assert storage.merged_into("customers", "dan") is None
+
+
+def test_folding_adds_the_fields_into_lacks_and_leaves_the_alias(storage: Storage) -> None:
+    profiles(
+        storage,
+        ada={"name": "Ada", "consents": {"email": True}},
+        bob={"name": "Bob", "phone": "+1", "consents": {"email": False, "sms": True}},
+    )
+    storage.alias_profile("customers", "bob", "ada")
+    storage.fold_profile("customers", "bob", "ada")
+    storage.fold_profile("customers", "bob", "ada")  # again: nothing more
+    assert storage.profile("customers", "ada").view.fields == {
+        "name": "Ada", "phone": "+1", "consents": {"email": True, "sms": True}
+    }  # fmt: skip
+    assert not storage.profile("customers", "bob").exists
+    assert storage.profile_state("customers", "bob") == ProfileState(False, False, "ada")
+
+
+def test_moving_rows_brings_the_history_and_guards_to_into_which_keeps_its_own(
+    storage: Storage,
+) -> None:
+    profiles(storage, ada={"name": "Ada"}, bob={"name": "Bob"})
+    storage.record_event("customers", "bob", Event("visit", T0, {}, id="v1"))
+    storage.record_event("customers", "ada", Event("visit", T0, {}, id="v0"))
+    storage.commit(
+        Changes(
+            history=[
+                SentMessage("customers", "bob", "m1", "s1", "i1", "bob's", "email", T0),
+                SentMessage("customers", "bob", "m2", "s1", "i2", "mail", "email", T0),
+                SentMessage("customers", "ada", "m1", "s1", "i1", "ada's", "email", T0),
+            ],
+            guards=[GuardWrite("customers", "bob", "s1", "i2", None)],
+        )
+    )
+    storage.alias_profile("customers", "bob", "ada")
+    storage.move_profile_rows("customers", "bob", "ada")
+    storage.move_profile_rows("customers", "bob", "ada")  # again: nothing more
+    view = storage.profile("customers", "ada").view
+    assert [e.id for e in view.events] == ["v0", "v1"]
+    assert {m.message_id: m.node for m in view.messages} == {"m1": "ada's", "m2": "mail"}
+    assert storage.capture_guard("customers", "ada", "s1") == CaptureGuard(1, "i2")
+    left = storage.profile("customers", "bob").view
+    assert (left.events, left.messages) == ([], [])
+    assert storage.capture_guard("customers", "bob", "s1") is None
+    assert storage.profile_state("customers", "bob").history is False
+
+
+def test_a_merge_record_is_stored_once_with_its_row_and_then_done(storage: Storage) -> None:
+    record = MergeRecord("mg1", "customers", "ada", ("bob", "cy"), T0)
+    message = messages.Merge(merge_id="mg1", row_id="merge-mg1")
+    row = OutboxRow(
+        "merge-mg1", "merge", T0, "customers", "ada",
+        dispatch=Dispatch("steps", message, T0, T0 + timedelta(minutes=1)),
+    )  # fmt: skip
+    assert storage.begin_merge(record, row) == record
+    later = MergeRecord("mg1", "customers", "ada", ("bob", "cy"), T0 + timedelta(hours=1))
+    assert storage.begin_merge(later, row) == record  # a retry: the first
+    assert storage.merge_record("mg1") == record
+    assert storage.merge_record("mg2") is None
+    (pending,) = storage.overdue_rows(T0 + timedelta(minutes=2))
+    assert pending.message == message
+    storage.finish_merge("mg1")
+    assert storage.merge_record("mg1") == MergeRecord(
+        "mg1", "customers", "ada", ("bob", "cy"), T0, done=True
+    )
