@@ -24,6 +24,7 @@ from chalicelib.runtime.storage import (
     CaptureGuard,
     Changes,
     Conflict,
+    EventTimer,
     ExperimentDecision,
     OutboxRow,
     PendingRow,
@@ -80,6 +81,8 @@ class MemoryStorage:
         self.firsts: dict[tuple[str, int], dict[str, datetime]] = {}
         self.control: float = 0.0
         self.stored_decisions: dict[tuple[str, int, str], ExperimentDecision] = {}
+        # --- loyalty ---
+        self.event_timers: dict[str, EventTimer] = {}
 
     # --- what tests set up ---------------------------------------------------------------
 
@@ -248,10 +251,16 @@ class MemoryStorage:
 
     # --- timers and the outbox -----------------------------------------------------------
 
-    def due_timers(self, now: datetime) -> Iterator[Timer]:
+    def due_timers(self, now: datetime) -> Iterator[Timer | EventTimer]:
         with self._lock:
-            due = [timer for timer in self.timers.values() if timer.wake_at <= now]
-        yield from sorted(due, key=lambda timer: timer.wake_at)
+            due: list[tuple[datetime, Timer | EventTimer]] = [
+                (timer.wake_at, timer) for timer in self.timers.values() if timer.wake_at <= now
+            ]
+            due.extend(
+                (timer.due_at, timer) for timer in self.event_timers.values()
+                if timer.due_at <= now
+            )  # fmt: skip
+        yield from (timer for _, timer in sorted(due, key=lambda pair: pair[0]))
 
     def forget_timer(self, instance_id: str, step: int) -> None:
         with self._lock:
@@ -382,6 +391,15 @@ class MemoryStorage:
                 if (sid, number) == (scenario_id, version):
                     counts.update(counters)
             return VersionCounters(dict(counts), dict(self.firsts.get((scenario_id, version), {})))
+
+    # --- loyalty ---
+    def set_event_timer(self, timer: EventTimer) -> None:
+        with self._lock:
+            self.event_timers[timer.timer_id] = timer
+
+    def forget_event_timer(self, timer_id: str) -> None:
+        with self._lock:
+            self.event_timers.pop(timer_id, None)
 
 
 class MemoryQueues:

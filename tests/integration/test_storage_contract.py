@@ -17,6 +17,7 @@ from chalicelib.runtime.storage import (
     Changes,
     Conflict,
     Dispatch,
+    EventTimer,
     EntryCount,
     ExperimentDecision,
     GuardWrite,
@@ -277,3 +278,30 @@ def test_decisions_are_kept_per_version_and_node(storage: Storage) -> None:
     storage.put_decision(decided)
     assert storage.decisions("s1", 2) == {"exp": undecided, "exp2": decided}
     assert storage.decisions("s1", 1) == {}
+
+
+# --- loyalty ---
+
+
+def test_an_event_timer_comes_due_beside_the_instances_timers_and_goes(storage: Storage) -> None:
+    available = messages.EventMessage(
+        profile_db="customers", profile_id="ada",
+        event=messages.EventBody(
+            id="b1:points.available", type="points.available",
+            occurred_at="2026-06-10T10:05:00Z", data={"points": 50, "derived": True},
+        ),
+    )  # fmt: skip
+    timer = EventTimer("b1:points.available", T0 + timedelta(minutes=5), available)
+    storage.set_event_timer(timer)
+    storage.set_event_timer(timer)  # kept again: still one timer
+    storage.commit(Changes(timers=[Timer("i1", "s1", 3, T0 + timedelta(minutes=10))]))
+    assert list(storage.due_timers(T0 + timedelta(minutes=4))) == []
+    assert list(storage.due_timers(T0 + timedelta(minutes=5))) == [timer]
+    due = list(storage.due_timers(T0 + timedelta(minutes=10)))
+    assert sorted(type(t).__name__ for t in due) == ["EventTimer", "Timer"]
+    storage.forget_timer("b1:points.available", 0)  # an instance's wake-up: not this one
+    assert timer in list(storage.due_timers(T0 + timedelta(minutes=10)))
+    storage.forget_event_timer("b1:points.available")
+    assert [t for t in storage.due_timers(T0 + timedelta(hours=1))] == [
+        Timer("i1", "s1", 3, T0 + timedelta(minutes=10))
+    ]
