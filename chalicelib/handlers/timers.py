@@ -65,6 +65,7 @@ def timer_expired(event: DynamoDBEvent) -> dict[str, Any]:
         wakes.append((Wake(instance_id=old["instance_id"]["S"], step=int(old["step"]["N"])), 0))
     services().queues.send("steps", wakes)
     services().queues.send("events", derived)
-    if wakes or derived:
-        logger.info("timers expired by TTL", extra={"count": len(wakes) + len(derived)})
-    return {"woken": len(wakes), "events": len(derived)}
+    woken = len(wakes) + len(derived)
+    if woken:
+        logger.info("timers expired by TTL", extra={"count": woken})
+    return {"woken": woken}

@@ -17,8 +17,8 @@ from chalicelib.runtime.storage import (
     Changes,
     Conflict,
     Dispatch,
-    EventTimer,
     EntryCount,
+    EventTimer,
     ExperimentDecision,
     GuardWrite,
     InstanceWrite,
@@ -302,6 +302,6 @@ def test_an_event_timer_comes_due_beside_the_instances_timers_and_goes(storage: 
     storage.forget_timer("b1:points.available", 0)  # an instance's wake-up: not this one
     assert timer in list(storage.due_timers(T0 + timedelta(minutes=10)))
     storage.forget_event_timer("b1:points.available")
-    assert [t for t in storage.due_timers(T0 + timedelta(hours=1))] == [
+    assert list(storage.due_timers(T0 + timedelta(hours=1))) == [
         Timer("i1", "s1", 3, T0 + timedelta(minutes=10))
     ]
