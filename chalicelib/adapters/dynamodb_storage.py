@@ -5,7 +5,8 @@
 - `profiles`, one partition per profile: `P` (fields), `M#<at>#<message id>` (messages
   sent), `E#<at>#<event id>` (events), `C#<scenario id>` (capture guards).
 - `instances` by id, with the sparse indexes `by_profile`, `by_scenario`, `by_node`.
-- `timers` by instance, in the sharded due-time index `by_due`.
+- `timers` by instance, in the sharded due-time index `by_due`; beside them, derived
+  events' timers (`kind` `event`, keyed by their timer id, the event's message in `event`).
 - `messages`: the outbox, pending rows in the sharded `pending` index.
 - `stats`: counters per scenario, `<version>#<day>#<shard>`.
 - `idempotency`: event ids queued by the API, promo codes taken per request, merges
@@ -35,6 +36,7 @@ from chalicelib.runtime.storage import (
     Changes,
     Conflict,
     EntryCount,
+    EventTimer,
     ExperimentDecision,
     GuardWrite,
     MembershipWrite,
@@ -263,11 +265,14 @@ class DynamoStorage:
 
     # --- timers and the outbox -----------------------------------------------------------
 
-    def due_timers(self, now: datetime) -> Iterator[Timer]:
+    def due_timers(self, now: datetime) -> Iterator[Timer | EventTimer]:
         for item in _due(store.timers, "by_due", "shard", "due", now):
             wake_at = time_value(item["wake_at"])
             assert wake_at is not None
-            yield Timer(item["instance_id"], item["scenario_id"], item["step"], wake_at)
+            if item.get("kind") == EVENT_TIMER:
+                yield _event_timer_from(item, wake_at)
+            else:
+                yield Timer(item["instance_id"], item["scenario_id"], item["step"], wake_at)
 
     def forget_timer(self, instance_id: str, step: int) -> None:
         with suppress(ConditionFailed):  # the instance has moved on to a newer timer
@@ -625,6 +630,13 @@ class DynamoStorage:
         store.profiles.batch_put([{**row, "pk": target} for row in rows if row["sk"] not in held])
         store.profiles.batch_delete([{"pk": source, "sk": row["sk"]} for row in rows])
 
+    # --- loyalty ---
+    def set_event_timer(self, timer: EventTimer) -> None:
+        store.timers.put(_event_timer_item(timer))
+
+    def forget_event_timer(self, timer_id: str) -> None:
+        store.timers.delete({"instance_id": timer_id})
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -813,3 +825,25 @@ def _fold_write(
     return store.profiles.tx_update(
         key, "SET " + ", ".join(sets), " AND ".join(conditions), names=names, values=values
     )
+
+
+# --- loyalty ---
+
+EVENT_TIMER = "event"  # the `kind` of a derived event's timer in the timers table
+
+
+def _event_timer_item(timer: EventTimer) -> dict[str, Any]:
+    due = epoch(timer.due_at) + (1 if timer.due_at.microsecond else 0)  # never early
+    return {
+        "instance_id": timer.timer_id,
+        "kind": EVENT_TIMER,
+        "event": timer.event.wire(),
+        "wake_at": format_datetime(timer.due_at),
+        "due": due,
+        "shard": shard_of(timer.timer_id),
+        "expires_at": due,
+    }
+
+
+def _event_timer_from(item: dict[str, Any], due_at: datetime) -> EventTimer:
+    return EventTimer(item["instance_id"], due_at, messages.parse_event(item["event"]))

@@ -25,6 +25,7 @@ from chalicelib.runtime.storage import (
     CaptureGuard,
     Changes,
     Conflict,
+    EventTimer,
     ExperimentDecision,
     MergeRecord,
     OutboxRow,
@@ -90,6 +91,8 @@ class MemoryStorage:
         # --- merges ---
         self.aliases: dict[tuple[str, str], str] = {}  # (database, merged id) -> into
         self.merges: dict[str, MergeRecord] = {}
+        # --- loyalty ---
+        self.event_timers: dict[str, EventTimer] = {}
 
     # --- what tests set up ---------------------------------------------------------------
 
@@ -275,10 +278,16 @@ class MemoryStorage:
 
     # --- timers and the outbox -----------------------------------------------------------
 
-    def due_timers(self, now: datetime) -> Iterator[Timer]:
+    def due_timers(self, now: datetime) -> Iterator[Timer | EventTimer]:
         with self._lock:
-            due = [timer for timer in self.timers.values() if timer.wake_at <= now]
-        yield from sorted(due, key=lambda timer: timer.wake_at)
+            due: list[tuple[datetime, Timer | EventTimer]] = [
+                (timer.wake_at, timer) for timer in self.timers.values() if timer.wake_at <= now
+            ]
+            due.extend(
+                (timer.due_at, timer) for timer in self.event_timers.values()
+                if timer.due_at <= now
+            )  # fmt: skip
+        yield from (timer for _, timer in sorted(due, key=lambda pair: pair[0]))
 
     def forget_timer(self, instance_id: str, step: int) -> None:
         with self._lock:
@@ -519,6 +528,15 @@ class MemoryStorage:
                     profile_db, from_id,
                 ):  # fmt: skip
                     kept.row = dataclasses.replace(row, profile_id=into)
+
+    # --- loyalty ---
+    def set_event_timer(self, timer: EventTimer) -> None:
+        with self._lock:
+            self.event_timers[timer.timer_id] = timer
+
+    def forget_event_timer(self, timer_id: str) -> None:
+        with self._lock:
+            self.event_timers.pop(timer_id, None)
 
 
 class MemoryQueues:

@@ -11,7 +11,7 @@ from chalicelib.adapters.clock import now
 from chalicelib.bootstrap import services
 from chalicelib.config import settings
 from chalicelib.runtime import measurement, membership, schedules, sweeper
-from chalicelib.runtime.messages import Wake
+from chalicelib.runtime.messages import EventMessage, Wake, parse_event
 
 from .observability import logger
 
@@ -46,11 +46,14 @@ def schedule_tick(event: CloudWatchEvent) -> dict[str, int]:
     stream_arn=TIMERS_STREAM_PLACEHOLDER, batch_size=100, name="timer_expired"
 )
 def timer_expired(event: DynamoDBEvent) -> dict[str, Any]:
-    """DynamoDB TTL deleted a timer the sweeper had not fired: wake the instance anyway.
+    """DynamoDB TTL deleted a timer the sweeper had not fired: wake the instance anyway
+    (a derived event's timer: send its event).
 
-    Only deletions by the TTL service count; a stale or repeated wake-up is a no-op.
+    Only deletions by the TTL service count; a stale or repeated wake-up is a no-op, and
+    a derived event sent again has the same id.
     """
-    wakes = []
+    wakes: list[tuple[Wake, int]] = []
+    derived: list[tuple[EventMessage, int]] = []
     for record in event.to_dict().get("Records", []):
         identity = record.get("userIdentity") or {}
         if (
@@ -59,8 +62,13 @@ def timer_expired(event: DynamoDBEvent) -> dict[str, Any]:
         ):
             continue
         old = record["dynamodb"].get("OldImage") or {}
+        if "event" in old:
+            derived.append((parse_event(old["event"]["S"]), 0))
+            continue
         wakes.append((Wake(instance_id=old["instance_id"]["S"], step=int(old["step"]["N"])), 0))
     services().queues.send("steps", wakes)
-    if wakes:
-        logger.info("timers expired by TTL", extra={"count": len(wakes)})
-    return {"woken": len(wakes)}
+    services().queues.send("events", derived)
+    woken = len(wakes) + len(derived)
+    if woken:
+        logger.info("timers expired by TTL", extra={"count": woken})
+    return {"woken": woken}

@@ -24,7 +24,7 @@ from chalicelib.engine.state import Instance
 from chalicelib.scenarios.facts import Event, Profile
 from chalicelib.scenarios.model import Segment
 
-from .messages import QueueMessage
+from .messages import EventMessage, QueueMessage
 
 
 class Conflict(Exception):
@@ -264,8 +264,8 @@ class Storage(Protocol):
         ...
 
     # timers and the outbox
-    def due_timers(self, now: datetime) -> Iterable[Timer]:
-        """Timers due by `now`."""
+    def due_timers(self, now: datetime) -> Iterable[Timer | EventTimer]:
+        """Timers due by `now`: instances' wake-ups and derived events' timers."""
         ...
 
     def forget_timer(self, instance_id: str, step: int) -> None:
@@ -398,6 +398,15 @@ class Storage(Protocol):
         already keeps `into`'s), and point the records of its messages at `into`."""
         ...
 
+    # --- loyalty ---
+    def set_event_timer(self, timer: EventTimer) -> None:
+        """Keep a derived event's timer (the same `timer_id` again: the same timer)."""
+        ...
+
+    def forget_event_timer(self, timer_id: str) -> None:
+        """Delete a derived event's timer (its event was sent)."""
+        ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -478,3 +487,18 @@ class MergeRecord:
     merged: tuple[str, ...]
     started_at: datetime
     done: bool = False
+
+
+# --- loyalty ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventTimer:
+    """A derived event due at `due_at` (points becoming available): a timer of its own kind
+    in the timers table, beside the instances' wake-ups. When it is due the sweeper (or
+    the TTL backstop) sends `event` to the events queue; its id is deterministic, so a
+    timer fired twice still makes one event."""
+
+    timer_id: str
+    due_at: datetime
+    event: EventMessage

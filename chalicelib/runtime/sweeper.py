@@ -2,7 +2,10 @@
 
 Timers are found through the storage's due-time index (however long the sweeper was
 away); outbox rows still pending past their dispatch time are sent again and their
-deadline pushed on. Consumers drop what they already handled.
+deadline pushed on. Consumers drop what they already handled. An instance's timer wakes
+it through the steps queue (the consumer deletes the timer); a derived event's timer
+sends its event to the events queue and is deleted once it is sent (a crash in between
+sends it again, with the same event id).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import datetime
 
 from .commit import REDISPATCH_AFTER
 from .messages import QueueMessage, Wake
+from .storage import EventTimer
 from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -29,7 +33,11 @@ def sweep(now: datetime, uow: UnitOfWork | None = None) -> Swept:
     uow = uow or UnitOfWork()
     result = Swept()
     wakes: list[tuple[QueueMessage, int]] = []
+    derived: list[EventTimer] = []
     for timer in uow.storage.due_timers(now):
+        if isinstance(timer, EventTimer):
+            derived.append(timer)
+            continue
         meta = uow.scenario(timer.scenario_id)
         if meta is not None and meta.active:  # a sleeping scenario's timers wait for it
             wakes.append((Wake(instance_id=timer.instance_id, step=timer.step), 0))
@@ -38,10 +46,13 @@ def sweep(now: datetime, uow: UnitOfWork | None = None) -> Swept:
         if uow.storage.postpone_row(row, now + REDISPATCH_AFTER):
             by_queue.setdefault(row.queue, []).append((row.message, 0))
     uow.queues.send("steps", wakes)
+    uow.queues.send("events", [(timer.event, 0) for timer in derived])
+    for timer in derived:
+        uow.storage.forget_event_timer(timer.timer_id)
     for queue, batch in by_queue.items():
         uow.queues.send(queue, batch)
         result.redispatched += len(batch)
-    result.timers = len(wakes)
+    result.timers = len(wakes) + len(derived)
     if result.timers or result.redispatched:
         logger.info("swept", extra={"timers": result.timers, "redispatched": result.redispatched})
     return result

@@ -19,6 +19,7 @@ from chalicelib.runtime.storage import (
     Conflict,
     Dispatch,
     EntryCount,
+    EventTimer,
     ExperimentDecision,
     GuardWrite,
     InstanceWrite,
@@ -452,3 +453,30 @@ def test_a_merge_record_is_stored_once_with_its_row_and_then_done(storage: Stora
     assert storage.merge_record("mg1") == MergeRecord(
         "mg1", "customers", "ada", ("bob", "cy"), T0, done=True
     )
+
+
+# --- loyalty ---
+
+
+def test_an_event_timer_comes_due_beside_the_instances_timers_and_goes(storage: Storage) -> None:
+    available = messages.EventMessage(
+        profile_db="customers", profile_id="ada",
+        event=messages.EventBody(
+            id="b1:points.available", type="points.available",
+            occurred_at="2026-06-10T10:05:00Z", data={"points": 50, "derived": True},
+        ),
+    )  # fmt: skip
+    timer = EventTimer("b1:points.available", T0 + timedelta(minutes=5), available)
+    storage.set_event_timer(timer)
+    storage.set_event_timer(timer)  # kept again: still one timer
+    storage.commit(Changes(timers=[Timer("i1", "s1", 3, T0 + timedelta(minutes=10))]))
+    assert list(storage.due_timers(T0 + timedelta(minutes=4))) == []
+    assert list(storage.due_timers(T0 + timedelta(minutes=5))) == [timer]
+    due = list(storage.due_timers(T0 + timedelta(minutes=10)))
+    assert sorted(type(t).__name__ for t in due) == ["EventTimer", "Timer"]
+    storage.forget_timer("b1:points.available", 0)  # an instance's wake-up: not this one
+    assert timer in list(storage.due_timers(T0 + timedelta(minutes=10)))
+    storage.forget_event_timer("b1:points.available")
+    assert list(storage.due_timers(T0 + timedelta(hours=1))) == [
+        Timer("i1", "s1", 3, T0 + timedelta(minutes=10))
+    ]

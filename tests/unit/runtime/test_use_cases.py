@@ -394,3 +394,55 @@ def test_two_captures_at_once_cannot_both_take_the_last_place(
     assert second.refused == "entry_limit"
     assert stack.instances("bob") == []
     assert not any(row.row.profile_id == "bob" for row in stack.storage.rows.values())
+
+
+def test_points_pending_until_a_future_moment_become_available_then_once(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    events_sent = stack.queues.sent["events"]
+    later = START + timedelta(days=3)
+
+    message = stack.event(
+        "balance.changed", balance=100, delta=40, pending=40, available_at="2026-06-13T10:00:00Z"
+    )
+    events.process(message)  # the cause delivered again: still one timer
+    assert events_sent == []
+    assert list(stack.storage.event_timers) == ["balance.changed-ada:points.available"]
+
+    stack.clock.advance(later - START - timedelta(seconds=1))
+    assert sweeper.sweep(stack.clock.now()).timers == 0
+    stack.clock.advance(timedelta(seconds=1))
+    assert sweeper.sweep(stack.clock.now()).timers == 1
+    assert sweeper.sweep(stack.clock.now()).timers == 0  # fired once: the timer went
+    ((available, delay),) = events_sent
+    assert isinstance(available, EventMessage)
+    assert (available.event.id, available.event.type, delay) == (
+        "balance.changed-ada:points.available", "points.available", 0,
+    )  # fmt: skip
+    assert available.event.occurred_at == "2026-06-13T10:00:00Z"
+    assert available.event.data == {
+        "points": 40, "available_at": "2026-06-13T10:00:00Z", "derived": True,
+    }  # fmt: skip
+
+
+def test_points_available_already_are_announced_at_once_and_nothing_else_is(
+    stack: Stack,
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    events_sent = stack.queues.sent["events"]
+
+    stack.event("balance.changed", balance=10, pending=5, available_at="2026-06-01T00:00:00Z")
+    ((available, _),) = events_sent
+    assert available.event.type == "points.available"  # type: ignore[union-attr]
+    assert available.event.occurred_at == "2026-06-10T10:00:00Z"  # type: ignore[union-attr]  # accrued now
+    assert stack.storage.event_timers == {}
+
+    events_sent.clear()
+    for data in (
+        {"pending": 5},  # no moment
+        {"pending": 0, "available_at": "2026-06-20T00:00:00Z"},
+        {"pending": "5", "available_at": "2026-06-20T00:00:00Z"},
+        {"pending": 5, "available_at": "next week"},
+    ):
+        stack.event("balance.changed", "bob", **data)
+    assert events_sent == []
+    assert stack.storage.event_timers == {}
