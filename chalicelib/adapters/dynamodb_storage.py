@@ -9,6 +9,8 @@
 - `messages`: the outbox, pending rows in the sharded `pending` index.
 - `stats`: counters per scenario, `<version>#<day>#<shard>`.
 - `idempotency`: event ids queued by the API, promo codes taken per request.
+- orders, in the profile's partition: `O#<order id>` (the order's state and `rev`) and
+  `B#<product id>` (when the profile last ordered the product).
 
 A commit is one TransactWriteItems (one plain write when it holds a single item).
 """
@@ -36,10 +38,12 @@ from chalicelib.runtime.storage import (
     GuardWrite,
     OutboxRow,
     PendingRow,
+    ProductOrdered,
     ProfileCreate,
     ProfileRecord,
     ScenarioMeta,
     StoredInstance,
+    StoredOrder,
     Timer,
     VersionCounters,
 )
@@ -54,6 +58,8 @@ from .codec import (
     instance_from_values,
     instance_to_values,
     message_from_values,
+    order_from_values,
+    order_to_values,
     profile_key,
     time_text,
     time_value,
@@ -247,6 +253,7 @@ class DynamoStorage:
                 "sk": f"{delta.version:06d}#{delta.day}#{shard}",
             }
             writes.append(store.stats.tx_update(key, expression, names=names, values=values))
+        writes.extend(_order_writes(changes))
         return writes
 
     # --- timers and the outbox -----------------------------------------------------------
@@ -452,6 +459,16 @@ class DynamoStorage:
                     counts[name] = counts.get(name, 0) + value
         return VersionCounters(counts, firsts)
 
+    # --- orders ---------------------------------------------------------------------------
+
+    def order(self, profile_db: str, profile_id: str, order_id: str) -> StoredOrder | None:
+        item = store.profiles.get(_order_key(profile_db, profile_id, order_id))
+        return StoredOrder(order_from_values(item["order"]), int(item["rev"])) if item else None
+
+    def last_ordered_at(self, profile_db: str, profile_id: str, product_id: str) -> datetime | None:
+        item = store.profiles.get(_bought_key(profile_db, profile_id, product_id))
+        return time_value(item.get("ordered_at")) if item else None
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -567,3 +584,43 @@ def _decision_from(scenario_id: str, item: dict[str, Any]) -> ExperimentDecision
         time_value(item.get("decide_again_at")),
         dict(item.get("p_best") or {}),
     )
+
+
+# --- orders ---
+# In the profile's partition: `O#<order id>` holds the order's state with `rev`;
+# `B#<product id>` when the profile last ordered the product (`ordered_at`, and
+# `ordered_us`, microseconds since the epoch, for the condition that keeps the latest).
+
+
+def _order_key(profile_db: str, profile_id: str, order_id: str) -> dict[str, str]:
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": f"O#{order_id}"}
+
+
+def _bought_key(profile_db: str, profile_id: str, product_id: str) -> dict[str, str]:
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": f"B#{product_id}"}
+
+
+def _order_writes(changes: Changes) -> list[dict[str, Any]]:
+    writes = []
+    for write in changes.orders:
+        key = _order_key(write.profile_db, write.profile_id, write.stored.state.order_id)
+        item = {**key, "rev": write.stored.rev, "order": order_to_values(write.stored.state)}
+        if write.rev is None:
+            writes.append(store.profiles.tx_put(item, "attribute_not_exists(pk)"))
+        else:
+            writes.append(store.profiles.tx_put(item, "rev = :rev", values={":rev": write.rev}))
+    writes.extend(_ordered_write(ordered) for ordered in changes.ordered)
+    return writes
+
+
+def _ordered_write(ordered: ProductOrdered) -> dict[str, Any]:
+    item = {
+        **_bought_key(ordered.profile_db, ordered.profile_id, ordered.product_id),
+        "product_id": ordered.product_id,
+        "ordered_at": format_datetime(ordered.at),
+        "ordered_us": _micros(ordered.at - _EPOCH),
+    }
+    return store.profiles.tx_put(
+        item, "attribute_not_exists(ordered_us) OR ordered_us <= :us",
+        values={":us": item["ordered_us"]},
+    )  # fmt: skip

@@ -32,6 +32,7 @@ from chalicelib.runtime.storage import (
     ProfileUpdate,
     ScenarioMeta,
     StoredInstance,
+    StoredOrder,
     Timer,
     VersionCounters,
 )
@@ -53,6 +54,9 @@ class _Profile:
     fields: dict[str, Any] | None = None  # None: no profile item (only history)
     events: dict[tuple[datetime, str], Event] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)
+    # --- orders ---
+    orders: dict[str, StoredOrder] = field(default_factory=dict)
+    ordered: dict[str, datetime] = field(default_factory=dict)  # product → last order
 
 
 class MemoryStorage:
@@ -197,6 +201,7 @@ class MemoryStorage:
         for count in changes.entries:
             if self.entries[(count.scenario_id, count.window[0])] >= count.max:
                 raise Conflict(f"the entry limit of {count.scenario_id} is reached")
+        self._check_orders(changes)
 
     def _apply(self, changes: Changes) -> None:
         for write in changes.instances:
@@ -241,6 +246,7 @@ class MemoryStorage:
                 firsts[name] = min(at, firsts.get(name, at))
         for count in changes.entries:
             self.entries[(count.scenario_id, count.window[0])] += 1
+        self._apply_orders(changes)
 
     def _keep(self, row: OutboxRow) -> None:
         pending = row.dispatch
@@ -382,6 +388,35 @@ class MemoryStorage:
                 if (sid, number) == (scenario_id, version):
                     counts.update(counters)
             return VersionCounters(dict(counts), dict(self.firsts.get((scenario_id, version), {})))
+
+    # --- orders --------------------------------------------------------------------------
+
+    def order(self, profile_db: str, profile_id: str, order_id: str) -> StoredOrder | None:
+        with self._lock:
+            return copy.deepcopy(self.profiles[(profile_db, profile_id)].orders.get(order_id))
+
+    def last_ordered_at(self, profile_db: str, profile_id: str, product_id: str) -> datetime | None:
+        with self._lock:
+            return self.profiles[(profile_db, profile_id)].ordered.get(product_id)
+
+    def _check_orders(self, changes: Changes) -> None:
+        for write in changes.orders:
+            order_id = write.stored.state.order_id
+            current = self.profiles[(write.profile_db, write.profile_id)].orders.get(order_id)
+            if (current.rev if current else None) != write.rev:
+                raise Conflict(f"order {order_id} changed")
+        for ordered in changes.ordered:
+            kept = self.profiles[(ordered.profile_db, ordered.profile_id)].ordered
+            if kept.get(ordered.product_id, ordered.at) > ordered.at:
+                raise Conflict(f"a later order of {ordered.product_id} is kept")
+
+    def _apply_orders(self, changes: Changes) -> None:
+        for write in changes.orders:
+            stored = self.profiles[(write.profile_db, write.profile_id)]
+            stored.orders[write.stored.state.order_id] = write.stored
+        for ordered in changes.ordered:
+            kept = self.profiles[(ordered.profile_db, ordered.profile_id)].ordered
+            kept[ordered.product_id] = ordered.at
 
 
 class MemoryQueues:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
+from chalicelib.engine.orders import OrderState
 from chalicelib.engine.state import Instance
 from chalicelib.scenarios.facts import Event, Profile
 
@@ -206,11 +207,14 @@ class Changes:
     stats: list[StatsDelta] = field(default_factory=list)
     # --- sending discipline ---
     entries: list[EntryCount] = field(default_factory=list)
+    # --- orders ---
+    orders: list[OrderWrite] = field(default_factory=list)
+    ordered: list[ProductOrdered] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
             (self.instances, self.timers, self.timers_gone, self.rows, self.history,
-             self.profiles, self.guards, self.stats, self.entries)
+             self.profiles, self.guards, self.stats, self.entries, self.orders, self.ordered)
         )  # fmt: skip
 
 
@@ -335,6 +339,15 @@ class Storage(Protocol):
         """One version's statistics counters summed over every day and shard."""
         ...
 
+    # --- orders ---
+    def order(self, profile_db: str, profile_id: str, order_id: str) -> StoredOrder | None:
+        """The profile's order as its events left it, with its revision."""
+        ...
+
+    def last_ordered_at(self, profile_db: str, profile_id: str, product_id: str) -> datetime | None:
+        """When the profile last ordered the product (the newest order holding it)."""
+        ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -376,3 +389,35 @@ class VersionCounters:
 
     counts: dict[str, int] = field(default_factory=dict)
     firsts: dict[str, datetime] = field(default_factory=dict)
+
+
+# --- orders -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    """An order of a profile with its revision (for optimistic locking)."""
+
+    state: OrderState
+    rev: int
+
+
+@dataclass(frozen=True)
+class OrderWrite:
+    """Store the profile's order; `rev` is the revision it was read at (None: it must be new)."""
+
+    profile_db: str
+    profile_id: str
+    stored: StoredOrder
+    rev: int | None
+
+
+@dataclass(frozen=True)
+class ProductOrdered:
+    """The profile ordered the product at `at`, expecting no later order of it is kept
+    (else: Conflict)."""
+
+    profile_db: str
+    profile_id: str
+    product_id: str
+    at: datetime
