@@ -453,7 +453,7 @@ def test_a_backdated_update_older_than_the_latest_change_derives_nothing(stack: 
         "shipped",
         "placed",
     )
-    assert [e.id for e in stack.storage.profile("customers", "ada").view.events][-1] == "u1"
+    assert "u1" in [e.id for e in stack.storage.profile("customers", "ada").view.events]
 
 
 def test_derived_order_events_lost_in_a_crash_are_sent_by_the_sweeper_once(
