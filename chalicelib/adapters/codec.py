@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.engine.orders import Item, OrderState
+from chalicelib.engine.sessions import SessionState
 from chalicelib.engine.state import ACTIVE, TREATMENT, BranchTaken, Instance
 from chalicelib.scenarios.durations import format_datetime, parse_datetime
 from chalicelib.scenarios.facts import Event, Message
@@ -173,4 +174,21 @@ def order_from_values(values: dict[str, Any]) -> OrderState:
         values["order_id"], values.get("values") or {}, items, _moment(values["changed_at"]),
         tuple(values.get("created_items") or ()), tuple(values.get("all_reached") or ()),
         tuple(values.get("seen") or ()),
+    )  # fmt: skip
+
+
+def session_to_values(session: SessionState) -> dict[str, Any]:
+    return {
+        "started_at": format_datetime(session.started_at),
+        "last_at": format_datetime(session.last_at),
+        "pages": session.pages,
+        "products": list(session.products),
+        "ordered": session.ordered,
+    }
+
+
+def session_from_values(values: dict[str, Any]) -> SessionState:
+    return SessionState(
+        _moment(values["started_at"]), _moment(values["last_at"]), int(values.get("pages", 0)),
+        tuple(values.get("products") or ()), bool(values.get("ordered")),
     )  # fmt: skip

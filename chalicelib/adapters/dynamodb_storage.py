@@ -42,8 +42,11 @@ from chalicelib.runtime.storage import (
     ProfileCreate,
     ProfileRecord,
     ScenarioMeta,
+    SessionTimer,
+    SessionWrite,
     StoredInstance,
     StoredOrder,
+    StoredSession,
     Timer,
     VersionCounters,
 )
@@ -61,6 +64,8 @@ from .codec import (
     order_from_values,
     order_to_values,
     profile_key,
+    session_from_values,
+    session_to_values,
     time_text,
     time_value,
 )
@@ -469,6 +474,22 @@ class DynamoStorage:
         item = store.profiles.get(_bought_key(profile_db, profile_id, product_id))
         return time_value(item.get("ordered_at")) if item else None
 
+    def session(self, profile_db: str, profile_id: str) -> StoredSession | None:
+        item = store.profiles.get(_session_key(profile_db, profile_id))
+        return (
+            StoredSession(session_from_values(item["session"]), int(item["rev"])) if item else None
+        )
+
+    def due_sessions(self, now: datetime) -> Iterator[SessionTimer]:
+        for shard in range(settings().timer_shards):
+            for item in store.timers.query(
+                "shard = :s AND due <= :now", index="by_due",
+                values={":s": f"{SESSION_SHARD}{shard}", ":now": epoch(now)},
+            ):  # fmt: skip
+                wake_at = time_value(item["wake_at"])
+                assert wake_at is not None
+                yield SessionTimer(item["profile_db"], item["profile_id"], wake_at)
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -610,6 +631,8 @@ def _order_writes(changes: Changes) -> list[dict[str, Any]]:
         else:
             writes.append(store.profiles.tx_put(item, "rev = :rev", values={":rev": write.rev}))
     writes.extend(_ordered_write(ordered) for ordered in changes.ordered)
+    for session in changes.sessions:
+        writes.extend(_session_writes(session))
     return writes
 
 
@@ -624,3 +647,37 @@ def _ordered_write(ordered: ProductOrdered) -> dict[str, Any]:
         item, "attribute_not_exists(ordered_us) OR ordered_us <= :us",
         values={":us": item["ordered_us"]},
     )  # fmt: skip
+
+
+# Sessions: `W#session` in the profile's partition holds the open session with `rev`
+# (past the profile item, so the engine's view never reads it); its timer is the timers
+# table's item `session#<profile>`, in the due-time index under shards `session-<n>` (so
+# instance timers and session timers are swept apart) and without a TTL attribute.
+SESSION_SHARD = "session-"
+
+
+def _session_key(profile_db: str, profile_id: str) -> dict[str, str]:
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": "W#session"}
+
+
+def _session_writes(write: SessionWrite) -> list[dict[str, Any]]:
+    key = _session_key(write.profile_db, write.profile_id)
+    condition = "attribute_not_exists(pk)" if write.rev is None else "rev = :rev"
+    values = {} if write.rev is None else {":rev": write.rev}
+    timer_key = {"instance_id": f"session#{profile_key(write.profile_db, write.profile_id)}"}
+    if write.stored is None:
+        return [
+            store.profiles.tx_delete(key, condition, values=values),
+            store.timers.tx_delete(timer_key),
+        ]
+    item = {**key, "rev": write.stored.rev, "session": session_to_values(write.stored.state)}
+    writes = [store.profiles.tx_put(item, condition, values=values)]
+    if write.ends_at is not None:
+        due = epoch(write.ends_at) + (1 if write.ends_at.microsecond else 0)  # never early
+        timer = {
+            **timer_key, "kind": "session", "profile_db": write.profile_db,
+            "profile_id": write.profile_id, "wake_at": format_datetime(write.ends_at),
+            "due": due, "shard": SESSION_SHARD + shard_of(timer_key["instance_id"]),
+        }  # fmt: skip
+        writes.append(store.timers.tx_put(timer))
+    return writes

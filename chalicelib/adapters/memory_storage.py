@@ -31,8 +31,10 @@ from chalicelib.runtime.storage import (
     ProfileRecord,
     ProfileUpdate,
     ScenarioMeta,
+    SessionTimer,
     StoredInstance,
     StoredOrder,
+    StoredSession,
     Timer,
     VersionCounters,
 )
@@ -57,6 +59,8 @@ class _Profile:
     # --- orders ---
     orders: dict[str, StoredOrder] = field(default_factory=dict)
     ordered: dict[str, datetime] = field(default_factory=dict)  # product → last order
+    session: StoredSession | None = None
+    session_ends: datetime | None = None  # the open session's timer
 
 
 class MemoryStorage:
@@ -409,6 +413,10 @@ class MemoryStorage:
             kept = self.profiles[(ordered.profile_db, ordered.profile_id)].ordered
             if kept.get(ordered.product_id, ordered.at) > ordered.at:
                 raise Conflict(f"a later order of {ordered.product_id} is kept")
+        for write in changes.sessions:
+            current = self.profiles[(write.profile_db, write.profile_id)].session
+            if (current.rev if current else None) != write.rev:
+                raise Conflict(f"the session of {write.profile_id} changed")
 
     def _apply_orders(self, changes: Changes) -> None:
         for write in changes.orders:
@@ -417,6 +425,22 @@ class MemoryStorage:
         for ordered in changes.ordered:
             kept = self.profiles[(ordered.profile_db, ordered.profile_id)].ordered
             kept[ordered.product_id] = ordered.at
+        for write in changes.sessions:
+            stored = self.profiles[(write.profile_db, write.profile_id)]
+            stored.session, stored.session_ends = write.stored, write.ends_at
+
+    def session(self, profile_db: str, profile_id: str) -> StoredSession | None:
+        with self._lock:
+            return copy.deepcopy(self.profiles[(profile_db, profile_id)].session)
+
+    def due_sessions(self, now: datetime) -> Iterator[SessionTimer]:
+        with self._lock:
+            due = [
+                SessionTimer(db, profile_id, kept.session_ends)
+                for (db, profile_id), kept in self.profiles.items()
+                if kept.session_ends is not None and kept.session_ends <= now
+            ]
+        yield from sorted(due, key=lambda timer: timer.wake_at)
 
 
 class MemoryQueues:

@@ -77,12 +77,12 @@ def on_event(
         state = None
     session = state or SessionState(at, at)
     product = event.data.get("product_id")
-    viewed = event.type == "product.viewed" and isinstance(product, str) and product
+    products = session.products
+    if event.type == "product.viewed" and isinstance(product, str) and product not in products:
+        products = (*products, product)
     session = replace(
-        session, last_at=max(session.last_at, at),
+        session, last_at=max(session.last_at, at), products=products,
         pages=session.pages + (event.type == "page.visited"),
-        products=(*session.products, product)
-        if viewed and product not in session.products else session.products,
     )  # fmt: skip
     return SessionChange(session, closed)
 

@@ -7,7 +7,8 @@ the outbox once it has handled it.
 
 - `events`: `EventMessage` — an event of a profile, from the API, an upsert, feedback or
   a journey's `profile.field_changed`.
-- `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`.
+- `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`,
+  `SessionTimeout`.
 - `segments`: `ScanSegment` — one Scan segment of a segment run.
 - `email`, `sms`, `push`: `Deliver`; `webhook`: `CallWebhook` — each names its outbox row.
 """
@@ -144,8 +145,16 @@ class End(_Message):
     reason: str
 
 
+class SessionTimeout(_Message):
+    """A profile's web session may have run out of time (its timer is due)."""
+
+    kind: Literal["session_timeout"] = "session_timeout"
+    profile_db: str
+    profile_id: str
+
+
 StepMessage = Annotated[
-    Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End,
+    Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End | SessionTimeout,
     Field(discriminator="kind"),
 ]
 
@@ -192,7 +201,7 @@ _channels: TypeAdapter[ChannelMessage] = TypeAdapter(ChannelMessage)
 _any: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         EventMessage | Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End
-        | ScanSegment | Deliver | CallWebhook,
+        | SessionTimeout | ScanSegment | Deliver | CallWebhook,
         Field(discriminator="kind"),
     ]
 )  # fmt: skip

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.engine import orders
+from chalicelib.scenarios.facts import Event
 
 from .commit import REDISPATCH_AFTER
 from .messages import EventBody, EventMessage, QueueMessage
@@ -53,17 +54,7 @@ def keep_order(uow: UnitOfWork, message: EventMessage) -> None:
             if (last := storage.last_ordered_at(profile_db, profile_id, product_id)) is None
             or last < event.occurred_at
         ]
-        now = clock_now()
-        derived: list[QueueMessage] = []
-        rows = []
-        for signal in change.derived:
-            row_id = f"order-event-{signal.id}"
-            queued = EventMessage(
-                profile_db=profile_db, profile_id=profile_id, event=EventBody.of(signal)
-            ).with_row(row_id)
-            derived.append(queued)
-            dispatch = Dispatch("events", queued, now, now + REDISPATCH_AFTER)
-            rows.append(OutboxRow(row_id, "event", now, profile_db, profile_id, dispatch=dispatch))
+        rows, derived = pending_events(profile_db, profile_id, change.derived)
         write = OrderWrite(profile_db, profile_id, StoredOrder(change.state, (rev or 0) + 1), rev)
         try:
             storage.commit(Changes(rows=rows, orders=[write], ordered=ordered))
@@ -72,3 +63,21 @@ def keep_order(uow: UnitOfWork, message: EventMessage) -> None:
         uow.send("events", derived)
         return
     raise Conflict(f"order {order_id!r} of {profile_id!r} kept changing")
+
+
+def pending_events(
+    profile_db: str, profile_id: str, derived: list[Event]
+) -> tuple[list[OutboxRow], list[QueueMessage]]:
+    """Derived events as pending outbox rows of the events queue (written with their
+    cause's commit), and their messages to send once it is written."""
+    now = clock_now()
+    rows, queued = [], []
+    for event in derived:
+        row_id = f"derived-event-{event.id}"
+        message = EventMessage(
+            profile_db=profile_db, profile_id=profile_id, event=EventBody.of(event)
+        ).with_row(row_id)
+        queued.append(message)
+        dispatch = Dispatch("events", message, now, now + REDISPATCH_AFTER)
+        rows.append(OutboxRow(row_id, "event", now, profile_db, profile_id, dispatch=dispatch))
+    return rows, queued

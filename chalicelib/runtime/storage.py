@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.engine.orders import OrderState
+from chalicelib.engine.sessions import SessionState
 from chalicelib.engine.state import Instance
 from chalicelib.scenarios.facts import Event, Profile
 
@@ -210,11 +211,13 @@ class Changes:
     # --- orders ---
     orders: list[OrderWrite] = field(default_factory=list)
     ordered: list[ProductOrdered] = field(default_factory=list)
+    sessions: list[SessionWrite] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
             (self.instances, self.timers, self.timers_gone, self.rows, self.history,
-             self.profiles, self.guards, self.stats, self.entries, self.orders, self.ordered)
+             self.profiles, self.guards, self.stats, self.entries, self.orders, self.ordered,
+             self.sessions)
         )  # fmt: skip
 
 
@@ -348,6 +351,14 @@ class Storage(Protocol):
         """When the profile last ordered the product (the newest order holding it)."""
         ...
 
+    def session(self, profile_db: str, profile_id: str) -> StoredSession | None:
+        """The profile's open web session, with its revision."""
+        ...
+
+    def due_sessions(self, now: datetime) -> Iterable[SessionTimer]:
+        """Open sessions whose time without activity is up by `now`."""
+        ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -421,3 +432,32 @@ class ProductOrdered:
     profile_id: str
     product_id: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A profile's open web session with its revision (for optimistic locking)."""
+
+    state: SessionState
+    rev: int
+
+
+@dataclass(frozen=True)
+class SessionTimer:
+    """The profile's open session ends at `wake_at` unless activity comes first."""
+
+    profile_db: str
+    profile_id: str
+    wake_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionWrite:
+    """Store the profile's session with its timer at `ends_at` (`stored` None: it ended,
+    both go); `rev` is the revision read (None: there must be none)."""
+
+    profile_db: str
+    profile_id: str
+    stored: StoredSession | None
+    rev: int | None
+    ends_at: datetime | None = None
