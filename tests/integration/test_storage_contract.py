@@ -13,6 +13,7 @@ from chalicelib.adapters.memory_storage import MemoryStorage
 from chalicelib.engine import Instance
 from chalicelib.engine.compiled import WindowLimit
 from chalicelib.engine.orders import Item, OrderState
+from chalicelib.engine.sessions import SessionState
 from chalicelib.runtime import messages
 from chalicelib.runtime.storage import (
     Changes,
@@ -28,10 +29,13 @@ from chalicelib.runtime.storage import (
     ProfileCreate,
     ProfileUpdate,
     SentMessage,
+    SessionTimer,
+    SessionWrite,
     StatsDelta,
     Storage,
     StoredInstance,
     StoredOrder,
+    StoredSession,
     Timer,
 )
 from chalicelib.scenarios.facts import Event
@@ -330,3 +334,22 @@ def test_an_order_write_that_fails_with_its_commit_writes_nothing(storage: Stora
         storage.commit(failing)
     assert storage.order("customers", "ada", "o-1") is None
     assert storage.last_ordered_at("customers", "ada", "sku-1") is None
+
+
+def test_a_session_is_kept_with_its_timer_until_it_ends(storage: Storage) -> None:
+    state = SessionState(T0, T0 + timedelta(minutes=5), 2, ("sku-1",), True)
+    ends = T0 + timedelta(minutes=35)
+    first = SessionWrite("customers", "ada", StoredSession(state, 1), None, ends)
+    storage.commit(Changes(sessions=[first]))
+    with pytest.raises(Conflict):  # there is one already
+        storage.commit(Changes(sessions=[first]))
+    assert storage.session("customers", "ada") == StoredSession(state, 1)
+    assert list(storage.due_sessions(ends - timedelta(seconds=1))) == []
+    assert list(storage.due_sessions(ends)) == [SessionTimer("customers", "ada", ends)]
+    assert list(storage.due_timers(ends + timedelta(days=1))) == []  # not an instance's timer
+    with pytest.raises(Conflict):  # not the revision read
+        storage.commit(Changes(sessions=[SessionWrite("customers", "ada", None, 5)]))
+    storage.commit(Changes(sessions=[SessionWrite("customers", "ada", None, 1)]))
+    assert storage.session("customers", "ada") is None
+    assert list(storage.due_sessions(ends + timedelta(days=1))) == []
+    assert storage.profile("customers", "ada").view.events == []

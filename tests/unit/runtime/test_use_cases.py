@@ -503,3 +503,24 @@ def test_two_updates_of_one_order_at_once_both_apply(
     assert [item.status for item in stored.state.items] == ["delivered", "delivered"]
     all_items = [m for m in derived_sent(stack) if m.event.data.get("scope") == "all_items"]
     assert [m.event.id for m in all_items] == ["u1:order.status_changed:all_items:delivered"]
+
+
+def test_a_session_ends_once_when_its_time_without_activity_is_up(stack: Stack) -> None:
+    visit = Event("page.visited", START, {"url": "/"}, id="p1")
+    events.process(
+        EventMessage(profile_db="customers", profile_id="ada", event=EventBody.of(visit))
+    )
+    stack.clock.advance(timedelta(minutes=29))
+    sweeper.sweep(stack.clock.now())
+    assert stack.queues.sent["steps"] == []
+    stack.clock.advance(timedelta(minutes=2))
+    sweeper.sweep(stack.clock.now())
+    (timeout,) = stack.queues.take("steps")
+    steps.process(timeout)  # type: ignore[arg-type]
+    steps.process(timeout)  # type: ignore[arg-type]  # delivered again: ended already
+    (ended,) = derived_sent(stack)
+    assert (ended.event.type, ended.event.occurred_at) == ("session.ended", "2026-06-10T10:30:00Z")
+    assert ended.event.data["pages"] == 1
+    assert stack.storage.session("customers", "ada") is None
+    sweeper.sweep(stack.clock.now())
+    assert stack.queues.take("steps") == []
