@@ -13,6 +13,8 @@ ones and derives nothing again.
 
 from __future__ import annotations
 
+import hashlib
+
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.engine import orders
 from chalicelib.scenarios.facts import Event
@@ -73,7 +75,8 @@ def pending_events(
     now = clock_now()
     rows, queued = [], []
     for event in derived:
-        row_id = f"derived-event-{event.id}"
+        cause = f"{profile_db}\0{profile_id}\0{event.id}".encode()
+        row_id = "derived-event-" + hashlib.blake2b(cause, digest_size=16).hexdigest()
         message = EventMessage(
             profile_db=profile_db, profile_id=profile_id, event=EventBody.of(event)
         ).with_row(row_id)
