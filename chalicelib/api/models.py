@@ -137,9 +137,12 @@ def _is_id(value: Any) -> bool:
 
 def order_problem(data: dict[str, Any]) -> str | None:
     """What is wrong with an `order.created` / `order.updated` event's data (SPEC §6.3), naming
-    the key; None when the stack can keep the order it describes."""
-    if not _is_id(data.get("order_id")):
-        return "order_id: the order's id (a non-empty string or an integer) is required"
+    the key; None when the stack can keep the order it describes, or when it names no order
+    (an event without `order_id` is only an event: no order is kept)."""
+    if "order_id" not in data:
+        return None
+    if not _is_id(data["order_id"]):
+        return "order_id: a non-empty string or an integer is expected"
     if "status" in data and not isinstance(data["status"], str):
         return "status: a string is expected"
     items = data.get("items", [])
@@ -149,7 +152,7 @@ def order_problem(data: dict[str, Any]) -> str | None:
         if not isinstance(item, dict):
             return f"items[{index}]: an object is expected"
         if not _is_id(item.get("item_id")):
-            return f"items[{index}].item_id: the item's id (a non-empty string or an integer) is required"
+            return f"items[{index}].item_id: a non-empty string or an integer is expected"
         if "status" in item and not isinstance(item["status"], str):
             return f"items[{index}].status: a string is expected"
     return None

@@ -322,10 +322,10 @@ CASES: dict[str, Bad] = {
     "event a naive occurred_at": Bad(
         "POST", "/events", {**EVENT, "occurred_at": "2026-06-10T10:00:00"}, named=("occurred_at",)
     ),
-    "order event without order_id": Bad(
+    "order event an empty order_id": Bad(
         "POST",
         "/events",
-        {**EVENT, "type": "order.created", "data": {"items": []}},
+        {**EVENT, "type": "order.created", "data": {"order_id": "", "items": []}},
         named=("$.data", "order_id"),
     ),
     "order event an item without item_id": Bad(
