@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from chalicelib.engine.orders import Item, OrderState
+from chalicelib.engine.sessions import SessionState
 from chalicelib.engine.state import ACTIVE, TREATMENT, BranchTaken, Instance
 from chalicelib.scenarios.durations import format_datetime, parse_datetime
 from chalicelib.scenarios.facts import Event, Message
@@ -136,3 +138,57 @@ def instance_from_values(values: dict[str, Any]) -> tuple[Instance, int, list[st
         measured={name: _moment(at) for name, at in (values.get("measured") or {}).items()},
     )
     return instance, values["rev"], list(values.get("seen_events") or [])
+
+
+# --- orders ---
+
+
+def order_to_values(order: OrderState) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "values": order.values,
+        "items": [_item_to_values(item) for item in order.items],
+        "changed_at": format_datetime(order.changed_at),
+        "created_items": list(order.created_items),
+        "all_reached": list(order.all_reached),
+        "seen": list(order.seen),
+    }
+
+
+def _item_to_values(item: Item) -> dict[str, Any]:
+    return {
+        "item_id": item.item_id,
+        "values": item.values,
+        "changed_at": format_datetime(item.changed_at),
+        "reached": list(item.reached),
+    }
+
+
+def order_from_values(values: dict[str, Any]) -> OrderState:
+    items = tuple(
+        Item(item["item_id"], item.get("values") or {}, _moment(item["changed_at"]),
+             tuple(item.get("reached") or ()))
+        for item in values.get("items") or []
+    )  # fmt: skip
+    return OrderState(
+        values["order_id"], values.get("values") or {}, items, _moment(values["changed_at"]),
+        tuple(values.get("created_items") or ()), tuple(values.get("all_reached") or ()),
+        tuple(values.get("seen") or ()),
+    )  # fmt: skip
+
+
+def session_to_values(session: SessionState) -> dict[str, Any]:
+    return {
+        "started_at": format_datetime(session.started_at),
+        "last_at": format_datetime(session.last_at),
+        "pages": session.pages,
+        "products": list(session.products),
+        "ordered": session.ordered,
+    }
+
+
+def session_from_values(values: dict[str, Any]) -> SessionState:
+    return SessionState(
+        _moment(values["started_at"]), _moment(values["last_at"]), int(values.get("pages", 0)),
+        tuple(values.get("products") or ()), bool(values.get("ordered")),
+    )  # fmt: skip

@@ -12,6 +12,9 @@
 - `idempotency`: event ids queued by the API, promo codes taken per request, merges
   (`merge#<merge id>`).
 - `segments` by id; a profile's membership is the `P` item's top-level `segments`.
+- `idempotency`: event ids queued by the API, promo codes taken per request.
+- orders, in the profile's partition: `O#<order id>` (the order's state and `rev`) and
+  `B#<product id>` (when the profile last ordered the product).
 
 A commit is one TransactWriteItems (one plain write when it holds a single item).
 """
@@ -43,11 +46,16 @@ from chalicelib.runtime.storage import (
     MergeRecord,
     OutboxRow,
     PendingRow,
+    ProductOrdered,
     ProfileCreate,
     ProfileRecord,
     ProfileState,
     ScenarioMeta,
+    SessionTimer,
+    SessionWrite,
     StoredInstance,
+    StoredOrder,
+    StoredSession,
     Timer,
     VersionCounters,
 )
@@ -63,7 +71,11 @@ from .codec import (
     instance_from_values,
     instance_to_values,
     message_from_values,
+    order_from_values,
+    order_to_values,
     profile_key,
+    session_from_values,
+    session_to_values,
     time_text,
     time_value,
 )
@@ -261,6 +273,7 @@ class DynamoStorage:
                 "sk": f"{delta.version:06d}#{delta.day}#{shard}",
             }
             writes.append(store.stats.tx_update(key, expression, names=names, values=values))
+        writes.extend(_order_writes(changes))
         return writes
 
     # --- timers and the outbox -----------------------------------------------------------
@@ -637,6 +650,32 @@ class DynamoStorage:
     def forget_event_timer(self, timer_id: str) -> None:
         store.timers.delete({"instance_id": timer_id})
 
+    # --- orders ---------------------------------------------------------------------------
+
+    def order(self, profile_db: str, profile_id: str, order_id: str) -> StoredOrder | None:
+        item = store.profiles.get(_order_key(profile_db, profile_id, order_id))
+        return StoredOrder(order_from_values(item["order"]), int(item["rev"])) if item else None
+
+    def last_ordered_at(self, profile_db: str, profile_id: str, product_id: str) -> datetime | None:
+        item = store.profiles.get(_bought_key(profile_db, profile_id, product_id))
+        return time_value(item.get("ordered_at")) if item else None
+
+    def session(self, profile_db: str, profile_id: str) -> StoredSession | None:
+        item = store.profiles.get(_session_key(profile_db, profile_id))
+        return (
+            StoredSession(session_from_values(item["session"]), int(item["rev"])) if item else None
+        )
+
+    def due_sessions(self, now: datetime) -> Iterator[SessionTimer]:
+        for shard in range(settings().timer_shards):
+            for item in store.timers.query(
+                "shard = :s AND due <= :now", index="by_due",
+                values={":s": f"{SESSION_SHARD}{shard}", ":now": epoch(now)},
+            ):  # fmt: skip
+                wake_at = time_value(item["wake_at"])
+                assert wake_at is not None
+                yield SessionTimer(item["profile_db"], item["profile_id"], wake_at)
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -847,3 +886,79 @@ def _event_timer_item(timer: EventTimer) -> dict[str, Any]:
 
 def _event_timer_from(item: dict[str, Any], due_at: datetime) -> EventTimer:
     return EventTimer(item["instance_id"], due_at, messages.parse_event(item["event"]))
+
+
+# --- orders ---
+# In the profile's partition: `O#<order id>` holds the order's state with `rev`;
+# `B#<product id>` when the profile last ordered the product (`ordered_at`, and
+# `ordered_us`, microseconds since the epoch, for the condition that keeps the latest).
+
+
+def _order_key(profile_db: str, profile_id: str, order_id: str) -> dict[str, str]:
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": f"O#{order_id}"}
+
+
+def _bought_key(profile_db: str, profile_id: str, product_id: str) -> dict[str, str]:
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": f"B#{product_id}"}
+
+
+def _order_writes(changes: Changes) -> list[dict[str, Any]]:
+    writes = []
+    for write in changes.orders:
+        key = _order_key(write.profile_db, write.profile_id, write.stored.state.order_id)
+        item = {**key, "rev": write.stored.rev, "order": order_to_values(write.stored.state)}
+        if write.rev is None:
+            writes.append(store.profiles.tx_put(item, "attribute_not_exists(pk)"))
+        else:
+            writes.append(store.profiles.tx_put(item, "rev = :rev", values={":rev": write.rev}))
+    writes.extend(_ordered_write(ordered) for ordered in changes.ordered)
+    for session in changes.sessions:
+        writes.extend(_session_writes(session))
+    return writes
+
+
+def _ordered_write(ordered: ProductOrdered) -> dict[str, Any]:
+    item = {
+        **_bought_key(ordered.profile_db, ordered.profile_id, ordered.product_id),
+        "product_id": ordered.product_id,
+        "ordered_at": format_datetime(ordered.at),
+        "ordered_us": _micros(ordered.at - _EPOCH),
+    }
+    return store.profiles.tx_put(
+        item, "attribute_not_exists(ordered_us) OR ordered_us <= :us",
+        values={":us": item["ordered_us"]},
+    )  # fmt: skip
+
+
+# Sessions: `W#session` in the profile's partition holds the open session with `rev`
+# (past the profile item, so the engine's view never reads it); its timer is the timers
+# table's item `session#<profile>`, in the due-time index under shards `session-<n>` (so
+# instance timers and session timers are swept apart) and without a TTL attribute.
+SESSION_SHARD = "session-"
+
+
+def _session_key(profile_db: str, profile_id: str) -> dict[str, str]:
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": "W#session"}
+
+
+def _session_writes(write: SessionWrite) -> list[dict[str, Any]]:
+    key = _session_key(write.profile_db, write.profile_id)
+    condition = "attribute_not_exists(pk)" if write.rev is None else "rev = :rev"
+    values = {} if write.rev is None else {":rev": write.rev}
+    timer_key = {"instance_id": f"session#{profile_key(write.profile_db, write.profile_id)}"}
+    if write.stored is None:
+        return [
+            store.profiles.tx_delete(key, condition, values=values),
+            store.timers.tx_delete(timer_key),
+        ]
+    item = {**key, "rev": write.stored.rev, "session": session_to_values(write.stored.state)}
+    writes = [store.profiles.tx_put(item, condition, values=values)]
+    if write.ends_at is not None:
+        due = epoch(write.ends_at) + (1 if write.ends_at.microsecond else 0)  # never early
+        timer = {
+            **timer_key, "kind": "session", "profile_db": write.profile_db,
+            "profile_id": write.profile_id, "wake_at": format_datetime(write.ends_at),
+            "due": due, "shard": SESSION_SHARD + shard_of(timer_key["instance_id"]),
+        }  # fmt: skip
+        writes.append(store.timers.tx_put(timer))
+    return writes

@@ -35,7 +35,10 @@ from chalicelib.runtime.storage import (
     ProfileState,
     ProfileUpdate,
     ScenarioMeta,
+    SessionTimer,
     StoredInstance,
+    StoredOrder,
+    StoredSession,
     Timer,
     VersionCounters,
 )
@@ -58,6 +61,11 @@ class _Profile:
     events: dict[tuple[datetime, str], Event] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)
     segments: tuple[str, ...] = ()  # segment membership
+    # --- orders ---
+    orders: dict[str, StoredOrder] = field(default_factory=dict)
+    ordered: dict[str, datetime] = field(default_factory=dict)  # product → last order
+    session: StoredSession | None = None
+    session_ends: datetime | None = None  # the open session's timer
 
 
 class MemoryStorage:
@@ -223,6 +231,7 @@ class MemoryStorage:
                 raise Conflict(f"profile {membership.profile_id} is gone")
             if key not in created and stored is not None and stored.segments != membership.was:
                 raise Conflict(f"profile {membership.profile_id}'s segments changed")
+        self._check_orders(changes)
 
     def _apply(self, changes: Changes) -> None:
         for write in changes.instances:
@@ -271,6 +280,7 @@ class MemoryStorage:
             self.profiles[
                 (membership.profile_db, membership.profile_id)
             ].segments = membership.members
+        self._apply_orders(changes)
 
     def _keep(self, row: OutboxRow) -> None:
         pending = row.dispatch
@@ -520,6 +530,11 @@ class MemoryStorage:
             for message_id, message in source.messages.items():
                 target.messages.setdefault(message_id, message)
             source.events, source.messages = {}, {}
+            for order_id, order in source.orders.items():
+                target.orders.setdefault(order_id, order)
+            for product_id, at in source.ordered.items():
+                target.ordered.setdefault(product_id, at)
+            source.orders, source.ordered = {}, {}
             for key in [key for key in self.guards if key[:2] == (profile_db, from_id)]:
                 self.guards.setdefault((profile_db, into, key[2]), self.guards.pop(key))
             for kept in self.rows.values():
@@ -537,6 +552,55 @@ class MemoryStorage:
     def forget_event_timer(self, timer_id: str) -> None:
         with self._lock:
             self.event_timers.pop(timer_id, None)
+
+    # --- orders --------------------------------------------------------------------------
+
+    def order(self, profile_db: str, profile_id: str, order_id: str) -> StoredOrder | None:
+        with self._lock:
+            return copy.deepcopy(self.profiles[(profile_db, profile_id)].orders.get(order_id))
+
+    def last_ordered_at(self, profile_db: str, profile_id: str, product_id: str) -> datetime | None:
+        with self._lock:
+            return self.profiles[(profile_db, profile_id)].ordered.get(product_id)
+
+    def _check_orders(self, changes: Changes) -> None:
+        for write in changes.orders:
+            order_id = write.stored.state.order_id
+            current = self.profiles[(write.profile_db, write.profile_id)].orders.get(order_id)
+            if (current.rev if current else None) != write.rev:
+                raise Conflict(f"order {order_id} changed")
+        for ordered in changes.ordered:
+            kept = self.profiles[(ordered.profile_db, ordered.profile_id)].ordered
+            if kept.get(ordered.product_id, ordered.at) > ordered.at:
+                raise Conflict(f"a later order of {ordered.product_id} is kept")
+        for write in changes.sessions:
+            current = self.profiles[(write.profile_db, write.profile_id)].session
+            if (current.rev if current else None) != write.rev:
+                raise Conflict(f"the session of {write.profile_id} changed")
+
+    def _apply_orders(self, changes: Changes) -> None:
+        for write in changes.orders:
+            stored = self.profiles[(write.profile_db, write.profile_id)]
+            stored.orders[write.stored.state.order_id] = write.stored
+        for ordered in changes.ordered:
+            kept = self.profiles[(ordered.profile_db, ordered.profile_id)].ordered
+            kept[ordered.product_id] = ordered.at
+        for write in changes.sessions:
+            stored = self.profiles[(write.profile_db, write.profile_id)]
+            stored.session, stored.session_ends = write.stored, write.ends_at
+
+    def session(self, profile_db: str, profile_id: str) -> StoredSession | None:
+        with self._lock:
+            return copy.deepcopy(self.profiles[(profile_db, profile_id)].session)
+
+    def due_sessions(self, now: datetime) -> Iterator[SessionTimer]:
+        with self._lock:
+            due = [
+                SessionTimer(db, profile_id, kept.session_ends)
+                for (db, profile_id), kept in self.profiles.items()
+                if kept.session_ends is not None and kept.session_ends <= now
+            ]
+        yield from sorted(due, key=lambda timer: timer.wake_at)
 
 
 class MemoryQueues:

@@ -13,9 +13,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
+from chalicelib.engine.orders import ORDER_EVENTS
 from chalicelib.engine.simulate import SimulatedProfile, Simulation, TimelineEvent
 from chalicelib.runtime.ses_events import SesEvent, SnsEnvelope
 from chalicelib.scenarios.model import Condition, Duration
@@ -115,6 +118,44 @@ class EventIn(Body):
     profile_id: str = Field(min_length=1, max_length=200)
     occurred_at: Moment | None = None
     data: Data = Field(default_factory=dict)
+
+    @field_validator("data")
+    @classmethod
+    def _order(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if info.data.get("type") in ORDER_EVENTS:
+            problem = order_problem(data)
+            if problem is not None:
+                raise ValueError(problem)
+        return data
+
+
+def _is_id(value: Any) -> bool:
+    return (isinstance(value, str) and value != "") or (
+        isinstance(value, int) and not isinstance(value, bool)
+    )
+
+
+def order_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with an `order.created` / `order.updated` event's data (SPEC §6.3), naming
+    the key; None when the stack can keep the order it describes, or when it names no order
+    (an event without `order_id` is only an event: no order is kept)."""
+    if "order_id" not in data:
+        return None
+    if not _is_id(data["order_id"]):
+        return "order_id: a non-empty string or an integer is expected"
+    if "status" in data and not isinstance(data["status"], str):
+        return "status: a string is expected"
+    items = data.get("items", [])
+    if not isinstance(items, list):
+        return "items: a list of items is expected"
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            return f"items[{index}]: an object is expected"
+        if not _is_id(item.get("item_id")):
+            return f"items[{index}].item_id: a non-empty string or an integer is expected"
+        if "status" in item and not isinstance(item["status"], str):
+            return f"items[{index}].status: a string is expected"
+    return None
 
 
 class ProfileUpsert(Body):

@@ -8,7 +8,7 @@ the outbox once it has handled it.
 - `events`: `EventMessage` — an event of a profile, from the API, an upsert, feedback or
   a journey's `profile.field_changed`.
 - `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`,
-  `Merge`.
+  `Merge`, `SessionTimeout`.
 - `segments`: `ScanSegment` — one Scan segment of a segment run; `ScanMembership` — one
   Scan segment of a re-evaluation of segment membership.
 - `email`, `sms`, `push`: `Deliver`; `webhook`: `CallWebhook` — each names its outbox row.
@@ -153,8 +153,16 @@ class Merge(_Message):
     merge_id: str
 
 
+class SessionTimeout(_Message):
+    """A profile's web session may have run out of time (its timer is due)."""
+
+    kind: Literal["session_timeout"] = "session_timeout"
+    profile_db: str
+    profile_id: str
+
+
 StepMessage = Annotated[
-    Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End | Merge,
+    Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End | Merge | SessionTimeout,
     Field(discriminator="kind"),
 ]
 
@@ -217,7 +225,7 @@ _segments: TypeAdapter[SegmentsMessage] = TypeAdapter(SegmentsMessage)
 _any: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         EventMessage | Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End
-        | Merge | ScanSegment | ScanMembership | Deliver | CallWebhook,
+        | Merge | SessionTimeout | ScanSegment | ScanMembership | Deliver | CallWebhook,
         Field(discriminator="kind"),
     ]
 )  # fmt: skip

@@ -20,11 +20,13 @@ from .messages import (
     Migrate,
     PromoRequest,
     Resume,
+    SessionTimeout,
     StepMessage,
     Wake,
     WebhookDone,
 )
 from .scenarios import end_instance, resume_instance
+from .sessions import end_session
 from .unit_of_work import UnitOfWork
 
 
@@ -55,6 +57,8 @@ def process(message: StepMessage, uow: UnitOfWork | None = None) -> None:
             end_instance(uow, message.instance_id, message.status, message.reason)
         case Merge():
             merges.finish(uow, message)
+        case SessionTimeout():
+            end_session(uow, message.profile_db, message.profile_id)
     if message.row_id is not None:
         uow.storage.consume_row(message.row_id)
 

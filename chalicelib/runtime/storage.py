@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
+from chalicelib.engine.orders import OrderState
+from chalicelib.engine.sessions import SessionState
 from chalicelib.engine.state import Instance
 from chalicelib.scenarios.facts import Event, Profile
 from chalicelib.scenarios.model import Segment
@@ -210,11 +212,16 @@ class Changes:
     entries: list[EntryCount] = field(default_factory=list)
     # --- segment membership ---
     memberships: list[MembershipWrite] = field(default_factory=list)
+    # --- orders ---
+    orders: list[OrderWrite] = field(default_factory=list)
+    ordered: list[ProductOrdered] = field(default_factory=list)
+    sessions: list[SessionWrite] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
             (self.instances, self.timers, self.timers_gone, self.rows, self.history,
-             self.profiles, self.guards, self.stats, self.entries, self.memberships)
+             self.profiles, self.guards, self.stats, self.entries, self.memberships,
+             self.orders, self.ordered, self.sessions)
         )  # fmt: skip
 
 
@@ -407,6 +414,23 @@ class Storage(Protocol):
         """Delete a derived event's timer (its event was sent)."""
         ...
 
+    # --- orders ---
+    def order(self, profile_db: str, profile_id: str, order_id: str) -> StoredOrder | None:
+        """The profile's order as its events left it, with its revision."""
+        ...
+
+    def last_ordered_at(self, profile_db: str, profile_id: str, product_id: str) -> datetime | None:
+        """When the profile last ordered the product (the newest order holding it)."""
+        ...
+
+    def session(self, profile_db: str, profile_id: str) -> StoredSession | None:
+        """The profile's open web session, with its revision."""
+        ...
+
+    def due_sessions(self, now: datetime) -> Iterable[SessionTimer]:
+        """Open sessions whose time without activity is up by `now`."""
+        ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -502,3 +526,64 @@ class EventTimer:
     timer_id: str
     due_at: datetime
     event: EventMessage
+
+
+# --- orders -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    """An order of a profile with its revision (for optimistic locking)."""
+
+    state: OrderState
+    rev: int
+
+
+@dataclass(frozen=True)
+class OrderWrite:
+    """Store the profile's order; `rev` is the revision it was read at (None: it must be new)."""
+
+    profile_db: str
+    profile_id: str
+    stored: StoredOrder
+    rev: int | None
+
+
+@dataclass(frozen=True)
+class ProductOrdered:
+    """The profile ordered the product at `at`, expecting no later order of it is kept
+    (else: Conflict)."""
+
+    profile_db: str
+    profile_id: str
+    product_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A profile's open web session with its revision (for optimistic locking)."""
+
+    state: SessionState
+    rev: int
+
+
+@dataclass(frozen=True)
+class SessionTimer:
+    """The profile's open session ends at `wake_at` unless activity comes first."""
+
+    profile_db: str
+    profile_id: str
+    wake_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionWrite:
+    """Store the profile's session with its timer at `ends_at` (`stored` None: it ended,
+    both go); `rev` is the revision read (None: there must be none)."""
+
+    profile_db: str
+    profile_id: str
+    stored: StoredSession | None
+    rev: int | None
+    ends_at: datetime | None = None

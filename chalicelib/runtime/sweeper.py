@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .commit import REDISPATCH_AFTER
-from .messages import QueueMessage, Wake
+from .messages import QueueMessage, SessionTimeout, Wake
 from .storage import EventTimer
 from .unit_of_work import UnitOfWork
 
@@ -41,6 +41,8 @@ def sweep(now: datetime, uow: UnitOfWork | None = None) -> Swept:
         meta = uow.scenario(timer.scenario_id)
         if meta is not None and meta.active:  # a sleeping scenario's timers wait for it
             wakes.append((Wake(instance_id=timer.instance_id, step=timer.step), 0))
+    for due in uow.storage.due_sessions(now):  # sessions without activity for their timeout
+        wakes.append((SessionTimeout(profile_db=due.profile_db, profile_id=due.profile_id), 0))
     by_queue: dict[str, list[tuple[QueueMessage, int]]] = {}
     for row in uow.storage.overdue_rows(now):
         if uow.storage.postpone_row(row, now + REDISPATCH_AFTER):

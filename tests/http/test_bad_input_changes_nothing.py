@@ -322,6 +322,18 @@ CASES: dict[str, Bad] = {
     "event a naive occurred_at": Bad(
         "POST", "/events", {**EVENT, "occurred_at": "2026-06-10T10:00:00"}, named=("occurred_at",)
     ),
+    "order event an empty order_id": Bad(
+        "POST",
+        "/events",
+        {**EVENT, "type": "order.created", "data": {"order_id": "", "items": []}},
+        named=("$.data", "order_id"),
+    ),
+    "order event an item without item_id": Bad(
+        "POST",
+        "/events",
+        {**EVENT, "type": "order.updated", "data": {"order_id": "o-1", "items": [{"status": "x"}]}},
+        named=("$.data", "items[0].item_id"),
+    ),
     "event data over 64 KiB": Bad(
         "POST", "/events", {**EVENT, "data": {"b": BIG}}, named=("$.data",)
     ),

@@ -12,6 +12,8 @@ import pytest
 from chalicelib.adapters.memory_storage import MemoryStorage
 from chalicelib.engine import Instance
 from chalicelib.engine.compiled import WindowLimit
+from chalicelib.engine.orders import Item, OrderState
+from chalicelib.engine.sessions import SessionState
 from chalicelib.runtime import messages
 from chalicelib.runtime.storage import (
     CaptureGuard,
@@ -25,14 +27,20 @@ from chalicelib.runtime.storage import (
     InstanceWrite,
     MembershipWrite,
     MergeRecord,
+    OrderWrite,
     OutboxRow,
+    ProductOrdered,
     ProfileCreate,
     ProfileState,
     ProfileUpdate,
     SentMessage,
+    SessionTimer,
+    SessionWrite,
     StatsDelta,
     Storage,
     StoredInstance,
+    StoredOrder,
+    StoredSession,
     Timer,
 )
 from chalicelib.scenarios.facts import Event
@@ -480,3 +488,71 @@ def test_an_event_timer_comes_due_beside_the_instances_timers_and_goes(storage: 
     assert list(storage.due_timers(T0 + timedelta(hours=1))) == [
         Timer("i1", "s1", 3, T0 + timedelta(minutes=10))
     ]
+
+
+# --- orders ---
+
+
+def an_order(status: str = "placed", rev: int = 1) -> StoredOrder:
+    item = Item("1", {"product_id": "sku-1", "quantity": 2, "price": 9.99, "status": status,
+                      "color": "red"}, T0, ("placed", status))  # fmt: skip
+    state = OrderState("o-1", {"status": status, "total": 19.98}, (item,), T0, ("1",), (), ("e1",))
+    return StoredOrder(state, rev)
+
+
+def test_an_order_is_written_once_new_and_then_only_from_the_revision_read(
+    storage: Storage,
+) -> None:
+    assert storage.order("customers", "ada", "o-1") is None
+    storage.commit(Changes(orders=[OrderWrite("customers", "ada", an_order(), None)]))
+    with pytest.raises(Conflict):  # it is not new any more
+        storage.commit(Changes(orders=[OrderWrite("customers", "ada", an_order(), None)]))
+    with pytest.raises(Conflict):  # not the revision read
+        storage.commit(Changes(orders=[OrderWrite("customers", "ada", an_order("x", 3), 2)]))
+    shipped = an_order("shipped", 2)
+    storage.commit(Changes(orders=[OrderWrite("customers", "ada", shipped, 1)]))
+    assert storage.order("customers", "ada", "o-1") == shipped
+    assert storage.order("customers", "bob", "o-1") is None
+    assert storage.profile("customers", "ada").view.events == []  # not an event of the profile
+
+
+def test_the_last_order_of_a_product_is_kept_and_never_goes_back(storage: Storage) -> None:
+    assert storage.last_ordered_at("customers", "ada", "sku-1") is None
+    later = T0 + timedelta(hours=1, microseconds=5)
+    storage.commit(Changes(ordered=[ProductOrdered("customers", "ada", "sku-1", later)]))
+    with pytest.raises(Conflict):
+        storage.commit(Changes(ordered=[ProductOrdered("customers", "ada", "sku-1", T0)]))
+    assert storage.last_ordered_at("customers", "ada", "sku-1") == later
+    latest = T0 + timedelta(hours=2)
+    storage.commit(Changes(ordered=[ProductOrdered("customers", "ada", "sku-1", latest)]))
+    assert storage.last_ordered_at("customers", "ada", "sku-1") == latest
+    assert storage.last_ordered_at("customers", "ada", "sku-2") is None
+
+
+def test_an_order_write_that_fails_with_its_commit_writes_nothing(storage: Storage) -> None:
+    failing = written(journey(), 4)
+    failing.orders.append(OrderWrite("customers", "ada", an_order(), None))
+    failing.ordered.append(ProductOrdered("customers", "ada", "sku-1", T0))
+    with pytest.raises(Conflict):
+        storage.commit(failing)
+    assert storage.order("customers", "ada", "o-1") is None
+    assert storage.last_ordered_at("customers", "ada", "sku-1") is None
+
+
+def test_a_session_is_kept_with_its_timer_until_it_ends(storage: Storage) -> None:
+    state = SessionState(T0, T0 + timedelta(minutes=5), 2, ("sku-1",), True)
+    ends = T0 + timedelta(minutes=35)
+    first = SessionWrite("customers", "ada", StoredSession(state, 1), None, ends)
+    storage.commit(Changes(sessions=[first]))
+    with pytest.raises(Conflict):  # there is one already
+        storage.commit(Changes(sessions=[first]))
+    assert storage.session("customers", "ada") == StoredSession(state, 1)
+    assert list(storage.due_sessions(ends - timedelta(seconds=1))) == []
+    assert list(storage.due_sessions(ends)) == [SessionTimer("customers", "ada", ends)]
+    assert list(storage.due_timers(ends + timedelta(days=1))) == []  # not an instance's timer
+    with pytest.raises(Conflict):  # not the revision read
+        storage.commit(Changes(sessions=[SessionWrite("customers", "ada", None, 5)]))
+    storage.commit(Changes(sessions=[SessionWrite("customers", "ada", None, 1)]))
+    assert storage.session("customers", "ada") is None
+    assert list(storage.due_sessions(ends + timedelta(days=1))) == []
+    assert storage.profile("customers", "ada").view.events == []

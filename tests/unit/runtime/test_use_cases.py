@@ -446,3 +446,133 @@ def test_points_available_already_are_announced_at_once_and_nothing_else_is(
         stack.event("balance.changed", "bob", **data)
     assert events_sent == []
     assert stack.storage.event_timers == {}
+
+
+# --- orders ---
+
+
+def order(event_type: str, event_id: str, at: datetime, **data: Any) -> EventMessage:
+    event = Event(event_type, at, {"order_id": "o-1", **data}, id=event_id)
+    return EventMessage(profile_db="customers", profile_id="ada", event=EventBody.of(event))
+
+
+def line(item_id: str, status: str, **values: Any) -> dict[str, Any]:
+    return {"item_id": item_id, "product_id": f"sku-{item_id}", "quantity": 1, "price": 5,
+            "status": status, **values}  # fmt: skip
+
+
+def derived_sent(stack: Stack) -> list[EventMessage]:
+    return [m for m in stack.queues.take("events") if isinstance(m, EventMessage)]
+
+
+def test_an_order_is_kept_and_its_signals_are_sent_once_however_often_it_comes(
+    stack: Stack,
+) -> None:
+    created = order("order.created", "c1", START, status="placed", items=[line("1", "placed")])
+    events.process(created)
+    events.process(created)  # delivered again: applied already
+    sent = derived_sent(stack)
+    assert [(m.event.type, m.event.data["scope"]) for m in sent] == [
+        ("order.status_changed", "order"), ("order.status_changed", "any_item"),
+        ("order.status_changed", "all_items"),
+    ]  # fmt: skip
+    assert all(m.row_id and m.event.occurred_at == created.event.occurred_at for m in sent)
+    stored = stack.storage.order("customers", "ada", "o-1")
+    assert stored is not None
+    assert (stored.rev, stored.state.status) == (1, "placed")
+    assert stack.storage.last_ordered_at("customers", "ada", "sku-1") == START
+    for message in sent:  # each derived event takes its outbox row out once handled
+        events.process(message)
+    assert stack.storage.rows == {}
+    history = stack.storage.profile("customers", "ada").view.events
+    assert [e.type for e in history].count("order.status_changed") == 3
+
+
+def test_a_backdated_update_older_than_the_latest_change_derives_nothing(stack: Stack) -> None:
+    events.process(
+        order("order.created", "c1", START, status="placed", items=[line("1", "placed")])
+    )
+    events.process(order("order.updated", "u2", START + timedelta(hours=2), status="shipped"))
+    derived_sent(stack)
+    late = order("order.updated", "u1", START + timedelta(hours=1), status="cancelled",
+                 items=[line("1", "cancelled")])  # fmt: skip
+    events.process(late)
+    assert derived_sent(stack) == []
+    stored = stack.storage.order("customers", "ada", "o-1")
+    assert stored is not None
+    assert (stored.rev, stored.state.status, stored.state.items[0].status) == (
+        2,
+        "shipped",
+        "placed",
+    )
+    assert "u1" in [e.id for e in stack.storage.profile("customers", "ada").view.events]
+
+
+def test_derived_order_events_lost_in_a_crash_are_sent_by_the_sweeper_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(queues: MemoryQueues, queue: str, batch: Any) -> int:
+        raise RuntimeError("the function died before sending")
+
+    monkeypatch.setattr(MemoryQueues, "send", refused)
+    delivered = order("order.created", "c1", START, status="delivered",
+                      items=[line("1", "delivered")])  # fmt: skip
+    with pytest.raises(RuntimeError):
+        events.process(delivered)
+    monkeypatch.undo()
+    events.process(delivered)  # its redelivery: applied already, nothing sent again
+    assert derived_sent(stack) == []
+    stack.clock.advance(timedelta(minutes=16))
+    sweeper.sweep(stack.clock.now())
+    again = derived_sent(stack)
+    assert sorted(m.event.type for m in again) == [
+        "order.item_delivered", *["order.status_changed"] * 3
+    ]  # fmt: skip
+    assert len({m.event.id for m in again}) == 4
+
+
+def test_two_updates_of_one_order_at_once_both_apply(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events.process(order("order.created", "c1", START, items=[line("1", "placed"),
+                                                               line("2", "placed")]))  # fmt: skip
+    derived_sent(stack)
+    real = MemoryStorage.commit
+    raced: list[int] = []
+
+    def other_update_first(storage: MemoryStorage, changes: Any) -> None:
+        if changes.orders and not raced:  # the other update commits between read and write
+            raced.append(1)
+            events.process(order("order.updated", "u2", START + timedelta(hours=1),
+                                 items=[line("2", "delivered")]))  # fmt: skip
+        real(storage, changes)
+
+    monkeypatch.setattr(MemoryStorage, "commit", other_update_first)
+    events.process(order("order.updated", "u1", START + timedelta(hours=1),
+                         items=[line("1", "delivered")]))  # fmt: skip
+    stored = stack.storage.order("customers", "ada", "o-1")
+    assert stored is not None
+    assert [item.status for item in stored.state.items] == ["delivered", "delivered"]
+    all_items = [m for m in derived_sent(stack) if m.event.data.get("scope") == "all_items"]
+    assert [m.event.id for m in all_items] == ["u1:order.status_changed:all_items:delivered"]
+
+
+def test_a_session_ends_once_when_its_time_without_activity_is_up(stack: Stack) -> None:
+    visit = Event("page.visited", START, {"url": "/"}, id="p1")
+    events.process(
+        EventMessage(profile_db="customers", profile_id="ada", event=EventBody.of(visit))
+    )
+    stack.clock.advance(timedelta(minutes=29))
+    sweeper.sweep(stack.clock.now())
+    assert stack.queues.sent["steps"] == []
+    stack.clock.advance(timedelta(minutes=2))
+    sweeper.sweep(stack.clock.now())
+    (timeout,) = stack.queues.take("steps")
+    steps.process(timeout)  # type: ignore[arg-type]
+    steps.process(timeout)  # type: ignore[arg-type]  # delivered again: ended already
+    (ended,) = derived_sent(stack)
+    assert (ended.event.type, ended.event.occurred_at) == ("session.ended", "2026-06-10T10:30:00Z")
+    assert ended.event.data["pages"] == 1
+    assert stack.storage.session("customers", "ada") is None
+    sweeper.sweep(stack.clock.now())
+    assert stack.queues.take("steps") == []
