@@ -14,7 +14,7 @@ import logging
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.engine import EventArrived, reacts_to
 
-from . import loyalty, measurement, revenue
+from . import commerce, loyalty, measurement, revenue
 from .journeys import capture_profile, event_triggers, feed
 from .messages import EventMessage
 from .unit_of_work import UnitOfWork
@@ -29,6 +29,7 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
     profile_db, profile_id = message.profile_db, message.profile_id
     uow.storage.record_event(profile_db, profile_id, event)
     loyalty.keep_balance(uow, message)  # before journeys look at the profile
+    commerce.keep(uow, message)  # lists, views, the cart's stage
     instances = uow.instances_of_profile(profile_db, profile_id)
     revenue.attribute(  # before it moves journeys
         profile_db, profile_id, event,
