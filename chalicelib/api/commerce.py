@@ -47,7 +47,7 @@ def present(product: StoredProduct) -> dict[str, Any]:
 def put_product(product_id: str) -> dict[str, Any]:
     """Merge the keys given into the product (`null` clears one)."""
     given = body(blueprint.current_request, ProductIn).given()
-    return present(commerce.put_product(services().storage, product_id, given, now()))
+    return present(commerce.put_product(UnitOfWork(), product_id, given, now()))
 
 
 @route("/products/{product_id}", methods=["GET"])
@@ -79,11 +79,12 @@ def import_products() -> Response:
             rejected.append(
                 {"index": index, "detail": f"{where}: {first['msg']}" if where else first["msg"]}
             )
-    storage, at = services().storage, now()
+    uow, at = UnitOfWork(buffered=True), now()
     for product in valid:
         given = product.given()
         given.pop("product_id")
-        commerce.put_product(storage, product.product_id, given, at)
+        commerce.put_product(uow, product.product_id, given, at)
+    uow.flush()  # the fan-outs of the changed products, in as few calls as can be
     return Response({"accepted": len(valid), "rejected": rejected}, status_code=200)
 
 

@@ -110,3 +110,52 @@ def further_stage(current: str | None, reached: str) -> str:
     if current in CART_STAGES and CART_STAGES.index(current) > CART_STAGES.index(reached):
         return current
     return reached
+
+
+def product_signals(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    zone: str | None,
+    price_seen: Any,
+    prices: bool = True,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The signals one product change derives for one watcher (SPEC §6.3): (event type,
+    data) for a profile in `zone` that saw `price_seen` (None: not known).
+
+    - `product.price_dropped` / `product.price_increased`: the effective price changed
+      and is now below / above the price seen (not when it is first filled); only when
+      `prices` (the stack compares prices on change).
+    - `product.back_in_stock` / `product.out_of_stock`: the effective availability
+      turned true / false from anything else.
+    - `product.field_changed`: custom fields filled, changed or cleared, all in one.
+    Nothing where the product has nothing for the zone."""
+    signals: list[tuple[str, dict[str, Any]]] = []
+    old_price, new_price = effective(before, zone, "price"), effective(after, zone, "price")
+    moved = _number(old_price) and _number(new_price) and new_price != old_price
+    if prices and moved and _number(price_seen) and new_price != price_seen:
+        change = abs(new_price - price_seen)
+        pct = round(100 * change / price_seen, 2) if price_seen else None
+        if new_price < price_seen:
+            signals.append(("product.price_dropped", {"drop_abs": change, "drop_pct": pct}))
+        else:
+            signals.append(("product.price_increased", {"rise_abs": change, "rise_pct": pct}))
+        signals[-1][1].update(price_seen=price_seen, price=new_price)
+    old_stock, new_stock = effective(before, zone, "available"), effective(after, zone, "available")
+    if new_stock is True and old_stock is not True:
+        signals.append(("product.back_in_stock", {}))
+    elif new_stock is False and old_stock is not False:
+        signals.append(("product.out_of_stock", {}))
+    old_fields, new_fields = effective_fields(before, zone), effective_fields(after, zone)
+    if old_fields is not None and new_fields is not None:
+        changed = {
+            name: {"old": old_fields.get(name), "new": new_fields.get(name)}
+            for name in sorted(set(old_fields) | set(new_fields))
+            if old_fields.get(name) != new_fields.get(name)
+        }
+        if changed:
+            signals.append(("product.field_changed", {"fields": changed}))
+    return signals
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

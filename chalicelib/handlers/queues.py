@@ -19,7 +19,7 @@ from chalice.app import SQSEvent
 
 from chalicelib.adapters.clock import now
 from chalicelib.config import settings
-from chalicelib.runtime import channels, events, messages, schedules, ses_events, steps
+from chalicelib.runtime import channels, commerce, events, messages, schedules, ses_events, steps
 from chalicelib.runtime.unit_of_work import UnitOfWork
 
 from .observability import logger, metrics
@@ -78,8 +78,16 @@ def handle_steps(event: SQSEvent) -> dict[str, Any]:
 
 @blueprint.on_sqs_message(queue=settings().queue("segments"), batch_size=1)
 def handle_segments(event: SQSEvent) -> dict[str, Any]:
-    """One parallel-Scan segment of a segment campaign per message."""
-    return consume(event, lambda body: process_segment(messages.parse_scan(body)))
+    """One parallel-Scan segment of a segment campaign, or one page of a changed
+    product's watchers, per message."""
+    return consume(event, lambda body: _fan_out(messages.parse_segments(body)))
+
+
+def _fan_out(job: messages.SegmentsMessage) -> None:
+    if isinstance(job, messages.WatchersPage):
+        commerce.evaluate_watchers(job)
+    else:
+        process_segment(job)
 
 
 @blueprint.on_sqs_message(queue=settings().queue("feedback"), batch_size=10)

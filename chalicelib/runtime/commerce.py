@@ -16,11 +16,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.engine.commerce import effective, further_stage, merge_product, zone_of
-from chalicelib.scenarios.durations import format_datetime
+from chalicelib.engine.commerce import (
+    effective,
+    further_stage,
+    merge_product,
+    product_signals,
+    zone_of,
+)
+from chalicelib.scenarios.durations import format_datetime, parse_datetime
 
-from .messages import EventMessage
+from .messages import EventBody, EventMessage, WatchersPage
 from .storage import (
+    VIEW_KEPT,
     CartStage,
     Conflict,
     ListLine,
@@ -36,15 +43,18 @@ logger = logging.getLogger(__name__)
 LIST_ACTIONS = ("item_added", "item_removed", "updated")
 NOT_LISTS = frozenset({"order"})  # `order.updated` is an order's change, not a list's
 CART = "cart"
+WATCHERS_PAGE = 100  # watchers evaluated per queue message
 
 
 # --- the catalogue ----------------------------------------------------------------------
 
 
 def put_product(
-    storage: Storage, product_id: str, given: dict[str, Any], at: datetime
+    uow: UnitOfWork, product_id: str, given: dict[str, Any], at: datetime
 ) -> StoredProduct:
-    """Merge an update into the product (creating it) at its next version."""
+    """Merge an update into the product (creating it) at its next version; a change of
+    a product that was there fans out over its watchers (`evaluate_watchers`)."""
+    storage = uow.storage
     for _ in range(10):
         stored = storage.product(product_id)
         before = stored.document if stored else {}
@@ -56,8 +66,56 @@ def put_product(
             storage.put_product(product)
         except Conflict:
             continue  # another change came first: merge into it
+        if stored is not None and product.document != before:
+            prices = storage.signal_settings().price_check == "on_change"
+            uow.send("segments", [_first_page(product, prices)])
         return product
     raise Conflict(f"product {product_id!r} kept changing")
+
+
+def _first_page(product: StoredProduct, prices: bool) -> WatchersPage:
+    return WatchersPage(
+        product_id=product.product_id, version=product.version,
+        changed_at=format_datetime(product.updated_at), before=product.previous,
+        after=product.document, prices=prices,
+    )  # fmt: skip
+
+
+def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
+    """Derive a product change's signals for one page of its watchers, after queueing the
+    next page: each watcher's events have ids made of the product, its version, the
+    profile, the source and the type, so a page delivered again emits nothing twice.
+    Answers the watchers evaluated."""
+    uow = uow or UnitOfWork()
+    watches, following = uow.storage.watchers(page.product_id, WATCHERS_PAGE, page.token)
+    if following is not None:
+        uow.send("segments", [page.model_copy(update={"token": following})])
+    changed_at = parse_datetime(page.changed_at)
+    assert changed_at is not None
+    derived = []
+    for watch in watches:
+        if watch.source == "viewed" and watch.seen_at < changed_at - VIEW_KEPT:
+            continue  # a view older than 60 days no longer watches (TTL may be late)
+        zone = zone_of(uow.profile(watch.profile_db, watch.profile_id).view.fields)
+        for event_type, data in product_signals(
+            page.before, page.after, zone, watch.price_seen, page.prices
+        ):
+            event_id = ":".join(
+                (event_type, page.product_id, str(page.version), watch.profile_db,
+                 watch.profile_id, watch.source)
+            )  # fmt: skip
+            body = EventBody(
+                id=event_id, type=event_type, occurred_at=page.changed_at,
+                data={"product_id": page.product_id, "source": watch.source, **data,
+                      **({"seen_at": format_datetime(watch.seen_at)}
+                         if event_type.startswith("product.price_") else {}),
+                      "derived": True},
+            )  # fmt: skip
+            derived.append(
+                EventMessage(profile_db=watch.profile_db, profile_id=watch.profile_id, event=body)
+            )
+    uow.send("events", derived)
+    return len(watches)
 
 
 # --- lists, views and the cart's stage --------------------------------------------------

@@ -8,7 +8,8 @@ the outbox once it has handled it.
 - `events`: `EventMessage` — an event of a profile, from the API, an upsert, feedback or
   a journey's `profile.field_changed`.
 - `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`.
-- `segments`: `ScanSegment` — one Scan segment of a segment run.
+- `segments`: `ScanSegment` — one Scan segment of a segment run; `WatchersPage` — one
+  page of a product's watchers to derive a product change's signals for.
 - `email`, `sms`, `push`: `Deliver`; `webhook`: `CallWebhook` — each names its outbox row.
 """
 
@@ -167,6 +168,23 @@ class ScanSegment(_Message):
     total_segments: int
 
 
+class WatchersPage(_Message):
+    """One page of the watchers of a changed product (`token`: where the page starts):
+    the product as it was before the change (version `version` - 1) and after it."""
+
+    kind: Literal["watchers"] = "watchers"
+    product_id: str
+    version: int
+    changed_at: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    prices: bool = True  # compare prices (the stack's price check is `on_change`)
+    token: str | None = None
+
+
+SegmentsMessage = Annotated[ScanSegment | WatchersPage, Field(discriminator="kind")]
+
+
 # --- channel queues --------------------------------------------------------------------
 
 
@@ -185,14 +203,15 @@ class CallWebhook(_Message):
 
 
 ChannelMessage = Annotated[Deliver | CallWebhook, Field(discriminator="kind")]
-QueueMessage = EventMessage | StepMessage | ScanSegment | ChannelMessage
+QueueMessage = EventMessage | StepMessage | SegmentsMessage | ChannelMessage
 
 _steps: TypeAdapter[StepMessage] = TypeAdapter(StepMessage)
 _channels: TypeAdapter[ChannelMessage] = TypeAdapter(ChannelMessage)
+_segments: TypeAdapter[SegmentsMessage] = TypeAdapter(SegmentsMessage)
 _any: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         EventMessage | Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End
-        | ScanSegment | Deliver | CallWebhook,
+        | ScanSegment | WatchersPage | Deliver | CallWebhook,
         Field(discriminator="kind"),
     ]
 )  # fmt: skip
@@ -208,6 +227,10 @@ def parse_channel(body: str | dict[str, Any]) -> ChannelMessage:
 
 def parse_scan(body: str | dict[str, Any]) -> ScanSegment:
     return ScanSegment.model_validate(_loaded(body))
+
+
+def parse_segments(body: str | dict[str, Any]) -> SegmentsMessage:
+    return _segments.validate_python(_loaded(body))
 
 
 def parse_event(body: str | dict[str, Any]) -> EventMessage:

@@ -43,3 +43,36 @@ def test_list_events_keep_the_cart_with_the_price_seen_and_journeys_still_hear_t
     stack.event("cart.cleared", "ada")
     stack.drain()
     assert stack.get("/profiles/customers/ada/lists/cart")["items"] == []
+
+
+def test_a_cheaper_favourite_starts_a_journey_once_through_the_fan_out(stack: Stack) -> None:
+    cheaper = stack.create(
+        scenario(
+            {"tell": email("Now cheaper")},
+            [
+                on_event(
+                    "product.price_dropped",
+                    "tell",
+                    where={"field": "event.data.drop_pct", "op": "gte", "value": 10},
+                )
+            ],
+            name="Cheaper",
+        )
+    )
+    stack.put("/products/p1", {"price": 100})
+    for name in ("ada", "bob"):
+        stack.upsert(name, person(name))
+        stack.event("favorites.item_added", name, data={"product_id": "p1"})
+    stack.event("favorites.item_added", "cy", data={"product_id": "p1", "price": 85})
+    stack.drain()
+    stack.advance("PT1H")
+    stack.put("/products/p1", {"price": 85})
+    stack.drain()
+    told = sorted(m["profile_id"] for m in stack.sent(scenario_id=cheaper))
+    assert told == ["ada", "bob"]  # cy saw 85: nothing dropped for cy
+    stack.put("/products/p1", {"price": 86})  # a further change below 100, above 85
+    stack.drain()
+    told = sorted(m["profile_id"] for m in stack.sent(scenario_id=cheaper))
+    assert told == ["ada", "ada", "bob", "bob"]  # fires again for them; cy's price rose
+    stack.drain()  # nothing more is queued: each change fanned out once
+    assert len(stack.sent(scenario_id=cheaper)) == 4

@@ -12,17 +12,22 @@ import pytest
 from chalicelib.adapters.memory_storage import MemoryQueues, MemoryStorage
 from chalicelib.bootstrap import bootstrap
 from chalicelib.runtime import commerce, events
-from chalicelib.runtime.messages import EventBody, EventMessage
+from chalicelib.runtime.messages import EventBody, EventMessage, WatchersPage
 from chalicelib.runtime.storage import CartStage, ListLine, ProductView
+from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.facts import Event
 
 T0 = datetime(2026, 6, 10, 10, tzinfo=UTC)
 
 
+QUEUES = MemoryQueues()
+
+
 @pytest.fixture
 def storage() -> Iterator[MemoryStorage]:
     storage = MemoryStorage()
-    bootstrap(storage, MemoryQueues())
+    QUEUES.sent.clear()
+    bootstrap(storage, QUEUES)
     try:
         yield storage
     finally:
@@ -45,7 +50,7 @@ def lines(storage: MemoryStorage, list_name: str = "cart") -> list[ListLine]:
 def test_an_added_line_keeps_the_given_price_else_the_effective_one_for_the_zone(
     storage: MemoryStorage,
 ) -> None:
-    commerce.put_product(storage, "p1", {"price": 100, "regions": {"eu": {"price": 90}}}, T0)
+    commerce.put_product(UnitOfWork(), "p1", {"price": 100, "regions": {"eu": {"price": 90}}}, T0)
     storage.put_profile("customers", "ada", {"zone": "eu"})
     deliver("cart.item_added", T0, product_id="p1", quantity=2)
     deliver("favorites.item_added", T0, product_id="p1", price=85)
@@ -98,7 +103,7 @@ def test_order_updated_is_no_list(storage: MemoryStorage) -> None:
 
 
 def test_the_latest_view_keeps_the_price_seen(storage: MemoryStorage) -> None:
-    commerce.put_product(storage, "p1", {"price": 100}, T0)
+    commerce.put_product(UnitOfWork(), "p1", {"price": 100}, T0)
     deliver("product.viewed", T0, product_id="p1")
     later = T0 + timedelta(hours=1)
     deliver("product.viewed", later, product_id="p1", price=95)
@@ -123,10 +128,73 @@ def test_a_cart_marks_how_far_it_got_and_never_goes_back(storage: MemoryStorage)
 def test_a_product_change_is_stored_at_the_next_version_with_the_document_before(
     storage: MemoryStorage,
 ) -> None:
-    commerce.put_product(storage, "p1", {"price": 100, "fields": {"color": "red"}}, T0)
+    commerce.put_product(UnitOfWork(), "p1", {"price": 100, "fields": {"color": "red"}}, T0)
     later = T0 + timedelta(hours=1)
-    changed = commerce.put_product(storage, "p1", {"price": 80}, later)
+    changed = commerce.put_product(UnitOfWork(), "p1", {"price": 80}, later)
     assert (changed.version, changed.updated_at) == (2, later)
     assert changed.previous == {"price": 100, "fields": {"color": "red"}}
     assert changed.document == {"price": 80, "fields": {"color": "red"}}
     assert storage.product("p1") == changed
+
+
+def watch(profile_id: str, list_name: str, price: float, zone: str | None = None) -> None:
+    fields = {"zone": zone} if zone else {}
+    storage = UnitOfWork().storage
+    assert isinstance(storage, MemoryStorage)
+    storage.put_profile("customers", profile_id, fields)
+    storage.put_line("customers", profile_id, list_name, ListLine("p1", 1, price, T0, T0))
+
+
+def fan_out() -> list[EventMessage]:
+    """Deliver the segments queue (pages of watchers) until empty; the derived events."""
+    while pages := QUEUES.take("segments"):
+        for page in pages:
+            assert isinstance(page, WatchersPage)
+            commerce.evaluate_watchers(page)
+    derived = QUEUES.take("events")
+    assert all(isinstance(m, EventMessage) for m in derived)
+    return derived  # type: ignore[return-value]
+
+
+def test_a_price_change_reaches_every_watcher_in_pages_once_per_source(
+    storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commerce, "WATCHERS_PAGE", 2)
+    commerce.put_product(UnitOfWork(), "p1", {"price": 100, "regions": {"eu": {}}}, T0)
+    assert QUEUES.take("segments") == []  # a new product: nothing changed for anyone
+    for number in range(5):
+        watch(f"w{number}", "favorites", 100, zone="eu")
+    watch("w0", "cart", 80, zone="eu")  # saw it cheaper: now above that
+    watch("us", "cart", 100, zone="us")  # the product has no data for that zone
+    later = T0 + timedelta(hours=1)
+    commerce.put_product(UnitOfWork(), "p1", {"price": 90}, later)
+    (page,) = QUEUES.sent["segments"]
+    derived = fan_out()
+    drops = [m for m in derived if m.event.type == "product.price_dropped"]
+    assert sorted(m.profile_id for m in drops) == [f"w{n}" for n in range(5)]
+    assert drops[0].event.data == {
+        "product_id": "p1", "source": "favorites", "price_seen": 100, "price": 90,
+        "drop_abs": 10, "drop_pct": 10.0, "seen_at": "2026-06-10T10:00:00Z", "derived": True,
+    }  # fmt: skip
+    assert drops[0].event.occurred_at == "2026-06-10T11:00:00Z"
+    (rise,) = [m for m in derived if m.event.type == "product.price_increased"]
+    assert (rise.profile_id, rise.event.data["source"], rise.event.data["rise_abs"]) == (
+        "w0", "cart", 10,
+    )  # fmt: skip
+    assert len(derived) == 6
+    commerce.evaluate_watchers(page[0])  # the first page again: the same ids
+    again = fan_out()
+    assert {m.event.id for m in again} == {m.event.id for m in derived}
+
+
+def test_stock_and_field_changes_fire_for_the_watchers_zone(storage: MemoryStorage) -> None:
+    commerce.put_product(UnitOfWork(), "p1", {"price": 10, "available": False}, T0)
+    watch("ada", "favorites", 10)
+    commerce.put_product(UnitOfWork(), "p1", {"available": True, "fields": {"color": "red"}}, T0)
+    derived = fan_out()
+    assert [(m.event.type, m.event.data.get("fields")) for m in derived] == [
+        ("product.back_in_stock", None),
+        ("product.field_changed", {"color": {"old": None, "new": "red"}}),
+    ]
+    commerce.put_product(UnitOfWork(), "p1", {"fields": {"color": "red"}}, T0)  # no change
+    assert QUEUES.take("segments") == []
