@@ -509,12 +509,11 @@ class DynamoStorage:
     def put_line(self, profile_db: str, profile_id: str, list_name: str, line: ListLine) -> bool:
         values: dict[str, Any] = {
             ":at": format_datetime(line.at), ":q": line.quantity, ":l": list_name,
-            ":p": line.product_id, ":db": profile_db, ":id": profile_id,
-            ":added": format_datetime(line.added_at),
+            ":p": line.product_id, ":added": format_datetime(line.added_at),
         }  # fmt: skip
         update = (
-            "SET #at = :at, quantity = :q, list_name = :l, product_id = :p, profile_db = :db, "
-            "profile_id = :id, added_at = if_not_exists(added_at, :added)"
+            "SET #at = :at, quantity = :q, list_name = :l, product_id = :p, "
+            "added_at = if_not_exists(added_at, :added)"
         )
         if line.price is not None:
             update += ", price = if_not_exists(price, :price)"
@@ -553,8 +552,6 @@ class DynamoStorage:
         item = {
             "pk": store.profile_partition(profile_db, profile_id),
             "sk": f"V#{_key_part(view.product_id)}",
-            "profile_db": profile_db,
-            "profile_id": profile_id,
             "product_id": view.product_id,
             "price": view.price,
             "viewed_at": format_datetime(view.viewed_at),
@@ -762,6 +759,12 @@ def _moment(text: Any) -> datetime:
     return moment
 
 
+def _profile_of(partition: str) -> tuple[str, str]:
+    """(database, id) of a profile partition `P#<database>#<id>` (see `profile_key`)."""
+    database, _, profile_id = partition.removeprefix("P#").partition("#")
+    return database.replace("%23", "#").replace("%25", "%"), profile_id
+
+
 def _line_from(item: dict[str, Any]) -> ListLine:
     return ListLine(
         item["product_id"], item["quantity"], item.get("price"), _moment(item["added_at"]),
@@ -774,9 +777,12 @@ def _view_from(item: dict[str, Any]) -> ProductView:
 
 
 def _watch_from(item: dict[str, Any]) -> Watch:
+    """A watcher from its row: the profile from the partition key, whichever profile the
+    row was written for (a merge moves rows from one partition to another)."""
     viewed = item["sk"].startswith("V#")
+    profile_db, profile_id = _profile_of(item["pk"])
     return Watch(
-        item["profile_db"], item["profile_id"], item["product_id"],
+        profile_db, profile_id, item["product_id"],
         "viewed" if viewed else item["list_name"], item.get("price"),
         _moment(item["viewed_at"] if viewed else item["added_at"]),
     )  # fmt: skip

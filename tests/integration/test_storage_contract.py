@@ -357,8 +357,9 @@ def test_the_watchers_of_a_product_are_its_lines_and_views_page_by_page(
     storage.put_line("customers", "bob", "wishlist", line("p1", T0, price=None))
     storage.record_view("customers", "cy", ProductView("p1", 11, T0))
     storage.put_line("customers", "cy", "cart", line("p2", T0))
-    storage.put_line("customers", "dan", "cart", line("p1", T0))
-    storage.remove_line("customers", "dan", "cart", "p1", T0 + timedelta(minutes=1))
+    storage.put_line("shop#1", "dan", "cart", line("p1", T0))
+    storage.put_line("shop%#2", "eve#x", "cart", line("p1", T0))
+    storage.remove_line("shop#1", "dan", "cart", "p1", T0 + timedelta(minutes=1))
     found, token = storage.watchers("p1", 3)
     while token is not None:
         more, token = storage.watchers("p1", 3, token)
@@ -368,6 +369,7 @@ def test_the_watchers_of_a_product_are_its_lines_and_views_page_by_page(
         Watch("customers", "ada", "p1", "favorites", 9, T0),
         Watch("customers", "bob", "p1", "wishlist", None, T0),
         Watch("customers", "cy", "p1", "viewed", 11, T0),
+        Watch("shop%#2", "eve#x", "p1", "cart", 10, T0),
     ]
 
 
