@@ -11,6 +11,7 @@ from chalice.app import Request
 from chalicelib.api import (
     admin,
     auth,
+    commerce,
     console,
     events,
     hooks,
@@ -39,6 +40,7 @@ for blueprint in (
     keys.blueprint,
     console.blueprint,
     stack_settings.blueprint,
+    commerce.blueprint,
 ):
     app.register_blueprint(blueprint)
 app.register_blueprint(openapi.blueprint)

@@ -23,6 +23,7 @@ TABLES = (
     "promo_codes",
     "idempotency",
     "api_keys",
+    "products",
 )
 QUEUES = ("events", "steps", "segments", "email", "sms", "push", "webhook", "feedback")
 CHANNEL_QUEUES = {"email": "email", "sms": "sms", "push": "push", "webhook": "webhook"}

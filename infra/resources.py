@@ -79,9 +79,12 @@ TABLES: tuple[Table, ...] = (
     Table(
         "profiles",
         "a profile (sk `P`) with its event history (sk `E#…`, expiring) and the messages "
-        "sent to it with their statuses (sk `M#…`): one Query reads the engine's view",
+        "sent to it with their statuses (sk `M#…`): one Query reads the engine's view; "
+        "its list lines (`L#<list>#<product>`), latest views (`V#<product>`) and cart stage "
+        "(`CART`), the lines and views in the sparse `watchers` index by product",
         hash_key="pk",
         range_key="sk",
+        indexes=(Index("watchers", "product_id", "pk"),),
         ttl_attribute="expires_at",
     ),
     Table(
@@ -123,6 +126,12 @@ TABLES: tuple[Table, ...] = (
         "event ids, hook idempotency keys and other once-only records, expiring",
         hash_key="key",
         ttl_attribute="expires_at",
+    ),
+    Table(
+        "products",
+        "the catalogue: each product's main feed and regional data, its version and the "
+        "document before its latest change",
+        hash_key="product_id",
     ),
     Table(
         "api_keys",

@@ -9,6 +9,9 @@
   events' timers (`kind` `event`, keyed by their timer id, the event's message in `event`).
 - `messages`: the outbox, pending rows in the sharded `pending` index.
 - `stats`: counters per scenario, `<version>#<day>#<shard>`.
+- commerce: `products` by id; in the profile's partition its list lines
+  (`L#<list>#<product>`), latest views (`V#<product>`, expiring) and cart stage (`CART`),
+  the lines and views in the sparse `watchers` index (by `product_id`).
 - `idempotency`: event ids queued by the API, promo codes taken per request, merges
   (`merge#<merge id>`).
 - `segments` by id; a profile's membership is the `P` item's top-level `segments`.
@@ -25,6 +28,7 @@ import hashlib
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,29 +39,37 @@ from chalicelib.runtime import messages
 from chalicelib.runtime.commit import epoch
 from chalicelib.runtime.pacing import spacing
 from chalicelib.runtime.storage import (
+    REMOVAL_KEPT,
+    VIEW_KEPT,
     CaptureGuard,
+    CartStage,
     Changes,
     Conflict,
     EntryCount,
     EventTimer,
     ExperimentDecision,
     GuardWrite,
+    ListLine,
     MembershipWrite,
     MergeRecord,
     OutboxRow,
     PendingRow,
     ProductOrdered,
+    ProductView,
     ProfileCreate,
     ProfileRecord,
     ProfileState,
     ScenarioMeta,
     SessionTimer,
     SessionWrite,
+    SignalSettings,
     StoredInstance,
     StoredOrder,
+    StoredProduct,
     StoredSession,
     Timer,
     VersionCounters,
+    Watch,
 )
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event, Profile
@@ -676,6 +688,155 @@ class DynamoStorage:
                 assert wake_at is not None
                 yield SessionTimer(item["profile_db"], item["profile_id"], wake_at)
 
+    # --- commerce ------------------------------------------------------------------------
+    # A line taken off a list stays as a removal (no `product_id`, so out of the watchers
+    # index) until REMOVAL_KEPT has passed: an addition older than it is not applied.
+
+    def product(self, product_id: str) -> StoredProduct | None:
+        item = products.get({"product_id": product_id})
+        if item is None:
+            return None
+        updated_at = time_value(item["updated_at"])
+        assert updated_at is not None
+        return StoredProduct(
+            product_id, item.get("document") or {}, updated_at, item["version"],
+            item.get("previous") or {},
+        )  # fmt: skip
+
+    def put_product(self, product: StoredProduct) -> None:
+        item = {
+            "product_id": product.product_id,
+            "document": product.document,
+            "updated_at": format_datetime(product.updated_at),
+            "version": product.version,
+            "previous": product.previous,
+        }
+        try:
+            if product.version == 1:
+                products.put(item, "attribute_not_exists(product_id)")
+            else:
+                products.put(item, "version = :v", values={":v": product.version - 1})
+        except ConditionFailed as failed:
+            raise Conflict(f"product {product.product_id} changed") from failed
+
+    def list_lines(self, profile_db: str, profile_id: str, list_name: str) -> list[ListLine]:
+        found = store.profiles.query(
+            "pk = :pk AND begins_with(sk, :l)",
+            values={
+                ":pk": store.profile_partition(profile_db, profile_id),
+                ":l": f"L#{_key_part(list_name)}#",
+            },
+        )
+        lines = [_line_from(item) for item in found if "product_id" in item]
+        return sorted(lines, key=lambda line: line.product_id)
+
+    def put_line(self, profile_db: str, profile_id: str, list_name: str, line: ListLine) -> bool:
+        values: dict[str, Any] = {
+            ":at": format_datetime(line.at), ":q": line.quantity, ":l": list_name,
+            ":p": line.product_id, ":added": format_datetime(line.added_at),
+        }  # fmt: skip
+        update = (
+            "SET #at = :at, quantity = :q, list_name = :l, product_id = :p, "
+            "added_at = if_not_exists(added_at, :added)"
+        )
+        if line.price is not None:
+            update += ", price = if_not_exists(price, :price)"
+            values[":price"] = line.price
+        try:
+            store.profiles.update(
+                _line_key(profile_db, profile_id, list_name, line.product_id),
+                update + " REMOVE expires_at, removed",
+                "attribute_not_exists(sk) OR #at <= :at",
+                names={"#at": "at"}, values=values,
+            )  # fmt: skip
+        except ConditionFailed:
+            return False
+        return True
+
+    def remove_line(
+        self, profile_db: str, profile_id: str, list_name: str, product_id: str, at: datetime
+    ) -> bool:
+        removal = {
+            **_line_key(profile_db, profile_id, list_name, product_id),
+            "list_name": list_name,
+            "removed": product_id,
+            "at": format_datetime(at),
+            "expires_at": epoch(at + REMOVAL_KEPT),
+        }
+        try:
+            store.profiles.put(
+                removal, "attribute_not_exists(sk) OR #at <= :at",
+                names={"#at": "at"}, values={":at": removal["at"]},
+            )  # fmt: skip
+        except ConditionFailed:
+            return False
+        return True
+
+    def record_view(self, profile_db: str, profile_id: str, view: ProductView) -> bool:
+        item = {
+            "pk": store.profile_partition(profile_db, profile_id),
+            "sk": f"V#{_key_part(view.product_id)}",
+            "product_id": view.product_id,
+            "price": view.price,
+            "viewed_at": format_datetime(view.viewed_at),
+            "expires_at": epoch(view.viewed_at + VIEW_KEPT),
+        }
+        try:
+            store.profiles.put(
+                item, "attribute_not_exists(sk) OR viewed_at <= :v",
+                values={":v": item["viewed_at"]},
+            )  # fmt: skip
+        except ConditionFailed:
+            return False
+        return True
+
+    def views(self, profile_db: str, profile_id: str) -> list[ProductView]:
+        found = store.profiles.query(
+            "pk = :pk AND begins_with(sk, :v)",
+            values={":pk": store.profile_partition(profile_db, profile_id), ":v": "V#"},
+        )
+        return sorted((_view_from(item) for item in found), key=lambda v: v.product_id)
+
+    def cart_stage(self, profile_db: str, profile_id: str) -> CartStage | None:
+        item = store.profiles.get(_cart_key(profile_db, profile_id))
+        if item is None:
+            return None
+        at = time_value(item["at"])
+        assert at is not None
+        return CartStage(item.get("stage"), at)
+
+    def set_cart_stage(self, profile_db: str, profile_id: str, stage: CartStage) -> bool:
+        item = {**_cart_key(profile_db, profile_id), "stage": stage.stage,
+                "at": format_datetime(stage.at)}  # fmt: skip
+        try:
+            store.profiles.put(
+                item, "attribute_not_exists(sk) OR #at <= :at",
+                names={"#at": "at"}, values={":at": item["at"]},
+            )  # fmt: skip
+        except ConditionFailed:
+            return False
+        return True
+
+    def watchers(
+        self, product_id: str, limit: int, token: str | None = None
+    ) -> tuple[list[Watch], str | None]:
+        found, following = store.profiles.page(
+            "query", limit, token, key_condition="product_id = :p", index="watchers",
+            values={":p": product_id},
+        )  # fmt: skip
+        return [_watch_from(item) for item in found], following
+
+    def signal_settings(self) -> SignalSettings:
+        item = store.scenarios.get(SIGNALS_KEY)
+        if item is None:
+            return SignalSettings()
+        return SignalSettings(**item["signals"])
+
+    def set_signal_settings(self, signals: SignalSettings, at: datetime) -> None:
+        store.scenarios.put(
+            {**SIGNALS_KEY, "signals": asdict(signals), "updated_at": format_datetime(at)}
+        )
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -798,6 +959,64 @@ def _decision_from(scenario_id: str, item: dict[str, Any]) -> ExperimentDecision
         time_value(item.get("decide_again_at")),
         dict(item.get("p_best") or {}),
     )
+
+
+# --- commerce ---
+
+products = Table("products")
+SIGNALS_KEY = {"pk": "SETTINGS", "sk": "signals"}
+
+
+def _key_part(name: str) -> str:
+    """A list name or product id inside a sort key: `%` and `#` percent-encoded, so
+    `L#a#b#c` cannot be read two ways."""
+    return name.replace("%", "%25").replace("#", "%23")
+
+
+def _line_key(profile_db: str, profile_id: str, list_name: str, product_id: str) -> dict[str, str]:
+    return {
+        "pk": store.profile_partition(profile_db, profile_id),
+        "sk": f"L#{_key_part(list_name)}#{_key_part(product_id)}",
+    }
+
+
+def _cart_key(profile_db: str, profile_id: str) -> dict[str, str]:
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": "CART"}
+
+
+def _moment(text: Any) -> datetime:
+    moment = time_value(text)
+    assert moment is not None
+    return moment
+
+
+def _profile_of(partition: str) -> tuple[str, str]:
+    """(database, id) of a profile partition `P#<database>#<id>` (see `profile_key`)."""
+    database, _, profile_id = partition.removeprefix("P#").partition("#")
+    return database.replace("%23", "#").replace("%25", "%"), profile_id
+
+
+def _line_from(item: dict[str, Any]) -> ListLine:
+    return ListLine(
+        item["product_id"], item["quantity"], item.get("price"), _moment(item["added_at"]),
+        _moment(item["at"]),
+    )  # fmt: skip
+
+
+def _view_from(item: dict[str, Any]) -> ProductView:
+    return ProductView(item["product_id"], item.get("price"), _moment(item["viewed_at"]))
+
+
+def _watch_from(item: dict[str, Any]) -> Watch:
+    """A watcher from its row: the profile from the partition key, whichever profile the
+    row was written for (a merge moves rows from one partition to another)."""
+    viewed = item["sk"].startswith("V#")
+    profile_db, profile_id = _profile_of(item["pk"])
+    return Watch(
+        profile_db, profile_id, item["product_id"],
+        "viewed" if viewed else item["list_name"], item.get("price"),
+        _moment(item["viewed_at"] if viewed else item["added_at"]),
+    )  # fmt: skip
 
 
 # --- segment membership ---

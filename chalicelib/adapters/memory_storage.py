@@ -14,7 +14,7 @@ import dataclasses
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,24 +23,30 @@ from chalicelib.runtime.messages import QueueMessage
 from chalicelib.runtime.pacing import next_slot
 from chalicelib.runtime.storage import (
     CaptureGuard,
+    CartStage,
     Changes,
     Conflict,
     EventTimer,
     ExperimentDecision,
+    ListLine,
     MergeRecord,
     OutboxRow,
     PendingRow,
+    ProductView,
     ProfileCreate,
     ProfileRecord,
     ProfileState,
     ProfileUpdate,
     ScenarioMeta,
     SessionTimer,
+    SignalSettings,
     StoredInstance,
     StoredOrder,
+    StoredProduct,
     StoredSession,
     Timer,
     VersionCounters,
+    Watch,
 )
 from chalicelib.scenarios.facts import Event, Message, Profile
 from chalicelib.scenarios.model import EventTrigger, ExperimentNode, Segment
@@ -81,6 +87,13 @@ class MemoryStorage:
         self.timers: dict[str, Timer] = {}
         self.rows: dict[str, _Row] = {}
         self.stats: dict[tuple[str, int, str], Counter[str]] = defaultdict(Counter)
+        # --- commerce ---
+        self.products: dict[str, StoredProduct] = {}
+        # per profile and list: product id → its line, or the moment it was taken off
+        self.lines: dict[tuple[str, str, str], dict[str, ListLine | datetime]] = defaultdict(dict)
+        self.product_views: dict[tuple[str, str], dict[str, ProductView]] = defaultdict(dict)
+        self.cart_stages: dict[tuple[str, str], CartStage] = {}
+        self.signals: SignalSettings = SignalSettings()
         self.codes: dict[str, list[str]] = {}
         self.taken: dict[str, str] = {}
         self.issued: set[tuple[str, str]] = set()  # (pool, code) taken
@@ -535,6 +548,15 @@ class MemoryStorage:
             for product_id, at in source.ordered.items():
                 target.ordered.setdefault(product_id, at)
             source.orders, source.ordered = {}, {}
+            for list_key in [key for key in self.lines if key[:2] == (profile_db, from_id)]:
+                kept_lines = self.lines[(profile_db, into, list_key[2])]
+                for product_id, line in self.lines.pop(list_key).items():
+                    kept_lines.setdefault(product_id, line)
+            for product_id, view in self.product_views.pop((profile_db, from_id), {}).items():
+                self.product_views[(profile_db, into)].setdefault(product_id, view)
+            stage = self.cart_stages.pop((profile_db, from_id), None)
+            if stage is not None:
+                self.cart_stages.setdefault((profile_db, into), stage)
             for key in [key for key in self.guards if key[:2] == (profile_db, from_id)]:
                 self.guards.setdefault((profile_db, into, key[2]), self.guards.pop(key))
             for kept in self.rows.values():
@@ -601,6 +623,101 @@ class MemoryStorage:
                 if kept.session_ends is not None and kept.session_ends <= now
             ]
         yield from sorted(due, key=lambda timer: timer.wake_at)
+
+    # --- commerce ------------------------------------------------------------------------
+
+    def product(self, product_id: str) -> StoredProduct | None:
+        with self._lock:
+            return copy.deepcopy(self.products.get(product_id))
+
+    def put_product(self, product: StoredProduct) -> None:
+        with self._lock:
+            stored = self.products.get(product.product_id)
+            if (stored.version if stored else 0) != product.version - 1:
+                raise Conflict(f"product {product.product_id} changed")
+            self.products[product.product_id] = copy.deepcopy(product)
+
+    def list_lines(self, profile_db: str, profile_id: str, list_name: str) -> list[ListLine]:
+        with self._lock:
+            kept = self.lines[(profile_db, profile_id, list_name)]
+            return [line for _, line in sorted(kept.items()) if isinstance(line, ListLine)]
+
+    def put_line(self, profile_db: str, profile_id: str, list_name: str, line: ListLine) -> bool:
+        with self._lock:
+            kept = self.lines[(profile_db, profile_id, list_name)]
+            current = kept.get(line.product_id)
+            changed = _changed_at(current)
+            if changed is not None and changed > line.at:
+                return False
+            if isinstance(current, ListLine):
+                line = replace(line, price=current.price, added_at=current.added_at)
+            kept[line.product_id] = line
+            return True
+
+    def remove_line(
+        self, profile_db: str, profile_id: str, list_name: str, product_id: str, at: datetime
+    ) -> bool:
+        with self._lock:
+            kept = self.lines[(profile_db, profile_id, list_name)]
+            changed = _changed_at(kept.get(product_id))
+            if changed is not None and changed > at:
+                return False
+            kept[product_id] = at
+            return True
+
+    def record_view(self, profile_db: str, profile_id: str, view: ProductView) -> bool:
+        with self._lock:
+            kept = self.product_views[(profile_db, profile_id)]
+            current = kept.get(view.product_id)
+            if current is not None and current.viewed_at > view.viewed_at:
+                return False
+            kept[view.product_id] = view
+            return True
+
+    def views(self, profile_db: str, profile_id: str) -> list[ProductView]:
+        with self._lock:
+            kept = self.product_views[(profile_db, profile_id)]
+            return [kept[product_id] for product_id in sorted(kept)]
+
+    def cart_stage(self, profile_db: str, profile_id: str) -> CartStage | None:
+        with self._lock:
+            return self.cart_stages.get((profile_db, profile_id))
+
+    def set_cart_stage(self, profile_db: str, profile_id: str, stage: CartStage) -> bool:
+        with self._lock:
+            current = self.cart_stages.get((profile_db, profile_id))
+            if current is not None and current.at > stage.at:
+                return False
+            self.cart_stages[(profile_db, profile_id)] = stage
+            return True
+
+    def watchers(
+        self, product_id: str, limit: int, token: str | None = None
+    ) -> tuple[list[Watch], str | None]:
+        with self._lock:
+            found = [
+                Watch(db, pid, product_id, list_name, line.price, line.added_at)
+                for (db, pid, list_name), kept in self.lines.items()
+                if isinstance(line := kept.get(product_id), ListLine)
+            ] + [
+                Watch(db, pid, product_id, "viewed", view.price, view.viewed_at)
+                for (db, pid), kept in self.product_views.items()
+                if (view := kept.get(product_id)) is not None
+            ]
+        found.sort(key=lambda w: (w.profile_db, w.profile_id, w.source))
+        start = int(token or 0)
+        end = start + limit
+        return found[start:end], str(end) if end < len(found) else None
+
+    def signal_settings(self) -> SignalSettings:
+        return self.signals
+
+    def set_signal_settings(self, signals: SignalSettings, at: datetime) -> None:
+        self.signals = signals
+
+
+def _changed_at(kept: ListLine | datetime | None) -> datetime | None:
+    return kept.at if isinstance(kept, ListLine) else kept
 
 
 class MemoryQueues:

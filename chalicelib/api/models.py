@@ -16,12 +16,22 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from chalicelib.engine.orders import ORDER_EVENTS
 from chalicelib.engine.simulate import SimulatedProfile, Simulation, TimelineEvent
 from chalicelib.runtime.ses_events import SesEvent, SnsEnvelope
-from chalicelib.scenarios.model import Condition, Duration
+from chalicelib.scenarios.model import (
+    ClockTime,
+    Condition,
+    CronExpression,
+    Duration,
+    Monthly,
+    PositiveDuration,
+    TimeZone,
+    Weekly,
+)
 
 from .http import MAX_DEPTH
 
@@ -712,3 +722,128 @@ class ExperimentStats(Out):
     winner: str | None
     decided_at: datetime | None
     branches: dict[str, ExperimentBranchStats]
+
+
+# --- commerce (SPEC §6) ---
+
+Price = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+ProductFields = Annotated[dict[str, Any], WithJsonSchema(STORABLE_OBJECT), _at_most(MAX_DATA_BYTES)]
+
+
+class RegionIn(Body):
+    price: Price | None = None
+    available: StrictBool | None = None
+    fields: ProductFields | None = None
+
+
+class ProductIn(Body):
+    """A product's update: the keys given are merged in, `null` clears one (a value, a
+    field, a region or a region's value)."""
+
+    price: Price | None = None
+    available: StrictBool | None = None
+    fields: ProductFields | None = None
+    regions: dict[Id, RegionIn | None] | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The keys given, as the catalogue merges them (`null` where one is cleared)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class ImportedProduct(ProductIn):
+    product_id: Id
+
+
+class ProductImport(Body):
+    products: list[ImportedProduct] = Field(
+        max_length=1000,
+        description="up to 1,000 products; one that is not valid is listed in `rejected`, "
+        "the others are stored",
+    )
+
+
+class RegionOut(Out):
+    price: float | None = None
+    available: bool | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProductOut(Out):
+    product_id: str
+    price: float | None = None
+    available: bool | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+    regions: dict[str, RegionOut] = Field(default_factory=dict)
+    updated_at: datetime
+
+
+class RejectedProduct(Out):
+    index: int
+    detail: str
+
+
+class ProductImportResult(Out):
+    accepted: int
+    rejected: list[RejectedProduct]
+
+
+class ListItemIn(Body):
+    product_id: Id
+    quantity: float = Field(1, gt=0, allow_inf_nan=False, strict=True)
+    price: Price | None = None
+
+
+class ListIn(Body):
+    items: list[ListItemIn] = Field(max_length=1000)
+
+
+class ListItemOut(Out):
+    product_id: str
+    quantity: float
+    price: float | None = Field(description="the price the profile saw when it was added")
+    added_at: datetime
+
+
+class ListOut(Out):
+    profile_db: str
+    profile_id: str
+    list: str
+    items: list[ListItemOut]
+    stage: str | None = Field(
+        None, description="the cart's stage: `added`, `viewed_cart` or `checkout` (carts only)"
+    )
+
+
+class PriceSchedule(Body):
+    """When prices are compared, as a schedule trigger has it (SPEC §1.2)."""
+
+    cron: CronExpression | None = None
+    daily: ClockTime | None = None
+    weekly: Weekly | None = None
+    monthly: Monthly | None = None
+    timezone: TimeZone | None = None
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> PriceSchedule:
+        given = [k for k in ("cron", "daily", "weekly", "monthly") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "a price check schedule has exactly one of cron, daily, weekly, monthly"
+            )
+        return self
+
+
+class SignalsIn(Body):
+    """The keys given are set; `null` puts one back to its default."""
+
+    cart_abandoned_after: PositiveDuration | None = None
+    browse_abandoned_after: PositiveDuration | None = None
+    session_timeout: PositiveDuration | None = None
+    price_check: Literal["on_change"] | PriceSchedule | None = None
+
+
+class SignalsOut(Out):
+    cart_abandoned_after: str = Field(description="ISO duration (default PT1H)")
+    browse_abandoned_after: str = Field(description="ISO duration (default PT1H)")
+    session_timeout: str = Field(description="ISO duration (default PT30M)")
+    price_check: str | dict[str, Any] = Field(description="`on_change` (default) or a schedule")

@@ -545,6 +545,53 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "stable point falls under it receive nothing from any non-`transactional` scenario "
         "and are measured apart (`control` in a scenario's stats).",
     ),
+    ("/settings/signals", "GET"): Operation(
+        "When the derived commerce and web signals fire", "Settings", m.SignalsOut
+    ),
+    ("/settings/signals", "PUT"): Operation(
+        "Set when the derived commerce and web signals fire",
+        "Settings",
+        m.SignalsOut,
+        body=(m.SignalsIn,),
+        description="`cart_abandoned_after`, `browse_abandoned_after` and `session_timeout` "
+        "are positive ISO durations (defaults `PT1H`, `PT1H`, `PT30M`); `price_check` is "
+        "`on_change` (default) or a schedule with one of `cron`, `daily`, `weekly`, "
+        "`monthly` (and `timezone`). The keys given are set, `null` puts one back to its "
+        "default, the others keep their values.",
+    ),
+    # --- commerce (SPEC §6) ---
+    ("/products/{product_id}", "PUT"): Operation(
+        "Put a product in the catalogue, or change it",
+        "Commerce",
+        m.ProductOut,
+        body=(m.ProductIn,),
+        description="The keys given are merged into the product as stored: `fields` and "
+        "`regions` key by key, `null` clears a value, a field, a region or a region's value.",
+    ),
+    ("/products/{product_id}", "GET"): Operation(
+        "Read a product as stored", "Commerce", m.ProductOut, errors=(404,)
+    ),
+    ("/products/import", "POST"): Operation(
+        "Put up to 1,000 products (the feed)",
+        "Commerce",
+        m.ProductImportResult,
+        body=(m.ProductImport,),
+        description="Each product is merged in as `PUT /products/{product_id}` does; one that "
+        "is not valid is listed in `rejected` (its index and what is wrong) and the others "
+        "are stored.",
+    ),
+    ("/profiles/{profile_db}/{profile_id}/lists/{list_name}", "PUT"): Operation(
+        "Set one of a profile's product lists as a whole",
+        "Commerce",
+        m.ListOut,
+        body=(m.ListIn,),
+        description="Lines not given are taken off; a product already on the list keeps the "
+        "price seen and `added_at` of when it was added. Without `price`, a new line keeps "
+        "the product's effective price for the profile's `zone`.",
+    ),
+    ("/profiles/{profile_db}/{profile_id}/lists/{list_name}", "GET"): Operation(
+        "Read one of a profile's product lists", "Commerce", m.ListOut
+    ),
     (OPENAPI_PATH, "GET"): Operation("This document", "Meta", None),
 }
 
@@ -563,7 +610,8 @@ TAGS = (
     ("Templates", "Built-in scenario templates to start from (SPEC §9)"),
     ("API keys", "Keys with a role and access groups (SPEC §9)"),
     ("Console", "The web console and the scenario diagram (SPEC §9)"),
-    ("Settings", "The stack's settings: its global control group (SPEC §8)"),
+    ("Settings", "The stack's settings: its global control group (SPEC §8) and signals (§6.3)"),
+    ("Commerce", "The catalogue and the profiles' product lists (SPEC §6)"),
     ("Meta", "The API's description"),
 )
 

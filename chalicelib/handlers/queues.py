@@ -22,6 +22,7 @@ from chalicelib.bootstrap import services
 from chalicelib.config import settings
 from chalicelib.runtime import (
     channels,
+    commerce,
     events,
     membership,
     messages,
@@ -87,7 +88,8 @@ def handle_steps(event: SQSEvent) -> dict[str, Any]:
 
 @blueprint.on_sqs_message(queue=settings().queue("segments"), batch_size=1)
 def handle_segments(event: SQSEvent) -> dict[str, Any]:
-    """One parallel-Scan segment of a segment campaign or a membership run per message."""
+    """One parallel-Scan segment of a segment campaign or a membership run, or one page of
+    a changed product's watchers, per message."""
     return consume(event, lambda body: process_segment(messages.parse_segments(body)))
 
 
@@ -98,6 +100,9 @@ def handle_feedback(event: SQSEvent) -> dict[str, Any]:
 
 
 def process_segment(job: messages.SegmentsMessage) -> None:
+    if isinstance(job, messages.WatchersPage):
+        commerce.evaluate_watchers(job)
+        return
     if isinstance(job, messages.ScanMembership):
         wired = services()
         scanned = membership.process_scan(wired.storage, wired.queues, job, now())

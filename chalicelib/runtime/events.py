@@ -14,7 +14,7 @@ import logging
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.engine import EventArrived, reacts_to
 
-from . import loyalty, measurement, membership, merges, orders, revenue, sessions
+from . import commerce, loyalty, measurement, membership, merges, orders, revenue, sessions
 from .journeys import capture_profile, event_triggers, feed
 from .messages import EventMessage
 from .unit_of_work import UnitOfWork
@@ -34,6 +34,7 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
     loyalty.keep_balance(uow, message)  # before journeys look at the profile
     orders.keep_order(uow, message)
     sessions.keep_session(uow, message)
+    commerce.keep(uow, message)  # lists, views, the cart's stage
     instances = uow.instances_of_profile(profile_db, profile_id)
     revenue.attribute(  # before it moves journeys
         profile_db, profile_id, event,

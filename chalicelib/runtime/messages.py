@@ -10,7 +10,8 @@ the outbox once it has handled it.
 - `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`,
   `Merge`, `SessionTimeout`.
 - `segments`: `ScanSegment` — one Scan segment of a segment run; `ScanMembership` — one
-  Scan segment of a re-evaluation of segment membership.
+  Scan segment of a re-evaluation of segment membership; `WatchersPage` — one page of a
+  product's watchers to derive a product change's signals for.
 - `email`, `sms`, `push`: `Deliver`; `webhook`: `CallWebhook` — each names its outbox row.
 """
 
@@ -196,7 +197,23 @@ class ScanMembership(_Message):
     total_segments: int
 
 
-SegmentsMessage = Annotated[ScanSegment | ScanMembership, Field(discriminator="kind")]
+class WatchersPage(_Message):
+    """One page of the watchers of a changed product (`token`: where the page starts):
+    the product as it was before the change (version `version` - 1) and after it."""
+
+    kind: Literal["watchers"] = "watchers"
+    product_id: str
+    version: int
+    changed_at: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    prices: bool = True  # compare prices (the stack's price check is `on_change`)
+    token: str | None = None
+
+
+SegmentsMessage = Annotated[
+    ScanSegment | ScanMembership | WatchersPage, Field(discriminator="kind")
+]
 
 
 # --- channel queues --------------------------------------------------------------------
@@ -217,7 +234,7 @@ class CallWebhook(_Message):
 
 
 ChannelMessage = Annotated[Deliver | CallWebhook, Field(discriminator="kind")]
-QueueMessage = EventMessage | StepMessage | ScanSegment | ScanMembership | ChannelMessage
+QueueMessage = EventMessage | StepMessage | SegmentsMessage | ChannelMessage
 
 _steps: TypeAdapter[StepMessage] = TypeAdapter(StepMessage)
 _channels: TypeAdapter[ChannelMessage] = TypeAdapter(ChannelMessage)
@@ -225,7 +242,8 @@ _segments: TypeAdapter[SegmentsMessage] = TypeAdapter(SegmentsMessage)
 _any: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         EventMessage | Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End
-        | Merge | SessionTimeout | ScanSegment | ScanMembership | Deliver | CallWebhook,
+        | Merge | SessionTimeout | ScanSegment | ScanMembership | WatchersPage | Deliver
+        | CallWebhook,
         Field(discriminator="kind"),
     ]
 )  # fmt: skip

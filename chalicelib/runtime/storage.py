@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
@@ -431,6 +431,62 @@ class Storage(Protocol):
         """Open sessions whose time without activity is up by `now`."""
         ...
 
+    # --- commerce ---
+    def product(self, product_id: str) -> StoredProduct | None:
+        """A product of the catalogue as stored (None: never put)."""
+        ...
+
+    def put_product(self, product: StoredProduct) -> None:
+        """Store the product at its `version`, expecting the one before it (version 1: no
+        product yet); `Conflict` when another change came first."""
+        ...
+
+    def list_lines(self, profile_db: str, profile_id: str, list_name: str) -> list[ListLine]:
+        """The lines of one of the profile's lists, by product id."""
+        ...
+
+    def put_line(self, profile_db: str, profile_id: str, list_name: str, line: ListLine) -> bool:
+        """Put a product on the list or change its quantity; a line already there keeps
+        its `price` seen and `added_at`. Not applied (False) when the line changed at a
+        later moment than `line.at`."""
+        ...
+
+    def remove_line(
+        self, profile_db: str, profile_id: str, list_name: str, product_id: str, at: datetime
+    ) -> bool:
+        """Take a product off the list, unless its line changed after `at` (False); the
+        removal is remembered, so an older addition delivered late does not undo it."""
+        ...
+
+    def record_view(self, profile_db: str, profile_id: str, view: ProductView) -> bool:
+        """Keep the profile's latest view of the product (for VIEW_KEPT); an older one
+        than the view kept is not applied (False)."""
+        ...
+
+    def views(self, profile_db: str, profile_id: str) -> list[ProductView]:
+        """The profile's latest view of each product it viewed, by product id."""
+        ...
+
+    def cart_stage(self, profile_db: str, profile_id: str) -> CartStage | None: ...
+
+    def set_cart_stage(self, profile_db: str, profile_id: str, stage: CartStage) -> bool:
+        """Mark how far the profile's cart got (`stage.stage` None: not started), unless
+        it was marked at a later moment (False)."""
+        ...
+
+    def watchers(
+        self, product_id: str, limit: int, token: str | None = None
+    ) -> tuple[list[Watch], str | None]:
+        """One page of the profiles watching a product (on a list or viewed), and the
+        token of the next page (None: the last)."""
+        ...
+
+    def signal_settings(self) -> SignalSettings:
+        """The stack's signal settings (the defaults when none are set)."""
+        ...
+
+    def set_signal_settings(self, signals: SignalSettings, at: datetime) -> None: ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -472,6 +528,78 @@ class VersionCounters:
 
     counts: dict[str, int] = field(default_factory=dict)
     firsts: dict[str, datetime] = field(default_factory=dict)
+
+
+# --- commerce ---------------------------------------------------------------------------
+
+VIEW_KEPT = timedelta(days=60)  # how long the latest view of a product is kept
+REMOVAL_KEPT = timedelta(days=60)  # how long a line taken off a list is remembered
+
+
+@dataclass(frozen=True)
+class StoredProduct:
+    """A product of the catalogue: its `document` (`price`, `available`, `fields`,
+    `regions`), `version` (1 for the first put) and the document before its latest
+    change (`previous`), from which that change's signals are derived."""
+
+    product_id: str
+    document: dict[str, Any]
+    updated_at: datetime
+    version: int = 1
+    previous: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ListLine:
+    """A product on one of a profile's lists: the price the profile saw when it was added
+    (None: not known) and when; `at` is the moment of the line's latest change."""
+
+    product_id: str
+    quantity: float
+    price: float | None
+    added_at: datetime
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """The latest view of a product by a profile, with the price it saw (None: unknown)."""
+
+    product_id: str
+    price: float | None
+    viewed_at: datetime
+
+
+@dataclass(frozen=True)
+class CartStage:
+    """How far a profile's cart got (`added`, `viewed_cart`, `checkout`; None: not
+    started) and when it was marked."""
+
+    stage: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A profile watching a product: `source` is the list it is on, or `viewed`."""
+
+    profile_db: str
+    profile_id: str
+    product_id: str
+    source: str
+    price_seen: float | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class SignalSettings:
+    """The stack's settings of derived signals (SPEC §6.3): ISO durations, and when
+    prices are compared (`on_change` or a schedule as a schedule trigger has it)."""
+
+    cart_abandoned_after: str = "PT1H"
+    browse_abandoned_after: str = "PT1H"
+    session_timeout: str = "PT30M"
+    price_check: str | dict[str, Any] = "on_change"
 
 
 # --- segment membership -------------------------------------------------------------------

@@ -40,13 +40,16 @@ CHECKS = [
 # The examples and coverage phases (schema examples; boundary values of every keyword)
 # walk the schema exhaustively: on the recursive scenario and condition schemas that
 # takes minutes (coverage never ends), and on POST /events it sends hundreds of
-# 500-event batches. Those operations are fuzzed only.
+# 500-event batches (and 1,000-product feeds). Those operations are fuzzed only.
 FUZZED_ONLY = (
     "create_scenario",
     "replace_scenario",
     "define_segment",
     "send_segment",
     "post_events",
+    "put_product",
+    "import_products",
+    "put_list",
 )
 # Valid requests (by the document) of these operations must not be refused with a 400:
 # schemathesis's positive_data_acceptance check. The import and the simulation take

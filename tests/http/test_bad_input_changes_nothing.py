@@ -564,6 +564,50 @@ CASES: dict[str, Bad] = {
     "clock backwards": Bad("POST", "/local/clock", {"set": "2026-01-01T00:00:00Z"}),
     "clock a bad duration": Bad("POST", "/local/clock", {"advance": "soon"}, named=("advance",)),
     "clock neither": Bad("POST", "/local/clock", {}),
+    # --- commerce ---
+    "product a price as text": Bad("PUT", "/products/p1", {"price": "10"}, named=("$.price",)),
+    "product a negative price": Bad("PUT", "/products/p1", {"price": -1}, named=("$.price",)),
+    "product availability as 1": Bad(
+        "PUT", "/products/p1", {"available": 1}, named=("$.available",)
+    ),
+    "product an unknown key": Bad("PUT", "/products/p1", {"stock": 3}, named=("$.stock",)),
+    "product a region's bad price": Bad(
+        "PUT", "/products/p1", {"regions": {"eu": {"price": "x"}}}, named=("$.regions.eu.price",)
+    ),
+    "product import not a list": Bad(
+        "POST", "/products/import", {"products": {"product_id": "p1"}}, named=("$.products",)
+    ),
+    "product import too many": Bad(
+        "POST",
+        "/products/import",
+        {"products": [{"product_id": f"p{i}"} for i in range(1001)]},
+        named=("1000",),
+    ),
+    "list a quantity of 0": Bad(
+        "PUT",
+        "/profiles/customers/ada/lists/cart",
+        {"items": [{"product_id": "p1", "quantity": 0}]},
+        named=("$.items[0].quantity",),
+    ),
+    "list without items": Bad("PUT", "/profiles/customers/ada/lists/cart", {}, named=("$.items",)),
+    "signals a bad duration": Bad(
+        "PUT", "/settings/signals", {"session_timeout": "soon"}, named=("$.session_timeout",)
+    ),
+    "signals a negative duration": Bad(
+        "PUT",
+        "/settings/signals",
+        {"cart_abandoned_after": "-PT1H"},
+        named=("$.cart_abandoned_after",),
+    ),
+    "signals two schedules": Bad(
+        "PUT",
+        "/settings/signals",
+        {"price_check": {"daily": "10:00", "cron": "0 9 * * *"}},
+        named=("price_check",),
+    ),
+    "signals an unknown check": Bad(
+        "PUT", "/settings/signals", {"price_check": "hourly"}, named=("price_check",)
+    ),
 }
 
 
