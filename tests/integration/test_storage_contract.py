@@ -284,100 +284,6 @@ def test_a_versions_counters_sum_every_day_and_keep_the_first_marks(storage: Sto
     storage.commit(Changes(stats=[delta("2026-06-11", "i2", later)]))
     storage.commit(Changes(stats=[delta("2026-06-10", "i1", T0)]))
     storage.commit(Changes(stats=[delta("2026-06-10", "i1", later)]))  # not the first
-
-
-# --- commerce ---
-
-
-def test_a_product_is_put_at_the_next_version_only(storage: Storage) -> None:
-    first = StoredProduct("p1", {"price": 10}, T0)
-    storage.put_product(first)
-    with pytest.raises(Conflict):
-        storage.put_product(first)  # version 1 again: it exists
-    second = StoredProduct("p1", {"price": 8}, T0 + timedelta(hours=1), 2, {"price": 10})
-    storage.put_product(second)
-    with pytest.raises(Conflict):
-        storage.put_product(replace(second, version=4))
-    assert storage.product("p1") == second
-    assert storage.product("p2") is None
-
-
-def line(product_id: str, at: datetime, quantity: float = 1, price: float | None = 10) -> ListLine:
-    return ListLine(product_id, quantity, price, at, at)
-
-
-def test_a_line_keeps_its_price_seen_and_an_older_change_is_not_applied(storage: Storage) -> None:
-    assert storage.put_line("customers", "ada", "cart", line("p1", T0))
-    later = T0 + timedelta(minutes=5)
-    assert storage.put_line("customers", "ada", "cart", line("p1", later, quantity=3, price=7))
-    assert not storage.put_line("customers", "ada", "cart", line("p1", T0, quantity=9))
-    assert storage.list_lines("customers", "ada", "cart") == [ListLine("p1", 3, 10, T0, later)]
-    assert storage.list_lines("customers", "ada", "favorites") == []
-
-
-def test_a_removed_line_is_gone_and_an_older_addition_does_not_bring_it_back(
-    storage: Storage,
-) -> None:
-    storage.put_line("customers", "ada", "cart", line("p1", T0))
-    storage.put_line("customers", "ada", "cart", line("p#2", T0))
-    removed_at = T0 + timedelta(minutes=10)
-    assert not storage.remove_line("customers", "ada", "cart", "p1", T0 - timedelta(minutes=1))
-    assert storage.remove_line("customers", "ada", "cart", "p1", removed_at)
-    assert not storage.put_line("customers", "ada", "cart", line("p1", T0 + timedelta(minutes=1)))
-    assert [x.product_id for x in storage.list_lines("customers", "ada", "cart")] == ["p#2"]
-    again = T0 + timedelta(minutes=20)
-    assert storage.put_line("customers", "ada", "cart", line("p1", again, price=12))
-    assert storage.list_lines("customers", "ada", "cart")[1] == ListLine("p1", 1, 12, again, again)
-
-
-def test_the_latest_view_of_each_product_is_kept(storage: Storage) -> None:
-    later = T0 + timedelta(hours=1)
-    assert storage.record_view("customers", "ada", ProductView("p1", 10, later))
-    assert not storage.record_view("customers", "ada", ProductView("p1", 12, T0))
-    assert storage.record_view("customers", "ada", ProductView("p2", None, T0))
-    assert storage.views("customers", "ada") == [
-        ProductView("p1", 10, later),
-        ProductView("p2", None, T0),
-    ]
-
-
-def test_a_cart_stage_is_not_overwritten_by_an_older_mark(storage: Storage) -> None:
-    assert storage.cart_stage("customers", "ada") is None
-    later = T0 + timedelta(hours=1)
-    assert storage.set_cart_stage("customers", "ada", CartStage("checkout", later))
-    assert not storage.set_cart_stage("customers", "ada", CartStage("viewed_cart", T0))
-    assert storage.cart_stage("customers", "ada") == CartStage("checkout", later)
-
-
-def test_the_watchers_of_a_product_are_its_lines_and_views_page_by_page(
-    storage: Storage,
-) -> None:
-    storage.put_line("customers", "ada", "cart", line("p1", T0))
-    storage.put_line("customers", "ada", "favorites", line("p1", T0, price=9))
-    storage.put_line("customers", "bob", "wishlist", line("p1", T0, price=None))
-    storage.record_view("customers", "cy", ProductView("p1", 11, T0))
-    storage.put_line("customers", "cy", "cart", line("p2", T0))
-    storage.put_line("shop#1", "dan", "cart", line("p1", T0))
-    storage.put_line("shop%#2", "eve#x", "cart", line("p1", T0))
-    storage.remove_line("shop#1", "dan", "cart", "p1", T0 + timedelta(minutes=1))
-    found, token = storage.watchers("p1", 3)
-    while token is not None:
-        more, token = storage.watchers("p1", 3, token)
-        found += more
-    assert sorted(found, key=lambda w: (w.profile_id, w.source)) == [
-        Watch("customers", "ada", "p1", "cart", 10, T0),
-        Watch("customers", "ada", "p1", "favorites", 9, T0),
-        Watch("customers", "bob", "p1", "wishlist", None, T0),
-        Watch("customers", "cy", "p1", "viewed", 11, T0),
-        Watch("shop%#2", "eve#x", "p1", "cart", 10, T0),
-    ]
-
-
-def test_signal_settings_default_until_set(storage: Storage) -> None:
-    assert storage.signal_settings() == SignalSettings()
-    chosen = SignalSettings("PT2H", "PT30M", "PT15M", {"daily": "09:00"})
-    storage.set_signal_settings(chosen, T0)
-    assert storage.signal_settings() == chosen
     storage.commit(Changes(stats=[StatsDelta("s1", 2, "2026-06-10", "i3", {"entered": 1})]))
     counted = storage.version_counters("s1", 1)
     assert counted.counts == {"branch_entered|exp|a": 3}
@@ -657,3 +563,97 @@ def test_a_session_is_kept_with_its_timer_until_it_ends(storage: Storage) -> Non
     assert storage.session("customers", "ada") is None
     assert list(storage.due_sessions(ends + timedelta(days=1))) == []
     assert storage.profile("customers", "ada").view.events == []
+
+
+# --- commerce ---
+
+
+def test_a_product_is_put_at_the_next_version_only(storage: Storage) -> None:
+    first = StoredProduct("p1", {"price": 10}, T0)
+    storage.put_product(first)
+    with pytest.raises(Conflict):
+        storage.put_product(first)  # version 1 again: it exists
+    second = StoredProduct("p1", {"price": 8}, T0 + timedelta(hours=1), 2, {"price": 10})
+    storage.put_product(second)
+    with pytest.raises(Conflict):
+        storage.put_product(replace(second, version=4))
+    assert storage.product("p1") == second
+    assert storage.product("p2") is None
+
+
+def line(product_id: str, at: datetime, quantity: float = 1, price: float | None = 10) -> ListLine:
+    return ListLine(product_id, quantity, price, at, at)
+
+
+def test_a_line_keeps_its_price_seen_and_an_older_change_is_not_applied(storage: Storage) -> None:
+    assert storage.put_line("customers", "ada", "cart", line("p1", T0))
+    later = T0 + timedelta(minutes=5)
+    assert storage.put_line("customers", "ada", "cart", line("p1", later, quantity=3, price=7))
+    assert not storage.put_line("customers", "ada", "cart", line("p1", T0, quantity=9))
+    assert storage.list_lines("customers", "ada", "cart") == [ListLine("p1", 3, 10, T0, later)]
+    assert storage.list_lines("customers", "ada", "favorites") == []
+
+
+def test_a_removed_line_is_gone_and_an_older_addition_does_not_bring_it_back(
+    storage: Storage,
+) -> None:
+    storage.put_line("customers", "ada", "cart", line("p1", T0))
+    storage.put_line("customers", "ada", "cart", line("p#2", T0))
+    removed_at = T0 + timedelta(minutes=10)
+    assert not storage.remove_line("customers", "ada", "cart", "p1", T0 - timedelta(minutes=1))
+    assert storage.remove_line("customers", "ada", "cart", "p1", removed_at)
+    assert not storage.put_line("customers", "ada", "cart", line("p1", T0 + timedelta(minutes=1)))
+    assert [x.product_id for x in storage.list_lines("customers", "ada", "cart")] == ["p#2"]
+    again = T0 + timedelta(minutes=20)
+    assert storage.put_line("customers", "ada", "cart", line("p1", again, price=12))
+    assert storage.list_lines("customers", "ada", "cart")[1] == ListLine("p1", 1, 12, again, again)
+
+
+def test_the_latest_view_of_each_product_is_kept(storage: Storage) -> None:
+    later = T0 + timedelta(hours=1)
+    assert storage.record_view("customers", "ada", ProductView("p1", 10, later))
+    assert not storage.record_view("customers", "ada", ProductView("p1", 12, T0))
+    assert storage.record_view("customers", "ada", ProductView("p2", None, T0))
+    assert storage.views("customers", "ada") == [
+        ProductView("p1", 10, later),
+        ProductView("p2", None, T0),
+    ]
+
+
+def test_a_cart_stage_is_not_overwritten_by_an_older_mark(storage: Storage) -> None:
+    assert storage.cart_stage("customers", "ada") is None
+    later = T0 + timedelta(hours=1)
+    assert storage.set_cart_stage("customers", "ada", CartStage("checkout", later))
+    assert not storage.set_cart_stage("customers", "ada", CartStage("viewed_cart", T0))
+    assert storage.cart_stage("customers", "ada") == CartStage("checkout", later)
+
+
+def test_the_watchers_of_a_product_are_its_lines_and_views_page_by_page(
+    storage: Storage,
+) -> None:
+    storage.put_line("customers", "ada", "cart", line("p1", T0))
+    storage.put_line("customers", "ada", "favorites", line("p1", T0, price=9))
+    storage.put_line("customers", "bob", "wishlist", line("p1", T0, price=None))
+    storage.record_view("customers", "cy", ProductView("p1", 11, T0))
+    storage.put_line("customers", "cy", "cart", line("p2", T0))
+    storage.put_line("shop#1", "dan", "cart", line("p1", T0))
+    storage.put_line("shop%#2", "eve#x", "cart", line("p1", T0))
+    storage.remove_line("shop#1", "dan", "cart", "p1", T0 + timedelta(minutes=1))
+    found, token = storage.watchers("p1", 3)
+    while token is not None:
+        more, token = storage.watchers("p1", 3, token)
+        found += more
+    assert sorted(found, key=lambda w: (w.profile_id, w.source)) == [
+        Watch("customers", "ada", "p1", "cart", 10, T0),
+        Watch("customers", "ada", "p1", "favorites", 9, T0),
+        Watch("customers", "bob", "p1", "wishlist", None, T0),
+        Watch("customers", "cy", "p1", "viewed", 11, T0),
+        Watch("shop%#2", "eve#x", "p1", "cart", 10, T0),
+    ]
+
+
+def test_signal_settings_default_until_set(storage: Storage) -> None:
+    assert storage.signal_settings() == SignalSettings()
+    chosen = SignalSettings("PT2H", "PT30M", "PT15M", {"daily": "09:00"})
+    storage.set_signal_settings(chosen, T0)
+    assert storage.signal_settings() == chosen
