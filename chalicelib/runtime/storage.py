@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.engine.state import Instance
-from chalicelib.scenarios.facts import Event, Profile
+from chalicelib.scenarios.facts import Event, Message, Profile
 
 from .messages import QueueMessage
 
@@ -206,11 +206,13 @@ class Changes:
     stats: list[StatsDelta] = field(default_factory=list)
     # --- sending discipline ---
     entries: list[EntryCount] = field(default_factory=list)
+    # --- once-only records ---
+    once: list[Once] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
             (self.instances, self.timers, self.timers_gone, self.rows, self.history,
-             self.profiles, self.guards, self.stats, self.entries)
+             self.profiles, self.guards, self.stats, self.entries, self.once)
         )  # fmt: skip
 
 
@@ -335,6 +337,50 @@ class Storage(Protocol):
         """One version's statistics counters summed over every day and shard."""
         ...
 
+    def day_counters(self, scenario_id: str, version: int | None = None) -> Iterable[DayCounters]:
+        """The scenario's counters (of one version, else of all), per version, day and
+        shard: a day's counters may come in several parts, to be added up."""
+        ...
+
+    # --- once-only records ---
+    def once_done(self, key: str) -> bool:
+        """Whether a commit wrote the once-only record `key` (and it has not expired)."""
+        ...
+
+    def forget_once(self, key: str) -> None:
+        """Take a once-only record out (its work was undone)."""
+        ...
+
+    # --- promo pools ---
+    def add_codes(self, pool: str, codes: list[str]) -> int:
+        """Add the codes the pool does not hold yet, taken or not; how many were added."""
+        ...
+
+    def codes_left(self, pool: str) -> int: ...
+
+    def pool_exists(self, pool: str) -> bool:
+        """A pool exists once codes were added to it, even when all of them are taken."""
+        ...
+
+    # --- what the API reads ---
+    def version_document(self, scenario_id: str, version: int) -> dict[str, Any] | None:
+        """A stored version's document as it was saved."""
+        ...
+
+    def count_active(self, scenario_id: str) -> int:
+        """Profiles now in the scenario: its active instances."""
+        ...
+
+    def messages_between(
+        self, profile_db: str, profile_id: str, start: datetime, end: datetime
+    ) -> list[Message]:
+        """The messages sent to the profile in [start, end], newest first, however many."""
+        ...
+
+    def message_version(self, message_id: str) -> int | None:
+        """The scenario version a message's outbox row was written by (None: no row)."""
+        ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -376,3 +422,26 @@ class VersionCounters:
 
     counts: dict[str, int] = field(default_factory=dict)
     firsts: dict[str, datetime] = field(default_factory=dict)
+
+
+# --- once-only records and counters ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Once:
+    """A record that may be written once: a commit holding it fails with `Conflict` when
+    it exists. It marks work done once (revenue counted for an event, a hook signature
+    accepted), kept until `expires`."""
+
+    key: str
+    at: datetime
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class DayCounters:
+    """Counters of one scenario version on one day (one part of them: see `day_counters`)."""
+
+    version: int
+    day: date
+    counts: dict[str, int]
