@@ -16,9 +16,9 @@ from chalicelib.runtime import messages
 from chalicelib.runtime.storage import (
     Changes,
     Conflict,
+    DayCounters,
     Dispatch,
     EntryCount,
-    DayCounters,
     ExperimentDecision,
     GuardWrite,
     InstanceWrite,
