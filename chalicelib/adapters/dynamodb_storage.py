@@ -15,7 +15,8 @@
 - `idempotency`: event ids queued by the API, promo codes taken per request, merges
   (`merge#<merge id>`).
 - `segments` by id; a profile's membership is the `P` item's top-level `segments`.
-- `idempotency`: event ids queued by the API, promo codes taken per request.
+- `idempotency`: event ids queued by the API, promo codes taken per request, once-only
+  records (`Once`: their key as it is).
 - orders, in the profile's partition: `O#<order id>` (the order's state and `rev`) and
   `B#<product id>` (when the profile last ordered the product).
 
@@ -29,7 +30,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from chalicelib.adapters.clock import now as clock_now
@@ -45,6 +46,7 @@ from chalicelib.runtime.storage import (
     CartStage,
     Changes,
     Conflict,
+    DayCounters,
     EntryCount,
     EventTimer,
     ExperimentDecision,
@@ -52,6 +54,7 @@ from chalicelib.runtime.storage import (
     ListLine,
     MembershipWrite,
     MergeRecord,
+    Once,
     OutboxRow,
     PendingRow,
     ProductOrdered,
@@ -72,11 +75,12 @@ from chalicelib.runtime.storage import (
     Watch,
 )
 from chalicelib.scenarios.durations import format_datetime
-from chalicelib.scenarios.facts import Event, Profile
+from chalicelib.scenarios.facts import Event, Message, Profile
 from chalicelib.scenarios.model import Segment
 
 from . import profiles as profile_items
 from . import store
+from .aws import client
 from .codec import (
     event_from_values,
     event_to_values,
@@ -267,6 +271,7 @@ class DynamoStorage:
         writes.extend(_membership_write(m) for m in memberships.values())
         writes.extend(_guard_write(guard) for guard in changes.guards)
         writes.extend(_entry_write(count) for count in changes.entries)
+        writes.extend(_once_write(once) for once in changes.once)
         for delta in changes.stats:
             names = {f"#c{i}": name for i, name in enumerate(delta.counters)}
             values: dict[str, Any] = {
@@ -493,6 +498,95 @@ class DynamoStorage:
                 elif name not in ("scenario_id", "sk"):
                     counts[name] = counts.get(name, 0) + value
         return VersionCounters(counts, firsts)
+
+    def day_counters(self, scenario_id: str, version: int | None = None) -> Iterator[DayCounters]:
+        # DynamoDB refuses an empty `begins_with` prefix: all versions is a plain key query
+        if version is None:
+            found = store.stats.query("scenario_id = :s", values={":s": scenario_id})
+        else:
+            found = store.stats.query(
+                "scenario_id = :s AND begins_with(sk, :p)",
+                values={":s": scenario_id, ":p": f"{version:06d}#"},
+            )
+        for item in found:
+            stored_version, day, _ = item["sk"].split("#")
+            counts = {
+                name: int(value)
+                for name, value in item.items()
+                if name not in ("scenario_id", "sk") and not name.startswith("first_")
+            }
+            yield DayCounters(int(stored_version), date.fromisoformat(day), counts)
+
+    # --- once-only records ---------------------------------------------------------------
+
+    def once_done(self, key: str) -> bool:
+        return store.idempotency.get({"key": key}) is not None
+
+    def forget_once(self, key: str) -> None:
+        store.idempotency.delete({"key": key})
+
+    # --- promo pools ---------------------------------------------------------------------
+
+    def add_codes(self, pool: str, codes: list[str]) -> int:
+        held = {
+            item["code"][2:] for item in store.promo_codes.query("pool = :p", values={":p": pool})
+        }
+        fresh = sorted(set(codes) - held)
+        store.promo_codes.batch_put([{"pool": pool, "code": f"A#{code}"} for code in fresh])
+        return len(fresh)
+
+    def codes_left(self, pool: str) -> int:
+        return sum(1 for _ in _codes(pool, "A#"))
+
+    def pool_exists(self, pool: str) -> bool:
+        found = store.promo_codes.query("pool = :p", values={":p": pool}, limit=1)
+        return next(found, None) is not None
+
+    # --- what the API reads --------------------------------------------------------------
+
+    def version_document(self, scenario_id: str, version: int) -> dict[str, Any] | None:
+        item = store.scenarios.get(store.version_key(scenario_id, version))
+        return item["document"] if item else None
+
+    def count_active(self, scenario_id: str) -> int:
+        """Counted on the `by_scenario` index, one Query page (1 MB of keys) at a time."""
+        arguments: dict[str, Any] = {
+            "TableName": store.instances.name,
+            "IndexName": "by_scenario",
+            "Select": "COUNT",
+            "KeyConditionExpression": "active_scenario = :s",
+            "ExpressionAttributeValues": {":s": {"S": scenario_id}},
+        }
+        count = 0
+        while True:
+            answer = client("dynamodb").query(**arguments)
+            count += int(answer["Count"])
+            if "LastEvaluatedKey" not in answer:
+                return count
+            arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def messages_between(
+        self, profile_db: str, profile_id: str, start: datetime, end: datetime
+    ) -> list[Message]:
+        """History items `M#<at>#<id>` in a key range a second wider on each side (`at`
+        is kept to the microsecond, the key's text sorts by it), then checked exactly."""
+        low = start.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=1)
+        high = end.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        found = store.profiles.query(
+            "pk = :pk AND sk BETWEEN :a AND :b",
+            values={
+                ":pk": store.profile_partition(profile_db, profile_id),
+                ":a": f"M#{format_datetime(low)}",
+                ":b": f"M#{format_datetime(high)}~",
+            },
+            forward=False,
+        )
+        sent = (message_from_values(values) for values in found)
+        return [message for message in sent if start <= message.at <= end]
+
+    def message_version(self, message_id: str) -> int | None:
+        row = store.messages.get({"message_id": message_id})
+        return int(row["version"]) if row and "version" in row else None
 
     # --- segment membership ---
 
@@ -849,6 +943,20 @@ def _due(
             index=index,
             values={":s": shard, ":now": epoch(now)},
         )
+
+
+def _codes(pool: str, prefix: str) -> Iterator[dict[str, Any]]:
+    return store.promo_codes.query(
+        "pool = :p AND begins_with(code, :c)", values={":p": pool, ":c": prefix}
+    )
+
+
+def _once_write(once: Once) -> dict[str, Any]:
+    return store.idempotency.tx_put(
+        {"key": once.key, "at": format_datetime(once.at), "expires_at": epoch(once.expires)},
+        "attribute_not_exists(#k)",
+        names={"#k": "key"},
+    )
 
 
 def _dedup_key(event_id: str) -> dict[str, str]:

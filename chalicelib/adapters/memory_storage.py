@@ -15,7 +15,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
@@ -26,6 +26,7 @@ from chalicelib.runtime.storage import (
     CartStage,
     Changes,
     Conflict,
+    DayCounters,
     EventTimer,
     ExperimentDecision,
     ListLine,
@@ -106,6 +107,8 @@ class MemoryStorage:
         self.firsts: dict[tuple[str, int], dict[str, datetime]] = {}
         self.control: float = 0.0
         self.stored_decisions: dict[tuple[str, int, str], ExperimentDecision] = {}
+        # --- once-only records ---
+        self.once: dict[str, datetime] = {}  # key → when it was written
         # --- segment membership ---
         self.segment_definitions: dict[str, dict[str, Any]] = {}
         self.membership_run: str | None = None  # the latest started
@@ -234,6 +237,9 @@ class MemoryStorage:
         for count in changes.entries:
             if self.entries[(count.scenario_id, count.window[0])] >= count.max:
                 raise Conflict(f"the entry limit of {count.scenario_id} is reached")
+        for once in changes.once:
+            if once.key in self.once:
+                raise Conflict(f"{once.key} was written before")
         created = {
             (c.profile_db, c.profile_id) for c in changes.profiles if isinstance(c, ProfileCreate)
         }
@@ -289,6 +295,8 @@ class MemoryStorage:
                 firsts[name] = min(at, firsts.get(name, at))
         for count in changes.entries:
             self.entries[(count.scenario_id, count.window[0])] += 1
+        for once in changes.once:
+            self.once[once.key] = once.at
         for membership in changes.memberships:
             self.profiles[
                 (membership.profile_db, membership.profile_id)
@@ -349,9 +357,19 @@ class MemoryStorage:
 
     # --- promo codes and event ids -------------------------------------------------------
 
-    def add_codes(self, pool: str, codes: list[str]) -> None:
+    def add_codes(self, pool: str, codes: list[str]) -> int:
         with self._lock:
-            self.codes.setdefault(pool, []).extend(codes)
+            available = self.codes.setdefault(pool, [])
+            held = {*available, *(code for taken_pool, code in self.issued if taken_pool == pool)}
+            fresh = sorted(set(codes) - held)
+            available.extend(fresh)
+            return len(fresh)
+
+    def codes_left(self, pool: str) -> int:
+        return len(self.codes.get(pool) or [])
+
+    def pool_exists(self, pool: str) -> bool:
+        return pool in self.codes
 
     def take_code(self, pool: str, request_id: str, at: datetime) -> str | None:
         with self._lock:
@@ -441,6 +459,51 @@ class MemoryStorage:
                 if (sid, number) == (scenario_id, version):
                     counts.update(counters)
             return VersionCounters(dict(counts), dict(self.firsts.get((scenario_id, version), {})))
+
+    def day_counters(self, scenario_id: str, version: int | None = None) -> list[DayCounters]:
+        with self._lock:
+            return [
+                DayCounters(number, date.fromisoformat(day), dict(counters))
+                for (sid, number, day), counters in sorted(self.stats.items())
+                if sid == scenario_id and version in (None, number)
+            ]
+
+    # --- once-only records ---------------------------------------------------------------
+
+    def once_done(self, key: str) -> bool:
+        return key in self.once
+
+    def forget_once(self, key: str) -> None:
+        with self._lock:
+            self.once.pop(key, None)
+
+    # --- what the API reads --------------------------------------------------------------
+
+    def version_document(self, scenario_id: str, version: int) -> dict[str, Any] | None:
+        found = self.versions.get((scenario_id, version))
+        return found.model.model_dump(mode="json", exclude_none=True) if found else None
+
+    def count_active(self, scenario_id: str) -> int:
+        with self._lock:
+            return sum(
+                1
+                for stored in self.instances.values()
+                if stored.instance.scenario_id == scenario_id and stored.instance.active
+            )
+
+    def messages_between(
+        self, profile_db: str, profile_id: str, start: datetime, end: datetime
+    ) -> list[Message]:
+        with self._lock:
+            stored = self.profiles.get((profile_db, profile_id)) or _Profile()
+            found = [m for m in stored.messages.values() if start <= m.at <= end]
+        return sorted(found, key=lambda m: (m.at, m.message_id), reverse=True)
+
+    def message_version(self, message_id: str) -> int | None:
+        with self._lock:
+            found = self.rows.get(message_id)
+        instance = found.row.instance if found else None
+        return instance.version if instance else None
 
     # --- segment membership ---
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .aws import client
 from .codec import profile_key
 from .dynamo import Table
 
@@ -62,21 +61,3 @@ def instances_at_node(
             "node_key = :k", index="by_node", values={":k": f"{scenario_id}#{node}"}, limit=limit
         )
     )
-
-
-def count_active(scenario_id: str) -> int:
-    """Profiles now in a scenario: its active instances, counted on the index."""
-    arguments: dict[str, Any] = {
-        "TableName": instances.name,
-        "IndexName": "by_scenario",
-        "Select": "COUNT",
-        "KeyConditionExpression": "active_scenario = :s",
-        "ExpressionAttributeValues": {":s": {"S": scenario_id}},
-    }
-    count = 0
-    while True:
-        answer = client("dynamodb").query(**arguments)
-        count += int(answer["Count"])
-        if "LastEvaluatedKey" not in answer:
-            return count
-        arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.adapters import store
+from chalicelib.bootstrap import services
 from chalicelib.diagram import layout, render_svg, scenario_graph
 from chalicelib.runtime import stats
 
@@ -77,12 +77,11 @@ def scenario_diagram(scenario_id: str) -> Response:
     version, start, end = stats_query(blueprint.current_request)
     document: Any = meta.get("document")
     if version is not None:
-        item = store.scenarios.get(store.version_key(scenario_id, version))
-        if item is None:
+        document = services().storage.version_document(scenario_id, version)
+        if document is None:
             raise NotFoundError(
                 f"query parameter 'version': scenario {scenario_id} has no version {version}"
             )
-        document = item["document"]
     counters = stats.scenario_stats(scenario_id, version, start, end)
     svg = render_svg(layout(scenario_graph(document)), counters)
     return Response(svg, headers={"Content-Type": SVG, "Cache-Control": "no-store"})

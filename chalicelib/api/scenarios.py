@@ -175,7 +175,7 @@ def list_scenarios() -> dict[str, Any]:
             "tags": m.get("tags", []),
             "group": _group(m),
             "updated_at": m.get("updated_at"),
-            "profiles_in": store.count_active(m["scenario_id"]),
+            "profiles_in": services().storage.count_active(m["scenario_id"]),
         }
         for m in page.scenarios
     ]

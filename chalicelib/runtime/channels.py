@@ -44,7 +44,7 @@ from chalicelib.adapters import store
 from chalicelib.adapters.channels import DeliveryError, Gone, Unanswered, email, http, push, sms
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import time_value
-from chalicelib.adapters.dynamo import ConditionFailed, transact
+from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.bootstrap import services
 from chalicelib.config import settings
 from chalicelib.engine import delivery
@@ -56,6 +56,7 @@ from . import feedback, stats, tracking
 from .commit import MAX_DELAY_SECONDS, REDISPATCH_AFTER, epoch
 from .messages import ChannelMessage, WebhookDone, parse
 from .segments import library
+from .storage import Changes, StatsDelta
 
 logger = logging.getLogger(__name__)
 
@@ -197,11 +198,11 @@ def _count_skipped(row: dict[str, Any]) -> None:
     """Count a message skipped as it was to leave, like the journey counts the ones it skips.
     (After the row's move to `skipped`: a crash in between loses the count, never doubles it.)"""
     counter = stats.channel_counter("skipped", row["channel"], row["node"])
-    day = clock_now().astimezone(UTC).date()
-    key = row["message_id"]
-    transact(
-        [stats.counter_update(row["scenario_id"], int(row["version"]), day, key, {counter: 1})]
+    day = clock_now().astimezone(UTC).date().isoformat()
+    delta = StatsDelta(
+        row["scenario_id"], int(row["version"]), day, row["message_id"], {counter: 1}
     )
+    services().storage.commit(Changes(stats=[delta]))
 
 
 def _to_provider(row: dict[str, Any], profile: dict[str, Any]) -> str | None:

@@ -8,9 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.adapters.idempotency import once
 from chalicelib.bootstrap import services
 from chalicelib.scenarios.facts import Event
@@ -19,6 +17,7 @@ from chalicelib.scenarios.model import WebhookTrigger
 from .commit import epoch
 from .journeys import capture_profile
 from .profiles import upsert
+from .storage import Changes, Conflict, Once
 from .unit_of_work import UnitOfWork
 
 SIGNATURE_WINDOW = timedelta(minutes=5)
@@ -120,24 +119,22 @@ def _upsert_and_capture(
     }
 
 
-def signature_key(scenario_id: str, signature: str) -> dict[str, str]:
-    return {"key": f"signature#{scenario_id}#{signature}"}
+def signature_key(scenario_id: str, signature: str) -> str:
+    return f"signature#{scenario_id}#{signature}"
 
 
 def remember_signature(scenario_id: str, signature: str) -> None:
     """Record an accepted signature until its window has passed (a replay after that has
     a stale timestamp and is refused by `verify`); raise HookReplayed if it was seen."""
-    item = {
-        **signature_key(scenario_id, signature),
-        "expires_at": epoch(clock_now() + 2 * SIGNATURE_WINDOW),
-    }
+    now = clock_now()
+    accepted = Once(signature_key(scenario_id, signature), now, now + 2 * SIGNATURE_WINDOW)
     try:
-        store.idempotency.put(item, "attribute_not_exists(#k)", names={"#k": "key"})
-    except ConditionFailed:
+        services().storage.commit(Changes(once=[accepted]))
+    except Conflict:
         raise HookReplayed(
             "X-Signature: this signed call was accepted before; sign each call anew"
         ) from None
 
 
 def forget_signature(scenario_id: str, signature: str) -> None:
-    store.idempotency.delete(signature_key(scenario_id, signature))
+    services().storage.forget_once(signature_key(scenario_id, signature))

@@ -13,17 +13,14 @@ import logging
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.codec import time_value
+from chalicelib.bootstrap import services
 from chalicelib.engine import Instance
-from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
 from . import stats
-from .commit import epoch
+from .storage import Once, StatsDelta
 
 logger = logging.getLogger(__name__)
 
@@ -84,65 +81,33 @@ def _recent_sends(
     moment: datetime,
     instances: list[tuple[Instance, int, list[str]]],
 ) -> dict[str, int]:
-    """Scenario → version of the messages sent to the profile in the WINDOW before `moment`
-    (its history items `M#<at>#<id>`, found by a key range and checked exactly)."""
-    start = (moment - WINDOW).astimezone(UTC).replace(microsecond=0) - timedelta(seconds=1)
-    end = moment.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
-    history = store.profiles.query(
-        "pk = :pk AND sk BETWEEN :a AND :b",
-        values={
-            ":pk": store.profile_partition(profile_db, profile_id),
-            ":a": f"M#{format_datetime(start)}",
-            ":b": f"M#{format_datetime(end)}~",
-        },
-        forward=False,
-    )
+    """Scenario → version of the messages that went out to the profile in the WINDOW
+    before `moment` (not skipped, not failed)."""
+    storage = services().storage
     version_of = {instance.instance_id: instance.version for instance, _, _ in instances}
     found: dict[str, int] = {}
-    for item in history:
-        at = time_value(item.get("at"))
-        statuses = item.get("statuses") or {}
-        if at is None or not moment - WINDOW <= at <= moment:
+    for message in storage.messages_between(profile_db, profile_id, moment - WINDOW, moment):
+        if "sent" not in message.statuses or "failed" in message.statuses:
             continue
-        if "sent" not in statuses or "failed" in statuses:  # skipped, or never went out
-            continue
-        if item["scenario_id"] not in found:
-            version = version_of.get(item.get("instance_id", "")) or _message_version(item)
+        if message.scenario_id not in found:
+            version = version_of.get(message.instance_id or "") or storage.message_version(
+                message.message_id
+            )
             if version is not None:
-                found[item["scenario_id"]] = version
+                found[message.scenario_id] = version
     return found
-
-
-def _message_version(item: dict[str, Any]) -> int | None:
-    """The version a message was sent from, when its journey is gone: its row's."""
-    row = store.messages.get({"message_id": item["message_id"]})
-    return int(row["version"]) if row and "version" in row else None
 
 
 def _count(scenario_id: str, version: int, event: Event, cents: int) -> int:
     """Add the order to the scenario's revenue unless this event already was; 1 if now."""
-    key = {"key": f"revenue#{event.id}#{scenario_id}"}
-    marker = store.idempotency.tx_put(
-        {
-            **key,
-            "at": format_datetime(clock_now()),
-            "expires_at": epoch(clock_now() + REMEMBERED),
-        },
-        "attribute_not_exists(#k)",
-        names={"#k": "key"},
-    )
-    counter = stats.counter_update(
-        scenario_id,
-        version,
-        event.occurred_at.astimezone(UTC).date(),
-        f"{event.id}#{scenario_id}",
-        {stats.REVENUE: cents},
-    )
-
-    def counted() -> bool:
-        return store.idempotency.get(key) is not None
-
-    if stats.count_once([marker, counter], counted):
+    now = clock_now()
+    counted = stats.commit_once(
+        Once(f"revenue#{event.id}#{scenario_id}", now, now + REMEMBERED),
+        StatsDelta(
+            scenario_id, version, event.occurred_at.astimezone(UTC).date().isoformat(),
+            f"{event.id}#{scenario_id}", {stats.REVENUE: cents},
+        ),
+    )  # fmt: skip
+    if counted:
         logger.info("revenue counted", extra={"scenario_id": scenario_id, "cents": cents})
-        return 1
-    return 0
+    return int(counted)

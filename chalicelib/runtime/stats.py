@@ -33,6 +33,7 @@ from chalicelib.adapters.dynamodb_storage import STAT_SHARDS, shard_of
 from chalicelib.bootstrap import services
 
 from . import measurement
+from .storage import Changes, Conflict, DayCounters, Once, StatsDelta
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,23 @@ def count_once(writes: list[dict[str, Any]], counted: Callable[[], bool]) -> boo
     raise RuntimeError(f"counting kept conflicting after {ATTEMPTS} attempts")
 
 
+def commit_once(once: Once, *deltas: StatsDelta) -> bool:
+    """Commit the counters with a once-only record, once: True when this call did; False
+    when the record says an earlier one did. A conflict without the record is a
+    concurrent write to one of the counters (nobody counted it): try again."""
+    storage = services().storage
+    for _ in range(ATTEMPTS):
+        try:
+            storage.commit(Changes(stats=list(deltas), once=[once]))
+        except Conflict:
+            if storage.once_done(once.key):
+                return False
+            logger.info("counting conflicted with a concurrent write, trying again")
+            continue
+        return True
+    raise RuntimeError(f"counting kept conflicting after {ATTEMPTS} attempts")
+
+
 def scenario_stats(
     scenario_id: str, version: int | None = None, start: date | None = None, end: date | None = None
 ) -> dict[str, Any]:
@@ -98,11 +116,8 @@ def scenario_stats(
     channels: dict[str, dict[str, int]] = {}
     cents = 0
     measured: dict[str, int] = {}
-    for item in _counter_items(scenario_id, version):
-        day = date.fromisoformat(item["sk"].split("#")[1])
-        if (start and day < start) or (end and day > end):
-            continue
-        for name, count in item.items():
+    for part in _counters(scenario_id, version, start, end):
+        for name, count in part.counts.items():
             if name in totals:
                 totals[name] += count
             elif name == REVENUE:
@@ -163,13 +178,10 @@ def daily_totals(
     day) to `end` (else the last) is listed, zeros where nothing was counted; at most
     `most` days, the latest."""
     days: dict[date, dict[str, Any]] = {}
-    for item in _counter_items(scenario_id, version):
-        day = date.fromisoformat(item["sk"].split("#")[1])
-        if (start and day < start) or (end and day > end):
-            continue
-        totals = days.setdefault(day, {})
-        for name, count in item.items():
-            if name not in ("scenario_id", "sk") and "|" not in name:
+    for part in _counters(scenario_id, version, start, end):
+        totals = days.setdefault(part.day, {})
+        for name, count in part.counts.items():
+            if "|" not in name:
                 totals[name] = totals.get(name, 0) + count
     first, last = start or min(days, default=None), end or max(days, default=None)
     if first is None or last is None:
@@ -207,12 +219,10 @@ def _count_channel(
         table.setdefault(channel, dict.fromkeys(CHANNEL_STATUSES, 0))[status] += count
 
 
-def _counter_items(scenario_id: str, version: int | None) -> Iterator[dict[str, Any]]:
-    """The scenario's counter items, of one version or all (DynamoDB refuses an empty
-    `begins_with` prefix on a key, so all versions is a plain key query)."""
-    if version is None:
-        return store.stats.query("scenario_id = :s", values={":s": scenario_id})
-    return store.stats.query(
-        "scenario_id = :s AND begins_with(sk, :p)",
-        values={":s": scenario_id, ":p": f"{version:06d}#"},
-    )
+def _counters(
+    scenario_id: str, version: int | None, start: date | None, end: date | None
+) -> Iterator[DayCounters]:
+    """The scenario's counters (of one version, else of all) of the days from start to end."""
+    for part in services().storage.day_counters(scenario_id, version):
+        if not ((start and part.day < start) or (end and part.day > end)):
+            yield part

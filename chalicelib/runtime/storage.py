@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.engine.orders import OrderState
 from chalicelib.engine.sessions import SessionState
 from chalicelib.engine.state import Instance
-from chalicelib.scenarios.facts import Event, Profile
+from chalicelib.scenarios.facts import Event, Message, Profile
 from chalicelib.scenarios.model import Segment
 
 from .messages import EventMessage, QueueMessage
@@ -216,12 +216,14 @@ class Changes:
     orders: list[OrderWrite] = field(default_factory=list)
     ordered: list[ProductOrdered] = field(default_factory=list)
     sessions: list[SessionWrite] = field(default_factory=list)
+    # --- once-only records ---
+    once: list[Once] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
             (self.instances, self.timers, self.timers_gone, self.rows, self.history,
              self.profiles, self.guards, self.stats, self.entries, self.memberships,
-             self.orders, self.ordered, self.sessions)
+             self.orders, self.ordered, self.sessions, self.once)
         )  # fmt: skip
 
 
@@ -344,6 +346,50 @@ class Storage(Protocol):
 
     def version_counters(self, scenario_id: str, version: int) -> VersionCounters:
         """One version's statistics counters summed over every day and shard."""
+        ...
+
+    def day_counters(self, scenario_id: str, version: int | None = None) -> Iterable[DayCounters]:
+        """The scenario's counters (of one version, else of all), per version, day and
+        shard: a day's counters may come in several parts, to be added up."""
+        ...
+
+    # --- once-only records ---
+    def once_done(self, key: str) -> bool:
+        """Whether a commit wrote the once-only record `key` (and it has not expired)."""
+        ...
+
+    def forget_once(self, key: str) -> None:
+        """Take a once-only record out (its work was undone)."""
+        ...
+
+    # --- promo pools ---
+    def add_codes(self, pool: str, codes: list[str]) -> int:
+        """Add the codes the pool does not hold yet, taken or not; how many were added."""
+        ...
+
+    def codes_left(self, pool: str) -> int: ...
+
+    def pool_exists(self, pool: str) -> bool:
+        """A pool exists once codes were added to it, even when all of them are taken."""
+        ...
+
+    # --- what the API reads ---
+    def version_document(self, scenario_id: str, version: int) -> dict[str, Any] | None:
+        """A stored version's document as it was saved."""
+        ...
+
+    def count_active(self, scenario_id: str) -> int:
+        """Profiles now in the scenario: its active instances."""
+        ...
+
+    def messages_between(
+        self, profile_db: str, profile_id: str, start: datetime, end: datetime
+    ) -> list[Message]:
+        """The messages sent to the profile in [start, end], newest first, however many."""
+        ...
+
+    def message_version(self, message_id: str) -> int | None:
+        """The scenario version a message's outbox row was written by (None: no row)."""
         ...
 
     # --- segment membership ---
@@ -715,3 +761,26 @@ class SessionWrite:
     stored: StoredSession | None
     rev: int | None
     ends_at: datetime | None = None
+
+
+# --- once-only records and counters ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Once:
+    """A record that may be written once: a commit holding it fails with `Conflict` when
+    it exists. It marks work done once (revenue counted for an event, a hook signature
+    accepted), kept until `expires`."""
+
+    key: str
+    at: datetime
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class DayCounters:
+    """Counters of one scenario version on one day (one part of them: see `day_counters`)."""
+
+    version: int
+    day: date
+    counts: dict[str, int]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -21,6 +21,7 @@ from chalicelib.runtime.storage import (
     CartStage,
     Changes,
     Conflict,
+    DayCounters,
     Dispatch,
     EntryCount,
     EventTimer,
@@ -30,6 +31,7 @@ from chalicelib.runtime.storage import (
     ListLine,
     MembershipWrite,
     MergeRecord,
+    Once,
     OrderWrite,
     OutboxRow,
     ProductOrdered,
@@ -204,12 +206,7 @@ def test_event_ids_the_api_queued_are_remembered(storage: Storage) -> None:
 
 
 def test_a_code_is_taken_once_per_request_until_the_pool_is_empty(storage: Storage) -> None:
-    if isinstance(storage, MemoryStorage):
-        storage.add_codes("SPRING", ["A", "B"])
-    else:
-        from chalicelib.runtime import promo
-
-        promo.add_codes("SPRING", ["A", "B"])
+    storage.add_codes("SPRING", ["A", "B"])
     first = storage.take_code("SPRING", "request-1", T0)
     assert storage.take_code("SPRING", "request-1", T0) == first  # asked again
     second = storage.take_code("SPRING", "request-2", T0)
@@ -657,3 +654,66 @@ def test_signal_settings_default_until_set(storage: Storage) -> None:
     chosen = SignalSettings("PT2H", "PT30M", "PT15M", {"daily": "09:00"})
     storage.set_signal_settings(chosen, T0)
     assert storage.signal_settings() == chosen
+
+
+# --- once-only records, counters, pools and what the API reads ---
+
+
+def test_counters_are_read_per_version_and_day(storage: Storage) -> None:
+    storage.commit(Changes(stats=[StatsDelta("s1", 1, "2026-06-10", "i1", {"entered": 2})]))
+    storage.commit(Changes(stats=[StatsDelta("s1", 2, "2026-06-11", "i2", {"entered": 1},
+                                             {"first_entry|exp": T0})]))  # fmt: skip
+    storage.commit(Changes(stats=[StatsDelta("s2", 1, "2026-06-10", "i3", {"entered": 5})]))
+
+    def read(version: int | None) -> list[DayCounters]:
+        return sorted(storage.day_counters("s1", version), key=lambda part: part.version)
+
+    assert read(None) == [
+        DayCounters(1, date(2026, 6, 10), {"entered": 2}),
+        DayCounters(2, date(2026, 6, 11), {"entered": 1}),  # a first mark is no counter
+    ]
+    assert read(2) == [DayCounters(2, date(2026, 6, 11), {"entered": 1})]
+    assert list(storage.day_counters("s3")) == []
+
+
+def test_a_once_only_record_makes_its_commit_happen_once(storage: Storage) -> None:
+    counted = Changes(
+        stats=[StatsDelta("s1", 1, "2026-06-10", "e1", {"revenue_cents": 500})],
+        once=[Once("revenue#e1#s1", T0, T0 + timedelta(days=7))],
+    )
+    assert not storage.once_done("revenue#e1#s1")
+    storage.commit(counted)
+    with pytest.raises(Conflict):
+        storage.commit(counted)  # again: nothing of it is written
+    assert storage.once_done("revenue#e1#s1")
+    assert storage.version_counters("s1", 1).counts == {"revenue_cents": 500}
+    storage.forget_once("revenue#e1#s1")
+    assert not storage.once_done("revenue#e1#s1")
+
+
+def test_a_pool_takes_each_code_once_and_counts_what_is_left(storage: Storage) -> None:
+    assert not storage.pool_exists("SPRING")
+    assert storage.add_codes("SPRING", ["A", "B", "B"]) == 2
+    taken = storage.take_code("SPRING", "request-1", T0)
+    assert storage.add_codes("SPRING", ["A", "B", "C"]) == 1  # a taken code is not added again
+    assert storage.codes_left("SPRING") == 2
+    assert taken is not None
+    while storage.take_code("SPRING", f"more-{storage.codes_left('SPRING')}", T0):
+        pass
+    assert storage.codes_left("SPRING") == 0
+    assert storage.pool_exists("SPRING")  # all taken: the pool is still there
+
+
+def test_messages_sent_in_a_span_are_found_newest_first(storage: Storage) -> None:
+    sent = [SentMessage("customers", "ada", f"m{n}", "s1", "i1", "mail", "email",
+                        T0 + timedelta(hours=n, microseconds=500)) for n in (0, 1, 2, 3)]  # fmt: skip
+    storage.commit(Changes(history=sent))
+    found = storage.messages_between(
+        "customers", "ada", T0 + timedelta(hours=1), T0 + timedelta(hours=2, microseconds=500)
+    )
+    assert [m.message_id for m in found] == ["m2", "m1"]  # to the microsecond, both ends in
+    found = storage.messages_between(
+        "customers", "ada", T0 + timedelta(microseconds=500), T0 + timedelta(hours=2)
+    )
+    assert [m.message_id for m in found] == ["m1", "m0"]
+    assert storage.messages_between("customers", "bob", T0, T0 + timedelta(days=1)) == []
