@@ -10,14 +10,14 @@
 - `messages`: the outbox, pending rows in the sharded `pending` index.
 - `stats`: counters per scenario, `<version>#<day>#<shard>`.
 - commerce: `products` by id; in the profile's partition its list lines
-  (`L#<list>#<product>`), latest views (`V#<product>`, expiring) and cart stage (`CART`),
+  (`list#<list>#<product>`), latest views (`V#<product>`, expiring) and cart stage (`CART`),
   the lines and views in the sparse `watchers` index (by `product_id`).
 - `idempotency`: event ids queued by the API, promo codes taken per request, merges
   (`merge#<merge id>`).
 - `segments` by id; a profile's membership is the `P` item's top-level `segments`.
 - `idempotency`: event ids queued by the API, promo codes taken per request, once-only
   records (`Once`: their key as it is).
-- orders, in the profile's partition: `O#<order id>` (the order's state and `rev`) and
+- orders, in the profile's partition: `order#<order id>` (the order's state and `rev`) and
   `B#<product id>` (when the profile last ordered the product).
 
 A commit is one TransactWriteItems (one plain write when it holds a single item).
@@ -633,15 +633,12 @@ class DynamoStorage:
         return (item or {}).get("merged_into")
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
-        found = list(
-            store.profiles.query(
-                "pk = :pk",
-                values={":pk": store.profile_partition(profile_db, profile_id)},
-                forward=False,  # `P` sorts after every other row
-                limit=2,
-            )
+        """The profile item, and whether one other row of its partition exists (rows sort
+        on both sides of `P`: two rows of the partition tell)."""
+        item = store.profiles.get(profile_items.item_key(profile_db, profile_id))
+        found = store.profiles.query(
+            "pk = :pk", values={":pk": store.profile_partition(profile_db, profile_id)}, limit=2
         )
-        item = found[0] if found and found[0]["sk"] == "P" else None
         return ProfileState(
             item is not None and "fields" in item,
             any(row["sk"] != "P" for row in found),
@@ -818,7 +815,7 @@ class DynamoStorage:
             "pk = :pk AND begins_with(sk, :l)",
             values={
                 ":pk": store.profile_partition(profile_db, profile_id),
-                ":l": f"L#{_key_part(list_name)}#",
+                ":l": f"list#{_key_part(list_name)}#",
             },
         )
         lines = [_line_from(item) for item in found if "product_id" in item]
@@ -1077,14 +1074,14 @@ SIGNALS_KEY = {"pk": "SETTINGS", "sk": "signals"}
 
 def _key_part(name: str) -> str:
     """A list name or product id inside a sort key: `%` and `#` percent-encoded, so
-    `L#a#b#c` cannot be read two ways."""
+    `list#a#b#c` cannot be read two ways."""
     return name.replace("%", "%25").replace("#", "%23")
 
 
 def _line_key(profile_db: str, profile_id: str, list_name: str, product_id: str) -> dict[str, str]:
     return {
         "pk": store.profile_partition(profile_db, profile_id),
-        "sk": f"L#{_key_part(list_name)}#{_key_part(product_id)}",
+        "sk": f"list#{_key_part(list_name)}#{_key_part(product_id)}",
     }
 
 
@@ -1216,13 +1213,13 @@ def _event_timer_from(item: dict[str, Any], due_at: datetime) -> EventTimer:
 
 
 # --- orders ---
-# In the profile's partition: `O#<order id>` holds the order's state with `rev`;
+# In the profile's partition: `order#<order id>` holds the order's state with `rev`;
 # `B#<product id>` when the profile last ordered the product (`ordered_at`, and
 # `ordered_us`, microseconds since the epoch, for the condition that keeps the latest).
 
 
 def _order_key(profile_db: str, profile_id: str, order_id: str) -> dict[str, str]:
-    return {"pk": store.profile_partition(profile_db, profile_id), "sk": f"O#{order_id}"}
+    return {"pk": store.profile_partition(profile_db, profile_id), "sk": f"order#{order_id}"}
 
 
 def _bought_key(profile_db: str, profile_id: str, product_id: str) -> dict[str, str]:
