@@ -35,6 +35,7 @@ from .storage import (
     SignalSettings,
     Storage,
     StoredProduct,
+    Watch,
 )
 from .unit_of_work import UnitOfWork
 
@@ -100,6 +101,8 @@ def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
         for event_type, data in product_signals(
             page.before, page.after, zone, watch.price_seen, page.prices
         ):
+            if event_type.startswith("product.price_"):
+                data = {**data, **_seen(uow, watch)}
             event_id = ":".join(
                 (event_type, page.product_id, str(page.version), watch.profile_db,
                  watch.profile_id, watch.source)
@@ -107,8 +110,6 @@ def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
             body = EventBody(
                 id=event_id, type=event_type, occurred_at=page.changed_at,
                 data={"product_id": page.product_id, "source": watch.source, **data,
-                      **({"seen_at": format_datetime(watch.seen_at)}
-                         if event_type.startswith("product.price_") else {}),
                       "derived": True},
             )  # fmt: skip
             derived.append(
@@ -116,6 +117,15 @@ def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
             )
     uow.send("events", derived)
     return len(watches)
+
+
+def _seen(uow: UnitOfWork, watch: Watch) -> dict[str, str]:
+    """When the watcher saw the price, and when it last ordered the product (if it did)."""
+    seen = {"seen_at": format_datetime(watch.seen_at)}
+    ordered = uow.storage.last_ordered_at(watch.profile_db, watch.profile_id, watch.product_id)
+    if ordered is not None:
+        seen["last_ordered_at"] = format_datetime(ordered)
+    return seen
 
 
 # --- lists, views and the cart's stage --------------------------------------------------

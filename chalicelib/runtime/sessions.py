@@ -1,7 +1,7 @@
 """Web sessions the events consumer keeps (SPEC §6.3), and `session.ended`.
 
-Every web activity of a profile moves its open session's end on (`session_timeout()`
-after it) and sets the session's timer there; the sweeper wakes the due ones through
+Every web activity of a profile moves its open session's end on (the stack's
+`signals.session_timeout` after it) and sets the session's timer there; the sweeper wakes the due ones through
 the steps queue (`SessionTimeout`), and `end_session` ends a session whose time is up.
 A `session.close`, or activity after the end, ends it at once. The session, its timer
 and the `session.ended` event (a pending outbox row of the events queue) are one commit,
@@ -17,6 +17,7 @@ from datetime import timedelta
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import profile_key
 from chalicelib.engine import sessions
+from chalicelib.scenarios.durations import parse_duration
 from chalicelib.scenarios.facts import Event
 
 from .messages import EventMessage
@@ -24,12 +25,10 @@ from .orders import ATTEMPTS, pending_events
 from .storage import Changes, Conflict, SessionWrite, StoredSession
 from .unit_of_work import UnitOfWork
 
-DEFAULT_TIMEOUT = timedelta(minutes=30)
 
-
-def session_timeout() -> timedelta:
-    """`signals.session_timeout` of the stack: PT30M."""
-    return DEFAULT_TIMEOUT
+def session_timeout(uow: UnitOfWork) -> timedelta:
+    """`signals.session_timeout` of the stack (`PUT /settings/signals`, PT30M unless set)."""
+    return parse_duration(uow.signal_settings().session_timeout)
 
 
 def keep_session(uow: UnitOfWork, message: EventMessage) -> None:
@@ -39,7 +38,7 @@ def keep_session(uow: UnitOfWork, message: EventMessage) -> None:
     if not (sessions.is_activity(event.type) or event.type in (sessions.CLOSE, "order.created")):
         return
     db, profile_id = message.profile_db, message.profile_id
-    timeout, key = session_timeout(), profile_key(db, profile_id)
+    timeout, key = session_timeout(uow), profile_key(db, profile_id)
     for _ in range(ATTEMPTS):
         stored = uow.storage.session(db, profile_id)
         change = sessions.on_event(stored.state if stored else None, event, timeout, key)
@@ -64,7 +63,7 @@ def end_session(uow: UnitOfWork, profile_db: str, profile_id: str) -> None:
         stored = uow.storage.session(profile_db, profile_id)
         if stored is None:
             return
-        ended = sessions.on_timeout(stored.state, clock_now(), session_timeout(), key)
+        ended = sessions.on_timeout(stored.state, clock_now(), session_timeout(uow), key)
         if ended is None:
             return
         if _committed(uow, SessionWrite(profile_db, profile_id, None, stored.rev), ended):

@@ -32,6 +32,7 @@ from .storage import (
     ProfileRecord,
     ProfileUpdate,
     ScenarioMeta,
+    SignalSettings,
     StoredInstance,
 )
 
@@ -51,6 +52,7 @@ class UnitOfWork:
         self._of_profile: dict[tuple[str, str], list[str]] = {}
         self._entries: dict[tuple[str, datetime], int] = {}  # sending discipline
         self._control: float | None = None
+        self._signals: SignalSettings | None = None
         self._winners: dict[tuple[str, int], dict[str, str]] = {}
         self._segments: membership.Definitions | None = None  # segment membership
 
@@ -210,6 +212,12 @@ class UnitOfWork:
         return self._entries[counted]
 
     # --- measurement ---------------------------------------------------------------------
+
+    def signal_settings(self) -> SignalSettings:
+        """The stack's settings of derived signals, read once."""
+        if self._signals is None:
+            self._signals = self.storage.signal_settings()
+        return self._signals
 
     def control_percent(self) -> float:
         """The stack's global control group, read once."""

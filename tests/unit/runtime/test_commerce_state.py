@@ -13,7 +13,7 @@ from chalicelib.adapters.memory_storage import MemoryQueues, MemoryStorage
 from chalicelib.bootstrap import bootstrap
 from chalicelib.runtime import commerce, events
 from chalicelib.runtime.messages import EventBody, EventMessage, WatchersPage
-from chalicelib.runtime.storage import CartStage, ListLine, ProductView
+from chalicelib.runtime.storage import CartStage, Changes, ListLine, ProductOrdered, ProductView
 from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.facts import Event
 
@@ -198,3 +198,17 @@ def test_stock_and_field_changes_fire_for_the_watchers_zone(storage: MemoryStora
     ]
     commerce.put_product(UnitOfWork(), "p1", {"fields": {"color": "red"}}, T0)  # no change
     assert QUEUES.take("segments") == []
+
+
+def test_a_price_signal_says_when_the_watcher_last_ordered_the_product(
+    storage: MemoryStorage,
+) -> None:
+    commerce.put_product(UnitOfWork(), "p1", {"price": 100}, T0)
+    watch("ada", "favorites", 100)
+    watch("bob", "favorites", 100)
+    ordered = T0 - timedelta(days=30)
+    storage.commit(Changes(ordered=[ProductOrdered("customers", "ada", "p1", ordered)]))
+    commerce.put_product(UnitOfWork(), "p1", {"price": 80}, T0 + timedelta(hours=1))
+    drops = {m.profile_id: m.event.data for m in fan_out()}
+    assert drops["ada"]["last_ordered_at"] == "2026-05-11T10:00:00Z"
+    assert "last_ordered_at" not in drops["bob"]  # never ordered it: absent

@@ -25,7 +25,7 @@ from chalicelib.runtime.messages import (
     StepMessage,
     Wake,
 )
-from chalicelib.runtime.storage import Conflict
+from chalicelib.runtime.storage import Conflict, SignalSettings
 from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.facts import Event
 
@@ -576,3 +576,17 @@ def test_a_session_ends_once_when_its_time_without_activity_is_up(stack: Stack) 
     assert stack.storage.session("customers", "ada") is None
     sweeper.sweep(stack.clock.now())
     assert stack.queues.take("steps") == []
+
+
+def test_a_session_lasts_the_stacks_session_timeout(stack: Stack) -> None:
+    stack.storage.set_signal_settings(SignalSettings(session_timeout="PT10M"), START)
+    visit = Event("page.visited", START, {"url": "/"}, id="p1")
+    events.process(
+        EventMessage(profile_db="customers", profile_id="ada", event=EventBody.of(visit))
+    )
+    stack.clock.advance(timedelta(minutes=11))
+    sweeper.sweep(stack.clock.now())
+    (timeout,) = stack.queues.take("steps")
+    steps.process(timeout)  # type: ignore[arg-type]
+    (ended,) = derived_sent(stack)
+    assert (ended.event.type, ended.event.occurred_at) == ("session.ended", "2026-06-10T10:10:00Z")
