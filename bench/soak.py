@@ -126,8 +126,9 @@ class Stack:
                 return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
+                    output = self.output()
                     self.stop()
-                    raise RuntimeError(f"the local stack did not start:\n{self.output()}") from None
+                    raise RuntimeError(f"the local stack did not start:\n{output}") from None
                 time.sleep(0.2)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
