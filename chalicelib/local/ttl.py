@@ -55,13 +55,13 @@ def reap(now: datetime, on_stream: Callable[[str, Records], None]) -> int:
                 records.append(_removal(name, key, item, now))
         for start in range(0, len(records), 100):
             on_stream(name, records[start : start + 100])
-    for table in _moto_tables():
+    for table in moto_tables():
         _forget_stream_records(table)
     reset_model_data()
     return removed
 
 
-def _moto_tables() -> Iterator[Any]:
+def moto_tables() -> Iterator[Any]:
     """moto's tables of every account and region (moto runs in this process)."""
     from moto.dynamodb.models import dynamodb_backends
 
@@ -74,7 +74,7 @@ def _expired(name: str, attribute: str, now: int) -> list[dict[str, Any]]:
     """Items of table `name` whose numeric `attribute` is before `now` (DynamoDB JSON):
     read off moto's table in place, where a Scan would copy every item it looks at."""
     found = []
-    for table in _moto_tables():
+    for table in moto_tables():
         if table.name != name:
             continue
         partitions = table.items.values()
