@@ -12,6 +12,8 @@ answers, in a time and a memory that do not grow with everything the tables hold
   date. The partition's items are then sorted, paged and filtered by moto as before.
 - Scan deep-copied every item before applying its filter. Here only the items the
   filter keeps are copied.
+- GetQueueAttributes worked out all of a queue's attributes (its message counts go
+  through every message) three times for each attribute asked for. Here once a call.
 
 `uninstall()` puts moto back as it was (tests compare the answers of both).
 """
@@ -40,6 +42,7 @@ def install() -> None:
     from moto.dynamodb.models import table as tables
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
+    from moto.sqs.models import Queue, SQSBackend
 
     def whole_table_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
         # the transaction's whole-table backup: the table itself, its items are backed up below
@@ -61,6 +64,8 @@ def install() -> None:
     _patch(Table, "query", _partitioned_query(Table.query))
     _patch(Table, "all_items", _candidates_first(Table.all_items))
     _patch(Table, "scan", _filtered_scan(Table.scan))
+    _patch(Queue, "attributes", property(_attributes_once(Queue.attributes.fget)))
+    _patch(SQSBackend, "get_queue_attributes", _one_reading(SQSBackend.get_queue_attributes))
 
 
 def uninstall() -> None:
@@ -306,3 +311,29 @@ def _filtered_scan(original: Callable[..., Any]) -> Callable[..., Any]:
             _scope.scan_filter = None
 
     return scan
+
+
+# --- a queue's attributes, once a call ------------------------------------------------------
+
+
+def _one_reading(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_queue_attributes(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _scope.queue_attributes = {}
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _scope.queue_attributes = None
+
+    return get_queue_attributes
+
+
+def _attributes_once(original: Callable[[Any], dict[str, Any]]) -> Callable[[Any], Any]:
+    def attributes(self: Any) -> dict[str, Any]:
+        read = getattr(_scope, "queue_attributes", None)
+        if read is None:
+            return original(self)
+        if id(self) not in read:
+            read[id(self)] = original(self)
+        return dict(read[id(self)])
+
+    return attributes

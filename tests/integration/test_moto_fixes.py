@@ -187,3 +187,30 @@ def test_a_scan_copies_only_the_items_its_filter_keeps(dynamodb: Any) -> None:
     assert answer["Count"] == 3
     assert answer["ScannedCount"] == 30
     assert len(copies) == 3
+
+
+def test_queue_attributes_answer_as_moto_does(aws_stack: None) -> None:
+    from chalicelib.adapters.queues import queue_url, send
+
+    sqs = client("sqs")
+    for n in range(3):
+        send("sms", {"n": n})
+    sqs.receive_message(QueueUrl=queue_url("sms"), MaxNumberOfMessages=1)
+    names = [
+        ["All"],
+        ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        ["QueueArn", "RedrivePolicy", "VisibilityTimeout"],
+    ]
+
+    def answers() -> list[Any]:
+        return [
+            sqs.get_queue_attributes(QueueUrl=queue_url("sms"), AttributeNames=asked)["Attributes"]
+            for asked in names
+        ]
+
+    patched = answers()
+    assert patched == unpatched(answers)
+    assert patched[1] == {
+        "ApproximateNumberOfMessages": "2",
+        "ApproximateNumberOfMessagesNotVisible": "1",
+    }
