@@ -1,61 +1,47 @@
 """The local stack's memory over a long run: `python -m bench.soak` (part of `make bench`).
 
-The stack's machinery as `make run` has it (the real handlers, the queue pumps, the
-schedules, the TTL reaping) on in-process moto — the same backends `make run` serves on
-loopback, without an HTTP hop per request — on a virtual clock, driven for SOAK_DAYS
-days (120; 365 for a year): each day a schedule trigger puts every profile of a segment into a journey
-(an e-mail, a day's pause, an SMS), each of them sends an event, and every third day a
-new profile signs up, captured into a welcome e-mail: about SOAK_JOURNEYS journeys in
-all. The resident memory is read after a warm-up month and at the end; the bench fails
-when the peak passes SOAK_LIMIT_MB (1 GB). What the stack keeps is bounded by what TTL
-removes, not by how long it runs.
+The local stack itself, as `make run` starts it (`python -m chalicelib.local`, here on a
+virtual clock), driven through HTTP for SOAK_DAYS days (30): each day a schedule trigger
+puts every profile of a segment into a journey (an e-mail, a day's pause, an SMS), each
+of them sends an event, and a new profile signs up, captured into a welcome e-mail:
+SOAK_JOURNEYS journeys (120) in all. The server's resident memory (VmRSS of its
+process) is read after a warm-up month, every day, and at the end, with its peak (VmHWM);
+the bench fails when the peak passes SOAK_LIMIT_MB (1 GB). What the stack keeps is
+bounded by what TTL removes and what the product keeps on purpose (the 400-day event
+history, journeys, message records), not by how long it runs.
 
+`python -m bench.soak --quick` runs 10 days and 40 journeys, for a check in a minute;
+`SOAK_DAYS=365 SOAK_JOURNEYS=10000` is the year (hours: see docs/runtime.md).
 Prints `name: value unit` lines and merges them into bench/results.json.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import resource
+import socket
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results.json"
-# Days of virtual time: 120 keep `make bench` to minutes; SOAK_DAYS=365 runs a year, which
-# takes about 25 minutes on two busy cores (moto's queries read whole tables, which grow).
-DAYS = int(os.environ.get("SOAK_DAYS", "120"))
-# Journeys in all, about (one sign-up a day, the rest the daily run's): each costs moto
-# some 0.25 s and more as its tables grow (moto reads a whole table for every query), so
-# `make bench` runs one or two a day; SOAK_JOURNEYS=10000 over a year takes hours.
-JOURNEYS = int(os.environ.get("SOAK_JOURNEYS", str(DAYS + DAYS // 3)))
-SIGNUP_EVERY = 3  # days
-WARM_UP_DAYS = 30
+QUICK = "--quick" in sys.argv[1:]
+DAYS = int(os.environ.get("SOAK_DAYS", "10" if QUICK else "30"))
+JOURNEYS = int(os.environ.get("SOAK_JOURNEYS", "40" if QUICK else "120"))
+WARM_UP_DAYS = min(30, DAYS // 4 or 1)
 LIMIT_MB = float(os.environ.get("SOAK_LIMIT_MB", "1024"))
 START = datetime(2026, 1, 1, 6, tzinfo=UTC)
+KEY = "soak"
 
 
-def rss_mb() -> float:
-    """Resident memory now, in MB (Linux: /proc; elsewhere the peak stands in)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return peak_mb()
-
-
-def peak_mb() -> float:
-    """Peak resident memory so far, in MB (ru_maxrss is KB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def newsletter(members: int) -> dict[str, Any]:
+def newsletter() -> dict[str, Any]:
     """A daily newsletter to the `soak` segment: e-mail, a day's pause, an SMS."""
     return {
         "name": "Daily newsletter",
@@ -87,6 +73,15 @@ def newsletter(members: int) -> dict[str, Any]:
     }
 
 
+WELCOME = {
+    "name": "Welcome",
+    "profile_db": "customers",
+    "entry": "hello",
+    "triggers": [{"id": "signup", "type": "event", "event": "profile.created", "next": "hello"}],
+    "nodes": {"hello": {"type": "send", "channel": "email", "template": {"subject": "Hi"}}},
+}
+
+
 def person(profile_id: str) -> dict[str, Any]:
     return {
         "first_name": profile_id.title(),
@@ -96,94 +91,145 @@ def person(profile_id: str) -> dict[str, Any]:
     }
 
 
-def soak() -> dict[str, tuple[float, str]]:
-    from chalice.test import Client
-    from moto import mock_aws
+class Stack:
+    """`python -m chalicelib.local` on a free port and a virtual clock, called with its key."""
 
-    from chalicelib.bootstrap import bootstrap
-    from chalicelib.local.stack import Runtime
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        environment = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("SCENARIA_", "AWS_"))  # the stack sets its own
+        }
+        environment.update(
+            PORT=str(port),
+            SCENARIA_API_KEY=KEY,
+            SCENARIA_CLOCK="virtual",
+            SCENARIA_CLOCK_START=START.isoformat(),
+            POWERTOOLS_LOG_LEVEL="ERROR",
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (open while the stack runs)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.local"],
+            cwd=ROOT,
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/openapi.json", timeout=1)
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    output = self.output()
+                    self.stop()
+                    raise RuntimeError(f"the local stack did not start:\n{output}") from None
+                time.sleep(0.2)
 
-    os.environ.pop("SCENARIA_AWS_ENDPOINT", None)
-    os.environ.update(
-        SCENARIA_STAGE="soak", SCENARIA_API_KEY="soak", SCENARIA_PRECISE_DELAYS="0",
-        SCENARIA_TIMER_SHARDS="2", AWS_ACCESS_KEY_ID="soak", AWS_SECRET_ACCESS_KEY="soak",
-        AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_LOG_LEVEL="ERROR",
-        POWERTOOLS_METRICS_DISABLED="true",
-    )  # fmt: skip
-    aws = mock_aws()
-    aws.start()
-    bootstrap()
-    from chalicelib.adapters.clock import VirtualClock, use_clock
-    from chalicelib.local import routes
-    from chalicelib.local.clock import advance_to
-    from chalicelib.local.stack import create_resources
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            self.url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"X-Api-Key": KEY, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=600) as answer:
+                return json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as error:
+            raise RuntimeError(f"{method} {path}: {error.code} {error.read()!r}") from None
 
-    clock = VirtualClock(START)
-    use_clock(clock)
-    create_resources()
-    from app import app
+    def memory_mb(self) -> tuple[float, float]:
+        """(resident now, resident at its peak) of the server's process, in MB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
+        resident, peak = (int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM"))
+        return resident, peak
 
-    app.register_blueprint(routes.blueprint)
-    runtime = Runtime(app)
-    routes.runtime = runtime
-    http = Client(app).http
-    key = {"X-Api-Key": os.environ["SCENARIA_API_KEY"], "Content-Type": "application/json"}
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()[-4000:]
 
-    def call(method: str, path: str, body: Any = None) -> Any:
-        answer = http.request(method, path, headers=key, body=json.dumps(body).encode())
-        assert answer.status_code < 300, (method, path, answer.status_code, answer.body)
-        return answer.json_body
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.log.close()
 
-    members = max(1, (JOURNEYS - DAYS // SIGNUP_EVERY) // DAYS)
+
+def soak(days: int, journeys: int) -> dict[str, tuple[float, str]]:
+    stack = Stack()
+    try:
+        return drive(stack, days, journeys)
+    except Exception:
+        print(stack.output(), file=sys.stderr)
+        raise
+    finally:
+        stack.stop()
+
+
+def drive(stack: Stack, days: int, journeys: int) -> dict[str, tuple[float, str]]:
+    call = stack.call
+    for scenario in call("GET", "/scenarios")["scenarios"]:  # the example: not this load
+        if scenario["status"] == "active":
+            call("POST", f"/scenarios/{scenario['id']}/deactivate", {"keep_profiles": False})
+    members = max(1, math.ceil((journeys - days) / days))  # and one sign-up a day
     for n in range(members):
         call("PUT", f"/profiles/customers/m{n}", {"fields": {**person(f"m{n}"), "segment": "soak"}})
-    welcome = {
-        "name": "Welcome",
-        "profile_db": "customers",
-        "entry": "hello",
-        "triggers": [
-            {"id": "signup", "type": "event", "event": "profile.created", "next": "hello"}
-        ],
-        "nodes": {"hello": {"type": "send", "channel": "email", "template": {"subject": "Hi"}}},
-    }
-    welcome_id = call("POST", "/scenarios", welcome)["id"]
-    call("POST", f"/scenarios/{welcome_id}/activate")
-    newsletter_id = call("POST", "/scenarios", newsletter(members))["id"]
-    call("POST", f"/scenarios/{newsletter_id}/activate")
+    ids = []
+    for document in (WELCOME, newsletter()):
+        ids.append(call("POST", "/scenarios", document)["id"])
+        call("POST", f"/scenarios/{ids[-1]}/activate")
 
-    began, warm, signups = time.monotonic(), 0.0, 0
-    for day in range(1, DAYS + 1):
-        if day % SIGNUP_EVERY == 0:  # a sign-up: the welcome e-mail, captured on creation
-            signups += 1
-            call("PUT", f"/profiles/customers/s{signups}", {"fields": person(f"s{signups}")})
+    def entered() -> int:
+        return sum(call("GET", f"/scenarios/{i}/stats")["entered"] for i in ids)
+
+    began = time.monotonic()
+    warm = warm_journeys = 0.0
+    for day in range(1, days + 1):
+        call("PUT", f"/profiles/customers/s{day}", {"fields": person(f"s{day}")})
         events = [
-            {"type": "page.visited", "profile_id": f"m{n}", "data": {"day": day}}
+            {"type": "page.visited", "profile_db": "customers", "profile_id": f"m{n}"}
             for n in range(members)
         ]
         call("POST", "/events", {"events": events})
-        advance_to(runtime, clock, START + timedelta(days=day))
+        call("POST", "/local/clock", {"set": (START + timedelta(days=day)).isoformat()})
+        resident, _ = stack.memory_mb()
         if day == WARM_UP_DAYS:
-            warm = rss_mb()
-        if day % 30 == 0 or os.environ.get("SOAK_VERBOSE"):
-            print(f"  day {day}: {rss_mb():.0f} MB resident", file=sys.stderr, flush=True)
-    end = rss_mb()
-    stats = call("GET", f"/scenarios/{newsletter_id}/stats")
-    welcome_stats = call("GET", f"/scenarios/{welcome_id}/stats")
-    journeys = stats["entered"] + welcome_stats["entered"]
-    aws.stop()
+            warm, warm_journeys = resident, entered()
+        if day % 30 == 0 or day == days or os.environ.get("SOAK_VERBOSE"):
+            print(
+                f"  day {day}: {resident:.0f} MB resident, {time.monotonic() - began:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    seconds = time.monotonic() - began
+    end, peak = stack.memory_mb()
+    total = entered()
+    after_warm_up = max(1, days - WARM_UP_DAYS)
     return {
-        "soak_days": (DAYS, "days"),
-        "soak_journeys": (journeys, "journeys"),
+        "soak_days": (days, "days"),
+        "soak_journeys": (total, "journeys"),
+        "soak_seconds": (round(seconds, 1), "s"),
         "soak_rss_after_warm_up": (round(warm, 1), "MB"),
         "soak_rss_at_end": (round(end, 1), "MB"),
-        "soak_peak_rss": (round(peak_mb(), 1), "MB"),
-        "soak_growth_after_warm_up": (round(end / warm if warm else 0.0, 2), "ratio"),
-        "soak_seconds": (round(time.monotonic() - began, 1), "s"),
+        "soak_peak_rss": (round(peak, 1), "MB"),
+        "soak_growth_per_1000_journeys": (
+            round((end - warm) * 1000 / max(1, total - warm_journeys), 1),
+            "MB",
+        ),
+        "soak_growth_per_100_days": (round((end - warm) * 100 / after_warm_up, 1), "MB"),
     }
 
 
 def main() -> int:
-    figures = soak()
+    figures = soak(DAYS, JOURNEYS)
     for name, (value, unit) in figures.items():
         print(f"{name}: {value} {unit}")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

@@ -38,7 +38,7 @@ def reap(now: datetime, on_stream: Callable[[str, Records], None]) -> int:
         name = settings().table(table.name)
         key_names = [table.hash_key, *([table.range_key] if table.range_key else [])]
         records = []
-        for item in _expired(dynamodb, name, table.ttl_attribute, epoch(now)):
+        for item in _expired(name, table.ttl_attribute, epoch(now)):
             key = {attribute: item[attribute] for attribute in key_names}
             try:  # only if it is still expired: a write since may have moved it on
                 dynamodb.delete_item(
@@ -55,24 +55,49 @@ def reap(now: datetime, on_stream: Callable[[str, Records], None]) -> int:
                 records.append(_removal(name, key, item, now))
         for start in range(0, len(records), 100):
             on_stream(name, records[start : start + 100])
+    for table in moto_tables():
+        _forget_stream_records(table)
     reset_model_data()
     return removed
 
 
-def _expired(dynamodb: Any, table: str, attribute: str, now: int) -> Iterator[dict[str, Any]]:
-    """Items of `table` whose numeric `attribute` is before `now` (DynamoDB JSON)."""
-    arguments: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": "#ttl < :now",
-        "ExpressionAttributeNames": {"#ttl": attribute},
-        "ExpressionAttributeValues": {":now": {"N": str(now)}},
-    }
-    while True:
-        page = dynamodb.scan(**arguments)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+def moto_tables() -> Iterator[Any]:
+    """moto's tables of every account and region (moto runs in this process)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    for account in dynamodb_backends.values():
+        for backend in account.values():
+            yield from backend.tables.values()
+
+
+def _expired(name: str, attribute: str, now: int) -> list[dict[str, Any]]:
+    """Items of table `name` whose numeric `attribute` is before `now` (DynamoDB JSON):
+    read off moto's table in place, where a Scan would copy every item it looks at."""
+    found = []
+    for table in moto_tables():
+        if table.name != name:
+            continue
+        partitions = table.items.values()
+        items = (
+            [item for partition in partitions for item in partition.values()]
+            if table.range_key_attr
+            else list(partitions)
+        )
+        for item in items:
+            value = item.attrs.get(attribute)
+            if value is not None and value.type == "N" and float(value.value) < now:
+                found.append(item.to_json()["Attributes"])
+    return found
+
+
+def _forget_stream_records(table: Any) -> None:
+    """moto keeps every stream record of a table for ever; DynamoDB Streams 24 hours, and
+    nothing on the local stack reads them (the TTL deletions above are delivered as they
+    happen). The sequence numbers of later records go on from where these end."""
+    shard = table.stream_shard
+    if shard is not None and shard.items:
+        shard.starting_sequence_number += len(shard.items)
+        shard.items = []
 
 
 def _removal(table: str, key: dict[str, Any], old: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -147,3 +147,19 @@ def test_a_drain_ends_only_after_a_failed_message_comes_back_whenever_that_is(
         send("sms", {"kind": "message"})
         assert runtime.drain() == 2, f"hidden for {reads} reads"
         assert deliveries == ['{"kind": "message"}'] * 2
+
+
+def test_reaping_lets_go_of_the_stream_records_nothing_reads(aws_stack: None) -> None:
+    from chalicelib.local.ttl import moto_tables
+
+    (timers,) = [t for t in moto_tables() if t.name == store.timers.name]
+    for n in range(3):
+        store.timers.put({"instance_id": f"i{n}", "due": FUTURE, "expires_at": FUTURE})
+    assert len(timers.stream_shard.items) == 3  # moto keeps every record for ever
+    first = timers.stream_shard.starting_sequence_number
+    reap(NOW, lambda *_: None)
+    assert timers.stream_shard.items == []
+    store.timers.put({"instance_id": "i9", "due": FUTURE, "expires_at": FUTURE})
+    (record,) = timers.stream_shard.items  # numbered after the records let go
+    assert record.record["dynamodb"]["SequenceNumber"] == str(first + 3)
+    assert store.timers.get({"instance_id": "i0"}) is not None  # live timers stay
