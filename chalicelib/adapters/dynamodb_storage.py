@@ -794,7 +794,7 @@ class DynamoStorage:
             item.get("previous") or {},
         )  # fmt: skip
 
-    def put_product(self, product: StoredProduct) -> None:
+    def put_product(self, product: StoredProduct, fan_out: OutboxRow | None = None) -> None:
         item = {
             "product_id": product.product_id,
             "document": product.document,
@@ -802,11 +802,15 @@ class DynamoStorage:
             "version": product.version,
             "previous": product.previous,
         }
+        if product.version == 1:
+            write = products.tx_put(item, "attribute_not_exists(product_id)")
+        else:
+            write = products.tx_put(item, "version = :v", values={":v": product.version - 1})
+        row = [] if fan_out is None else [
+            store.messages.tx_put(_row_item(fan_out), "attribute_not_exists(message_id)")
+        ]  # fmt: skip
         try:
-            if product.version == 1:
-                products.put(item, "attribute_not_exists(product_id)")
-            else:
-                products.put(item, "version = :v", values={":v": product.version - 1})
+            transact([write, *row])
         except ConditionFailed as failed:
             raise Conflict(f"product {product.product_id} changed") from failed
 

@@ -693,12 +693,16 @@ class MemoryStorage:
         with self._lock:
             return copy.deepcopy(self.products.get(product_id))
 
-    def put_product(self, product: StoredProduct) -> None:
+    def put_product(self, product: StoredProduct, fan_out: OutboxRow | None = None) -> None:
         with self._lock:
             stored = self.products.get(product.product_id)
             if (stored.version if stored else 0) != product.version - 1:
                 raise Conflict(f"product {product.product_id} changed")
+            if fan_out is not None and fan_out.row_id in self.rows:
+                raise Conflict(f"outbox row {fan_out.row_id} exists")
             self.products[product.product_id] = copy.deepcopy(product)
+            if fan_out is not None:
+                self._keep(fan_out)
 
     def list_lines(self, profile_db: str, profile_id: str, list_name: str) -> list[ListLine]:
         with self._lock:

@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from chalicelib.adapters.clock import now as clock_now
 from chalicelib.engine.commerce import (
     effective,
     further_stage,
@@ -25,12 +26,15 @@ from chalicelib.engine.commerce import (
 )
 from chalicelib.scenarios.durations import format_datetime, parse_datetime
 
+from .commit import REDISPATCH_AFTER
 from .messages import EventBody, EventMessage, WatchersPage
 from .storage import (
     VIEW_KEPT,
     CartStage,
     Conflict,
+    Dispatch,
     ListLine,
+    OutboxRow,
     ProductView,
     SignalSettings,
     Storage,
@@ -63,15 +67,27 @@ def put_product(
             product_id, merge_product(before, given), at,
             (stored.version if stored else 0) + 1, before,
         )  # fmt: skip
-        try:
-            storage.put_product(product)
-        except Conflict:
-            continue  # another change came first: merge into it
+        fan_out = None
         if stored is not None and product.document != before:
             prices = storage.signal_settings().price_check == "on_change"
-            uow.send("segments", [_first_page(product, prices)])
+            fan_out = _fan_out_row(_first_page(product, prices))
+        try:
+            storage.put_product(product, fan_out)
+        except Conflict:
+            continue  # another change came first: merge into it
+        if fan_out is not None and fan_out.dispatch is not None:
+            uow.send("segments", [fan_out.dispatch.message])
         return product
     raise Conflict(f"product {product_id!r} kept changing")
+
+
+def _fan_out_row(page: WatchersPage) -> OutboxRow:
+    """The change's first page as a pending outbox row, written with the product: a crash
+    before it is queued leaves it to the sweeper, and its consumer takes it out."""
+    row_id = f"watchers-{page.product_id}-{page.version}"
+    now = clock_now()
+    dispatch = Dispatch("segments", page.with_row(row_id), now, now + REDISPATCH_AFTER)
+    return OutboxRow(row_id, "watchers", now, "", "", dispatch=dispatch)
 
 
 def _first_page(product: StoredProduct, prices: bool) -> WatchersPage:
@@ -90,7 +106,7 @@ def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
     uow = uow or UnitOfWork()
     watches, following = uow.storage.watchers(page.product_id, WATCHERS_PAGE, page.token)
     if following is not None:
-        uow.send("segments", [page.model_copy(update={"token": following})])
+        uow.send("segments", [page.model_copy(update={"token": following, "row_id": None})])
     changed_at = parse_datetime(page.changed_at)
     assert changed_at is not None
     derived = []
@@ -116,6 +132,8 @@ def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
                 EventMessage(profile_db=watch.profile_db, profile_id=watch.profile_id, event=body)
             )
     uow.send("events", derived)
+    if page.row_id is not None:  # the first page: its outbox row is handled
+        uow.storage.consume_row(page.row_id)
     return len(watches)
 
 

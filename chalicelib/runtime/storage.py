@@ -482,9 +482,10 @@ class Storage(Protocol):
         """A product of the catalogue as stored (None: never put)."""
         ...
 
-    def put_product(self, product: StoredProduct) -> None:
+    def put_product(self, product: StoredProduct, fan_out: OutboxRow | None = None) -> None:
         """Store the product at its `version`, expecting the one before it (version 1: no
-        product yet); `Conflict` when another change came first."""
+        product yet), with the outbox row of its change's fan-out in the same write;
+        `Conflict` when another change came first (then neither is written)."""
         ...
 
     def list_lines(self, profile_db: str, profile_id: str, list_name: str) -> list[ListLine]:

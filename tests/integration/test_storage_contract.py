@@ -578,6 +578,23 @@ def test_a_product_is_put_at_the_next_version_only(storage: Storage) -> None:
     assert storage.product("p2") is None
 
 
+def test_a_products_change_and_its_fan_out_row_are_written_together(storage: Storage) -> None:
+    storage.put_product(StoredProduct("p1", {"price": 10}, T0))
+    page = messages.WatchersPage(
+        product_id="p1", version=2, changed_at="2026-06-10T10:00:00Z", before={"price": 10},
+        after={"price": 8}, row_id="watchers-p1-2",
+    )  # fmt: skip
+    dispatch = Dispatch("segments", page, T0, T0 + timedelta(minutes=15))
+    row = OutboxRow("watchers-p1-2", "watchers", T0, "", "", dispatch=dispatch)
+    stale = StoredProduct("p1", {"price": 8}, T0, 3, {"price": 10})
+    with pytest.raises(Conflict):
+        storage.put_product(stale, row)  # not the next version: neither is written
+    assert list(storage.overdue_rows(T0 + timedelta(days=1))) == []
+    storage.put_product(StoredProduct("p1", {"price": 8}, T0, 2, {"price": 10}), row)
+    (pending,) = storage.overdue_rows(T0 + timedelta(minutes=15))
+    assert (pending.row_id, pending.queue, pending.message) == ("watchers-p1-2", "segments", page)
+
+
 def line(product_id: str, at: datetime, quantity: float = 1, price: float | None = 10) -> ListLine:
     return ListLine(product_id, quantity, price, at, at)
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.clock import VirtualClock, use_clock
 from chalicelib.adapters.memory_storage import MemoryQueues, MemoryStorage
 from chalicelib.bootstrap import bootstrap
-from chalicelib.runtime import commerce, events
+from chalicelib.runtime import commerce, events, sweeper
 from chalicelib.runtime.messages import EventBody, EventMessage, WatchersPage
 from chalicelib.runtime.storage import CartStage, Changes, ListLine, ProductOrdered, ProductView
 from chalicelib.runtime.unit_of_work import UnitOfWork
@@ -212,3 +213,26 @@ def test_a_price_signal_says_when_the_watcher_last_ordered_the_product(
     drops = {m.profile_id: m.event.data for m in fan_out()}
     assert drops["ada"]["last_ordered_at"] == "2026-05-11T10:00:00Z"
     assert "last_ordered_at" not in drops["bob"]  # never ordered it: absent
+
+
+def test_a_change_whose_fan_out_was_never_queued_is_fanned_out_by_the_sweeper(
+    storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commerce.put_product(UnitOfWork(), "p1", {"price": 100}, T0)
+    watch("ada", "favorites", 100)
+    clock = VirtualClock(T0 + timedelta(hours=1))
+    previous = use_clock(clock)
+    try:
+        monkeypatch.setattr(UnitOfWork, "send", lambda *_: None)  # the function dies here
+        commerce.put_product(UnitOfWork(), "p1", {"price": 80}, clock.now())
+        monkeypatch.undo()
+        assert QUEUES.take("segments") == []
+        clock.advance(timedelta(minutes=16))
+        sweeper.sweep(clock.now())  # the change's first page is still pending: sent again
+        (drop,) = fan_out()
+        assert (drop.profile_id, drop.event.type) == ("ada", "product.price_dropped")
+        clock.advance(timedelta(minutes=16))
+        sweeper.sweep(clock.now())  # handled: taken out of the outbox
+        assert QUEUES.take("segments") == []
+    finally:
+        use_clock(previous)
