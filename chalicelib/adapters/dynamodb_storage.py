@@ -42,6 +42,7 @@ from chalicelib.runtime.pacing import spacing
 from chalicelib.runtime.storage import (
     REMOVAL_KEPT,
     VIEW_KEPT,
+    AbandonTimer,
     CaptureGuard,
     CartStage,
     Changes,
@@ -928,6 +929,39 @@ class DynamoStorage:
             {**SIGNALS_KEY, "signals": asdict(signals), "updated_at": format_datetime(at)}
         )
 
+    def abandon_timer(
+        self, profile_db: str, profile_id: str, product_id: str | None
+    ) -> AbandonTimer | None:
+        item = store.timers.get({"instance_id": _abandon_id(profile_db, profile_id, product_id)})
+        return _abandon_timer_from(item) if item else None
+
+    def set_abandon_timer(self, timer: AbandonTimer) -> bool:
+        item = _abandon_timer_item(timer)
+        try:
+            store.timers.put(
+                item, "attribute_not_exists(instance_id) OR changed_us < :us",
+                values={":us": item["changed_us"]},
+            )  # fmt: skip
+        except ConditionFailed:
+            return False
+        return True
+
+    def due_abandon_timers(self, now: datetime) -> Iterator[AbandonTimer]:
+        for shard in range(settings().timer_shards):
+            for item in store.timers.query(
+                "shard = :s AND due <= :now", index="by_due",
+                values={":s": f"{ABANDON_SHARD}{shard}", ":now": epoch(now)},
+            ):  # fmt: skip
+                yield _abandon_timer_from(item)
+
+    def disarm_abandon_timer(self, timer: AbandonTimer) -> None:
+        key = {"instance_id": _abandon_id(timer.profile_db, timer.profile_id, timer.product_id)}
+        with suppress(ConditionFailed):  # a later change re-set it
+            store.timers.update(
+                key, "REMOVE due, #shard, wake_at", "changed_us = :us",
+                names={"#shard": "shard"}, values={":us": _micros(timer.changed_at - _EPOCH)},
+            )  # fmt: skip
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -1210,6 +1244,47 @@ def _event_timer_item(timer: EventTimer) -> dict[str, Any]:
 
 def _event_timer_from(item: dict[str, Any], due_at: datetime) -> EventTimer:
     return EventTimer(item["instance_id"], due_at, messages.parse_event(item["event"]))
+
+
+# --- abandonment ---
+# A cart's or a viewed product's abandonment timer is the timers table's item
+# `abandon#<profile>#cart` / `abandon#<profile>#view#<product>`, in the due-time index
+# under shards `abandon-<n>` while it is armed; fired or ended, it stays out of the index
+# (for its change, so an older change delivered late does not arm it again) until its
+# TTL, a backstop the TTL stream handler ignores for this kind.
+ABANDON_SHARD = "abandon-"
+ABANDON_TIMER = "abandon"
+
+
+def _abandon_id(profile_db: str, profile_id: str, product_id: str | None) -> str:
+    what = "cart" if product_id is None else f"view#{_key_part(product_id)}"
+    return f"abandon#{profile_key(profile_db, profile_id)}#{what}"
+
+
+def _abandon_timer_item(timer: AbandonTimer) -> dict[str, Any]:
+    timer_id = _abandon_id(timer.profile_db, timer.profile_id, timer.product_id)
+    item: dict[str, Any] = {
+        "instance_id": timer_id, "kind": ABANDON_TIMER, "profile_db": timer.profile_db,
+        "profile_id": timer.profile_id, "changed_at": format_datetime(timer.changed_at),
+        "changed_us": _micros(timer.changed_at - _EPOCH),
+        "expires_at": epoch(timer.changed_at + VIEW_KEPT),
+    }  # fmt: skip
+    if timer.product_id is not None:
+        item["product_id"] = timer.product_id
+    if timer.due_at is not None:
+        item["wake_at"] = format_datetime(timer.due_at)
+        item["due"] = epoch(timer.due_at) + (1 if timer.due_at.microsecond else 0)  # never early
+        item["shard"] = ABANDON_SHARD + shard_of(timer_id)
+    return item
+
+
+def _abandon_timer_from(item: dict[str, Any]) -> AbandonTimer:
+    changed_at = time_value(item["changed_at"])
+    assert changed_at is not None
+    return AbandonTimer(
+        item["profile_db"], item["profile_id"], item.get("product_id"), changed_at,
+        time_value(item.get("wake_at")),
+    )  # fmt: skip
 
 
 # --- orders ---

@@ -8,10 +8,16 @@ A product is a plain document: `price`, `available`, `fields` and `regions`
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from chalicelib.scenarios.durations import format_datetime
+from chalicelib.scenarios.facts import Event
 
 KEYS = ("price", "available")  # the values a region may fill in, besides its fields
 CART_STAGES = ("added", "viewed_cart", "checkout")  # how far a cart got, in order
+CART_ABANDONED = "cart.abandoned"
+BROWSE_ABANDONED = "browse.abandoned"
 
 
 def merge_product(stored: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -159,3 +165,55 @@ def product_signals(
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def cart_abandoned(
+    items: list[dict[str, Any]],
+    changed_at: datetime,
+    latest: datetime,
+    stage: str | None,
+    at: datetime,
+    profile_key: str,
+) -> Event | None:
+    """`cart.abandoned` for the cart change at `changed_at`, checked when its time is up
+    (`at`, when it occurs): the cart holds `items` (each `product_id`, `quantity`,
+    `price`) and `latest`, its latest change or order, is still that change. Its id is
+    the profile's and the change's, so a change is abandoned once."""
+    if not items or latest > changed_at:
+        return None
+    priced = [item for item in items if _number(item.get("price"))]
+    data = {
+        "items": items,
+        "total": round(sum(item["price"] * item["quantity"] for item in priced), 2),
+        "last_change_at": format_datetime(changed_at),
+        "stage": stage if stage in CART_STAGES else "added",
+        "derived": True,
+    }
+    event_id = f"{CART_ABANDONED}:{profile_key}:{format_datetime(changed_at)}"
+    return Event(CART_ABANDONED, at, data, event_id)
+
+
+def browse_abandoned(
+    product_id: str,
+    viewed_at: datetime,
+    latest_view: datetime | None,
+    price: Any,
+    in_cart: bool,
+    ordered_at: datetime | None,
+    at: datetime,
+    profile_key: str,
+) -> Event | None:
+    """`browse.abandoned` for the view of `product_id` at `viewed_at`, checked when its
+    time is up (`at`, when it occurs): it is still the latest view (`latest_view`), the
+    product is not in the cart and was not ordered since. Its id is the profile's, the
+    product's and the view's, so a view is abandoned once."""
+    if latest_view != viewed_at or in_cart or (ordered_at is not None and ordered_at >= viewed_at):
+        return None
+    data = {
+        "product_id": product_id,
+        "viewed_at": format_datetime(viewed_at),
+        "price": price,
+        "derived": True,
+    }
+    event_id = f"{BROWSE_ABANDONED}:{profile_key}:{product_id}:{format_datetime(viewed_at)}"
+    return Event(BROWSE_ABANDONED, at, data, event_id)

@@ -62,6 +62,8 @@ def timer_expired(event: DynamoDBEvent) -> dict[str, Any]:
         ):
             continue
         old = record["dynamodb"].get("OldImage") or {}
+        if old.get("kind", {}).get("S") == "abandon":
+            continue  # an abandonment timer's TTL only clears it (the sweeper fires them)
         if "event" in old:
             derived.append((parse_event(old["event"]["S"]), 0))
             continue

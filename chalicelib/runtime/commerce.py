@@ -25,6 +25,7 @@ from chalicelib.engine.commerce import (
 )
 from chalicelib.scenarios.durations import format_datetime, parse_datetime
 
+from . import abandonment
 from .messages import EventBody, EventMessage, WatchersPage
 from .storage import (
     VIEW_KEPT,
@@ -141,7 +142,15 @@ def keep(uow: UnitOfWork, message: EventMessage) -> None:
             price = _price(data.get("price"))
             if price is None:
                 price = _effective_price(uow, db, profile_id, product_id)
-            storage.record_view(db, profile_id, ProductView(product_id, price, at))
+            if storage.record_view(db, profile_id, ProductView(product_id, price, at)):
+                abandonment.viewed(storage, db, profile_id, product_id, at)
+        return
+    if event.type == "order.created":
+        abandonment.ended(storage, db, profile_id, None, at)
+        for item in data.get("items") or []:
+            ordered = _product_id(item) if isinstance(item, dict) else None
+            if ordered is not None:
+                abandonment.ended(storage, db, profile_id, ordered, at)
         return
     if event.type == "cart.viewed":
         _reach_stage(storage, db, profile_id, "viewed_cart", at)
@@ -168,9 +177,11 @@ def keep(uow: UnitOfWork, message: EventMessage) -> None:
     if product_id is None:
         return
     if action == "item_removed":
-        storage.remove_line(db, profile_id, list_name, product_id, at)
+        changed = storage.remove_line(db, profile_id, list_name, product_id, at)
     else:
-        storage.put_line(db, profile_id, list_name, _line(uow, db, profile_id, data, at))
+        changed = storage.put_line(db, profile_id, list_name, _line(uow, db, profile_id, data, at))
+    if changed and list_name == CART:
+        _cart_changed(storage, db, profile_id, [product_id] if action != "item_removed" else [], at)
 
 
 def replace_list(
@@ -188,11 +199,14 @@ def replace_list(
         product_id = _product_id(item)
         if product_id is not None:
             wanted[product_id] = _line(uow, db, profile_id, item, at)
+    changed = False
     for line in uow.storage.list_lines(db, profile_id, list_name):
         if line.product_id not in wanted:
-            uow.storage.remove_line(db, profile_id, list_name, line.product_id, at)
+            changed |= uow.storage.remove_line(db, profile_id, list_name, line.product_id, at)
     for line in wanted.values():
-        uow.storage.put_line(db, profile_id, list_name, line)
+        changed |= uow.storage.put_line(db, profile_id, list_name, line)
+    if changed and list_name == CART:
+        _cart_changed(uow.storage, db, profile_id, list(wanted), at)
 
 
 def read_list(storage: Storage, db: str, profile_id: str, list_name: str) -> dict[str, Any]:
@@ -232,6 +246,16 @@ def set_signal_settings(storage: Storage, given: dict[str, Any], at: datetime) -
     )
     storage.set_signal_settings(chosen, at)
     return chosen
+
+
+def _cart_changed(
+    storage: Storage, db: str, profile_id: str, added: list[str], at: datetime
+) -> None:
+    """The cart changed at `at`, putting `added` in it: its abandonment is timed from
+    now, and those products' views are no longer abandoned."""
+    abandonment.cart_changed(storage, db, profile_id, at)
+    for product_id in added:
+        abandonment.ended(storage, db, profile_id, product_id, at)
 
 
 def _reach_stage(storage: Storage, db: str, profile_id: str, stage: str, at: datetime) -> None:

@@ -533,6 +533,26 @@ class Storage(Protocol):
 
     def set_signal_settings(self, signals: SignalSettings, at: datetime) -> None: ...
 
+    def abandon_timer(
+        self, profile_db: str, profile_id: str, product_id: str | None
+    ) -> AbandonTimer | None:
+        """The profile's abandonment timer of its cart (`product_id` None) or of a product
+        it viewed."""
+        ...
+
+    def set_abandon_timer(self, timer: AbandonTimer) -> bool:
+        """Set the timer, unless the one kept is for a change as late or later (False)."""
+        ...
+
+    def due_abandon_timers(self, now: datetime) -> Iterable[AbandonTimer]:
+        """Abandonment timers due by `now` (armed, not fired)."""
+        ...
+
+    def disarm_abandon_timer(self, timer: AbandonTimer) -> None:
+        """The timer fired: it stays for its change, out of the due ones, unless a later
+        change re-set it meanwhile."""
+        ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -646,6 +666,19 @@ class SignalSettings:
     browse_abandoned_after: str = "PT1H"
     session_timeout: str = "PT30M"
     price_check: str | dict[str, Any] = "on_change"
+
+
+@dataclass(frozen=True)
+class AbandonTimer:
+    """When a cart (`product_id` None) or a viewed product counts as abandoned: the change
+    it follows (`changed_at`: the cart's latest change, the view, or the order or addition
+    that ended it) and `due_at` (None: nothing is due for that change)."""
+
+    profile_db: str
+    profile_id: str
+    product_id: str | None
+    changed_at: datetime
+    due_at: datetime | None
 
 
 # --- segment membership -------------------------------------------------------------------
