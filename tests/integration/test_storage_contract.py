@@ -550,7 +550,8 @@ def test_an_abandonment_timer_is_set_only_by_a_later_change_and_stays_once_fired
     hour = timedelta(hours=1)
     cart = AbandonTimer("customers", "ada", None, T0, T0 + hour)
     view = AbandonTimer("customers", "ada", "sku/1#a", T0, T0 + 2 * hour)
-    assert storage.set_abandon_timer(cart) and storage.set_abandon_timer(view)
+    assert storage.set_abandon_timer(cart)
+    assert storage.set_abandon_timer(view)
     assert not storage.set_abandon_timer(replace(cart, due_at=T0 + 3 * hour))  # the same change
     assert storage.abandon_timer("customers", "ada", None) == cart
     assert storage.abandon_timer("customers", "ada", "sku/1#a") == view

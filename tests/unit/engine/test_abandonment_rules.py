@@ -23,9 +23,11 @@ def test_a_cart_unchanged_since_its_last_change_is_abandoned_once_per_change() -
         "stage": "checkout", "derived": True,
     }  # fmt: skip
     again = cart_abandoned(ITEMS, T0, T0, "checkout", T0 + HOUR, "customers#ada")
-    assert again is not None and again.id == event.id
+    assert again is not None
+    assert again.id == event.id
     other = cart_abandoned(ITEMS, T0 + HOUR, T0 + HOUR, None, T0 + 2 * HOUR, "customers#ada")
-    assert other is not None and other.id != event.id
+    assert other is not None
+    assert other.id != event.id
     assert other.data["stage"] == "added"  # a cart neither viewed nor checked out
 
 
@@ -44,7 +46,8 @@ def test_a_view_neither_followed_by_the_cart_nor_an_order_is_abandoned_once() ->
     }  # fmt: skip
     earlier_order = T0 - timedelta(days=3)
     again = browse_abandoned("p1", T0, T0, 99, False, earlier_order, T0 + HOUR, "customers#ada")
-    assert again is not None and again.id == event.id
+    assert again is not None
+    assert again.id == event.id
 
 
 def test_a_view_in_the_cart_ordered_or_viewed_again_abandons_nothing() -> None:
