@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalice.test import Client
 from harness import Stack, at, person
 
+from app import app
 from chalicelib import templates
+from chalicelib.adapters import store
+from chalicelib.adapters.dynamo import to_item
 
 
 def template(template_id: str) -> dict[str, Any]:
@@ -62,3 +66,21 @@ def test_a_product_viewed_and_left_starts_the_abandoned_browse_template(stack: S
     stack.drain()
     stack.advance_to(at(10, 11, 2))
     assert [m["profile_id"] for m in stack.sent(scenario_id=browse)] == ["ada"]
+
+
+def test_an_abandonment_timer_deleted_by_ttl_wakes_nothing(stack: Stack) -> None:
+    stack.upsert("ada", person("ada"))
+    stack.event("cart.item_added", "ada", data={"product_id": "p1"})
+    stack.drain()
+    timer = next(t for t in store.timers.scan() if t.get("kind") == "abandon")
+    expired = {
+        "eventName": "REMOVE",
+        "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+        "dynamodb": {
+            "Keys": to_item({"instance_id": timer["instance_id"]}),
+            "OldImage": to_item(timer),
+        },
+    }
+    assert Client(app).lambda_.invoke("timer_expired", {"Records": [expired]}).payload == {
+        "woken": 0
+    }
