@@ -58,6 +58,7 @@ from chalicelib.runtime.storage import (
     Once,
     OutboxRow,
     PendingRow,
+    PriceChange,
     ProductOrdered,
     ProductView,
     ProfileCreate,
@@ -929,6 +930,45 @@ class DynamoStorage:
             {**SIGNALS_KEY, "signals": asdict(signals), "updated_at": format_datetime(at)}
         )
 
+    def mark_price_change(self, product_id: str, before: dict[str, Any], version: int) -> None:
+        store.scenarios.update(
+            {"pk": PRICE_CHANGES_PK, "sk": product_id},
+            "SET #b = if_not_exists(#b, :b), version = :v, product_id = :p",
+            names={"#b": "base"},
+            values={":b": before, ":v": version, ":p": product_id},
+        )
+
+    def price_changes(self) -> Iterator[PriceChange]:
+        for item in store.scenarios.query("pk = :pk", values={":pk": PRICE_CHANGES_PK}):
+            yield PriceChange(item["product_id"], item.get("base") or {}, int(item["version"]))
+
+    def settle_price_change(self, product_id: str, version: int, checked: dict[str, Any]) -> None:
+        key = {"pk": PRICE_CHANGES_PK, "sk": product_id}
+        try:
+            store.scenarios.delete(key, "version = :v", values={":v": version})
+        except ConditionFailed:  # changed again meanwhile: compared from `checked` next time
+            with suppress(ConditionFailed):
+                store.scenarios.update(
+                    key,
+                    "SET #b = :b",
+                    "attribute_exists(pk)",
+                    names={"#b": "base"},
+                    values={":b": checked},
+                )
+
+    def last_price_check(self) -> datetime | None:
+        item = store.scenarios.get(PRICE_CHECK_KEY)
+        return time_value(item["checked_at"]) if item else None
+
+    def mark_price_check(self, moment: datetime) -> None:
+        with suppress(ConditionFailed):  # a later check is recorded
+            store.scenarios.put(
+                {**PRICE_CHECK_KEY, "checked_at": format_datetime(moment),
+                 "checked_us": _micros(moment - _EPOCH)},
+                "attribute_not_exists(pk) OR checked_us < :us",
+                values={":us": _micros(moment - _EPOCH)},
+            )  # fmt: skip
+
     def abandon_timer(
         self, profile_db: str, profile_id: str, product_id: str | None
     ) -> AbandonTimer | None:
@@ -1104,6 +1144,10 @@ def _decision_from(scenario_id: str, item: dict[str, Any]) -> ExperimentDecision
 
 products = Table("products")
 SIGNALS_KEY = {"pk": "SETTINGS", "sk": "signals"}
+# Scheduled price checks: the moment of the latest, and one item per product changed since
+# it (`PRICES`/<product>: `base`, the document at that check, and `version`, its latest).
+PRICE_CHECK_KEY = {"pk": "SETTINGS", "sk": "price_check"}
+PRICE_CHANGES_PK = "PRICES"
 
 
 def _key_part(name: str) -> str:

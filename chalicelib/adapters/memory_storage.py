@@ -34,6 +34,7 @@ from chalicelib.runtime.storage import (
     MergeRecord,
     OutboxRow,
     PendingRow,
+    PriceChange,
     ProductView,
     ProfileCreate,
     ProfileRecord,
@@ -97,6 +98,8 @@ class MemoryStorage:
         self.cart_stages: dict[tuple[str, str], CartStage] = {}
         self.signals: SignalSettings = SignalSettings()
         self.abandon_timers: dict[tuple[str, str, str | None], AbandonTimer] = {}
+        self.price_pending: dict[str, PriceChange] = {}
+        self.price_checked: datetime | None = None
         self.codes: dict[str, list[str]] = {}
         self.taken: dict[str, str] = {}
         self.issued: set[tuple[str, str]] = set()  # (pool, code) taken
@@ -779,6 +782,35 @@ class MemoryStorage:
 
     def set_signal_settings(self, signals: SignalSettings, at: datetime) -> None:
         self.signals = signals
+
+    def mark_price_change(self, product_id: str, before: dict[str, Any], version: int) -> None:
+        with self._lock:
+            kept = self.price_pending.get(product_id)
+            base = kept.base if kept else copy.deepcopy(before)
+            self.price_pending[product_id] = PriceChange(product_id, base, version)
+
+    def price_changes(self) -> Iterator[PriceChange]:
+        with self._lock:
+            pending = sorted(self.price_pending.values(), key=lambda change: change.product_id)
+        yield from copy.deepcopy(pending)
+
+    def settle_price_change(self, product_id: str, version: int, checked: dict[str, Any]) -> None:
+        with self._lock:
+            kept = self.price_pending.get(product_id)
+            if kept is None:
+                return
+            if kept.version == version:
+                del self.price_pending[product_id]
+            else:
+                self.price_pending[product_id] = replace(kept, base=copy.deepcopy(checked))
+
+    def last_price_check(self) -> datetime | None:
+        return self.price_checked
+
+    def mark_price_check(self, moment: datetime) -> None:
+        with self._lock:
+            if self.price_checked is None or self.price_checked < moment:
+                self.price_checked = moment
 
     def abandon_timer(
         self, profile_db: str, profile_id: str, product_id: str | None

@@ -124,6 +124,7 @@ def product_signals(
     zone: str | None,
     price_seen: Any,
     prices: bool = True,
+    others: bool = True,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The signals one product change derives for one watcher (SPEC §6.3): (event type,
     data) for a profile in `zone` that saw `price_seen` (None: not known).
@@ -134,7 +135,8 @@ def product_signals(
     - `product.back_in_stock` / `product.out_of_stock`: the effective availability
       turned true / false from anything else.
     - `product.field_changed`: custom fields filled, changed or cleared, all in one.
-    Nothing where the product has nothing for the zone."""
+    The last two only when `others` (not for a scheduled price check). Nothing where the
+    product has nothing for the zone."""
     signals: list[tuple[str, dict[str, Any]]] = []
     old_price, new_price = effective(before, zone, "price"), effective(after, zone, "price")
     moved = _number(old_price) and _number(new_price) and new_price != old_price
@@ -146,6 +148,8 @@ def product_signals(
         else:
             signals.append(("product.price_increased", {"rise_abs": change, "rise_pct": pct}))
         signals[-1][1].update(price_seen=price_seen, price=new_price)
+    if not others:
+        return signals
     old_stock, new_stock = effective(before, zone, "available"), effective(after, zone, "available")
     if new_stock is True and old_stock is not True:
         signals.append(("product.back_in_stock", {}))
@@ -161,6 +165,17 @@ def product_signals(
         if changed:
             signals.append(("product.field_changed", {"fields": changed}))
     return signals
+
+
+def prices_differ(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether a product's price may be effective differently for some zone: its main
+    price, a region's price or its set of regions differ."""
+
+    def prices(product: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        regions = product.get("regions") or {}
+        return product.get("price"), {zone: region.get("price") for zone, region in regions.items()}
+
+    return prices(before) != prices(after)
 
 
 def _number(value: Any) -> bool:

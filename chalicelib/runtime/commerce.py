@@ -20,10 +20,13 @@ from chalicelib.engine.commerce import (
     effective,
     further_stage,
     merge_product,
+    prices_differ,
     product_signals,
     zone_of,
 )
 from chalicelib.scenarios.durations import format_datetime, parse_datetime
+from chalicelib.scenarios.model import ScheduleTrigger
+from chalicelib.scenarios.schedules import due_runs
 
 from . import abandonment
 from .messages import EventBody, EventMessage, WatchersPage
@@ -69,9 +72,50 @@ def put_product(
             continue  # another change came first: merge into it
         if stored is not None and product.document != before:
             prices = storage.signal_settings().price_check == "on_change"
+            if not prices:
+                storage.mark_price_change(product_id, before, product.version)
             uow.send("segments", [_first_page(product, prices)])
         return product
     raise Conflict(f"product {product_id!r} kept changing")
+
+
+def check_prices(now: datetime, uow: UnitOfWork | None = None) -> int:
+    """The scheduled price check (`signals.price_check` a schedule), at the minute tick:
+    when a moment of the schedule has come since the last check, every product changed
+    since then whose prices differ from that check's fans out over its watchers for price
+    signals only, against the price seen, at that moment. A drop undone before the check
+    fires nothing. Answers the products fanned out."""
+    uow = uow or UnitOfWork()
+    storage = uow.storage
+    schedule = storage.signal_settings().price_check
+    if not isinstance(schedule, dict):
+        return 0
+    last = storage.last_price_check()
+    if last is None:  # the first tick on a schedule: checks start from now
+        storage.mark_price_check(now)
+        return 0
+    trigger = ScheduleTrigger.model_validate(
+        {"id": "price_check", "type": "schedule", "next": "check", **schedule}
+    )
+    due = due_runs(trigger, last, now)
+    if not due:
+        return 0
+    moment, checked = due[-1], 0
+    for change in storage.price_changes():
+        product = storage.product(change.product_id)
+        if product is None:
+            continue
+        if prices_differ(change.base, product.document):
+            page = WatchersPage(
+                product_id=product.product_id, version=product.version,
+                changed_at=format_datetime(moment), before=change.base,
+                after=product.document, others=False,
+            )  # fmt: skip
+            uow.send("segments", [page])
+            checked += 1
+        storage.settle_price_change(product.product_id, product.version, product.document)
+    storage.mark_price_check(moment)  # after the fan-out: a crash before checks again
+    return checked
 
 
 def _first_page(product: StoredProduct, prices: bool) -> WatchersPage:
@@ -99,7 +143,7 @@ def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
             continue  # a view older than 60 days no longer watches (TTL may be late)
         zone = zone_of(uow.profile(watch.profile_db, watch.profile_id).view.fields)
         for event_type, data in product_signals(
-            page.before, page.after, zone, watch.price_seen, page.prices
+            page.before, page.after, zone, watch.price_seen, page.prices, page.others
         ):
             event_id = ":".join(
                 (event_type, page.product_id, str(page.version), watch.profile_db,

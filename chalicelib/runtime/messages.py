@@ -219,7 +219,8 @@ class ScanMembership(_Message):
 
 class WatchersPage(_Message):
     """One page of the watchers of a changed product (`token`: where the page starts):
-    the product as it was before the change (version `version` - 1) and after it."""
+    the product as it was before the change (version `version` - 1; for a scheduled price
+    check, at the last check) and after it."""
 
     kind: Literal["watchers"] = "watchers"
     product_id: str
@@ -227,7 +228,8 @@ class WatchersPage(_Message):
     changed_at: str
     before: dict[str, Any]
     after: dict[str, Any]
-    prices: bool = True  # compare prices (the stack's price check is `on_change`)
+    prices: bool = True  # compare prices (the stack's price check is `on_change`, or a check)
+    others: bool = True  # derive stock and field signals (False: a scheduled price check)
     token: str | None = None
 
 

@@ -35,6 +35,7 @@ from chalicelib.runtime.storage import (
     Once,
     OrderWrite,
     OutboxRow,
+    PriceChange,
     ProductOrdered,
     ProductView,
     ProfileCreate,
@@ -571,6 +572,27 @@ def test_an_abandonment_timer_is_set_only_by_a_later_change_and_stays_once_fired
     ended = AbandonTimer("customers", "ada", "sku/1#a", T0 + hour, None)  # an order ended it
     assert storage.set_abandon_timer(ended)
     assert list(storage.due_abandon_timers(T0 + 3 * hour)) == []
+
+
+def test_a_price_change_keeps_the_document_of_the_last_check_until_settled(
+    storage: Storage,
+) -> None:
+    assert list(storage.price_changes()) == []
+    storage.mark_price_change("p1", {"price": 100}, 2)
+    storage.mark_price_change("p1", {"price": 90}, 3)  # a further change: the base stays
+    storage.mark_price_change("p2", {}, 2)
+    assert list(storage.price_changes()) == [
+        PriceChange("p1", {"price": 100}, 3), PriceChange("p2", {}, 2)
+    ]  # fmt: skip
+    storage.settle_price_change("p1", 3, {"price": 80})
+    storage.settle_price_change("p2", 1, {"price": 5})  # p2 changed after the version read
+    assert list(storage.price_changes()) == [PriceChange("p2", {"price": 5}, 2)]
+    storage.settle_price_change("p9", 1, {})  # nothing pending: nothing to settle
+
+    assert storage.last_price_check() is None
+    storage.mark_price_check(T0 + timedelta(days=1))
+    storage.mark_price_check(T0)  # an earlier check delivered late
+    assert storage.last_price_check() == T0 + timedelta(days=1)
 
 
 def test_a_session_is_kept_with_its_timer_until_it_ends(storage: Storage) -> None:
