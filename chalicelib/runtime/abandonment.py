@@ -25,7 +25,7 @@ from chalicelib.scenarios.durations import format_datetime, parse_datetime, pars
 
 from .messages import AbandonCheck
 from .orders import pending_events
-from .storage import AbandonTimer, Changes, Storage
+from .storage import AbandonTimer, Changes, Conflict, Storage
 from .unit_of_work import UnitOfWork
 
 CART = "cart"
@@ -91,6 +91,10 @@ def check(uow: UnitOfWork, message: AbandonCheck) -> None:
         )  # fmt: skip
     if event is not None:
         rows, queued = pending_events(db, profile_id, [event])
-        storage.commit(Changes(rows=rows))
-        uow.send("events", queued)
+        try:
+            storage.commit(Changes(rows=rows))
+        except Conflict:
+            pass  # an earlier check wrote it: its outbox row is dispatched, or the sweeper's
+        else:
+            uow.send("events", queued)
     storage.disarm_abandon_timer(kept)

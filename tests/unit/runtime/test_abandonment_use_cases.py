@@ -94,6 +94,23 @@ def test_a_repeated_check_or_a_redelivered_change_emits_nothing_again(
     assert abandoned(T0 + 3 * 60 * MINUTES) == []
 
 
+def test_a_check_cut_short_before_its_timer_left_the_due_ones_emits_once(
+    storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliver("cart.item_added", T0, product_id="p1", price=10)
+    (check,) = checks(T0 + 60 * MINUTES)
+    with monkeypatch.context() as crash:
+        crash.setattr(storage, "disarm_abandon_timer", lambda timer: None)
+        steps.process(check)
+    (first,) = QUEUES.take("events")
+    (again,) = checks(T0 + 61 * MINUTES)
+    steps.process(again)
+    assert QUEUES.take("events") == []  # its outbox row is there already
+    assert checks(T0 + 62 * MINUTES) == []
+    assert isinstance(first, EventMessage)
+    assert first.event.type == "cart.abandoned"
+
+
 def test_an_order_or_an_emptied_cart_before_the_hour_prevents_it(storage: MemoryStorage) -> None:
     deliver("cart.item_added", T0, product_id="p1", price=10)
     deliver("order.created", T0 + 30 * MINUTES, order_id="o1", items=[{"product_id": "p1"}])
