@@ -42,6 +42,7 @@ from chalicelib.runtime.pacing import spacing
 from chalicelib.runtime.storage import (
     REMOVAL_KEPT,
     VIEW_KEPT,
+    AbandonTimer,
     CaptureGuard,
     CartStage,
     Changes,
@@ -57,6 +58,7 @@ from chalicelib.runtime.storage import (
     Once,
     OutboxRow,
     PendingRow,
+    PriceChange,
     ProductOrdered,
     ProductView,
     ProfileCreate,
@@ -932,6 +934,78 @@ class DynamoStorage:
             {**SIGNALS_KEY, "signals": asdict(signals), "updated_at": format_datetime(at)}
         )
 
+    def mark_price_change(self, product_id: str, before: dict[str, Any], version: int) -> None:
+        store.scenarios.update(
+            {"pk": PRICE_CHANGES_PK, "sk": product_id},
+            "SET #b = if_not_exists(#b, :b), version = :v, product_id = :p",
+            names={"#b": "base"},
+            values={":b": before, ":v": version, ":p": product_id},
+        )
+
+    def price_changes(self) -> Iterator[PriceChange]:
+        for item in store.scenarios.query("pk = :pk", values={":pk": PRICE_CHANGES_PK}):
+            yield PriceChange(item["product_id"], item.get("base") or {}, int(item["version"]))
+
+    def settle_price_change(self, product_id: str, version: int, checked: dict[str, Any]) -> None:
+        key = {"pk": PRICE_CHANGES_PK, "sk": product_id}
+        try:
+            store.scenarios.delete(key, "version = :v", values={":v": version})
+        except ConditionFailed:  # changed again meanwhile: compared from `checked` next time
+            with suppress(ConditionFailed):
+                store.scenarios.update(
+                    key,
+                    "SET #b = :b",
+                    "attribute_exists(pk)",
+                    names={"#b": "base"},
+                    values={":b": checked},
+                )
+
+    def last_price_check(self) -> datetime | None:
+        item = store.scenarios.get(PRICE_CHECK_KEY)
+        return time_value(item["checked_at"]) if item else None
+
+    def mark_price_check(self, moment: datetime) -> None:
+        with suppress(ConditionFailed):  # a later check is recorded
+            store.scenarios.put(
+                {**PRICE_CHECK_KEY, "checked_at": format_datetime(moment),
+                 "checked_us": _micros(moment - _EPOCH)},
+                "attribute_not_exists(pk) OR checked_us < :us",
+                values={":us": _micros(moment - _EPOCH)},
+            )  # fmt: skip
+
+    def abandon_timer(
+        self, profile_db: str, profile_id: str, product_id: str | None
+    ) -> AbandonTimer | None:
+        item = store.timers.get({"instance_id": _abandon_id(profile_db, profile_id, product_id)})
+        return _abandon_timer_from(item) if item else None
+
+    def set_abandon_timer(self, timer: AbandonTimer) -> bool:
+        item = _abandon_timer_item(timer)
+        try:
+            store.timers.put(
+                item, "attribute_not_exists(instance_id) OR changed_us < :us",
+                values={":us": item["changed_us"]},
+            )  # fmt: skip
+        except ConditionFailed:
+            return False
+        return True
+
+    def due_abandon_timers(self, now: datetime) -> Iterator[AbandonTimer]:
+        for shard in range(settings().timer_shards):
+            for item in store.timers.query(
+                "shard = :s AND due <= :now", index="by_due",
+                values={":s": f"{ABANDON_SHARD}{shard}", ":now": epoch(now)},
+            ):  # fmt: skip
+                yield _abandon_timer_from(item)
+
+    def disarm_abandon_timer(self, timer: AbandonTimer) -> None:
+        key = {"instance_id": _abandon_id(timer.profile_db, timer.profile_id, timer.product_id)}
+        with suppress(ConditionFailed):  # a later change re-set it
+            store.timers.update(
+                key, "REMOVE due, #shard, wake_at", "changed_us = :us",
+                names={"#shard": "shard"}, values={":us": _micros(timer.changed_at - _EPOCH)},
+            )  # fmt: skip
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime
@@ -1074,6 +1148,10 @@ def _decision_from(scenario_id: str, item: dict[str, Any]) -> ExperimentDecision
 
 products = Table("products")
 SIGNALS_KEY = {"pk": "SETTINGS", "sk": "signals"}
+# Scheduled price checks: the moment of the latest, and one item per product changed since
+# it (`PRICES`/<product>: `base`, the document at that check, and `version`, its latest).
+PRICE_CHECK_KEY = {"pk": "SETTINGS", "sk": "price_check"}
+PRICE_CHANGES_PK = "PRICES"
 
 
 def _key_part(name: str) -> str:
@@ -1214,6 +1292,47 @@ def _event_timer_item(timer: EventTimer) -> dict[str, Any]:
 
 def _event_timer_from(item: dict[str, Any], due_at: datetime) -> EventTimer:
     return EventTimer(item["instance_id"], due_at, messages.parse_event(item["event"]))
+
+
+# --- abandonment ---
+# A cart's or a viewed product's abandonment timer is the timers table's item
+# `abandon#<profile>#cart` / `abandon#<profile>#view#<product>`, in the due-time index
+# under shards `abandon-<n>` while it is armed; fired or ended, it stays out of the index
+# (for its change, so an older change delivered late does not arm it again) until its
+# TTL, a backstop the TTL stream handler ignores for this kind.
+ABANDON_SHARD = "abandon-"
+ABANDON_TIMER = "abandon"
+
+
+def _abandon_id(profile_db: str, profile_id: str, product_id: str | None) -> str:
+    what = "cart" if product_id is None else f"view#{_key_part(product_id)}"
+    return f"abandon#{profile_key(profile_db, profile_id)}#{what}"
+
+
+def _abandon_timer_item(timer: AbandonTimer) -> dict[str, Any]:
+    timer_id = _abandon_id(timer.profile_db, timer.profile_id, timer.product_id)
+    item: dict[str, Any] = {
+        "instance_id": timer_id, "kind": ABANDON_TIMER, "profile_db": timer.profile_db,
+        "profile_id": timer.profile_id, "changed_at": format_datetime(timer.changed_at),
+        "changed_us": _micros(timer.changed_at - _EPOCH),
+        "expires_at": epoch(timer.changed_at + VIEW_KEPT),
+    }  # fmt: skip
+    if timer.product_id is not None:
+        item["product_id"] = timer.product_id
+    if timer.due_at is not None:
+        item["wake_at"] = format_datetime(timer.due_at)
+        item["due"] = epoch(timer.due_at) + (1 if timer.due_at.microsecond else 0)  # never early
+        item["shard"] = ABANDON_SHARD + shard_of(timer_id)
+    return item
+
+
+def _abandon_timer_from(item: dict[str, Any]) -> AbandonTimer:
+    changed_at = time_value(item["changed_at"])
+    assert changed_at is not None
+    return AbandonTimer(
+        item["profile_db"], item["profile_id"], item.get("product_id"), changed_at,
+        time_value(item.get("wake_at")),
+    )  # fmt: skip
 
 
 # --- orders ---

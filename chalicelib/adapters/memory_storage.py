@@ -22,6 +22,7 @@ from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.runtime.messages import QueueMessage
 from chalicelib.runtime.pacing import next_slot
 from chalicelib.runtime.storage import (
+    AbandonTimer,
     CaptureGuard,
     CartStage,
     Changes,
@@ -33,6 +34,7 @@ from chalicelib.runtime.storage import (
     MergeRecord,
     OutboxRow,
     PendingRow,
+    PriceChange,
     ProductView,
     ProfileCreate,
     ProfileRecord,
@@ -95,6 +97,9 @@ class MemoryStorage:
         self.product_views: dict[tuple[str, str], dict[str, ProductView]] = defaultdict(dict)
         self.cart_stages: dict[tuple[str, str], CartStage] = {}
         self.signals: SignalSettings = SignalSettings()
+        self.abandon_timers: dict[tuple[str, str, str | None], AbandonTimer] = {}
+        self.price_pending: dict[str, PriceChange] = {}
+        self.price_checked: datetime | None = None
         self.codes: dict[str, list[str]] = {}
         self.taken: dict[str, str] = {}
         self.issued: set[tuple[str, str]] = set()  # (pool, code) taken
@@ -781,6 +786,65 @@ class MemoryStorage:
 
     def set_signal_settings(self, signals: SignalSettings, at: datetime) -> None:
         self.signals = signals
+
+    def mark_price_change(self, product_id: str, before: dict[str, Any], version: int) -> None:
+        with self._lock:
+            kept = self.price_pending.get(product_id)
+            base = kept.base if kept else copy.deepcopy(before)
+            self.price_pending[product_id] = PriceChange(product_id, base, version)
+
+    def price_changes(self) -> Iterator[PriceChange]:
+        with self._lock:
+            pending = sorted(self.price_pending.values(), key=lambda change: change.product_id)
+        yield from copy.deepcopy(pending)
+
+    def settle_price_change(self, product_id: str, version: int, checked: dict[str, Any]) -> None:
+        with self._lock:
+            kept = self.price_pending.get(product_id)
+            if kept is None:
+                return
+            if kept.version == version:
+                del self.price_pending[product_id]
+            else:
+                self.price_pending[product_id] = replace(kept, base=copy.deepcopy(checked))
+
+    def last_price_check(self) -> datetime | None:
+        return self.price_checked
+
+    def mark_price_check(self, moment: datetime) -> None:
+        with self._lock:
+            if self.price_checked is None or self.price_checked < moment:
+                self.price_checked = moment
+
+    def abandon_timer(
+        self, profile_db: str, profile_id: str, product_id: str | None
+    ) -> AbandonTimer | None:
+        with self._lock:
+            return self.abandon_timers.get((profile_db, profile_id, product_id))
+
+    def set_abandon_timer(self, timer: AbandonTimer) -> bool:
+        key = (timer.profile_db, timer.profile_id, timer.product_id)
+        with self._lock:
+            kept = self.abandon_timers.get(key)
+            if kept is not None and kept.changed_at >= timer.changed_at:
+                return False
+            self.abandon_timers[key] = timer
+            return True
+
+    def due_abandon_timers(self, now: datetime) -> Iterator[AbandonTimer]:
+        with self._lock:
+            due = [
+                timer for timer in self.abandon_timers.values()
+                if timer.due_at is not None and timer.due_at <= now
+            ]  # fmt: skip
+        yield from sorted(due, key=lambda timer: timer.due_at or now)
+
+    def disarm_abandon_timer(self, timer: AbandonTimer) -> None:
+        key = (timer.profile_db, timer.profile_id, timer.product_id)
+        with self._lock:
+            kept = self.abandon_timers.get(key)
+            if kept is not None and kept.changed_at == timer.changed_at:
+                self.abandon_timers[key] = replace(kept, due_at=None)
 
 
 def _changed_at(kept: ListLine | datetime | None) -> datetime | None:

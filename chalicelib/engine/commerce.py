@@ -8,10 +8,16 @@ A product is a plain document: `price`, `available`, `fields` and `regions`
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from chalicelib.scenarios.durations import format_datetime
+from chalicelib.scenarios.facts import Event
 
 KEYS = ("price", "available")  # the values a region may fill in, besides its fields
 CART_STAGES = ("added", "viewed_cart", "checkout")  # how far a cart got, in order
+CART_ABANDONED = "cart.abandoned"
+BROWSE_ABANDONED = "browse.abandoned"
 
 
 def merge_product(stored: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +124,7 @@ def product_signals(
     zone: str | None,
     price_seen: Any,
     prices: bool = True,
+    others: bool = True,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The signals one product change derives for one watcher (SPEC §6.3): (event type,
     data) for a profile in `zone` that saw `price_seen` (None: not known).
@@ -128,7 +135,8 @@ def product_signals(
     - `product.back_in_stock` / `product.out_of_stock`: the effective availability
       turned true / false from anything else.
     - `product.field_changed`: custom fields filled, changed or cleared, all in one.
-    Nothing where the product has nothing for the zone."""
+    The last two only when `others` (not for a scheduled price check). Nothing where the
+    product has nothing for the zone."""
     signals: list[tuple[str, dict[str, Any]]] = []
     old_price, new_price = effective(before, zone, "price"), effective(after, zone, "price")
     moved = _number(old_price) and _number(new_price) and new_price != old_price
@@ -140,6 +148,8 @@ def product_signals(
         else:
             signals.append(("product.price_increased", {"rise_abs": change, "rise_pct": pct}))
         signals[-1][1].update(price_seen=price_seen, price=new_price)
+    if not others:
+        return signals
     old_stock, new_stock = effective(before, zone, "available"), effective(after, zone, "available")
     if new_stock is True and old_stock is not True:
         signals.append(("product.back_in_stock", {}))
@@ -157,5 +167,68 @@ def product_signals(
     return signals
 
 
+def prices_differ(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether a product's price may be effective differently for some zone: its main
+    price, a region's price or its set of regions differ."""
+
+    def prices(product: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        regions = product.get("regions") or {}
+        return product.get("price"), {zone: region.get("price") for zone, region in regions.items()}
+
+    return prices(before) != prices(after)
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def cart_abandoned(
+    items: list[dict[str, Any]],
+    changed_at: datetime,
+    latest: datetime,
+    stage: str | None,
+    at: datetime,
+    profile_key: str,
+) -> Event | None:
+    """`cart.abandoned` for the cart change at `changed_at`, checked when its time is up
+    (`at`, when it occurs): the cart holds `items` (each `product_id`, `quantity`,
+    `price`) and `latest`, its latest change or order, is still that change. Its id is
+    the profile's and the change's, so a change is abandoned once."""
+    if not items or latest > changed_at:
+        return None
+    priced = [item for item in items if _number(item.get("price"))]
+    data = {
+        "items": items,
+        "total": round(sum(item["price"] * item["quantity"] for item in priced), 2),
+        "last_change_at": format_datetime(changed_at),
+        "stage": stage if stage in CART_STAGES else "added",
+        "derived": True,
+    }
+    event_id = f"{CART_ABANDONED}:{profile_key}:{format_datetime(changed_at)}"
+    return Event(CART_ABANDONED, at, data, event_id)
+
+
+def browse_abandoned(
+    product_id: str,
+    viewed_at: datetime,
+    latest_view: datetime | None,
+    price: Any,
+    in_cart: bool,
+    ordered_at: datetime | None,
+    at: datetime,
+    profile_key: str,
+) -> Event | None:
+    """`browse.abandoned` for the view of `product_id` at `viewed_at`, checked when its
+    time is up (`at`, when it occurs): it is still the latest view (`latest_view`), the
+    product is not in the cart and was not ordered since. Its id is the profile's, the
+    product's and the view's, so a view is abandoned once."""
+    if latest_view != viewed_at or in_cart or (ordered_at is not None and ordered_at >= viewed_at):
+        return None
+    data = {
+        "product_id": product_id,
+        "viewed_at": format_datetime(viewed_at),
+        "price": price,
+        "derived": True,
+    }
+    event_id = f"{BROWSE_ABANDONED}:{profile_key}:{product_id}:{format_datetime(viewed_at)}"
+    return Event(BROWSE_ABANDONED, at, data, event_id)

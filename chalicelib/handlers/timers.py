@@ -10,7 +10,7 @@ from chalice.app import CloudWatchEvent, DynamoDBEvent
 from chalicelib.adapters.clock import now
 from chalicelib.bootstrap import services
 from chalicelib.config import settings
-from chalicelib.runtime import measurement, membership, schedules, sweeper
+from chalicelib.runtime import commerce, measurement, membership, schedules, sweeper
 from chalicelib.runtime.messages import EventMessage, Wake, parse_event
 
 from .observability import logger
@@ -32,13 +32,15 @@ def sweep(event: CloudWatchEvent) -> dict[str, int]:
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES), name="schedule_tick")
 def schedule_tick(event: CloudWatchEvent) -> dict[str, int]:
     """Start the schedule triggers' runs that are due, decide the experiments that are,
-    and once a day re-evaluate the segments relative to now."""
+    once a day re-evaluate the segments relative to now, and check prices when the
+    stack's price check is a schedule."""
     moment = now()
     wired = services()
     return {
         "runs": schedules.tick(moment),
         "decided": measurement.decide_experiments(wired.storage, moment),
         "membership_runs": int(membership.daily(wired.storage, wired.queues, moment)),
+        "price_checks": commerce.check_prices(moment),
     }
 
 
@@ -62,6 +64,8 @@ def timer_expired(event: DynamoDBEvent) -> dict[str, Any]:
         ):
             continue
         old = record["dynamodb"].get("OldImage") or {}
+        if old.get("kind", {}).get("S") == "abandon":
+            continue  # an abandonment timer's TTL only clears it (the sweeper fires them)
         if "event" in old:
             derived.append((parse_event(old["event"]["S"]), 0))
             continue

@@ -16,10 +16,12 @@ from .stack import Runtime
 def next_due(after: datetime) -> datetime | None:
     """The first moment after `after` at which a timer, a held message or a schedule is due."""
     candidates: list[datetime] = []
-    for shard in map(str, range(settings().timer_shards)):
-        for table, index, hash_key, range_key in (
-            (store.timers, "by_due", "shard", "due"),
-            (store.messages, "pending", "pending_shard", "dispatch_at"),
+    for number in map(str, range(settings().timer_shards)):
+        for shard, table, index, hash_key, range_key in (
+            (number, store.timers, "by_due", "shard", "due"),
+            (f"abandon-{number}", store.timers, "by_due", "shard", "due"),
+            (f"session-{number}", store.timers, "by_due", "shard", "due"),
+            (number, store.messages, "pending", "pending_shard", "dispatch_at"),
         ):
             first = next(
                 table.query(

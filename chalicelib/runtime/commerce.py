@@ -21,11 +21,15 @@ from chalicelib.engine.commerce import (
     effective,
     further_stage,
     merge_product,
+    prices_differ,
     product_signals,
     zone_of,
 )
 from chalicelib.scenarios.durations import format_datetime, parse_datetime
+from chalicelib.scenarios.model import ScheduleTrigger
+from chalicelib.scenarios.schedules import due_runs
 
+from . import abandonment
 from .commit import REDISPATCH_AFTER
 from .messages import EventBody, EventMessage, WatchersPage
 from .storage import (
@@ -76,6 +80,8 @@ def put_product(
         except Conflict:
             continue  # another change came first: merge into it
         if fan_out is not None and fan_out.dispatch is not None:
+            if not prices:  # compared at the scheduled check instead
+                storage.mark_price_change(product_id, before, product.version)
             uow.send("segments", [fan_out.dispatch.message])
         return product
     raise Conflict(f"product {product_id!r} kept changing")
@@ -88,6 +94,45 @@ def _fan_out_row(page: WatchersPage) -> OutboxRow:
     now = clock_now()
     dispatch = Dispatch("segments", page.with_row(row_id), now, now + REDISPATCH_AFTER)
     return OutboxRow(row_id, "watchers", now, "", "", dispatch=dispatch)
+
+
+def check_prices(now: datetime, uow: UnitOfWork | None = None) -> int:
+    """The scheduled price check (`signals.price_check` a schedule), at the minute tick:
+    when a moment of the schedule has come since the last check, every product changed
+    since then whose prices differ from that check's fans out over its watchers for price
+    signals only, against the price seen, at that moment. A drop undone before the check
+    fires nothing. Answers the products fanned out."""
+    uow = uow or UnitOfWork()
+    storage = uow.storage
+    schedule = storage.signal_settings().price_check
+    if not isinstance(schedule, dict):
+        return 0
+    last = storage.last_price_check()
+    if last is None:  # the first tick on a schedule: checks start from now
+        storage.mark_price_check(now)
+        return 0
+    trigger = ScheduleTrigger.model_validate(
+        {"id": "price_check", "type": "schedule", "next": "check", **schedule}
+    )
+    due = due_runs(trigger, last, now)
+    if not due:
+        return 0
+    moment, checked = due[-1], 0
+    for change in storage.price_changes():
+        product = storage.product(change.product_id)
+        if product is None:
+            continue
+        if prices_differ(change.base, product.document):
+            page = WatchersPage(
+                product_id=product.product_id, version=product.version,
+                changed_at=format_datetime(moment), before=change.base,
+                after=product.document, others=False,
+            )  # fmt: skip
+            uow.send("segments", [page])
+            checked += 1
+        storage.settle_price_change(product.product_id, product.version, product.document)
+    storage.mark_price_check(moment)  # after the fan-out: a crash before checks again
+    return checked
 
 
 def _first_page(product: StoredProduct, prices: bool) -> WatchersPage:
@@ -115,7 +160,7 @@ def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
             continue  # a view older than 60 days no longer watches (TTL may be late)
         zone = zone_of(uow.profile(watch.profile_db, watch.profile_id).view.fields)
         for event_type, data in product_signals(
-            page.before, page.after, zone, watch.price_seen, page.prices
+            page.before, page.after, zone, watch.price_seen, page.prices, page.others
         ):
             if event_type.startswith("product.price_"):
                 data = {**data, **_seen(uow, watch)}
@@ -169,7 +214,15 @@ def keep(uow: UnitOfWork, message: EventMessage) -> None:
             price = _price(data.get("price"))
             if price is None:
                 price = _effective_price(uow, db, profile_id, product_id)
-            storage.record_view(db, profile_id, ProductView(product_id, price, at))
+            if storage.record_view(db, profile_id, ProductView(product_id, price, at)):
+                abandonment.viewed(storage, db, profile_id, product_id, at)
+        return
+    if event.type == "order.created":
+        abandonment.ended(storage, db, profile_id, None, at)
+        for item in data.get("items") or []:
+            ordered = _product_id(item) if isinstance(item, dict) else None
+            if ordered is not None:
+                abandonment.ended(storage, db, profile_id, ordered, at)
         return
     if event.type == "cart.viewed":
         _reach_stage(storage, db, profile_id, "viewed_cart", at)
@@ -196,9 +249,11 @@ def keep(uow: UnitOfWork, message: EventMessage) -> None:
     if product_id is None:
         return
     if action == "item_removed":
-        storage.remove_line(db, profile_id, list_name, product_id, at)
+        changed = storage.remove_line(db, profile_id, list_name, product_id, at)
     else:
-        storage.put_line(db, profile_id, list_name, _line(uow, db, profile_id, data, at))
+        changed = storage.put_line(db, profile_id, list_name, _line(uow, db, profile_id, data, at))
+    if changed and list_name == CART:
+        _cart_changed(storage, db, profile_id, [product_id] if action != "item_removed" else [], at)
 
 
 def replace_list(
@@ -216,11 +271,14 @@ def replace_list(
         product_id = _product_id(item)
         if product_id is not None:
             wanted[product_id] = _line(uow, db, profile_id, item, at)
+    changed = False
     for line in uow.storage.list_lines(db, profile_id, list_name):
         if line.product_id not in wanted:
-            uow.storage.remove_line(db, profile_id, list_name, line.product_id, at)
+            changed |= uow.storage.remove_line(db, profile_id, list_name, line.product_id, at)
     for line in wanted.values():
-        uow.storage.put_line(db, profile_id, list_name, line)
+        changed |= uow.storage.put_line(db, profile_id, list_name, line)
+    if changed and list_name == CART:
+        _cart_changed(uow.storage, db, profile_id, list(wanted), at)
 
 
 def read_list(storage: Storage, db: str, profile_id: str, list_name: str) -> dict[str, Any]:
@@ -260,6 +318,16 @@ def set_signal_settings(storage: Storage, given: dict[str, Any], at: datetime) -
     )
     storage.set_signal_settings(chosen, at)
     return chosen
+
+
+def _cart_changed(
+    storage: Storage, db: str, profile_id: str, added: list[str], at: datetime
+) -> None:
+    """The cart changed at `at`, putting `added` in it: its abandonment is timed from
+    now, and those products' views are no longer abandoned."""
+    abandonment.cart_changed(storage, db, profile_id, at)
+    for product_id in added:
+        abandonment.ended(storage, db, profile_id, product_id, at)
 
 
 def _reach_stage(storage: Storage, db: str, profile_id: str, stage: str, at: datetime) -> None:

@@ -8,7 +8,7 @@ the outbox once it has handled it.
 - `events`: `EventMessage` — an event of a profile, from the API, an upsert, feedback or
   a journey's `profile.field_changed`.
 - `steps`: `Wake`, `WebhookDone`, `PromoRequest`, `Capture`, `Migrate`, `Resume`, `End`,
-  `Merge`, `SessionTimeout`.
+  `Merge`, `SessionTimeout`, `AbandonCheck`.
 - `segments`: `ScanSegment` — one Scan segment of a segment run; `ScanMembership` — one
   Scan segment of a re-evaluation of segment membership; `WatchersPage` — one page of a
   product's watchers to derive a product change's signals for.
@@ -162,8 +162,28 @@ class SessionTimeout(_Message):
     profile_id: str
 
 
+class AbandonCheck(_Message):
+    """A profile's cart (`product_id` None) or a product it viewed may be abandoned: its
+    timer, for the change at `changed_at`, is due."""
+
+    kind: Literal["abandon_check"] = "abandon_check"
+    profile_db: str
+    profile_id: str
+    product_id: str | None = None
+    changed_at: str
+
+
 StepMessage = Annotated[
-    Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End | Merge | SessionTimeout,
+    Wake
+    | WebhookDone
+    | PromoRequest
+    | Capture
+    | Migrate
+    | Resume
+    | End
+    | Merge
+    | SessionTimeout
+    | AbandonCheck,
     Field(discriminator="kind"),
 ]
 
@@ -199,7 +219,8 @@ class ScanMembership(_Message):
 
 class WatchersPage(_Message):
     """One page of the watchers of a changed product (`token`: where the page starts):
-    the product as it was before the change (version `version` - 1) and after it."""
+    the product as it was before the change (version `version` - 1; for a scheduled price
+    check, at the last check) and after it."""
 
     kind: Literal["watchers"] = "watchers"
     product_id: str
@@ -207,7 +228,8 @@ class WatchersPage(_Message):
     changed_at: str
     before: dict[str, Any]
     after: dict[str, Any]
-    prices: bool = True  # compare prices (the stack's price check is `on_change`)
+    prices: bool = True  # compare prices (the stack's price check is `on_change`, or a check)
+    others: bool = True  # derive stock and field signals (False: a scheduled price check)
     token: str | None = None
 
 
@@ -242,7 +264,7 @@ _segments: TypeAdapter[SegmentsMessage] = TypeAdapter(SegmentsMessage)
 _any: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         EventMessage | Wake | WebhookDone | PromoRequest | Capture | Migrate | Resume | End
-        | Merge | SessionTimeout | ScanSegment | ScanMembership | WatchersPage | Deliver
+        | Merge | SessionTimeout | AbandonCheck | ScanSegment | ScanMembership | WatchersPage | Deliver
         | CallWebhook,
         Field(discriminator="kind"),
     ]

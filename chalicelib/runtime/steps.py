@@ -10,10 +10,11 @@ from chalicelib.adapters.clock import now as clock_now
 from chalicelib.config import settings
 from chalicelib.engine import PromoCodeResult, WakeUp, WebhookResult
 
-from . import merges
+from . import abandonment, merges
 from .commit import MAX_DELAY_SECONDS
 from .journeys import capture_profile, feed, migrate_instance
 from .messages import (
+    AbandonCheck,
     Capture,
     End,
     Merge,
@@ -59,6 +60,8 @@ def process(message: StepMessage, uow: UnitOfWork | None = None) -> None:
             merges.finish(uow, message)
         case SessionTimeout():
             end_session(uow, message.profile_db, message.profile_id)
+        case AbandonCheck():
+            abandonment.check(uow, message)
     if message.row_id is not None:
         uow.storage.consume_row(message.row_id)
 

@@ -534,6 +534,49 @@ class Storage(Protocol):
 
     def set_signal_settings(self, signals: SignalSettings, at: datetime) -> None: ...
 
+    def mark_price_change(self, product_id: str, before: dict[str, Any], version: int) -> None:
+        """A product changed to `version` while prices are checked on a schedule: keep the
+        document before its first change since the last check (`before` if none is kept)."""
+        ...
+
+    def price_changes(self) -> Iterable[PriceChange]:
+        """The products changed since the last price check, with their document then."""
+        ...
+
+    def settle_price_change(self, product_id: str, version: int, checked: dict[str, Any]) -> None:
+        """The check compared the product up to `version` (its document `checked`): no
+        change is pending, unless a later one came meanwhile (then it is compared from
+        `checked` at the next check)."""
+        ...
+
+    def last_price_check(self) -> datetime | None:
+        """The moment of the latest scheduled price check (None: none yet)."""
+        ...
+
+    def mark_price_check(self, moment: datetime) -> None:
+        """The scheduled price check of `moment` is done (an earlier moment changes nothing)."""
+        ...
+
+    def abandon_timer(
+        self, profile_db: str, profile_id: str, product_id: str | None
+    ) -> AbandonTimer | None:
+        """The profile's abandonment timer of its cart (`product_id` None) or of a product
+        it viewed."""
+        ...
+
+    def set_abandon_timer(self, timer: AbandonTimer) -> bool:
+        """Set the timer, unless the one kept is for a change as late or later (False)."""
+        ...
+
+    def due_abandon_timers(self, now: datetime) -> Iterable[AbandonTimer]:
+        """Abandonment timers due by `now` (armed, not fired)."""
+        ...
+
+    def disarm_abandon_timer(self, timer: AbandonTimer) -> None:
+        """The timer fired: it stays for its change, out of the due ones, unless a later
+        change re-set it meanwhile."""
+        ...
+
 
 # --- sending discipline -------------------------------------------------------------------
 
@@ -647,6 +690,29 @@ class SignalSettings:
     browse_abandoned_after: str = "PT1H"
     session_timeout: str = "PT30M"
     price_check: str | dict[str, Any] = "on_change"
+
+
+@dataclass(frozen=True)
+class PriceChange:
+    """A product changed since the last scheduled price check: `base` is its document at
+    that check, `version` its latest version."""
+
+    product_id: str
+    base: dict[str, Any]
+    version: int
+
+
+@dataclass(frozen=True)
+class AbandonTimer:
+    """When a cart (`product_id` None) or a viewed product counts as abandoned: the change
+    it follows (`changed_at`: the cart's latest change, the view, or the order or addition
+    that ended it) and `due_at` (None: nothing is due for that change)."""
+
+    profile_db: str
+    profile_id: str
+    product_id: str | None
+    changed_at: datetime
+    due_at: datetime | None
 
 
 # --- segment membership -------------------------------------------------------------------

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import abandonment
 from .commit import REDISPATCH_AFTER
 from .messages import QueueMessage, SessionTimeout, Wake
 from .storage import EventTimer
@@ -43,6 +44,7 @@ def sweep(now: datetime, uow: UnitOfWork | None = None) -> Swept:
             wakes.append((Wake(instance_id=timer.instance_id, step=timer.step), 0))
     for due in uow.storage.due_sessions(now):  # sessions without activity for their timeout
         wakes.append((SessionTimeout(profile_db=due.profile_db, profile_id=due.profile_id), 0))
+    wakes.extend((check, 0) for check in abandonment.due(uow.storage, now))
     by_queue: dict[str, list[tuple[QueueMessage, int]]] = {}
     for row in uow.storage.overdue_rows(now):
         if uow.storage.postpone_row(row, now + REDISPATCH_AFTER):

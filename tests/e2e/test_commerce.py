@@ -76,3 +76,33 @@ def test_a_cheaper_favourite_starts_a_journey_once_through_the_fan_out(stack: St
     assert told == ["ada", "ada", "bob", "bob"]  # fires again for them; cy's price rose
     stack.drain()  # nothing more is queued: each change fanned out once
     assert len(stack.sent(scenario_id=cheaper)) == 4
+
+
+def test_a_scheduled_price_check_fires_a_drop_still_there_at_the_check_only(
+    stack: Stack,
+) -> None:
+    cheaper = stack.create(
+        scenario({"tell": email("Now cheaper")}, [on_event("product.price_dropped", "tell")],
+                 name="Cheaper", reentry="parallel")
+    )  # fmt: skip
+    stack.put("/settings/signals", {"price_check": {"daily": "09:00"}})
+    for product_id in ("p1", "p2"):
+        stack.put(f"/products/{product_id}", {"price": 100})
+    stack.upsert("ada", person("ada"))
+    stack.event("favorites.item_added", "ada", data={"product_id": "p1"})
+    stack.event("favorites.item_added", "ada", data={"product_id": "p2"})
+    stack.advance("PT1M")  # the tick that starts the schedule
+    stack.put("/products/p1", {"price": 80})
+    stack.put("/products/p2", {"price": 70})
+    stack.advance("PT1H")
+    stack.put("/products/p2", {"price": 100})  # the drop undone before the check
+    stack.advance_to(at(10, 23))
+    assert stack.sent(scenario_id=cheaper) == []  # prices are not compared on change
+    stack.advance_to(at(11, 9, 1))
+    (told,) = stack.sent(scenario_id=cheaper)
+    assert told["at"] == "2026-06-11T09:01:00Z"
+    (instance,) = stack.instances("ada", cheaper)
+    assert (instance.entry.data["product_id"], instance.entry.data["price"]) == ("p1", 80)
+    assert instance.entry.occurred_at == at(11, 9)
+    stack.advance_to(at(12, 10))
+    assert len(stack.sent(scenario_id=cheaper)) == 1  # nothing changed since

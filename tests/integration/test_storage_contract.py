@@ -17,6 +17,7 @@ from chalicelib.engine.orders import Item, OrderState
 from chalicelib.engine.sessions import SessionState
 from chalicelib.runtime import messages
 from chalicelib.runtime.storage import (
+    AbandonTimer,
     CaptureGuard,
     CartStage,
     Changes,
@@ -34,6 +35,7 @@ from chalicelib.runtime.storage import (
     Once,
     OrderWrite,
     OutboxRow,
+    PriceChange,
     ProductOrdered,
     ProductView,
     ProfileCreate,
@@ -541,6 +543,56 @@ def test_an_order_write_that_fails_with_its_commit_writes_nothing(storage: Stora
         storage.commit(failing)
     assert storage.order("customers", "ada", "o-1") is None
     assert storage.last_ordered_at("customers", "ada", "sku-1") is None
+
+
+def test_an_abandonment_timer_is_set_only_by_a_later_change_and_stays_once_fired(
+    storage: Storage,
+) -> None:
+    hour = timedelta(hours=1)
+    cart = AbandonTimer("customers", "ada", None, T0, T0 + hour)
+    view = AbandonTimer("customers", "ada", "sku/1#a", T0, T0 + 2 * hour)
+    assert storage.set_abandon_timer(cart)
+    assert storage.set_abandon_timer(view)
+    assert not storage.set_abandon_timer(replace(cart, due_at=T0 + 3 * hour))  # the same change
+    assert storage.abandon_timer("customers", "ada", None) == cart
+    assert storage.abandon_timer("customers", "ada", "sku/1#a") == view
+    assert storage.abandon_timer("customers", "bob", None) is None
+    assert list(storage.due_abandon_timers(T0 + hour - timedelta(seconds=1))) == []
+    assert list(storage.due_abandon_timers(T0 + hour)) == [cart]
+
+    later = AbandonTimer("customers", "ada", None, T0 + timedelta(minutes=5), T0 + 2 * hour)
+    assert storage.set_abandon_timer(later)
+    assert not storage.set_abandon_timer(cart)  # an older change delivered late
+    storage.disarm_abandon_timer(cart)  # stale: a later change re-set it
+    assert storage.abandon_timer("customers", "ada", None) == later
+    storage.disarm_abandon_timer(later)
+    assert storage.abandon_timer("customers", "ada", None) == replace(later, due_at=None)
+    assert list(storage.due_abandon_timers(T0 + 2 * hour)) == [view]
+    assert not storage.set_abandon_timer(later)  # fired: the same change arms nothing
+    ended = AbandonTimer("customers", "ada", "sku/1#a", T0 + hour, None)  # an order ended it
+    assert storage.set_abandon_timer(ended)
+    assert list(storage.due_abandon_timers(T0 + 3 * hour)) == []
+
+
+def test_a_price_change_keeps_the_document_of_the_last_check_until_settled(
+    storage: Storage,
+) -> None:
+    assert list(storage.price_changes()) == []
+    storage.mark_price_change("p1", {"price": 100}, 2)
+    storage.mark_price_change("p1", {"price": 90}, 3)  # a further change: the base stays
+    storage.mark_price_change("p2", {}, 2)
+    assert list(storage.price_changes()) == [
+        PriceChange("p1", {"price": 100}, 3), PriceChange("p2", {}, 2)
+    ]  # fmt: skip
+    storage.settle_price_change("p1", 3, {"price": 80})
+    storage.settle_price_change("p2", 1, {"price": 5})  # p2 changed after the version read
+    assert list(storage.price_changes()) == [PriceChange("p2", {"price": 5}, 2)]
+    storage.settle_price_change("p9", 1, {})  # nothing pending: nothing to settle
+
+    assert storage.last_price_check() is None
+    storage.mark_price_check(T0 + timedelta(days=1))
+    storage.mark_price_check(T0)  # an earlier check delivered late
+    assert storage.last_price_check() == T0 + timedelta(days=1)
 
 
 def test_a_session_is_kept_with_its_timer_until_it_ends(storage: Storage) -> None:

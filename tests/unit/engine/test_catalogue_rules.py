@@ -9,6 +9,7 @@ from chalicelib.engine.commerce import (
     effective_fields,
     further_stage,
     merge_product,
+    prices_differ,
     product_signals,
     zone_of,
 )
@@ -121,3 +122,17 @@ def test_fields_changed_at_once_fire_once_and_the_zone_decides() -> None:
     assert kinds(regional, cheaper_at_home, zone="eu") == []
     assert kinds(regional, cheaper_at_home, zone="us") == []  # nothing for that zone
     assert kinds(regional, cheaper_at_home) == ["product.price_dropped"]  # no zone: main feed
+
+
+def test_a_scheduled_price_check_compares_prices_only() -> None:
+    before = {"price": 100, "available": False, "fields": {"a": 1}}
+    after = {"price": 90, "available": True, "fields": {"a": 2}}
+    signals = product_signals(before, after, None, 100, others=False)
+    assert [kind for kind, _ in signals] == ["product.price_dropped"]
+
+
+def test_prices_differ_for_the_main_price_a_regional_one_or_the_regions() -> None:
+    assert not prices_differ({"price": 10, "available": True}, {"price": 10, "fields": {"a": 1}})
+    assert prices_differ({"price": 10}, {"price": 11})
+    assert prices_differ({"regions": {"eu": {"price": 9}}}, {"regions": {"eu": {"price": 8}}})
+    assert prices_differ({"price": 10}, {"price": 10, "regions": {"eu": {}}})

@@ -236,3 +236,34 @@ def test_a_change_whose_fan_out_was_never_queued_is_fanned_out_by_the_sweeper(
         assert QUEUES.take("segments") == []
     finally:
         use_clock(previous)
+
+
+def test_a_scheduled_price_check_compares_prices_only_at_its_moments(
+    storage: MemoryStorage,
+) -> None:
+    commerce.set_signal_settings(storage, {"price_check": {"daily": "09:00"}}, T0)
+    for product_id in ("p1", "p2"):
+        commerce.put_product(UnitOfWork(), product_id, {"price": 100}, T0)
+    watch("ada", "favorites", 100)
+    storage.put_line("customers", "ada", "favorites", ListLine("p2", 1, 100, T0, T0))
+    assert commerce.check_prices(T0) == 0  # the first tick: checks start from now
+    hour = timedelta(hours=1)
+    commerce.put_product(UnitOfWork(), "p1", {"price": 90}, T0 + hour)
+    commerce.put_product(UnitOfWork(), "p1", {"price": 80, "available": True}, T0 + 2 * hour)
+    commerce.put_product(UnitOfWork(), "p2", {"price": 70}, T0 + hour)
+    commerce.put_product(UnitOfWork(), "p2", {"price": 100}, T0 + 2 * hour)  # undone
+    assert [m.event.type for m in fan_out()] == ["product.back_in_stock"]  # no price yet
+    assert commerce.check_prices(T0 + 22 * hour) == 0  # 08:00 the next day: not yet
+
+    next_check = datetime(2026, 6, 11, 9, tzinfo=UTC)
+    assert commerce.check_prices(next_check + timedelta(minutes=1)) == 1  # p1 only
+    (drop,) = fan_out()
+    assert (drop.event.type, drop.event.occurred_at) == (
+        "product.price_dropped", "2026-06-11T09:00:00Z",
+    )  # fmt: skip
+    assert (drop.event.data["price_seen"], drop.event.data["price"]) == (100, 80)
+    assert commerce.check_prices(next_check + timedelta(minutes=2)) == 0  # that check is done
+    commerce.put_product(UnitOfWork(), "p1", {"price": 85}, next_check + hour)
+    assert commerce.check_prices(next_check + timedelta(days=1)) == 1  # from 80 at the check
+    (drop,) = fan_out()
+    assert drop.event.data["price"] == 85
