@@ -70,13 +70,15 @@ lint: $(INSTALLED)
 ## journey (Lambda, DynamoDB, SQS, API Gateway, beside Step Functions), campaign scaling
 ## and wake-up lateness, then the e-mail worker's rate and requests per message, then
 ## segment membership's requests per profile change and per 1,000 profiles of its daily
-## run, then the local stack's memory over 120 virtual days (fails over 1 GB); prints
+## run, then commerce signals' requests and time per watcher of a price change and per
+## commerce event, then the local stack's memory over 120 virtual days (fails over 1 GB); prints
 ## `name: value unit` lines and writes bench/results.json
 bench: $(INSTALLED)
 	$(ONE_CORE) $(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.channels
 	$(BIN)/python -m bench.segments
+	$(BIN)/python -m bench.commerce
 	$(BIN)/python -m bench.soak
 
 ## make schema: regenerate docs/scenario.schema.json from the pydantic models
