@@ -42,6 +42,7 @@ def install() -> None:
     from moto.dynamodb.models import table as tables
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
     from moto.sqs.models import Queue, SQSBackend
 
     def whole_table_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
@@ -57,6 +58,7 @@ def install() -> None:
     _patch(models, "copy", types.SimpleNamespace(deepcopy=whole_table_deepcopy))
     _patch(tables, "copy", types.SimpleNamespace(deepcopy=scan_deepcopy, copy=copy.copy))
     backend = models.DynamoDBBackend
+    _patch(DynamoHandler, "call_action", _one_at_a_time(DynamoHandler.call_action))
     _patch(backend, "transact_write_items", _backed_up(backend.transact_write_items))
     _patch(backend, "update_item", _refiling_update(backend.update_item))
     _patch(Table, "put_item", _refiling_put(Table.put_item))
@@ -123,6 +125,23 @@ def _saved(
     except Exception:  # a malformed operation: moto itself refuses it, nothing changes
         return None
     return op["TableName"], key, None if current is None else current.to_json()["Attributes"]
+
+
+# --- one request at a time -----------------------------------------------------------------
+
+_REQUESTS = threading.RLock()
+
+
+def _one_at_a_time(original: Callable[..., Any]) -> Callable[..., Any]:
+    """DynamoDB applies each request atomically; moto updates items in place without a
+    lock, so two threads' UpdateItems of one item can see it half changed (a dictionary
+    changing size under a copy). The local stack's threads get one request at a time."""
+
+    def call_action(self: Any) -> Any:
+        with _REQUESTS:
+            return original(self)
+
+    return call_action
 
 
 # --- queries read one partition -----------------------------------------------------------
