@@ -1122,7 +1122,8 @@ def _record(view: Profile, item: dict[str, Any] | None) -> ProfileRecord:
     consents = (item or {}).get("fields", {}).get("consents")
     segments = tuple((item or {}).get("segments") or ())
     exists = item is not None and "fields" in item  # not a merged profile's alias
-    return ProfileRecord(view, exists, isinstance(consents, dict), segments)
+    merged_into = (item or {}).get("merged_into")
+    return ProfileRecord(view, exists, isinstance(consents, dict), segments, merged_into)
 
 
 # --- measurement ---

@@ -170,12 +170,14 @@ class MemoryStorage:
             events = [stored.events[key] for key in sorted(stored.events)][-EVENT_LIMIT:]
             messages = sorted(stored.messages.values(), key=lambda m: (m.at, m.message_id))
             fields = copy.deepcopy(stored.fields or {})
+            merged_into = self.aliases.get((profile_db, profile_id))
         view = Profile(profile_id, fields, events, messages[-MESSAGE_LIMIT:], profile_db)
         return ProfileRecord(
             view,
             stored.fields is not None,
             isinstance(fields.get("consents"), dict),
             stored.segments,
+            merged_into,
         )
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:

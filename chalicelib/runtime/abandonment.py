@@ -31,18 +31,18 @@ from .unit_of_work import UnitOfWork
 CART = "cart"
 
 
-def cart_changed(storage: Storage, profile_db: str, profile_id: str, at: datetime) -> None:
+def cart_changed(uow: UnitOfWork, profile_db: str, profile_id: str, at: datetime) -> None:
     """The profile's cart changed at `at`: its abandonment is due the configured time after."""
-    after = parse_duration(storage.signal_settings().cart_abandoned_after)
-    storage.set_abandon_timer(AbandonTimer(profile_db, profile_id, None, at, at + after))
+    after = parse_duration(uow.signal_settings().cart_abandoned_after)
+    uow.storage.set_abandon_timer(AbandonTimer(profile_db, profile_id, None, at, at + after))
 
 
 def viewed(
-    storage: Storage, profile_db: str, profile_id: str, product_id: str, at: datetime
+    uow: UnitOfWork, profile_db: str, profile_id: str, product_id: str, at: datetime
 ) -> None:
     """The profile viewed the product at `at`: its abandonment is due the configured time after."""
-    after = parse_duration(storage.signal_settings().browse_abandoned_after)
-    storage.set_abandon_timer(AbandonTimer(profile_db, profile_id, product_id, at, at + after))
+    after = parse_duration(uow.signal_settings().browse_abandoned_after)
+    uow.storage.set_abandon_timer(AbandonTimer(profile_db, profile_id, product_id, at, at + after))
 
 
 def ended(

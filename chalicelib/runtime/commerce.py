@@ -73,7 +73,7 @@ def put_product(
         )  # fmt: skip
         fan_out = None
         if stored is not None and product.document != before:
-            prices = storage.signal_settings().price_check == "on_change"
+            prices = uow.signal_settings().price_check == "on_change"
             fan_out = _fan_out_row(_first_page(product, prices))
         try:
             storage.put_product(product, fan_out)
@@ -215,7 +215,7 @@ def keep(uow: UnitOfWork, message: EventMessage) -> None:
             if price is None:
                 price = _effective_price(uow, db, profile_id, product_id)
             if storage.record_view(db, profile_id, ProductView(product_id, price, at)):
-                abandonment.viewed(storage, db, profile_id, product_id, at)
+                abandonment.viewed(uow, db, profile_id, product_id, at)
         return
     if event.type == "order.created":
         abandonment.ended(storage, db, profile_id, None, at)
@@ -253,7 +253,7 @@ def keep(uow: UnitOfWork, message: EventMessage) -> None:
     else:
         changed = storage.put_line(db, profile_id, list_name, _line(uow, db, profile_id, data, at))
     if changed and list_name == CART:
-        _cart_changed(storage, db, profile_id, [product_id] if action != "item_removed" else [], at)
+        _cart_changed(uow, db, profile_id, [product_id] if action != "item_removed" else [], at)
 
 
 def replace_list(
@@ -278,7 +278,7 @@ def replace_list(
     for line in wanted.values():
         changed |= uow.storage.put_line(db, profile_id, list_name, line)
     if changed and list_name == CART:
-        _cart_changed(uow.storage, db, profile_id, list(wanted), at)
+        _cart_changed(uow, db, profile_id, list(wanted), at)
 
 
 def read_list(storage: Storage, db: str, profile_id: str, list_name: str) -> dict[str, Any]:
@@ -321,13 +321,13 @@ def set_signal_settings(storage: Storage, given: dict[str, Any], at: datetime) -
 
 
 def _cart_changed(
-    storage: Storage, db: str, profile_id: str, added: list[str], at: datetime
+    uow: UnitOfWork, db: str, profile_id: str, added: list[str], at: datetime
 ) -> None:
     """The cart changed at `at`, putting `added` in it: its abandonment is timed from
     now, and those products' views are no longer abandoned."""
-    abandonment.cart_changed(storage, db, profile_id, at)
+    abandonment.cart_changed(uow, db, profile_id, at)
     for product_id in added:
-        abandonment.ended(storage, db, profile_id, product_id, at)
+        abandonment.ended(uow.storage, db, profile_id, product_id, at)
 
 
 def _reach_stage(storage: Storage, db: str, profile_id: str, stage: str, at: datetime) -> None:

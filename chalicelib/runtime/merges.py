@@ -193,9 +193,10 @@ def _check(uow: UnitOfWork, profile_db: str, into: str, merged: list[str]) -> No
 
 def resolve(uow: UnitOfWork, profile_db: str, profile_id: str) -> str:
     """The profile events, upserts and reads of `profile_id` apply to: itself, or the
-    profile it was merged into (along a chain of merges)."""
+    profile it was merged into (along a chain of merges). A profile the unit of work has
+    read answers from that read; else only its alias is read."""
     for _ in range(ALIAS_HOPS):
-        merged_into = uow.storage.merged_into(profile_db, profile_id)
+        merged_into = uow.merged_into(profile_db, profile_id)
         if merged_into is None:
             return profile_id
         profile_id = merged_into

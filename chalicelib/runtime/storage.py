@@ -66,6 +66,7 @@ class ProfileRecord:
     exists: bool  # the profile's item exists (else a step's update creates it)
     has_consents: bool = False  # its `consents` field is a map (single consents set in place)
     segments: tuple[str, ...] = ()  # the defined segments it belongs to (segment membership)
+    merged_into: str | None = None  # a merged profile's alias: the profile it went into
 
 
 @dataclass(frozen=True)

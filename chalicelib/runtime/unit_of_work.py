@@ -79,6 +79,13 @@ class UnitOfWork:
             self._profiles[key] = self.storage.profile(profile_db, profile_id)
         return self._profiles[key]
 
+    def merged_into(self, profile_db: str, profile_id: str) -> str | None:
+        """The profile this one was merged into: from the profile's read if it was made."""
+        read = self._profiles.get((profile_db, profile_id))
+        if read is not None:
+            return read.merged_into
+        return self.storage.merged_into(profile_db, profile_id)
+
     def instance(self, instance_id: str) -> StoredInstance | None:
         """The instance as this unit of work last saw it (read from the table if not yet)."""
         if instance_id not in self._instances:

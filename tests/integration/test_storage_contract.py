@@ -393,6 +393,8 @@ def test_a_profile_state_tells_an_item_a_history_and_an_alias(storage: Storage) 
     storage.alias_profile("customers", "cy", "ada")  # a history alone has an alias too
     assert storage.merged_into("customers", "bob") == "ada"
     assert storage.merged_into("customers", "ada") is None
+    assert storage.profile("customers", "bob").merged_into == "ada"  # the profile read says so
+    assert storage.profile("customers", "ada").merged_into is None
     assert storage.profile_state("customers", "cy").merged_into == "ada"
     profiles(storage, dan={"name": "Dan"})
     with pytest.raises(Conflict):  # bob is merged into ada already

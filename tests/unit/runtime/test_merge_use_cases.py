@@ -211,6 +211,11 @@ def test_a_merged_id_resolves_to_into_along_a_chain(stack: Stack) -> None:
     merges.merge("customers", "bob", ["cy"])
     merges.merge("customers", "ada", ["bob"])
     assert merges.resolve(UnitOfWork(), "customers", "cy") == "ada"
+    uow = UnitOfWork()
+    uow.profile("customers", "cy")
+    aliases_read = stack.storage.reads["merged_into"]
+    assert merges.resolve(uow, "customers", "cy") == "ada"  # cy's hop from the profile read
+    assert stack.storage.reads["merged_into"] == aliases_read + 2  # bob's and ada's aliases
     stack.event("visited", "cy")
     assert "visited" in {
         e.type for e in stack.storage.profiles[("customers", "ada")].events.values()
