@@ -133,7 +133,8 @@ def product_signals(
       and is now below / above the price seen (not when it is first filled); only when
       `prices` (the stack compares prices on change).
     - `product.back_in_stock` / `product.out_of_stock`: the effective availability
-      turned true / false from anything else.
+      turned true / stopped being true; unknown counts as unavailable, so true → unknown
+      is out of stock and unknown → false is no change.
     - `product.field_changed`: custom fields filled, changed or cleared, all in one.
     The last two only when `others` (not for a scheduled price check). Nothing where the
     product has nothing for the zone."""
@@ -150,10 +151,11 @@ def product_signals(
         signals[-1][1].update(price_seen=price_seen, price=new_price)
     if not others:
         return signals
-    old_stock, new_stock = effective(before, zone, "available"), effective(after, zone, "available")
-    if new_stock is True and old_stock is not True:
+    was_in_stock = effective(before, zone, "available") is True
+    in_stock = effective(after, zone, "available") is True
+    if in_stock and not was_in_stock:
         signals.append(("product.back_in_stock", {}))
-    elif new_stock is False and old_stock is not False:
+    elif was_in_stock and not in_stock:
         signals.append(("product.out_of_stock", {}))
     old_fields, new_fields = effective_fields(before, zone), effective_fields(after, zone)
     if old_fields is not None and new_fields is not None:

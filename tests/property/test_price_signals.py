@@ -12,7 +12,8 @@ The signals are compared with a simple model written here:
   unknown (a first fill); `product.price_increased` likewise above; with the drop / rise
   from the price seen, absolute and in percent;
 - `product.back_in_stock` fires exactly when the effective availability turns true from
-  false or unknown, `product.out_of_stock` when it turns false from true or unknown;
+  false or unknown, `product.out_of_stock` when it turns from true to false or unknown
+  (unknown counts as unavailable);
 - a scheduled check compares only the prices at the checks: a drop undone between two
   checks fires nothing, and it derives no stock signal.
 """
@@ -116,7 +117,7 @@ def expected_price(old: Any, new: Any, seen: Any) -> list[tuple[str, dict[str, A
 def expected_stock(old: Any, new: Any) -> list[tuple[str, dict[str, Any]]]:
     if new is True and old in (False, None):
         return [("product.back_in_stock", {})]
-    if new is False and old in (True, None):
+    if old is True and new in (False, None):
         return [("product.out_of_stock", {})]
     return []
 

@@ -99,10 +99,13 @@ def test_a_price_below_or_above_the_price_seen_fires_at_every_change() -> None:
     assert data == {"drop_abs": 25, "drop_pct": 25.0, "price_seen": 100, "price": 75}
 
 
-def test_availability_fires_on_every_transition_from_anything_else() -> None:
+def test_availability_fires_on_every_transition_and_unknown_counts_as_unavailable() -> None:
     assert kinds({"available": False}, {"available": True}) == ["product.back_in_stock"]
     assert kinds({}, {"available": True}) == ["product.back_in_stock"]  # from unknown
     assert kinds({"available": True}, {"available": False}) == ["product.out_of_stock"]
+    assert kinds({"available": True}, {"available": None}) == ["product.out_of_stock"]
+    assert kinds({"available": True}, {}) == ["product.out_of_stock"]  # cleared
+    assert kinds({}, {"available": False}) == []  # unknown to false: unavailable all along
     assert kinds({"available": True}, {"available": True, "price": 1}) == []
 
 
