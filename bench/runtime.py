@@ -461,17 +461,17 @@ def campaign_figures() -> dict[str, tuple[float, str]]:
         # Loading and scanning 100,000 profiles in moto takes minutes: say what is going on.
         print(f"# campaign over {size} profiles: loading them into moto…", flush=True)
         with in_process_stack():
-            bootstrap()
             from chalicelib.adapters import store
             from chalicelib.adapters.aws import count_requests
             from chalicelib.adapters.clock import VirtualClock, use_clock
-            from chalicelib.adapters.queues import send_batch
+            from chalicelib.adapters.queues import SqsQueues
             from chalicelib.local.stack import create_resources
             from chalicelib.runtime import scenarios, schedules, steps
-            from chalicelib.runtime.segments import library
+            from chalicelib.runtime.messages import parse_scan, parse_step
 
+            sent = SentCaptures(SqsQueues())
+            storage = bootstrap(queues=sent).storage
             create_resources()
-            library.forget()
             start = datetime(2026, 6, 1, 9, tzinfo=UTC)
             previous = use_clock(VirtualClock(start))
             try:
@@ -483,26 +483,23 @@ def campaign_figures() -> dict[str, tuple[float, str]]:
                 ])  # fmt: skip
                 meta = scenarios.create(campaign_document())
                 scenarios.activate(meta["scenario_id"])
-                scenario = store.compiled_version(meta["scenario_id"], 1)
+                scenario = storage.version(meta["scenario_id"], 1)
                 run_at = start + timedelta(hours=1)
                 with count_requests() as counted:
                     schedules.fan_out(scenario, run_at, trigger_id="daily")
-                jobs = [json.loads(m["Body"]) for m in receive_all("segments")]
+                jobs = [parse_scan(m["Body"]) for m in receive_all("segments")]
                 job_count = len(jobs)
-                sent = SentCaptures()
-                schedules.send_batch = (
-                    sent  # moto's SQS slows with queue length: count, keep a sample
-                )
                 members, elapsed, requests = 0, 0.0, counted.total
                 jobs = jobs[:SEGMENT_SAMPLE]  # moto reads its whole table for every Scan page
                 scanned = size * len(jobs) // job_count
+                sent.counting = True  # moto's SQS slows with queue length: count, keep a sample
                 for job in jobs:
                     with count_requests() as counted:
                         began = time.perf_counter()
                         members += schedules.process_segment(job, run_at).matched
                         elapsed += time.perf_counter() - began
                     requests += counted.total
-                schedules.send_batch = send_batch
+                sent.counting = False
                 requests += sent.calls
                 figures[f"campaign_{size}_fanout_us_per_profile"] = (elapsed / scanned * 1e6, "µs")
                 figures[f"campaign_{size}_fanout_requests_per_1000_profiles"] = (
@@ -516,8 +513,8 @@ def campaign_figures() -> dict[str, tuple[float, str]]:
                 )
                 if size == min(CAMPAIGN_SIZES):
                     with count_requests() as counted:
-                        for body in sent.sample:
-                            steps.process(body)
+                        for message in sent.sample:
+                            steps.process(parse_step(message.model_dump_json()))
                     figures["campaign_capture_requests_per_member"] = (
                         counted.total / len(sent.sample),
                         "requests",
@@ -539,18 +536,23 @@ def campaign_document() -> dict[str, Any]:
 
 
 class SentCaptures:
-    """Stands in for `send_batch` during the fan-out: counts the SendMessageBatch calls it
-    would make and keeps the first captures for the per-member measurement."""
+    """The stack's queues, except that while `counting` the captures of the fan-out are
+    only counted (the SendMessageBatch calls they would make), the first ones kept for
+    the per-member measurement."""
 
-    def __init__(self) -> None:
+    def __init__(self, queues: Any) -> None:
+        self.queues = queues
+        self.counting = False
         self.calls = 0
-        self.sample: list[dict[str, Any]] = []
+        self.sample: list[Any] = []
 
-    def __call__(self, queue: str, messages: Any) -> int:
-        batch = list(messages)
-        self.calls += math.ceil(len(batch) / 10)
-        self.sample.extend(body for body, _ in batch[: max(0, CAPTURE_SAMPLE - len(self.sample))])
-        return math.ceil(len(batch) / 10)
+    def send(self, queue: str, batch: Any) -> int:
+        if not self.counting:
+            return int(self.queues.send(queue, batch))
+        calls = math.ceil(len(batch) / 10)
+        self.calls += calls
+        self.sample.extend(message for message, _ in batch[: max(0, CAPTURE_SAMPLE - len(self.sample))])
+        return calls
 
 
 def receive_all(queue: str, most: int = 10_000) -> list[dict[str, Any]]:
