@@ -551,7 +551,9 @@ class SentCaptures:
             return int(self.queues.send(queue, batch))
         calls = math.ceil(len(batch) / 10)
         self.calls += calls
-        self.sample.extend(message for message, _ in batch[: max(0, CAPTURE_SAMPLE - len(self.sample))])
+        self.sample.extend(
+            message for message, _ in batch[: max(0, CAPTURE_SAMPLE - len(self.sample))]
+        )
         return calls
 
 
