@@ -400,7 +400,10 @@ class DynamoStorage:
             )
             return "redeemed"
         except ConditionFailed:
-            return "again" if store.promo_codes.get(taken) is not None else "unknown"
+            found = store.promo_codes.get(taken)
+        if found is None:
+            return "unknown"
+        return "repeated" if found.get("redeemed_by") == redeemed[":by"] else "again"
 
     # --- event ids the API queued --------------------------------------------------------
 
@@ -1339,7 +1342,8 @@ def _abandon_timer_from(item: dict[str, Any]) -> AbandonTimer:
 # --- orders ---
 # In the profile's partition: `order#<order id>` holds the order's state with `rev`;
 # `B#<product id>` when the profile last ordered the product (`ordered_at`, and
-# `ordered_us`, microseconds since the epoch, for the condition that keeps the latest).
+# `ordered_us`, microseconds since the epoch, for the condition that keeps the latest);
+# with no `product_id` attribute, so the sparse `watchers` index holds lines and views only.
 
 
 def _order_key(profile_db: str, profile_id: str, order_id: str) -> dict[str, str]:
@@ -1368,7 +1372,6 @@ def _order_writes(changes: Changes) -> list[dict[str, Any]]:
 def _ordered_write(ordered: ProductOrdered) -> dict[str, Any]:
     item = {
         **_bought_key(ordered.profile_db, ordered.profile_id, ordered.product_id),
-        "product_id": ordered.product_id,
         "ordered_at": format_datetime(ordered.at),
         "ordered_us": _micros(ordered.at - _EPOCH),
     }

@@ -395,7 +395,7 @@ class MemoryStorage:
         with self._lock:
             key = (pool, code)
             if key in self.redeemed:
-                return "again"
+                return "repeated" if self.redeemed[key] == (profile_db, profile_id) else "again"
             available = self.codes.get(pool) or []
             if code in available:
                 available.remove(code)

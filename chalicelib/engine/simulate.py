@@ -118,7 +118,9 @@ class _Simulator:
         fields = {
             name: value for name, value in request.profile.fields.items() if value is not None
         }
-        self.profile = Profile(request.profile.profile_id, fields)
+        self.profile = Profile(
+            request.profile.profile_id, fields, profile_db=scenario.model.profile_db
+        )
         self.instances: dict[str, Instance] = {}
         self.queue: list[tuple[datetime, int, str, Any]] = []
         self.order = itertools.count()

@@ -306,9 +306,10 @@ class Storage(Protocol):
     def redeem_code(
         self, pool: str, code: str, profile_db: str, profile_id: str, at: datetime
     ) -> str:
-        """Mark a code of the pool redeemed by the profile, once: `redeemed`, `again` (it
-        was already) or `unknown` (no such code in the pool). An available code redeemed
-        is taken out of the pool."""
+        """Mark a code of the pool redeemed by the profile, once: `redeemed`, `repeated`
+        (this profile redeemed it already: a retry), `again` (another profile did) or
+        `unknown` (no such code in the pool). An available code redeemed is taken out of
+        the pool."""
         ...
 
     # event ids the API has queued

@@ -339,11 +339,6 @@ def test_a_send_held_by_the_frequency_cap_is_rechecked_when_it_leaves(stack: Sta
 # --- simulate ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulate computes the holdout point for the 'default' profile database, "
-    "not the scenario's profile_db (chalicelib/engine/simulate.py:121)",
-)
 def test_simulate_holds_out_the_profile_the_stack_holds_out(stack: Stack) -> None:
     scenario_id = stack.create(scenario({"hello": email("Hello")}, holdout={"percent": 50}))
     enter(stack, scenario_id, PROFILES)
@@ -355,18 +350,13 @@ def test_simulate_holds_out_the_profile_the_stack_holds_out(stack: Stack) -> Non
     for profile_id in (*held, *treated):
         simulated = stack.post(
             "/scenarios/simulate",
-            {"scenario_id": scenario_id, "profile": person(profile_id), "until": "PT1H"},
+            {"scenario_id": scenario_id, "profile": {"profile_id": profile_id, "fields": person(profile_id)}, "until": "PT1H"},
         )
         outcome = simulated["path"][0]["outcome"]
         assert (outcome == "holdout") is (profile_id in held), profile_id
         assert (simulated["sends"] == []) is (profile_id in held), profile_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulate computes the control point for the 'default' profile database, "
-    "not the scenario's profile_db (chalicelib/engine/simulate.py:121)",
-)
 def test_simulate_puts_in_the_control_group_the_profile_the_stack_puts_there(
     stack: Stack,
 ) -> None:
@@ -379,7 +369,7 @@ def test_simulate_puts_in_the_control_group_the_profile_the_stack_puts_there(
     for profile_id in PROFILES:
         simulated = stack.post(
             "/scenarios/simulate",
-            {"scenario_id": scenario_id, "profile": person(profile_id), "until": "PT1H"},
+            {"scenario_id": scenario_id, "profile": {"profile_id": profile_id, "fields": person(profile_id)}, "until": "PT1H"},
         )
         assert (simulated["reason"] == "control") is (profile_id in control), profile_id
 

@@ -409,11 +409,6 @@ def test_a_merge_message_delivered_twice_and_again_later_merges_once(
     assert len(merged_rows("ada")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the row remembering a profile's last order of a product carries `product_id`, "
-    "so it lands in the sparse `watchers` index and reading it as a watcher fails",
-)
 def test_a_price_drop_reaches_a_profile_that_also_ordered_the_product(stack: Stack) -> None:
     stack.put("/products/p2", {"price": 30, "available": True})
     dropped = stack.create(
@@ -436,12 +431,6 @@ def test_a_price_drop_reaches_a_profile_that_also_ordered_the_product(stack: Sta
 # --- promo codes: announced once however the request is retried ------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a redemption marks the code first and announces it after; a request that dies "
-    "in between leaves the code redeemed and `promo_code.redeemed` never emitted, and its "
-    "retry is refused (409) without announcing it",
-)
 def test_a_redemption_cut_short_before_its_announcement_is_announced_on_retry(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -227,6 +227,7 @@ def test_a_code_is_redeemed_once_whether_it_was_issued_or_not(storage: Storage) 
     issued = storage.take_code("SPRING", "request-1", T0)
     assert storage.redeem_code("SPRING", issued or "", "customers", "ada", T0) == "redeemed"
     assert storage.redeem_code("SPRING", issued or "", "customers", "bob", T0) == "again"
+    assert storage.redeem_code("SPRING", issued or "", "customers", "ada", T0) == "repeated"
     other = "B" if issued == "A" else "A"
     assert storage.redeem_code("SPRING", other, "customers", "ada", T0) == "redeemed"
     assert storage.take_code("SPRING", "request-2", T0) is None  # redeemed: no longer available
