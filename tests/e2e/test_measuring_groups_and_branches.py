@@ -350,7 +350,11 @@ def test_simulate_holds_out_the_profile_the_stack_holds_out(stack: Stack) -> Non
     for profile_id in (*held, *treated):
         simulated = stack.post(
             "/scenarios/simulate",
-            {"scenario_id": scenario_id, "profile": {"profile_id": profile_id, "fields": person(profile_id)}, "until": "PT1H"},
+            {
+                "scenario_id": scenario_id,
+                "profile": {"profile_id": profile_id, "fields": person(profile_id)},
+                "until": "PT1H",
+            },
         )
         outcome = simulated["path"][0]["outcome"]
         assert (outcome == "holdout") is (profile_id in held), profile_id
@@ -369,7 +373,11 @@ def test_simulate_puts_in_the_control_group_the_profile_the_stack_puts_there(
     for profile_id in PROFILES:
         simulated = stack.post(
             "/scenarios/simulate",
-            {"scenario_id": scenario_id, "profile": {"profile_id": profile_id, "fields": person(profile_id)}, "until": "PT1H"},
+            {
+                "scenario_id": scenario_id,
+                "profile": {"profile_id": profile_id, "fields": person(profile_id)},
+                "until": "PT1H",
+            },
         )
         assert (simulated["reason"] == "control") is (profile_id in control), profile_id
 
