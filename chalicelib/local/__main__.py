@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chalice.local import ChaliceRequestHandler, ThreadedHTTPServer
-from moto.server import ThreadedMotoServer
+from moto import mock_aws
 
 from .stack import Runtime, configure_environment, create_resources
 
@@ -36,11 +36,9 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
     virtual = os.environ.get("SCENARIA_CLOCK", "real") == "virtual"
 
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, moto_port = moto.get_host_and_port()
     url = f"http://127.0.0.1:{port}"
-    configure_environment(f"http://{host}:{moto_port}", virtual, public_url=url)
+    configure_environment(None, virtual, public_url=url)
+    mock_aws().start()  # AWS in this process's memory, called without HTTP
 
     from chalice.config import Config
     from chalice.local import LocalChalice, LocalDevServer
