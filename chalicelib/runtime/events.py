@@ -48,7 +48,7 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
             uow.version(instance.scenario_id, instance.version), instance, event.type
         ):
             feed(uow, instance.instance_id, EventArrived(event), event_id=event.id)
-    for scenario_id in uow.storage.scenarios_for_event(event.type):
+    for scenario_id in uow.scenarios_for_event(event.type):
         scenario = uow.active_version(scenario_id)
         if scenario is None:
             continue

@@ -47,6 +47,7 @@ class UnitOfWork:
         self.queues = wired.queues
         self._buffer: list[Outgoing] | None = [] if buffered else None
         self._scenarios: dict[str, ScenarioMeta | None] = {}
+        self._listening: dict[str, list[str]] = {}  # scenarios by the event type they take
         self._profiles: dict[tuple[str, str], ProfileRecord] = {}
         self._instances: dict[str, StoredInstance] = {}
         self._of_profile: dict[tuple[str, str], list[str]] = {}
@@ -62,6 +63,13 @@ class UnitOfWork:
         if scenario_id not in self._scenarios:
             self._scenarios[scenario_id] = self.storage.scenario(scenario_id)
         return self._scenarios[scenario_id]
+
+    def scenarios_for_event(self, event_type: str) -> list[str]:
+        """The scenarios that take events of this type, read once per unit of work (a
+        batch of events of one type reads them once)."""
+        if event_type not in self._listening:
+            self._listening[event_type] = self.storage.scenarios_for_event(event_type)
+        return self._listening[event_type]
 
     def active_version(self, scenario_id: str) -> CompiledScenario | None:
         """The scenario's current version when it is active, else None."""

@@ -259,6 +259,21 @@ def test_a_new_profile_updated_by_two_steps_of_one_capture_is_created_once(stack
     assert stack.storage.profiles[("customers", "newcomer")].fields == {"a": 1, "b": 2}
 
 
+def test_a_batch_of_events_of_one_type_looks_up_their_scenarios_once(stack: Stack) -> None:
+    scenario_id = stack.scenario({"hello": email("Hello")})
+    batch = UnitOfWork(buffered=True)
+    stack.storage.reads.clear()
+    for profile_id in ("ada", "bob", "cy"):
+        event = Event("signup", stack.clock.now(), {}, id=f"signup-{profile_id}")
+        body = EventBody.of(event)
+        events.process(
+            EventMessage(profile_db="customers", profile_id=profile_id, event=body), batch
+        )
+    batch.flush()
+    assert stack.storage.reads["scenarios_for_event"] == 1
+    assert all(stack.instances(p)[0].scenario_id == scenario_id for p in ("ada", "bob", "cy"))
+
+
 def test_an_event_no_journey_reacts_to_reads_no_profile(stack: Stack) -> None:
     stack.storage.put_profile("customers", "ada", ADA)
     waiting = {"type": "wait_for", "event": "clicked", "timeout": "P1D", "next": "done"}
