@@ -129,8 +129,8 @@ def add_promo_codes(pool: str) -> dict[str, Any]:
 @route("/promo-pools/{pool}/redeem", methods=["POST"])
 def redeem_promo_code(pool: str) -> dict[str, Any]:
     """Mark a code used, once (`promo_code.redeemed` announces it); 404 for a code the
-    pool never had, 409 for one another profile redeemed; the same profile's retry
-    answers as the first call did."""
+    pool never had, 409 for one redeemed before (the same profile's second call announces
+    it again first, so a first call that died before announcing it loses nothing)."""
     request = body(blueprint.current_request, Redemption)
     try:
         event = promo.redeem(pool, request.code, request.profile_db, request.profile_id)

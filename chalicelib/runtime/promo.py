@@ -34,7 +34,8 @@ class AlreadyRedeemed(ValueError):
 def redeem(pool: str, code: str, profile_db: str, profile_id: str) -> Event:
     """Mark a code redeemed, once, and announce it with `promo_code.redeemed` (its id is
     the code's, so the event is one however the announcement is retried). The profile's
-    own retry announces it again, in case the first attempt died before it did."""
+    own second call is refused too, but announces it again first, in case the first call
+    died before it did."""
     now = clock_now()
     outcome = services().storage.redeem_code(pool, code, profile_db, profile_id, now)
     if outcome == "unknown":
@@ -46,4 +47,6 @@ def redeem(pool: str, code: str, profile_db: str, profile_id: str) -> Event:
         id=f"promo_code.redeemed:{pool}:{code}",
     )  # fmt: skip
     publish(profile_db, [(profile_id, event)])
+    if outcome == "repeated":
+        raise AlreadyRedeemed(f"code {code!r} of promo pool {pool!r} was redeemed already")
     return event
