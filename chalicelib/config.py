@@ -43,7 +43,7 @@ def dead_letter_name(queue: str) -> str:
 class Settings:
     stage: str
     region: str
-    aws_endpoint: str | None  # the local stack's moto server; None on AWS
+    aws_endpoint: str | None  # another AWS endpoint (a moto or LocalStack server); None on AWS
     api_key: str | None  # locally from the environment; on AWS read from SSM (api_key_parameter)
     api_key_parameter: str | None
     precise_delays: bool  # send pauses of 15 minutes or less with SQS DelaySeconds too

@@ -37,7 +37,7 @@ def main() -> int:
     virtual = os.environ.get("SCENARIA_CLOCK", "real") == "virtual"
 
     url = f"http://127.0.0.1:{port}"
-    configure_environment(None, virtual, public_url=url)
+    configure_environment(virtual, public_url=url)
     mock_aws().start()  # AWS in this process's memory, called without HTTP
 
     from chalice.config import Config

@@ -14,8 +14,6 @@ answers, in a time and a memory that do not grow with everything the tables hold
   filter keeps are copied.
 - GetQueueAttributes worked out all of a queue's attributes (its message counts go
   through every message) three times for each attribute asked for. Here once a call.
-- The local stack's moto server listed moto's package folder (a `stat` of each of its
-  200 entries) for every request, to tell a service's name from a host. Here once.
 
 `uninstall()` puts moto back as it was (tests compare the answers of both).
 """
@@ -23,7 +21,6 @@ answers, in a time and a memory that do not grow with everything the tables hold
 from __future__ import annotations
 
 import copy
-import functools
 import threading
 import types
 from collections.abc import Callable
@@ -41,7 +38,6 @@ def install() -> None:
     """Apply every change (idempotent)."""
     if _originals:
         return
-    from moto import backends as services
     from moto.dynamodb import models
     from moto.dynamodb.models import table as tables
     from moto.dynamodb.models.dynamo_type import Item
@@ -72,9 +68,6 @@ def install() -> None:
     _patch(Table, "scan", _filtered_scan(Table.scan))
     _patch(Queue, "attributes", property(_attributes_once(Queue.attributes.fget)))
     _patch(SQSBackend, "get_queue_attributes", _one_reading(SQSBackend.get_queue_attributes))
-    _patch(
-        services, "list_of_moto_modules", functools.cache(tuple_of(services.list_of_moto_modules))
-    )
 
 
 def uninstall() -> None:
@@ -88,10 +81,6 @@ def uninstall() -> None:
         for backend in account.values():
             for table in backend.tables.values():
                 table.__dict__.pop(PARTITIONS, None)
-
-
-def tuple_of(original: Callable[[], Any]) -> Callable[[], tuple[str, ...]]:
-    return lambda: tuple(original())
 
 
 def _patch(owner: Any, name: str, value: Any) -> None:

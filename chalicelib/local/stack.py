@@ -30,11 +30,9 @@ SCHEDULE_EVERY = 60.0  # seconds: every schedule of the app is rate(1 minute)
 REAP_EVERY = timedelta(minutes=15)  # how often expired items go; DynamoDB's TTL takes longer
 
 
-def configure_environment(
-    endpoint: str | None, virtual: bool, public_url: str | None = None
-) -> None:
-    """Point the stack's configuration at moto (a server at `endpoint`, or moto in this
-    process when None); call before importing the app.
+def configure_environment(virtual: bool, public_url: str | None = None) -> None:
+    """Point the stack's configuration at moto, in this process; call before importing
+    the app.
 
     Webhook nodes may call loopback addresses (the local stack's own sinks, a test
     server); the Web Push key is made anew for each run unless one is given; moto's SES
@@ -43,7 +41,7 @@ def configure_environment(
     """
     os.environ.update(
         SCENARIA_STAGE=os.environ.get("SCENARIA_STAGE", "local"),
-        SCENARIA_AWS_ENDPOINT=endpoint or "",
+        SCENARIA_AWS_ENDPOINT="",
         SCENARIA_API_KEY=os.environ.get("SCENARIA_API_KEY", "local-dev-key"),
         SCENARIA_PRECISE_DELAYS="0" if virtual else os.environ.get("SCENARIA_PRECISE_DELAYS", "1"),
         SCENARIA_WEBHOOK_ALLOW=os.environ.get("SCENARIA_WEBHOOK_ALLOW", "127.0.0.0/8,::1/128"),

@@ -243,9 +243,7 @@ def test_the_local_stack_sends_every_push_to_its_own_sink(
 ) -> None:
     monkeypatch.setattr(os, "environ", dict(os.environ))  # whatever it sets goes with the test
     try:
-        configure_environment(
-            "http://127.0.0.1:5000", virtual=True, public_url="http://127.0.0.1:8123"
-        )
+        configure_environment(virtual=True, public_url="http://127.0.0.1:8123")
         assert settings().push_sink == "http://127.0.0.1:8123/local/push"
         assert settings().ses_sandbox
     finally:
