@@ -169,3 +169,28 @@ def test_custom_field_changes_start_a_journey_once_per_product_change(stack: Sta
         "size": {"old": "M", "new": None}
     }
     assert len(stack.sent(scenario_id=changed)) == 4
+
+
+def test_a_derived_price_drop_is_heard_by_exit_on(stack: Stack) -> None:
+    reminder = stack.create(
+        scenario(
+            {
+                "wait": {"type": "pause", "duration": "P1D", "next": "nudge"},
+                "nudge": email("Nudge"),
+            },
+            [on_event("signup", "wait")],
+            name="Reminder",
+            exit_on=[{"event": "product.price_dropped"}],
+        )
+    )
+    stack.put("/products/p1", {"price": 100})
+    for name in ("ada", "bob"):
+        stack.upsert(name, person(name))
+        stack.event("signup", name)
+    stack.event("favorites.item_added", "ada", data={"product_id": "p1"})
+    stack.drain()
+    stack.advance("PT1H")
+    stack.put("/products/p1", {"price": 80})
+    stack.drain()
+    stack.advance("P1D")
+    assert [m["profile_id"] for m in stack.sent(scenario_id=reminder)] == ["bob"]
