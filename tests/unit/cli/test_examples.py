@@ -49,6 +49,29 @@ INTENDED: dict[str, tuple[list[str], list[tuple[str, str, str]]]] = {
             ("reminder_email", "ada@example.com", "Your 150 points are waiting"),
         ],
     ),
+    "price_drop": (
+        ["price_email"],
+        [("price_email", "ada@example.com", "sku-3 is 25 % cheaper")],
+    ),
+    "abandoned_cart": (
+        ["reminder_email", "wait_1_day", "help_email", "wait_2_days", "cart_code", "promo_email"],
+        [
+            ("reminder_email", "ada@example.com", "You left something in your cart"),
+            ("help_email", "ada@example.com", "Can we help with your order?"),
+            ("promo_email", "ada@example.com", "10 % off what is in your cart"),
+        ],
+    ),
+    "back_in_stock": (
+        ["back_email", "wait_2_days", "reminder_email"],
+        [
+            ("back_email", "ada@example.com", "It is back: sku-5"),
+            ("reminder_email", "ada@example.com", "Still in stock, for now"),
+        ],
+    ),
+    "nps_after_delivery": (
+        ["wait_3_days", "nps_email"],
+        [("nps_email", "ada@example.com", "How likely are you to recommend us?")],
+    ),
     "email_changed": (
         ["was_it_you", "confirm_email", "wait_confirmation", "confirm_reminder"],
         [
@@ -114,3 +137,22 @@ def test_a_confirmed_new_address_gets_no_reminder() -> None:
     report = run("email_changed", events=[changed, confirmed])
     assert [send["node"] for send in report["sends"]] == ["was_it_you", "confirm_email"]
     assert report["status"] == "completed"
+
+
+def test_the_price_drop_example_skips_small_drops_old_views_and_recent_orders() -> None:
+    (dropped,) = json.loads((EXAMPLES / "price_drop.timeline.json").read_text())["events"]
+    data = dropped["data"]
+    small = {**data, "price": 75.0, "drop_abs": 5.0, "drop_pct": 6.25}
+    old_view = {**data, "source": "viewed", "seen_at": "2026-04-01T12:00:00Z"}
+    recent_view = {**data, "source": "viewed", "seen_at": "2026-05-20T12:00:00Z"}
+    ordered = {**data, "last_ordered_at": "2026-05-25T12:00:00Z"}
+    long_ago = {**data, "last_ordered_at": "2026-01-05T12:00:00Z"}
+    outcome = {
+        name: run("price_drop", events=[{**dropped, "data": changed}])["status"]
+        for name, changed in [("small", small), ("old_view", old_view),
+                              ("recent_view", recent_view), ("ordered", ordered),
+                              ("long_ago", long_ago)]
+    }  # fmt: skip
+    assert outcome == {"small": "not_captured", "old_view": "not_captured",
+                       "recent_view": "completed", "ordered": "not_captured",
+                       "long_ago": "completed"}  # fmt: skip
