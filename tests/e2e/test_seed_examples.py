@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from harness import START, Stack, at, person
+from harness import START, Stack, at, email, on_event, person, scenario
 
 
 def subjects(stack: Stack, profile_id: str) -> list[str]:
@@ -109,3 +109,52 @@ def test_the_nps_example_asks_three_days_after_every_item_was_delivered(stack: S
     assert subjects(stack, "ada") == []
     stack.advance_to(at(14, 10, 1))
     assert subjects(stack, "ada") == ["How likely are you to recommend us?"]
+
+
+# --- derived commerce events in the history, and their time -------------------------------
+
+
+def test_derived_commerce_events_count_in_conditions_on_the_history(stack: Stack) -> None:
+    asks = {
+        "type": "condition",
+        "if": {"event_count": {"type": "product.price_dropped", "since": "P7D"},
+               "op": "gte", "value": 1},
+        "then": "saw_drop",
+        "else": "no_drop",
+    }  # fmt: skip
+    later = stack.create(
+        scenario(
+            {"asks": asks, "saw_drop": email("You saw a drop"), "no_drop": email("None")},
+            [on_event("newsletter.asked", "asks")],
+        )
+    )
+    stack.put("/products/p1", {"price": 100, "available": True})
+    for name in ("ada", "bob"):
+        stack.upsert(name, person(name))
+    stack.event("favorites.item_added", "ada", data={"product_id": "p1", "quantity": 1})
+    stack.drain()
+    stack.put("/products/p1", {"price": 80})
+    stack.drain()
+    stack.advance("PT1H")
+    for name in ("ada", "bob"):
+        stack.event("newsletter.asked", name)
+    stack.drain()
+    assert [stack.instance(name, later).path[-1]["node"] for name in ("ada", "bob")] == [
+        "saw_drop",
+        "no_drop",
+    ]
+
+
+def test_an_order_signal_takes_the_time_of_the_order_event_that_caused_it(stack: Stack) -> None:
+    delivered = stack.create(
+        scenario({"hi": email("Delivered")}, [on_event("order.item_delivered", "hi")])
+    )
+    stack.upsert("ada", person("ada"))
+    backdated = START - timedelta(hours=2)
+    stack.event("order.created", "ada", occurred_at=backdated,
+                data={"order_id": "o-1", "status": "placed", "total": 50,
+                      "items": [line("1", "delivered")]})  # fmt: skip
+    stack.drain()
+    (journey,) = stack.instances("ada", delivered)
+    assert journey.entry.occurred_at == backdated
+    assert journey.entry.data["derived"] is True
