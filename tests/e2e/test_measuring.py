@@ -60,7 +60,7 @@ def test_a_holdout_is_sent_nothing_and_its_conversions_give_the_lift(stack: Stac
     assert stack.get(f"/scenarios/{scenario_id}/stats?version=1")["holdout"] == holdout
 
     stack.advance("P7D")  # every window has closed
-    order(stack, treated[5])
+    order(stack, [*treated[4:], *held[1:]][0])  # one that had not converted
     stack.drain()
     assert stack.stats(scenario_id)["conversions"] == 5
 
