@@ -1009,6 +1009,10 @@ class DynamoStorage:
                 names={"#shard": "shard"}, values={":us": _micros(timer.changed_at - _EPOCH)},
             )  # fmt: skip
 
+    # --- messages on their way: the channel worker, provider feedback, profile deletion
+
+    # --- scenarios, versions, schedules and segments
+
 
 def _due(
     table: Table, index: str, shard_key: str, time_key: str, now: datetime

@@ -848,6 +848,10 @@ class MemoryStorage:
             if kept is not None and kept.changed_at == timer.changed_at:
                 self.abandon_timers[key] = replace(kept, due_at=None)
 
+    # --- messages on their way: the channel worker, provider feedback, profile deletion
+
+    # --- scenarios, versions, schedules and segments
+
 
 def _changed_at(kept: ListLine | datetime | None) -> datetime | None:
     return kept.at if isinstance(kept, ListLine) else kept

@@ -579,6 +579,10 @@ class Storage(Protocol):
         change re-set it meanwhile."""
         ...
 
+    # --- messages on their way: the channel worker, provider feedback, profile deletion
+
+    # --- scenarios, versions, schedules and segments
+
 
 # --- sending discipline -------------------------------------------------------------------
 
