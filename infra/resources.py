@@ -93,7 +93,7 @@ TABLES: tuple[Table, ...] = (
         "while active (real-time view, stop, clear, live edits)",
         hash_key="instance_id",
         indexes=(
-            Index("by_profile", "profile_key", "scenario_key"),
+            Index("by_profile", "profile_key", "live_key"),
             Index("by_node", "node_key", "node_entered_at"),
             Index("by_scenario", "active_scenario", "instance_id"),
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -66,8 +67,11 @@ def message_from_values(values: dict[str, Any]) -> Message:
     )
 
 
-def instance_to_values(instance: Instance, rev: int, seen: list[str]) -> dict[str, Any]:
-    """The instance item, with the index keys that exist only while it is active."""
+def instance_to_values(
+    instance: Instance, rev: int, seen: list[str], until: datetime | None = None
+) -> dict[str, Any]:
+    """The instance item, with the index keys that exist only while it is active and the
+    `by_profile` index's `live_key` (see `live_key`)."""
     active = instance.status == ACTIVE
     return {
         "instance_id": instance.instance_id,
@@ -77,7 +81,7 @@ def instance_to_values(instance: Instance, rev: int, seen: list[str]) -> dict[st
         "profile_db": instance.profile_db,
         "profile_id": instance.profile_id,
         "profile_key": profile_key(instance.profile_db, instance.profile_id),
-        "scenario_key": f"{instance.scenario_id}#{instance.instance_id}",
+        "live_key": live_key(instance, until),
         "entry": event_to_values(instance.entry),
         "entered_at": format_datetime(instance.entered_at),
         "trigger_id": instance.trigger_id,
@@ -105,6 +109,26 @@ def instance_to_values(instance: Instance, rev: int, seen: list[str]) -> dict[st
         "node_key": f"{instance.scenario_id}#{instance.node}" if active and instance.node else None,
         "active_scenario": instance.scenario_id if active else None,
     }
+
+
+LIVE = "~"  # sorts after every epoch second: an active instance matters at any moment
+
+
+def live_key(instance: Instance, until: datetime | None) -> str:
+    """`<until>#<scenario id>#<instance id>`: until when the instance concerns its profile's
+    events, as zero-padded epoch seconds rounded up (`LIVE` while it is active), so that
+    `live_key >= live_since(moment)` finds those that still matter at a moment."""
+    if instance.status == ACTIVE:
+        prefix = LIVE
+    else:
+        end = max(filter(None, (until, instance.ended_at)), default=instance.entered_at)
+        prefix = f"{math.ceil(end.timestamp()):011d}"
+    return f"{prefix}#{instance.scenario_id}#{instance.instance_id}"
+
+
+def live_since(moment: datetime) -> str:
+    """The smallest `live_key` of an instance that still matters at `moment`."""
+    return f"{math.floor(moment.timestamp()):011d}"
 
 
 def instance_from_values(values: dict[str, Any]) -> tuple[Instance, int, list[str]]:

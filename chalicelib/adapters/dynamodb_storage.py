@@ -88,6 +88,7 @@ from .codec import (
     event_to_values,
     instance_from_values,
     instance_to_values,
+    live_since,
     message_from_values,
     order_from_values,
     order_to_values,
@@ -193,14 +194,22 @@ class DynamoStorage:
         return StoredInstance(*instance_from_values(values)) if values else None
 
     def instances_of_profile(
-        self, profile_db: str, profile_id: str, scenario_id: str | None = None
+        self,
+        profile_db: str,
+        profile_id: str,
+        scenario_id: str | None = None,
+        since: datetime | None = None,
     ) -> list[StoredInstance]:
         condition = "profile_key = :p"
         values: dict[str, Any] = {":p": profile_key(profile_db, profile_id)}
+        options: dict[str, Any] = {}
+        if since is not None:
+            condition += " AND live_key >= :since"
+            values[":since"] = live_since(since)
         if scenario_id is not None:
-            condition += " AND begins_with(scenario_key, :s)"
-            values[":s"] = f"{scenario_id}#"
-        found = store.instances.query(condition, index="by_profile", values=values)
+            options["filter"] = "scenario_id = :s"
+            values[":s"] = scenario_id
+        found = store.instances.query(condition, index="by_profile", values=values, **options)
         return [StoredInstance(*instance_from_values(v)) for v in found]
 
     def capture_guard(
@@ -220,7 +229,8 @@ class DynamoStorage:
     def _writes(self, changes: Changes) -> list[dict[str, Any]]:
         writes: list[dict[str, Any]] = []
         for write in changes.instances:
-            item = instance_to_values(write.stored.instance, write.stored.rev, write.stored.seen)
+            stored = write.stored
+            item = instance_to_values(stored.instance, stored.rev, stored.seen, write.until)
             if write.rev is None:
                 writes.append(store.instances.tx_put(item, "attribute_not_exists(instance_id)"))
             else:

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import Any
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
+from chalicelib.engine.state import Instance
 from chalicelib.runtime.messages import QueueMessage
 from chalicelib.runtime.pacing import next_slot
 from chalicelib.runtime.storage import (
@@ -86,6 +87,7 @@ class MemoryStorage:
         self.versions: dict[tuple[str, int], CompiledScenario] = {}
         self.profiles: dict[tuple[str, str], _Profile] = defaultdict(_Profile)
         self.instances: dict[str, StoredInstance] = {}
+        self.until: dict[str, datetime | None] = {}  # an instance's `InstanceWrite.until`
         self.guards: dict[tuple[str, str, str], CaptureGuard] = {}
         self.timers: dict[str, Timer] = {}
         self.rows: dict[str, _Row] = {}
@@ -194,7 +196,11 @@ class MemoryStorage:
             return copy.deepcopy(self.instances.get(instance_id))
 
     def instances_of_profile(
-        self, profile_db: str, profile_id: str, scenario_id: str | None = None
+        self,
+        profile_db: str,
+        profile_id: str,
+        scenario_id: str | None = None,
+        since: datetime | None = None,
     ) -> list[StoredInstance]:
         self.reads["instances_of_profile"] += 1
         with self._lock:
@@ -204,7 +210,15 @@ class MemoryStorage:
                 if (stored.instance.profile_db, stored.instance.profile_id)
                 == (profile_db, profile_id)
                 and scenario_id in (None, stored.instance.scenario_id)
+                and (since is None or self._matters(stored.instance, since))
             ]
+
+    def _matters(self, instance: Instance, since: datetime) -> bool:
+        """Active, or its `until` (its end without one) not before `since`."""
+        if instance.active:
+            return True
+        ends = (self.until.get(instance.instance_id), instance.ended_at, instance.entered_at)
+        return max(moment for moment in ends if moment is not None) >= since
 
     def capture_guard(
         self, profile_db: str, profile_id: str, scenario_id: str
@@ -262,6 +276,7 @@ class MemoryStorage:
     def _apply(self, changes: Changes) -> None:
         for write in changes.instances:
             self.instances[write.stored.instance.instance_id] = write.stored
+            self.until[write.stored.instance.instance_id] = write.until
         for timer in changes.timers:
             self.timers[timer.instance_id] = timer
         for instance_id in changes.timers_gone:

@@ -4,6 +4,7 @@ clock `/local/clock` and `/local/drain` (SPEC §3.5). Never part of a deployed s
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from chalice import Blueprint, Response
@@ -17,7 +18,7 @@ from chalicelib.runtime.channels import delivered
 from chalicelib.scenarios.durations import format_datetime, parse_duration
 
 from .clock import advance_to
-from .push_sink import PushSink
+from .push_sink import KEEP, PushSink
 from .stack import Runtime
 
 blueprint = Blueprint(__name__)
@@ -32,7 +33,7 @@ PUSH_ENDPOINT = "/local/push/{subscription_id}"
 auth.make_public(PUSH_ENDPOINT)
 WEBHOOK_SINK = "/local/webhooks/{name}"
 auth.make_public(WEBHOOK_SINK)  # webhook nodes call it as they call any API: without our key
-webhook_calls: list[dict[str, Any]] = []
+webhook_calls: deque[dict[str, Any]] = deque(maxlen=KEEP)  # the latest, oldest first
 _PUSH_REFUSALS = {
     400: ("Bad request", "the push's VAPID token does not verify or its body does not decrypt"),
     410: ("Gone", "no such push subscription, or it was unsubscribed"),
@@ -144,4 +145,4 @@ def webhook_sink(name: str) -> dict[str, Any]:
 @route("/local/webhooks", methods=["GET"])
 def webhook_sink_calls() -> dict[str, Any]:
     """The calls the webhook sink took, oldest first."""
-    return {"calls": webhook_calls}
+    return {"calls": list(webhook_calls)}

@@ -8,7 +8,9 @@ service, and a timer the sweeper had not fired is woken.
 
 moto keeps, besides, every model object it ever made (`instances_tracked`, for its
 dashboard), each transaction's whole-table backup among them: a stack driven for an
-hour held gigabytes of copies. Each reaping lets them go.
+hour held gigabytes of copies. Each reaping lets them go, and trims what moto keeps of
+every e-mail, SMS and notification it was given (for tests to inspect; nothing on the
+local stack reads them) to the latest `KEEP_SENT`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 Records = list[dict[str, Any]]
+KEEP_SENT = 1000  # of each kind, newest last, as the push sink keeps its pushes
 
 
 def reap(now: datetime, on_stream: Callable[[str, Records], None]) -> int:
@@ -57,6 +60,7 @@ def reap(now: datetime, on_stream: Callable[[str, Records], None]) -> int:
             on_stream(name, records[start : start + 100])
     for table in moto_tables():
         _forget_stream_records(table)
+    _forget_sent(KEEP_SENT)
     reset_model_data()
     return removed
 
@@ -98,6 +102,21 @@ def _forget_stream_records(table: Any) -> None:
     if shard is not None and shard.items:
         shard.starting_sequence_number += len(shard.items)
         shard.items = []
+
+
+def _forget_sent(keep: int) -> None:
+    """Only the latest `keep` of the e-mails SES sent, the SMS and the notifications SNS
+    published: moto keeps every one for ever."""
+    from moto.ses.models import ses_backends
+    from moto.sns.models import sns_backends
+
+    for ses in (backend for account in ses_backends.values() for backend in account.values()):
+        del ses.sent_messages[:-keep]
+    for sns in (backend for account in sns_backends.values() for backend in account.values()):
+        while len(sns.sms_messages) > keep:
+            sns.sms_messages.popitem(last=False)
+        for topic in sns.topics.values():
+            del topic.sent_notifications[:-keep]
 
 
 def _removal(table: str, key: dict[str, Any], old: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -35,7 +35,10 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
     orders.keep_order(uow, message)
     sessions.keep_session(uow, message)
     commerce.keep(uow, message)  # lists, views, the cart's stage
-    instances = uow.instances_of_profile(profile_db, profile_id)
+    # the journeys the event may move, convert or earn revenue for: the active ones, and
+    # the ended ones whose conversion window is open or that ended after the event occurred
+    since = min(clock_now(), event.occurred_at)
+    instances = uow.instances_of_profile(profile_db, profile_id, since=since)
     revenue.attribute(  # before it moves journeys
         profile_db, profile_id, event,
         [(s.instance, s.rev, s.seen) for s in instances],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.adapters.codec import profile_key
@@ -23,6 +24,7 @@ from chalicelib.engine import (
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.engine.interpreter import Step
 from chalicelib.engine.measure import entry_window
+from chalicelib.scenarios.durations import parse_duration
 from chalicelib.scenarios.facts import Event, Profile
 from chalicelib.scenarios.model import EventTrigger
 
@@ -67,14 +69,21 @@ def capture_profile(
         return Captured(None, "not_active")
     if scenario.model.profile_db != profile_db:
         return Captured(None, "other_profile_db")
-    cause = f"{trigger_id or node or 'entry'}|{event.id}"
+    # An event captures a profile into a scenario once, whichever trigger or jump it came
+    # by (the engine refuses a second as a duplicate): a second try fails to create it.
+    cause = f"event|{event.id}" if event.id else f"{trigger_id or node or 'entry'}|None"
     instance_id = instance_id_for(scenario_id, profile_key(profile_db, profile_id), cause)
     guarded = needs_guard(scenario, trigger_id)
+    since = _decides_since(scenario, trigger_id, event)
     for _ in range(ATTEMPTS):
         guard = uow.capture_guard(profile_db, profile_id, scenario_id) if guarded else None
         profile = uow.profile(profile_db, profile_id)
         latest = guard.latest if guard else None
-        existing = _instances_of(uow, profile_db, profile_id, scenario_id, latest)
+        existing = (
+            _instances_of(uow, profile_db, profile_id, scenario_id, latest, since)
+            if guarded
+            else []
+        )
         if any(stored.instance.instance_id == instance_id for stored in existing):
             return Captured(instance_id, "duplicate")
         now = clock_now()
@@ -134,14 +143,36 @@ def needs_guard(scenario: CompiledScenario, trigger_id: str | None) -> bool:
     return scenario.model.reentry != "parallel" or limited
 
 
+def _decides_since(
+    scenario: CompiledScenario, trigger_id: str | None, event: Event
+) -> datetime | None:
+    """Since when the profile's instances of the scenario decide a capture (None: all of
+    them): re-entry `never` and a trigger limit without `within` look at every past
+    journey, a limit `within` at those entered since, the other modes at the active ones."""
+    trigger = scenario.triggers.get(trigger_id) if trigger_id else None
+    limit = trigger.limit if isinstance(trigger, EventTrigger) else None
+    if scenario.model.reentry == "never" or (limit is not None and limit.within is None):
+        return None
+    now = clock_now()
+    if limit is not None and limit.within is not None:
+        return min(now, event.occurred_at - parse_duration(limit.within))
+    return now
+
+
 def _instances_of(
-    uow: UnitOfWork, profile_db: str, profile_id: str, scenario_id: str, latest: str | None
+    uow: UnitOfWork,
+    profile_db: str,
+    profile_id: str,
+    scenario_id: str,
+    latest: str | None,
+    since: datetime | None,
 ) -> list[StoredInstance]:
-    """The profile's instances of the scenario. The profile index is eventually consistent,
-    so the latest capture, which the guard item names, is read from the table if missing."""
+    """The profile's instances of the scenario that matter `since`. The profile index is
+    eventually consistent, so the latest capture, which the guard item names, is read
+    from the table if missing."""
     found = [
         stored
-        for stored in uow.instances_of_profile(profile_db, profile_id)
+        for stored in uow.instances_of_profile(profile_db, profile_id, since=since)
         if stored.instance.scenario_id == scenario_id
     ]
     if latest and all(stored.instance.instance_id != latest for stored in found):

@@ -50,7 +50,7 @@ def conversions(uow: UnitOfWork, profile_db: str, profile_id: str, event: Event)
     """Offer the event to the profile's instances (any status) whose conversion window is
     open; commit each conversion. Returns how many instances converted."""
     converted = 0
-    for stored in uow.instances_of_profile(profile_db, profile_id):
+    for stored in uow.instances_of_profile(profile_db, profile_id, since=clock_now()):
         instance_id = stored.instance.instance_id
         for _ in range(ATTEMPTS):
             current = uow.instance(instance_id)
@@ -81,15 +81,10 @@ def conversions(uow: UnitOfWork, profile_db: str, profile_id: str, event: Event)
 def engagement(uow: UnitOfWork, profile_db: str, profile_id: str, event: Event) -> bool:
     """A `message.opened` / `message.clicked` event: count it for the split branches the
     message's instance took before it was sent (once per node and status). True when
-    counted. Reads the profile only when an instance of that scenario took a branch."""
+    counted. The profile's messages name the instance, however long ago it ended."""
     status = event.type.removeprefix("message.")
     scenario_id, message_id = event.data.get("scenario_id"), event.data.get("message_id")
     if status not in measure.ENGAGEMENTS or not scenario_id or not message_id:
-        return False
-    if not any(
-        stored.instance.scenario_id == scenario_id and stored.instance.branches
-        for stored in uow.instances_of_profile(profile_db, profile_id)
-    ):
         return False
     profile = uow.profile(profile_db, profile_id).view
     message = next((m for m in profile.messages if m.message_id == message_id), None)

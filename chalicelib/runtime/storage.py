@@ -102,10 +102,13 @@ class PendingRow:
 
 @dataclass(frozen=True)
 class InstanceWrite:
-    """Store the instance; `rev` is the revision it was read at (None: it must be new)."""
+    """Store the instance; `rev` is the revision it was read at (None: it must be new).
+    `until`, for an ended instance: until when the profile's events still concern it (the
+    end of its conversion window when that is later than its end; None: its end)."""
 
     stored: StoredInstance
     rev: int | None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -258,10 +261,17 @@ class Storage(Protocol):
     def instance(self, instance_id: str) -> StoredInstance | None: ...
 
     def instances_of_profile(
-        self, profile_db: str, profile_id: str, scenario_id: str | None = None
+        self,
+        profile_db: str,
+        profile_id: str,
+        scenario_id: str | None = None,
+        since: datetime | None = None,
     ) -> list[StoredInstance]:
-        """The profile's instances (of one scenario): may miss the newest or show an
-        older revision (an index), never one that was not written."""
+        """The profile's instances (of one scenario); with `since`, only those that still
+        matter at that moment: the active ones and the ended ones whose `until` (see
+        `InstanceWrite`) is not before it, so what an event reads does not grow with the
+        profile's past. May miss the newest or show an older revision (an index), and
+        hold a few more (`since` is taken to the second), never one that was not written."""
         ...
 
     def capture_guard(

@@ -17,7 +17,9 @@ from typing import Any
 
 from chalicelib.bootstrap import Services, services
 from chalicelib.engine.compiled import CompiledScenario
+from chalicelib.engine.measure import conversion_deadline
 from chalicelib.engine.membership import MembershipChange, evaluate_membership
+from chalicelib.engine.state import Instance
 from chalicelib.scenarios.facts import Profile
 from chalicelib.scenarios.model import ExperimentNode
 
@@ -50,7 +52,8 @@ class UnitOfWork:
         self._listening: dict[str, list[str]] = {}  # scenarios by the event type they take
         self._profiles: dict[tuple[str, str], ProfileRecord] = {}
         self._instances: dict[str, StoredInstance] = {}
-        self._of_profile: dict[tuple[str, str], list[str]] = {}
+        # per profile: since when its instances were read (None: all), and their ids
+        self._of_profile: dict[tuple[str, str], tuple[datetime | None, list[str]]] = {}
         self._entries: dict[tuple[str, datetime], int] = {}  # sending discipline
         self._control: float | None = None
         self._signals: SignalSettings | None = None
@@ -103,16 +106,20 @@ class UnitOfWork:
             self._instances[instance_id] = stored
         return self._instances[instance_id]
 
-    def instances_of_profile(self, profile_db: str, profile_id: str) -> list[StoredInstance]:
-        """The profile's instances, read once (the index may lag: a commit that conflicts
-        reads the instance itself again)."""
+    def instances_of_profile(
+        self, profile_db: str, profile_id: str, since: datetime | None = None
+    ) -> list[StoredInstance]:
+        """The profile's instances that matter at `since` (all of them without), read once
+        unless a later call reaches further back; may hold more than asked (the index may
+        also lag: a commit that conflicts reads the instance itself again)."""
         key = (profile_db, profile_id)
-        if key not in self._of_profile:
-            found = self.storage.instances_of_profile(profile_db, profile_id)
+        read = self._of_profile.get(key)
+        if read is None or not (read[0] is None or (since is not None and read[0] <= since)):
+            found = self.storage.instances_of_profile(profile_db, profile_id, since=since)
             for stored in found:
                 self._instances.setdefault(stored.instance.instance_id, stored)
-            self._of_profile[key] = [stored.instance.instance_id for stored in found]
-        listed = (self.instance(instance_id) for instance_id in self._of_profile[key])
+            self._of_profile[key] = read = (since, [s.instance.instance_id for s in found])
+        listed = (self.instance(instance_id) for instance_id in read[1])
         return [stored for stored in listed if stored is not None]  # a forgotten one read again
 
     def capture_guard(
@@ -126,6 +133,9 @@ class UnitOfWork:
         """Write the commit, then send its messages; `profile` is the profile's view as its
         last step left it. `Conflict` when someone wrote first: nothing was written."""
         changes = commit.written()
+        changes.instances = [
+            replace(write, until=self._until(write.stored.instance)) for write in changes.instances
+        ]
         if profile is not None:
             self._membership_of_step(commit, changes, profile)
         try:
@@ -145,9 +155,9 @@ class UnitOfWork:
         for write in changes.instances:
             instance = write.stored.instance
             self._instances[instance.instance_id] = write.stored
-            listed = self._of_profile.get((instance.profile_db, instance.profile_id))
-            if listed is not None and instance.instance_id not in listed:
-                listed.append(instance.instance_id)
+            read = self._of_profile.get((instance.profile_db, instance.profile_id))
+            if read is not None and instance.instance_id not in read[1]:
+                read[1].append(instance.instance_id)
         if profile is not None:
             key = (profile.profile_db, profile.profile_id)
             if key in self._profiles:
@@ -160,6 +170,16 @@ class UnitOfWork:
                 )  # fmt: skip
         self._kept_membership(changes)
         self.dispatch(commit)
+
+    def _until(self, instance: Instance) -> datetime | None:
+        """Until when the profile's events concern an ended instance: the end of its
+        conversion window, when that is later than its end (None: its end, or active)."""
+        if instance.active or instance.ended_at is None:
+            return None
+        deadline = conversion_deadline(
+            self.version(instance.scenario_id, instance.version), instance
+        )
+        return deadline if deadline is not None and deadline > instance.ended_at else None
 
     def set_fields(
         self, profile_db: str, profile_id: str, fields: dict[str, Any], at: datetime

@@ -1,10 +1,14 @@
 """The local stack expires items as DynamoDB's TTL does, through its clock: a timer the
 sweeper missed is deleted and its deletion, through the timers' stream, wakes the
-instance; expired idempotency records go."""
+instance; expired idempotency records go; what moto keeps of each message sent is
+trimmed."""
 
 from __future__ import annotations
 
+import pytest
+
 from chalicelib.adapters import store
+from chalicelib.local import ttl
 from tests.e2e.harness import Stack, email, on_event, person, scenario
 
 
@@ -39,3 +43,38 @@ def test_event_ids_are_forgotten_after_their_window(stack: Stack) -> None:
     stack.advance("P8D")  # the dedup window is 7 days
 
     assert len(list(store.idempotency.scan())) < remembered
+
+
+def test_moto_keeps_only_the_latest_e_mails_sms_and_notifications(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+    from moto.sns.models import sns_backends
+
+    monkeypatch.setattr(ttl, "KEEP_SENT", 2)
+    stack.create(
+        scenario(
+            {"hello": email("Hi", "text"), "text": {"type": "send", "channel": "sms",
+                                                    "template": {"body": "Hi"}}},
+            [on_event("signup", "hello")],
+            reentry="parallel",
+        )
+    )  # fmt: skip
+    for n in range(4):
+        stack.upsert(f"p{n}", person(f"p{n}", number=n))
+        stack.event("signup", f"p{n}")
+    stack.drain()
+    ses = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    sns = sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    assert len(ses.sent_messages) == 4
+    assert len(sns.sms_messages) == 4
+    latest = ses.sent_messages[-1]
+
+    stack.advance("PT1H")  # the stack's TTL runs every 15 minutes
+
+    assert len(ses.sent_messages) == 2
+    assert ses.sent_messages[-1] is latest
+    assert len(sns.sms_messages) == 2
+    assert all(len(topic.sent_notifications) <= 2 for topic in sns.topics.values())
+    assert len(stack.sent()) == 8  # the stack's own records of what it sent are all there

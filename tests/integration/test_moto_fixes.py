@@ -50,7 +50,7 @@ def instance(n: int, **extra: Any) -> dict[str, Any]:
     item = {
         "instance_id": {"S": f"i{n:03d}"},
         "profile_key": {"S": f"customers#p{n % 4}"},
-        "scenario_key": {"S": f"s{n % 3}#{n:03d}"},
+        "live_key": {"S": f"s{n % 3}#{n:03d}"},
         "n": {"N": str(n)},
     }
     if n % 5:  # a sparse index: some are in no partition of it
@@ -63,7 +63,7 @@ REQUESTS: list[Request] = [
     ("query", {"IndexName": "by_profile", "KeyConditionExpression": "profile_key = :p",
                "ExpressionAttributeValues": {":p": {"S": "customers#p1"}}}),
     ("query", {"IndexName": "by_profile", "KeyConditionExpression":
-               "profile_key = :p AND begins_with(scenario_key, :s)",
+               "profile_key = :p AND begins_with(live_key, :s)",
                "ExpressionAttributeValues": {":p": {"S": "customers#p2"}, ":s": {"S": "s1#"}},
                "Limit": 3}),
     ("query", {"IndexName": "by_node", "KeyConditionExpression": "node_key = :k AND "
@@ -123,7 +123,7 @@ def test_queries_and_scans_answer_as_moto_does_before_and_after_writes(dynamodb:
     dynamodb.update_item(  # a new item, made by an update
         TableName=instances,
         Key={"instance_id": {"S": "i900"}},
-        UpdateExpression="SET profile_key = :p, scenario_key = :s",
+        UpdateExpression="SET profile_key = :p, live_key = :s",
         ExpressionAttributeValues={":p": {"S": "customers#p1"}, ":s": {"S": "s1#900"}},
     )
     dynamodb.put_item(TableName=instances, Item=instance(3, profile_key={"S": "customers#p1"}))
@@ -214,3 +214,53 @@ def test_queue_attributes_answer_as_moto_does(aws_stack: None) -> None:
         "ApproximateNumberOfMessages": "2",
         "ApproximateNumberOfMessagesNotVisible": "1",
     }
+
+
+def test_item_reads_and_writes_answer_as_moto_does(dynamodb: Any) -> None:
+    """Both runs start from the same items and make the same calls: the same answers."""
+    instances, profiles = table("instances"), table("profiles")
+
+    def calls() -> list[Any]:
+        for n in range(3):
+            dynamodb.put_item(TableName=instances, Item=instance(n, tags={"SS": ["a", "b"]}))
+        key = {"instance_id": {"S": "i001"}}
+        answers = [
+            dynamodb.get_item(TableName=instances, Key=key),
+            dynamodb.get_item(TableName=instances, Key={"instance_id": {"S": "nobody"}}),
+            dynamodb.get_item(TableName=instances, Key=key, ProjectionExpression="n, tags"),
+            dynamodb.put_item(
+                TableName=instances, Item=instance(1, flag={"BOOL": True}), ReturnValues="ALL_OLD"
+            ),
+            dynamodb.update_item(
+                TableName=instances, Key=key, UpdateExpression="ADD n :one",
+                ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW",
+                ReturnConsumedCapacity="TOTAL",
+            ),
+            dynamodb.update_item(
+                TableName=instances, Key=key, UpdateExpression="SET m = :m",
+                ExpressionAttributeValues={":m": {"M": {"x": {"NULL": True}, "y": {"L": []}}}},
+            ),
+            dynamodb.batch_get_item(RequestItems={instances: {"Keys": [key, {"instance_id": {"S": "i002"}}]}}),
+            dynamodb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": profiles, "Item": {"pk": {"S": "p"}, "sk": {"S": "P"}}}},
+                {"Delete": {"TableName": instances, "Key": {"instance_id": {"S": "i000"}}}},
+            ]),
+            dynamodb.delete_item(TableName=instances, Key=key, ReturnValues="ALL_OLD"),
+            dynamodb.batch_write_item(RequestItems={profiles: [
+                {"DeleteRequest": {"Key": {"pk": {"S": "p"}, "sk": {"S": "P"}}}}
+            ]}),
+        ]  # fmt: skip
+        try:
+            dynamodb.put_item(
+                TableName=instances, Item=instance(2), ConditionExpression="attribute_not_exists(n)"
+            )
+        except dynamodb.exceptions.ConditionalCheckFailedException as refused:
+            answers.append(refused.response["Error"])
+        for answer in answers:
+            answer.pop("ResponseMetadata", None)
+        return answers
+
+    patched = calls()
+    assert patched == unpatched(calls)
+    assert patched[0]["Item"]["tags"] == {"SS": ["a", "b"]}
+    assert patched[-1]["Code"] == "ConditionalCheckFailedException"

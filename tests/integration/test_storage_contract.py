@@ -102,6 +102,37 @@ def test_an_instance_is_written_once_new_and_then_only_from_the_revision_read(
     assert storage.instances_of_profile("customers", "ada", "s2") == []
 
 
+def test_since_a_moment_a_profile_shows_its_active_journeys_and_those_ending_after_it(
+    storage: Storage,
+) -> None:
+    def ended(instance_id: str, at: datetime, scenario_id: str = "s1") -> Instance:
+        return journey(
+            instance_id=instance_id, scenario_id=scenario_id, status="exited", ended_at=at,
+            node=None, waiting=None, wake_at=None,
+        )  # fmt: skip
+
+    writes = [
+        InstanceWrite(StoredInstance(journey(instance_id="active"), 1, []), None),
+        InstanceWrite(StoredInstance(ended("long-ago", T0), 1, []), None),
+        InstanceWrite(StoredInstance(ended("lately", T0 + timedelta(days=9)), 1, []), None),
+        InstanceWrite(  # ended long ago, converting for a month after
+            StoredInstance(ended("converting", T0, "s2"), 1, []), None, T0 + timedelta(days=30)
+        ),
+    ]
+    storage.commit(Changes(instances=writes))
+
+    def ids(**options: object) -> list[str]:
+        found = storage.instances_of_profile("customers", "ada", **options)  # type: ignore[arg-type]
+        return sorted(stored.instance.instance_id for stored in found)
+
+    assert ids() == ["active", "converting", "lately", "long-ago"]
+    assert ids(since=T0 + timedelta(days=8)) == ["active", "converting", "lately"]
+    assert ids(since=T0 + timedelta(days=10)) == ["active", "converting"]
+    assert ids(since=T0 + timedelta(days=31)) == ["active"]
+    assert ids(since=T0 + timedelta(days=8), scenario_id="s2") == ["converting"]
+    assert ids(since=T0 - timedelta(days=1)) == ids()
+
+
 def test_a_failed_commit_writes_nothing_of_it(storage: Storage) -> None:
     storage.commit(written(journey(), None))
     timer = Timer("i1", "s1", 2, T0 + timedelta(hours=1))

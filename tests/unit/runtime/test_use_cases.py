@@ -605,3 +605,82 @@ def test_a_session_lasts_the_stacks_session_timeout(stack: Stack) -> None:
     steps.process(timeout)  # type: ignore[arg-type]
     (ended,) = derived_sent(stack)
     assert (ended.event.type, ended.event.occurred_at) == ("session.ended", "2026-06-10T10:10:00Z")
+
+
+# --- a profile's past -----------------------------------------------------------------------
+
+
+def arrive(stack: Stack, event_type: str, event_id: str, **data: Any) -> EventMessage:
+    """Process an event of Ada's now, with its own id (a redelivery: the same id)."""
+    event = Event(event_type, stack.clock.now(), data, id=event_id)
+    message = EventMessage(profile_db="customers", profile_id="ada", event=EventBody.of(event))
+    events.process(message)
+    stack.drain()
+    return message
+
+
+def test_what_an_event_reads_of_a_profiles_journeys_does_not_grow_with_its_past(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    stack.scenario({"hello": email("Hello")}, reentry="parallel")
+    stack.scenario(
+        {"wait": {"type": "wait_for", "event": "order.created", "timeout": "P1D"}},
+        reentry="parallel",
+        conversion={"event": "order.created", "within": "P7D"},
+    )
+    for week in range(30):  # thirty journeys of each, out of their conversion windows
+        arrive(stack, "signup", f"signup-{week}")
+        stack.advance(timedelta(days=1))  # the wait times out
+        stack.advance(timedelta(days=7))
+    arrive(stack, "signup", "signup-today")  # one waiting (converting for a week), one ended
+    read: list[int] = []
+    reading = stack.storage.instances_of_profile
+
+    def counted(*args: Any, **options: Any) -> list[Any]:
+        found = reading(*args, **options)
+        read.append(len(found))
+        return found
+
+    monkeypatch.setattr(stack.storage, "instances_of_profile", counted)
+    arrive(stack, "page.visited", "visit")
+    assert read == [2]  # of 62 journeys: today's two
+    stack.advance(timedelta(days=3))  # the wait timed out: its conversion window is open
+    arrive(stack, "order.created", "order", total=10)
+    assert set(read[1:]) == {1}  # the order, and the signals derived from it
+    converted = [i for i in stack.instances() if "conversion" in i.measured]
+    assert [i.entry.id for i in converted] == ["signup-today"]
+
+
+def test_a_redelivered_event_captures_once_long_after_its_journey_ended(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    stack.scenario({"hello": email("Hello")}, reentry="parallel")
+    message = arrive(stack, "signup", "signup-1")
+    stack.advance(timedelta(days=60))
+    events.process(message)  # the same event again (a redrive of its dead-letter queue)
+    stack.drain()
+    assert len(stack.instances()) == 1
+
+
+def test_reentry_never_refuses_a_profile_whose_only_journey_ended_a_year_ago(
+    stack: Stack,
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    stack.scenario({"hello": email("Hello")}, reentry="never")
+    arrive(stack, "signup", "signup-1")
+    stack.advance(timedelta(days=365))
+    arrive(stack, "signup", "signup-2")
+    assert len(stack.instances()) == 1
+
+
+def test_a_trigger_limit_within_a_span_counts_the_journeys_entered_in_it(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    trigger = {"id": "signup", "type": "event", "event": "signup", "next": "hello",
+               "limit": {"max": 1, "per": "profile", "within": "P30D"}}  # fmt: skip
+    stack.scenario({"hello": email("Hello")}, reentry="parallel", triggers=[trigger])
+    arrive(stack, "signup", "signup-1")
+    stack.advance(timedelta(days=20))
+    arrive(stack, "signup", "signup-2")  # 20 days after the first: refused
+    stack.advance(timedelta(days=20))
+    arrive(stack, "signup", "signup-3")  # 40 days after it: captured
+    assert [i.entry.id for i in stack.instances()] == ["signup-1", "signup-3"]
