@@ -886,14 +886,11 @@ class MemoryStorage:
                 move.held, move.claimed_at,
             ):  # fmt: skip
                 raise Conflict(f"message {move.message_id} moved on")
-            changed = {
-                name: getattr(move, name) for name in _MOVED if getattr(move, name) is not None
-            }
-            _set_values(kept, status=move.status, **changed)
+            values = {**values, "status": move.status}
+            values.update((n, getattr(move, n)) for n in _MOVED if getattr(move, n) is not None)
             if move.unpaced:
-                kept.row = replace(
-                    kept.row, values={n: v for n, v in kept.row.values.items() if n != "paced_at"}
-                )
+                values.pop("paced_at", None)
+            kept.row = replace(kept.row, values=values)
             if move.final:
                 kept.dispatch_at = None
             elif move.dispatch_at is not None:
@@ -902,9 +899,8 @@ class MemoryStorage:
     def pace_message(self, message_id: str, slot: datetime, dispatch_at: int) -> bool:
         with self._lock:
             kept = self.rows.get(message_id)
-            if kept is None or kept.row.values.get("status") != "queued":
-                return False
-            if "paced_at" in kept.row.values:
+            values = kept.row.values if kept is not None else {}
+            if kept is None or values.get("status") != "queued" or "paced_at" in values:
                 return False
             _set_values(kept, retry_at=slot, paced_at=slot)
             kept.dispatch_at = dispatch_at
