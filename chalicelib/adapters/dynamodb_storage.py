@@ -1572,7 +1572,7 @@ def _session_writes(write: SessionWrite) -> list[dict[str, Any]]:
 # --- messages on their way ---
 
 MESSAGE_KINDS = ("message", "webhook")  # the outbox rows that go to a channel
-_MESSAGE_TIMES = ("claimed_at", "retry_at", "paced_at", "sent_at")
+_MESSAGE_TIMES = ("claimed_at", "retry_at", "paced_at", "sent_at", "ended_at")
 
 
 def _message_row(item: dict[str, Any]) -> MessageRow:

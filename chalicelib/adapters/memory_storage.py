@@ -990,7 +990,7 @@ def _changed_at(kept: ListLine | datetime | None) -> datetime | None:
 
 MESSAGE_KINDS = ("message", "webhook")  # the outbox rows that go to a channel
 _STATE = ("status", "attempts", "claimed_at", "feedback", "pushed", "retry_at", "paced_at",
-          "sent_at", "result", "last_error")  # fmt: skip
+          "sent_at", "ended_at", "result", "last_error")  # fmt: skip
 _MOVED = ("sent_at", "ended_at", "provider_id", "reason", "result", "retry_at", "last_error")
 
 

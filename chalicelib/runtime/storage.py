@@ -926,8 +926,8 @@ class MessageRow:
     states (`runtime/channels.py`) and feedback records the statuses it reaches.
 
     `values`: the rest of what the journey queued (the address and content, or the call's
-    request and `step`; `recheck`) and of what its states left (`reason`, `provider_id`,
-    `ended_at`), as stored."""
+    request and `step`; `recheck`) and of what its states left (`reason`, `provider_id`),
+    as stored."""
 
     message_id: str
     kind: str  # `message` or `webhook`
@@ -950,6 +950,7 @@ class MessageRow:
     retry_at: datetime | None = None
     paced_at: datetime | None = None  # its send slot (`rate_limit`)
     sent_at: datetime | None = None
+    ended_at: datetime | None = None  # when it failed or was skipped
     result: dict[str, Any] | None = None  # a webhook call's
     last_error: str | None = None
 

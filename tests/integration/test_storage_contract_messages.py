@@ -165,6 +165,16 @@ def test_a_paced_row_put_back_for_a_retry_gives_up_its_slot(storage: Storage) ->
     assert (row.status, row.retry_at, row.paced_at, row.attempts) == ("queued", retry_at, None, 1)
     (pending,) = storage.overdue_rows(datetime.fromtimestamp(dispatch_at, UTC))
     assert pending.dispatch_at == dispatch_at
+    storage.claim_message("m1", retry_at, retry_at + timedelta(minutes=15))
+    storage.move_message(
+        MessageMove("m1", "sending", retry_at, "failed", final=True, ended_at=retry_at,
+                    reason="HTTP 503 (after 2 attempts)")
+    )  # fmt: skip
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert (row.status, row.ended_at, row.values["reason"]) == (
+        "failed", retry_at, "HTTP 503 (after 2 attempts)",
+    )  # fmt: skip
 
 
 def test_push_endpoints_reached_are_remembered_in_order(storage: Storage) -> None:
