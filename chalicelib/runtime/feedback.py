@@ -129,7 +129,7 @@ def _outbox(row: MessageRow, event: Event) -> tuple[OutboxRow, EventMessage]:
         row_id=outbox_id,
     )  # fmt: skip
     now = clock_now()
-    journey: dict[str, Any] = {"instance_id": row.instance_id, "scenario_id": row.scenario_id,
+    journey = {"instance_id": row.instance_id, "scenario_id": row.scenario_id,
                "version": row.version}  # fmt: skip
     dispatch = Dispatch("events", message, now, now + REDISPATCH_AFTER)
     outbox = OutboxRow(
