@@ -52,9 +52,12 @@ from chalicelib.runtime.storage import (
     EventTimer,
     ExperimentDecision,
     GuardWrite,
+    HistoryMark,
     ListLine,
     MembershipWrite,
     MergeRecord,
+    MessageMove,
+    MessageRow,
     Once,
     OutboxRow,
     PendingRow,
@@ -68,6 +71,8 @@ from chalicelib.runtime.storage import (
     SessionTimer,
     SessionWrite,
     SignalSettings,
+    StatsDelta,
+    StatusRecord,
     StoredInstance,
     StoredOrder,
     StoredProduct,
@@ -1020,6 +1025,151 @@ class DynamoStorage:
             )  # fmt: skip
 
     # --- messages on their way: the channel worker, provider feedback, profile deletion
+    # A message's row moves through its states in place (`status`, the claim, `feedback`
+    # {status: at}); its entry in the profile's history is `M#<deliver_at>#<message id>`.
+
+    def outbox_message(self, message_id: str) -> MessageRow | None:
+        item = store.messages.get({"message_id": message_id})
+        return _message_row(item) if item and item.get("kind") in MESSAGE_KINDS else None
+
+    def claim_message(
+        self, message_id: str, at: datetime, lease_until: datetime
+    ) -> MessageRow | None:
+        try:
+            item = store.messages.update(
+                {"message_id": message_id},
+                "SET #s = :sending, claimed_at = :now, dispatch_at = :lease,"
+                " attempts = if_not_exists(attempts, :zero) + :one,"
+                " feedback = if_not_exists(feedback, :none)",
+                "#s = :queued",
+                names={"#s": "status"},
+                values={
+                    ":sending": "sending", ":queued": "queued", ":now": format_datetime(at),
+                    ":lease": epoch(lease_until), ":zero": 0, ":one": 1, ":none": {},
+                },
+            )  # fmt: skip
+        except ConditionFailed:
+            return None
+        return _message_row(item)
+
+    def move_message(self, move: MessageMove) -> None:
+        names = {"#s": "status"}
+        values: dict[str, Any] = {
+            ":to": move.status, ":held": move.held, ":claimed": format_datetime(move.claimed_at),
+        }  # fmt: skip
+        sets = ["#s = :to"]
+        for index, (name, value) in enumerate(_move_values(move).items()):
+            names[f"#v{index}"], values[f":v{index}"] = name, value
+            sets.append(f"#v{index} = :v{index}")
+        removed = [*(("pending_shard", "dispatch_at") if move.final else ()),
+                   *(("paced_at",) if move.unpaced else ())]  # fmt: skip
+        try:
+            store.messages.update(
+                {"message_id": move.message_id},
+                "SET " + ", ".join(sets) + (f" REMOVE {', '.join(removed)}" if removed else ""),
+                "#s = :held AND claimed_at = :claimed",
+                names=names,
+                values=values,
+            )
+        except ConditionFailed as failed:
+            raise Conflict(f"message {move.message_id} moved on") from failed
+
+    def pace_message(self, message_id: str, slot: datetime, dispatch_at: int) -> bool:
+        try:
+            store.messages.update(
+                {"message_id": message_id},
+                "SET retry_at = :slot, paced_at = :slot, dispatch_at = :dispatch",
+                "#s = :queued AND attribute_not_exists(paced_at)",
+                names={"#s": "status"},
+                values={":slot": format_datetime(slot), ":dispatch": dispatch_at,
+                        ":queued": "queued"},
+            )  # fmt: skip
+        except ConditionFailed:
+            return False
+        return True
+
+    def mark_pushed(self, message_id: str, endpoint: str) -> None:
+        store.messages.update(
+            {"message_id": message_id},
+            "SET pushed = list_append(if_not_exists(pushed, :none), :one)",
+            values={":none": [], ":one": [endpoint]},
+        )
+
+    def sent_messages(self) -> list[MessageRow]:
+        found = store.messages.scan(
+            filter="#s = :sent", names={"#s": "status"}, values={":sent": "sent"}
+        )
+        return [_message_row(item) for item in found if item.get("kind") in MESSAGE_KINDS]
+
+    def current_profile(self, profile_db: str, profile_id: str) -> Profile | None:
+        item = profile_items.read(profile_db, profile_id)
+        if item is None:
+            return None
+        return Profile(
+            item.get("profile_id", profile_id), item.get("fields") or {},
+            profile_db=profile_db, invalid=item.get("invalid") or {},
+        )  # fmt: skip
+
+    def forget_push_subscriptions(self, profile: Profile, endpoints: list[str]) -> bool:
+        item = {"profile_db": profile.profile_db, "profile_id": profile.profile_id,
+                "fields": profile.fields}  # fmt: skip
+        return profile_items.remove_push_subscriptions(item, endpoints)
+
+    def mark_history(self, mark: HistoryMark) -> bool:
+        names = {"#s": mark.status}
+        values: dict[str, Any] = {":at": format_datetime(mark.at)}
+        update = "SET statuses.#s = :at"
+        if mark.reason is not None:
+            update += ", reason = :reason"
+            values[":reason"] = mark.reason
+        if mark.replaces is not None:
+            update += " REMOVE statuses.#r"
+            names["#r"] = mark.replaces
+        key = {
+            "pk": store.profile_partition(mark.profile_db, mark.profile_id),
+            "sk": f"M#{time_text(mark.sent_at)}#{mark.message_id}",
+        }
+        try:
+            store.profiles.update(key, update, "attribute_exists(pk)", names=names, values=values)
+        except ConditionFailed:
+            return False
+        return True
+
+    def record_status(self, record: StatusRecord, counters: StatsDelta, event: OutboxRow) -> None:
+        """One transaction of the flag, the counters and the event's row; a row without its
+        map of statuses is given one first (an UpdateItem that a concurrent report or an
+        erasure may have made pointless: the transaction's condition then decides)."""
+        key = {"message_id": record.message_id}
+        if not record.started:
+            with suppress(ConditionFailed):
+                store.messages.update(
+                    key, "SET feedback = :empty",
+                    "attribute_exists(message_id) AND attribute_not_exists(feedback)",
+                    values={":empty": {}},
+                )  # fmt: skip
+        flag = store.messages.tx_update(
+            key,
+            "SET feedback.#s = :at",
+            "attribute_exists(message_id) AND attribute_not_exists(feedback.#s)",
+            names={"#s": record.status},
+            values={":at": format_datetime(record.at)},
+        )
+        try:
+            transact([flag, *self._writes(Changes(rows=[event], stats=[counters]))])
+        except ConditionFailed as failed:
+            raise Conflict(f"{record.status} of message {record.message_id}") from failed
+
+    def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
+        partition = store.profile_partition(profile_db, profile_id)
+        rows = list(store.profiles.query("pk = :pk", values={":pk": partition}))
+        for instance_id in instance_ids:
+            store.timers.delete({"instance_id": instance_id})
+            store.instances.delete({"instance_id": instance_id})
+        for row in rows:
+            if row["sk"].startswith("M#"):
+                store.messages.delete({"message_id": row["message_id"]})
+        store.profiles.batch_delete([{"pk": partition, "sk": row["sk"]} for row in rows])
+        return bool(rows or instance_ids)
 
     # --- scenarios, versions, schedules and segments
 
@@ -1427,3 +1577,43 @@ def _session_writes(write: SessionWrite) -> list[dict[str, Any]]:
         }  # fmt: skip
         writes.append(store.timers.tx_put(timer))
     return writes
+
+
+# --- messages on their way ---
+
+MESSAGE_KINDS = ("message", "webhook")  # the outbox rows that go to a channel
+_MESSAGE_TIMES = ("claimed_at", "retry_at", "paced_at", "sent_at", "ended_at")
+
+
+def _message_row(item: dict[str, Any]) -> MessageRow:
+    """A message's row from its item (its outbox bookkeeping left out)."""
+    values = {
+        name: value for name, value in item.items()
+        if name not in ("pending_shard", "dispatch_at", "created_at")
+    }  # fmt: skip
+    feedback = values.pop("feedback", None)
+    return MessageRow(
+        values.pop("message_id"), values.pop("kind"), values.pop("status", None),
+        values.pop("profile_db"), values.pop("profile_id"), values.pop("scenario_id"),
+        int(values.pop("version")), values.pop("node"), values.pop("channel", None),
+        values.pop("instance_id", None), values.pop("queue", None), values.pop("payload", None),
+        time_value(values.pop("deliver_at", None)),
+        attempts=int(values.pop("attempts", 0)),
+        feedback=None if feedback is None else {s: _moment(at) for s, at in feedback.items()},
+        pushed=tuple(values.pop("pushed", None) or ()),
+        result=values.pop("result", None),
+        last_error=values.pop("last_error", None),
+        **{name: time_value(values.pop(name, None)) for name in _MESSAGE_TIMES},
+        values=values,
+    )  # fmt: skip
+
+
+def _move_values(move: MessageMove) -> dict[str, Any]:
+    """The attributes a move sets besides the status, as stored (None ones left out)."""
+    values = {
+        "sent_at": time_text(move.sent_at), "ended_at": time_text(move.ended_at),
+        "provider_id": move.provider_id, "reason": move.reason, "result": move.result,
+        "retry_at": time_text(move.retry_at), "dispatch_at": move.dispatch_at,
+        "last_error": move.last_error,
+    }  # fmt: skip
+    return {name: value for name, value in values.items() if value is not None}

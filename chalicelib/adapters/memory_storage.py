@@ -31,8 +31,11 @@ from chalicelib.runtime.storage import (
     DayCounters,
     EventTimer,
     ExperimentDecision,
+    HistoryMark,
     ListLine,
     MergeRecord,
+    MessageMove,
+    MessageRow,
     OutboxRow,
     PendingRow,
     PriceChange,
@@ -44,6 +47,8 @@ from chalicelib.runtime.storage import (
     ScenarioMeta,
     SessionTimer,
     SignalSettings,
+    StatsDelta,
+    StatusRecord,
     StoredInstance,
     StoredOrder,
     StoredProduct,
@@ -864,12 +869,167 @@ class MemoryStorage:
                 self.abandon_timers[key] = replace(kept, due_at=None)
 
     # --- messages on their way: the channel worker, provider feedback, profile deletion
+    # A message's state is kept in its outbox row's values, beside what the journey
+    # queued: `status`, the claim, `feedback` {status: at}, as `MessageRow` names them.
+
+    def outbox_message(self, message_id: str) -> MessageRow | None:
+        with self._lock:
+            kept = self.rows.get(message_id)
+            if kept is None or kept.row.kind not in MESSAGE_KINDS:
+                return None
+            return _message_row(kept.row)
+
+    def claim_message(
+        self, message_id: str, at: datetime, lease_until: datetime
+    ) -> MessageRow | None:
+        with self._lock:
+            kept = self.rows.get(message_id)
+            if kept is None or kept.row.values.get("status") != "queued":
+                return None
+            values = kept.row.values
+            _set_values(kept, status="sending", claimed_at=at,
+                        attempts=values.get("attempts", 0) + 1,
+                        feedback=values.get("feedback", {}))  # fmt: skip
+            kept.dispatch_at = int(lease_until.timestamp())
+            return _message_row(kept.row)
+
+    def move_message(self, move: MessageMove) -> None:
+        with self._lock:
+            kept = self.rows.get(move.message_id)
+            values = kept.row.values if kept is not None else {}
+            if kept is None or (values.get("status"), values.get("claimed_at")) != (
+                move.held, move.claimed_at,
+            ):  # fmt: skip
+                raise Conflict(f"message {move.message_id} moved on")
+            values = {**values, "status": move.status}
+            values.update((n, getattr(move, n)) for n in _MOVED if getattr(move, n) is not None)
+            if move.unpaced:
+                values.pop("paced_at", None)
+            kept.row = replace(kept.row, values=values)
+            if move.final:
+                kept.dispatch_at = None
+            elif move.dispatch_at is not None:
+                kept.dispatch_at = move.dispatch_at
+
+    def pace_message(self, message_id: str, slot: datetime, dispatch_at: int) -> bool:
+        with self._lock:
+            kept = self.rows.get(message_id)
+            values = kept.row.values if kept is not None else {}
+            if kept is None or values.get("status") != "queued" or "paced_at" in values:
+                return False
+            _set_values(kept, retry_at=slot, paced_at=slot)
+            kept.dispatch_at = dispatch_at
+            return True
+
+    def mark_pushed(self, message_id: str, endpoint: str) -> None:
+        with self._lock:
+            kept = self.rows[message_id]
+            _set_values(kept, pushed=(*kept.row.values.get("pushed", ()), endpoint))
+
+    def sent_messages(self) -> list[MessageRow]:
+        with self._lock:
+            return [
+                _message_row(kept.row) for kept in self.rows.values()
+                if kept.row.kind in MESSAGE_KINDS and kept.row.values.get("status") == "sent"
+            ]  # fmt: skip
+
+    def current_profile(self, profile_db: str, profile_id: str) -> Profile | None:
+        self.reads["current_profile"] += 1
+        with self._lock:
+            stored = self.profiles.get((profile_db, profile_id))
+            if stored is None or stored.fields is None:
+                return None
+            return Profile(profile_id, copy.deepcopy(stored.fields), profile_db=profile_db)
+
+    def forget_push_subscriptions(self, profile: Profile, endpoints: list[str]) -> bool:
+        with self._lock:
+            stored = self.profiles.get((profile.profile_db, profile.profile_id))
+            current = profile.fields.get("push") or []
+            if stored is None or stored.fields is None or stored.fields.get("push") != current:
+                return False
+            stored.fields["push"] = [
+                s for s in current if not (isinstance(s, dict) and s.get("endpoint") in endpoints)
+            ]
+            return True
+
+    def mark_history(self, mark: HistoryMark) -> bool:
+        with self._lock:
+            stored = self.profiles.get((mark.profile_db, mark.profile_id))
+            message = stored.messages.get(mark.message_id) if stored is not None else None
+            if stored is None or message is None:
+                return False
+            statuses = {**message.statuses, mark.status: mark.at}
+            statuses.pop(mark.replaces or "", None)
+            stored.messages[mark.message_id] = replace(message, statuses=statuses)
+            return True
+
+    def record_status(self, record: StatusRecord, counters: StatsDelta, event: OutboxRow) -> None:
+        with self._lock:
+            kept = self.rows.get(record.message_id)
+            if kept is None or record.status in kept.row.values.get("feedback", {}):
+                raise Conflict(f"{record.status} of message {record.message_id}")
+            changes = Changes(rows=[event], stats=[counters])
+            self._check(changes)
+            feedback = {**kept.row.values.get("feedback", {}), record.status: record.at}
+            _set_values(kept, feedback=feedback)
+            self._apply(copy.deepcopy(changes))
+
+    def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
+        key = (profile_db, profile_id)
+        with self._lock:
+            stored = self.profiles.pop(key, None)
+            found = stored is not None and stored != _Profile()  # reads leave empty ones
+            for message_id in stored.messages if stored is not None else ():
+                self.rows.pop(message_id, None)
+            for instance_id in instance_ids:
+                self.timers.pop(instance_id, None)
+                self.instances.pop(instance_id, None)
+            for guard in [guard for guard in self.guards if guard[:2] == key]:
+                del self.guards[guard]
+                found = True
+            for lines in [lines for lines in self.lines if lines[:2] == key]:
+                del self.lines[lines]
+            self.product_views.pop(key, None)
+            self.cart_stages.pop(key, None)
+            self.aliases.pop(key, None)
+            return found or bool(instance_ids)
 
     # --- scenarios, versions, schedules and segments
 
 
 def _changed_at(kept: ListLine | datetime | None) -> datetime | None:
     return kept.at if isinstance(kept, ListLine) else kept
+
+
+# --- messages on their way ---
+
+MESSAGE_KINDS = ("message", "webhook")  # the outbox rows that go to a channel
+_STATE = ("status", "attempts", "claimed_at", "feedback", "pushed", "retry_at", "paced_at",
+          "sent_at", "ended_at", "result", "last_error")  # fmt: skip
+_MOVED = ("sent_at", "ended_at", "provider_id", "reason", "result", "retry_at", "last_error")
+
+
+def _message_row(row: OutboxRow) -> MessageRow:
+    """The message's row as the port answers it, from the outbox row and its state."""
+    values = copy.deepcopy(row.values)
+    state = {name: values.pop(name) for name in _STATE if name in values}
+    instance, dispatch = row.instance, row.dispatch
+    return MessageRow(
+        row.row_id, row.kind, state.pop("status", None), row.profile_db, row.profile_id,
+        instance.scenario_id if instance else values.pop("scenario_id"),
+        instance.version if instance else int(values.pop("version")),
+        values.pop("node"), values.pop("channel", None),
+        instance.instance_id if instance else values.pop("instance_id", None),
+        dispatch.queue if dispatch else None,
+        dispatch.message.model_dump(mode="json", exclude_none=True) if dispatch else None,
+        dispatch.deliver_at if dispatch else None,
+        values, **state,
+    )  # fmt: skip
+
+
+def _set_values(kept: _Row, **values: Any) -> None:
+    """Change a kept outbox row's values (its record stays frozen: a new one)."""
+    kept.row = replace(kept.row, values={**kept.row.values, **values})
 
 
 class MemoryQueues:

@@ -19,18 +19,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.adapters import profiles as profile_items
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.dynamo import ConditionFailed
-from chalicelib.adapters.dynamodb_storage import shard_of
 from chalicelib.bootstrap import services
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
 
 from . import stats
-from .commit import REDISPATCH_AFTER, epoch
+from .commit import REDISPATCH_AFTER
 from .messages import EventBody, EventMessage
 from .profiles import set_consent
+from .storage import Dispatch, HistoryMark, MessageRow, OutboxRow, StatsDelta, StatusRecord
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +44,16 @@ class UnknownMessage(LookupError):
 
 
 def record(message_id: str, status: str, at: datetime, **details: Any) -> dict[str, Any]:
-    """Record a status of a message once and return its row (with `feedback` {status: at}).
+    """Record a status of a message once and return the message as `message` does.
 
     `details`: `url` (clicked), `reason` (failed, bounced), `hard` (bounced: the address
     is invalid). Raises UnknownMessage for a message id that is not a message's.
     """
-    record_row(message(message_id), status, at, **details)
+    record_row(message_row(message_id), status, at, **details)
     return message(message_id)
 
 
-def record_row(row: dict[str, Any], status: str, at: datetime, **details: Any) -> None:
+def record_row(row: MessageRow, status: str, at: datetime, **details: Any) -> None:
     """`record` for a message row already read (the channel worker's)."""
     if status not in ALL_STATUSES:
         raise ValueError(f"status must be one of {', '.join(ALL_STATUSES)}, got {status!r}")
@@ -65,126 +63,91 @@ def record_row(row: dict[str, Any], status: str, at: datetime, **details: Any) -
 
 
 def message(message_id: str) -> dict[str, Any]:
+    """The message as `POST /feedback` answers it: `message_id`, `status`, `claimed_at`
+    and `feedback`, the statuses recorded {status: at}. UnknownMessage unless it is a
+    message's id."""
+    row = message_row(message_id)
+    return {
+        "message_id": row.message_id,
+        "status": row.status,
+        "claimed_at": format_datetime(row.claimed_at) if row.claimed_at else None,
+        "feedback": {name: format_datetime(at) for name, at in (row.feedback or {}).items()},
+    }
+
+
+def message_row(message_id: str) -> MessageRow:
     """The message's row; UnknownMessage unless it is a message's."""
-    row = store.messages.get({"message_id": message_id})
-    if row is None or row.get("kind") != "message":
+    row = services().storage.outbox_message(message_id)
+    if row is None or row.kind != "message":
         raise UnknownMessage(f"no message {message_id!r}")
     return row
 
 
-def _record_once(row: dict[str, Any], status: str, at: datetime, details: dict[str, Any]) -> None:
+def _record_once(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> None:
     """Flag, count and announce the status unless the row has it; then its effects."""
-    message_id = row["message_id"]
-    if status in (row.get("feedback") or {}):
+    message_id = row.message_id
+    if status in (row.feedback or {}):
         return  # already known: feedback is delivered at least once
-    if "feedback" not in row:
-        _start_feedback(message_id)
     event = _event(row, status, at, details)
-    outbox_id, body = _outbox(row, event)
+    outbox, body = _outbox(row, event)
+    flag = StatusRecord(message_id, status, at, started=row.feedback is not None)
+    counter = stats.channel_counter(status, row.channel or "", row.node)
+    day = at.astimezone(UTC).date().isoformat()
+    counters = StatsDelta(row.scenario_id, row.version, day, message_id, {counter: 1})
 
     def counted() -> bool:
-        return status in (message(message_id).get("feedback") or {})
+        return status in (message_row(message_id).feedback or {})
 
-    if not stats.count_once(_writes(row, status, at, outbox_id, body), counted):
+    storage = services().storage
+    if not stats.count_once(lambda: storage.record_status(flag, counters, outbox), counted):
         return
     services().queues.send("events", [(body, 0)])  # its consumer takes the row out
     _effects(row, status, at, details)
 
 
-def _start_feedback(message_id: str) -> None:
-    """Give the row an empty `feedback` map, so statuses can be set in it one by one."""
-    try:
-        store.messages.update(
-            {"message_id": message_id},
-            "SET feedback = :empty",
-            "attribute_exists(message_id) AND attribute_not_exists(feedback)",
-            values={":empty": {}},
-        )
-    except ConditionFailed:
-        message(message_id)  # erased meanwhile (UnknownMessage), or another report made it
-
-
-def _writes(
-    row: dict[str, Any], status: str, at: datetime, outbox_id: str, body: EventMessage
-) -> list[dict[str, Any]]:
-    """The flag (the condition of it all), the channel counter and the event's outbox row."""
-    flag = store.messages.tx_update(
-        {"message_id": row["message_id"]},
-        "SET feedback.#s = :at",
-        "attribute_exists(message_id) AND attribute_not_exists(feedback.#s)",
-        names={"#s": status},
-        values={":at": format_datetime(at)},
-    )
-    counter = stats.counter_update(
-        row["scenario_id"],
-        int(row["version"]),
-        at.astimezone(UTC).date(),
-        row["message_id"],
-        {stats.channel_counter(status, row["channel"], row["node"]): 1},
-    )
-    now = clock_now()
-    outbox = store.messages.tx_put(
-        {
-            "message_id": outbox_id,
-            "kind": "event",
-            "instance_id": row.get("instance_id"),
-            "scenario_id": row["scenario_id"],
-            "version": row["version"],
-            "profile_db": row["profile_db"],
-            "profile_id": row["profile_id"],
-            "created_at": format_datetime(now),
-            "queue": "events",
-            "payload": body.model_dump(mode="json", exclude_none=True),
-            "pending_shard": shard_of(outbox_id),
-            "dispatch_at": epoch(now + REDISPATCH_AFTER),
-        }
-    )
-    return [flag, counter, outbox]
-
-
-def _event(row: dict[str, Any], status: str, at: datetime, details: dict[str, Any]) -> Event:
+def _event(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> Event:
     """The `message.<status>` event (SPEC §4)."""
     data: dict[str, Any] = {
-        "message_id": row["message_id"],
-        "scenario_id": row["scenario_id"],
-        "node": row["node"],
-        "channel": row["channel"],
+        "message_id": row.message_id,
+        "scenario_id": row.scenario_id,
+        "node": row.node,
+        "channel": row.channel,
     }
     if status == "clicked" and details.get("url"):
         data["url"] = details["url"]
     if status in ("failed", "bounced") and details.get("reason"):
         data["reason"] = details["reason"]
-    return Event(f"message.{status}", at, data, id=f"{row['message_id']}:{status}")
+    return Event(f"message.{status}", at, data, id=f"{row.message_id}:{status}")
 
 
-def _outbox(row: dict[str, Any], event: Event) -> tuple[str, EventMessage]:
-    """The outbox row id and queue message of the event: the sweeper sends it if a crash
+def _outbox(row: MessageRow, event: Event) -> tuple[OutboxRow, EventMessage]:
+    """The outbox row and queue message of the event: the sweeper sends it if a crash
     loses the dispatch after the commit (the row is deleted once the event is queued)."""
     outbox_id = f"feedback-{event.id}"
     message = EventMessage(
-        profile_db=row["profile_db"], profile_id=row["profile_id"], event=EventBody.of(event),
+        profile_db=row.profile_db, profile_id=row.profile_id, event=EventBody.of(event),
         row_id=outbox_id,
     )  # fmt: skip
-    return outbox_id, message
+    now = clock_now()
+    journey = {"instance_id": row.instance_id, "scenario_id": row.scenario_id,
+               "version": row.version}  # fmt: skip
+    dispatch = Dispatch("events", message, now, now + REDISPATCH_AFTER)
+    outbox = OutboxRow(
+        outbox_id, "event", now, row.profile_db, row.profile_id, values=journey, dispatch=dispatch
+    )
+    return outbox, message
 
 
-def _effects(row: dict[str, Any], status: str, at: datetime, details: dict[str, Any]) -> None:
+def _effects(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> None:
     """What a status changes beyond the message: its history, consent, the address."""
-    partition = store.profile_partition(row["profile_db"], row["profile_id"])
-    try:
-        store.profiles.update(
-            {"pk": partition, "sk": f"M#{row.get('deliver_at')}#{row['message_id']}"},
-            "SET statuses.#s = :at",
-            "attribute_exists(pk)",
-            names={"#s": status},
-            values={":at": format_datetime(at)},
-        )
-    except ConditionFailed:
-        logger.info("no history item for message %s (profile erased?)", row["message_id"])
+    mark = HistoryMark(row.profile_db, row.profile_id, row.message_id, row.deliver_at, status, at)
+    if not services().storage.mark_history(mark):
+        logger.info("no history item for message %s (profile erased?)", row.message_id)
     if status == "unsubscribed":
-        revoke_consent(row["profile_db"], row["profile_id"], row["channel"])
-    if status == "bounced" and details.get("hard") and isinstance(row.get("to"), str):
-        mark_invalid(row["profile_db"], row["profile_id"], row["channel"], row["to"])
+        revoke_consent(row.profile_db, row.profile_id, row.channel or "")
+    to = row.values.get("to")
+    if status == "bounced" and details.get("hard") and isinstance(to, str):
+        mark_invalid(row.profile_db, row.profile_id, row.channel or "", to)
 
 
 def revoke_consent(profile_db: str, profile_id: str, channel: str) -> None:

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.adapters import profiles as profile_items
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.bootstrap import services
 from chalicelib.engine import REMOVED
@@ -194,23 +193,12 @@ def read(profile_db: str, profile_id: str) -> dict[str, Any] | None:
 def erase(profile_db: str, profile_id: str) -> bool:
     """GDPR erasure: end the profile's journeys, then delete the profile, its history,
     its instances, their timers and its messages. False when there was no such profile."""
-    partition = store.profile_partition(profile_db, profile_id)
-    history = list(store.profiles.query("pk = :pk", values={":pk": partition}))
     uow = UnitOfWork()
     instances = [s.instance for s in uow.storage.instances_of_profile(profile_db, profile_id)]
-    if not history and not instances:
-        return False
     for instance in instances:
         if instance.active:
             end_instance(uow, instance.instance_id, REMOVED, "erased")
-    for instance in instances:
-        store.timers.delete({"instance_id": instance.instance_id})
-        store.instances.delete({"instance_id": instance.instance_id})
-    for item in history:
-        if item["sk"].startswith("M#"):
-            store.messages.delete({"message_id": item["message_id"]})
-    store.profiles.batch_delete([{"pk": partition, "sk": item["sk"]} for item in history])
-    return True
+    return uow.storage.erase_profile(profile_db, profile_id, [i.instance_id for i in instances])
 
 
 def journeys(profile_db: str, profile_id: str) -> list[dict[str, Any]]:

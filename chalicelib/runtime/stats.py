@@ -2,8 +2,7 @@
 
 A scenario's counters live in items keyed `scenario_id`, `{version:06d}#{day}#{shard}`.
 Journey steps add theirs in their commit (`commit.py`); delivery feedback and revenue
-add theirs here, each in one transaction with the conditional write that makes it count
-once (`count_once`). Counter names:
+add theirs each in one write with what makes it count once (`count_once`). Counter names:
 
 - `entered`, `completed`, `exited`, `removed`, `errors`: journeys;
 - `moved_in`, `moved_out`: journeys a live edit moved onto a newer version, counted in
@@ -23,13 +22,10 @@ once (`count_once`). Counter names:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from chalicelib.adapters import store
-from chalicelib.adapters.dynamo import ConditionFailed, transact
-from chalicelib.adapters.dynamodb_storage import STAT_SHARDS, shard_of
 from chalicelib.bootstrap import services
 
 from . import measurement
@@ -52,32 +48,17 @@ def channel_counter(status: str, channel: str, node: str) -> str:
     return f"ch_{status}|{channel}|{node}"
 
 
-def counter_update(
-    scenario_id: str, version: int, day: date, shard_key: str, counters: Mapping[str, int]
-) -> dict[str, Any]:
-    """A transaction item adding `counters` to the scenario's item of that version and day,
-    on the shard `shard_key` falls on (shards spread a busy scenario's writes)."""
-    names = {f"#c{i}": name for i, name in enumerate(counters)}
-    values = {f":c{i}": amount for i, amount in enumerate(counters.values())}
-    key = {
-        "scenario_id": scenario_id,
-        "sk": f"{version:06d}#{day.isoformat()}#{shard_of(shard_key, STAT_SHARDS)}",
-    }
-    expression = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
-    return store.stats.tx_update(key, expression, names=names, values=values)
+def count_once(write: Callable[[], None], counted: Callable[[], bool]) -> bool:
+    """Make `write` (counters with what makes them count once), once.
 
-
-def count_once(writes: list[dict[str, Any]], counted: Callable[[], bool]) -> bool:
-    """Apply `writes` (one of them conditional, the others counters) atomically, once.
-
-    True when this call wrote them; False when `counted()` says an earlier call did. A
-    cancelled transaction is either the condition (someone counted it: False) or a
-    conflict with a concurrent write to one of the items (nobody did: try again).
+    True when this call wrote it; False when `counted()` says an earlier call did. A
+    `Conflict` is either that (someone counted it: False) or a concurrent write to one of
+    the items (nobody did: try again).
     """
     for _ in range(ATTEMPTS):
         try:
-            transact(writes)
-        except ConditionFailed:
+            write()
+        except Conflict:
             if counted():
                 return False
             logger.info("counting conflicted with a concurrent write, trying again")
@@ -88,19 +69,10 @@ def count_once(writes: list[dict[str, Any]], counted: Callable[[], bool]) -> boo
 
 def commit_once(once: Once, *deltas: StatsDelta) -> bool:
     """Commit the counters with a once-only record, once: True when this call did; False
-    when the record says an earlier one did. A conflict without the record is a
-    concurrent write to one of the counters (nobody counted it): try again."""
+    when the record says an earlier one did."""
     storage = services().storage
-    for _ in range(ATTEMPTS):
-        try:
-            storage.commit(Changes(stats=list(deltas), once=[once]))
-        except Conflict:
-            if storage.once_done(once.key):
-                return False
-            logger.info("counting conflicted with a concurrent write, trying again")
-            continue
-        return True
-    raise RuntimeError(f"counting kept conflicting after {ATTEMPTS} attempts")
+    changes = Changes(stats=list(deltas), once=[once])
+    return count_once(lambda: storage.commit(changes), lambda: storage.once_done(once.key))
 
 
 def scenario_stats(

@@ -590,6 +590,64 @@ class Storage(Protocol):
         ...
 
     # --- messages on their way: the channel worker, provider feedback, profile deletion
+    def outbox_message(self, message_id: str) -> MessageRow | None:
+        """The message or webhook call of that id as its row is now (None: no such row,
+        or a row of another kind)."""
+        ...
+
+    def claim_message(
+        self, message_id: str, at: datetime, lease_until: datetime
+    ) -> MessageRow | None:
+        """`queued` → `sending`, claimed `at` by the caller alone: one more attempt, pending
+        until `lease_until`, with a map of statuses if it had none. The row as it is then;
+        None when it was not `queued` (another delivery claimed it first)."""
+        ...
+
+    def move_message(self, move: MessageMove) -> None:
+        """Apply the move, expecting the row still as its worker holds it (else Conflict,
+        and nothing is written)."""
+        ...
+
+    def pace_message(self, message_id: str, slot: datetime, dispatch_at: int) -> bool:
+        """Keep a `queued` row waiting for its send slot: due (and paced) at `slot`, sent
+        again by the sweeper at `dispatch_at` (epoch seconds). False when it is not
+        `queued` or already has a slot."""
+        ...
+
+    def mark_pushed(self, message_id: str, endpoint: str) -> None:
+        """Remember the push subscription a message went to (or may have: no answer)."""
+        ...
+
+    def sent_messages(self) -> list[MessageRow]:
+        """Every message and webhook call that is `sent` (a scan: the local stack's)."""
+        ...
+
+    def current_profile(self, profile_db: str, profile_id: str) -> Profile | None:
+        """The profile's fields and invalid addresses as they are now, without its history
+        (one read of its item); None when it has no item (erased, or never upserted)."""
+        ...
+
+    def forget_push_subscriptions(self, profile: Profile, endpoints: list[str]) -> bool:
+        """Take the subscriptions with these endpoints out of the profile's `push` field as
+        `profile` was read; False when the field changed since (or the profile is gone)."""
+        ...
+
+    def mark_history(self, mark: HistoryMark) -> bool:
+        """Set a status on the message's entry in the profile's history; False when there
+        is no such entry (the profile was erased)."""
+        ...
+
+    def record_status(self, record: StatusRecord, counters: StatsDelta, event: OutboxRow) -> None:
+        """Flag the status on the message's row, add the counters and keep the event's
+        outbox row, all at once; Conflict, with nothing written, when the status is flagged
+        already, the row is gone, or a concurrent write to one of them came between."""
+        ...
+
+    def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
+        """Delete the profile with everything in its partition (fields, history, lists...),
+        its messages' rows, these instances and their timers. False when there was
+        nothing to delete."""
+        ...
 
     # --- scenarios, versions, schedules and segments
 
@@ -867,3 +925,91 @@ class DayCounters:
     version: int
     day: date
     counts: dict[str, int]
+
+
+# --- records of messages on their way ---
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """A message or webhook call of the outbox, as the channel worker moves it through its
+    states (`runtime/channels.py`) and feedback records the statuses it reaches.
+
+    `values`: the rest of what the journey queued (the address and content, or the call's
+    request and `step`; `recheck`) and of what its states left (`reason`, `provider_id`),
+    as stored."""
+
+    message_id: str
+    kind: str  # `message` or `webhook`
+    status: str | None
+    profile_db: str
+    profile_id: str
+    scenario_id: str
+    version: int
+    node: str
+    channel: str | None  # None for a webhook call
+    instance_id: str | None
+    queue: str | None  # the channel queue, and `payload` its queue message, to queue again
+    payload: dict[str, Any] | None
+    deliver_at: datetime | None  # as the journey set it: with the id, its history entry's key
+    values: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    claimed_at: datetime | None = None
+    feedback: dict[str, datetime] | None = None  # the statuses recorded (None: no map yet)
+    pushed: tuple[str, ...] = ()  # the push endpoints it went to
+    retry_at: datetime | None = None
+    paced_at: datetime | None = None  # its send slot (`rate_limit`)
+    sent_at: datetime | None = None
+    ended_at: datetime | None = None  # when it failed or was skipped
+    result: dict[str, Any] | None = None  # a webhook call's
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageMove:
+    """Move a row its worker holds (still `held`, claimed at `claimed_at`) to `status`,
+    setting the values given (None: left as they are). `final`: out of the pending index;
+    `unpaced`: its send slot given up (its next attempt takes a new one)."""
+
+    message_id: str
+    held: str
+    claimed_at: datetime
+    status: str
+    final: bool = False
+    unpaced: bool = False
+    sent_at: datetime | None = None
+    ended_at: datetime | None = None
+    provider_id: str | None = None
+    reason: str | None = None
+    result: dict[str, Any] | None = None
+    retry_at: datetime | None = None
+    dispatch_at: int | None = None  # epoch seconds: when the sweeper sends it (again)
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryMark:
+    """A status a message reached (`at`), on its entry in the profile's history, which the
+    journey wrote when it sent it at `sent_at`. `replaces`: the status it takes the place
+    of (a `skipped` message was not `sent` after all), and `reason` why."""
+
+    profile_db: str
+    profile_id: str
+    message_id: str
+    sent_at: datetime | None
+    status: str
+    at: datetime
+    replaces: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    """A status recorded on a message's row, once: `feedback.<status>` at `at`, expecting
+    the row there without it. `started`: the row has its map of statuses (else it is given
+    one first)."""
+
+    message_id: str
+    status: str
+    at: datetime
+    started: bool = True

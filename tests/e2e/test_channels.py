@@ -17,10 +17,12 @@ from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
 from chalicelib.adapters.channels import DeliveryError, Unanswered
 from chalicelib.adapters.queues import queue_url, send
+from chalicelib.bootstrap import services
 from chalicelib.config import settings
 from chalicelib.local.push_sink import LoopbackPushService, PushSink
 from chalicelib.runtime import channels
 from chalicelib.runtime.messages import parse_channel
+from chalicelib.runtime.storage import MessageRow
 from tests.loopback import Answer, serving
 
 
@@ -475,12 +477,19 @@ def queued_not_delivered(stack: Stack, node: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def held(row: dict[str, Any]) -> MessageRow:
+    """The row as the channel worker reads it."""
+    found = services().storage.outbox_message(row["message_id"])
+    assert found is not None
+    return found
+
+
 def died_after_claim(stack: Stack, row: dict[str, Any], *, after_the_provider: bool) -> None:
     """A worker claims `row` (and hands it to its provider), then dies."""
-    claim = channels._claim(row, stack.now)
+    claim = channels._claim(held(row), stack.now)
     assert claim is not None
     if after_the_provider:
-        profile = store.profiles.get({"pk": store.profile_partition("customers", "ada"), "sk": "P"})
+        profile = services().storage.current_profile("customers", "ada")
         assert profile is not None
         channels._to_provider(claim.row, profile)
     stack.drain()  # the queue message comes again: the claim is still young
@@ -640,7 +649,7 @@ def test_a_webhook_call_whose_worker_died_is_recorded_and_takes_on_error(stack: 
             while pump.run_once():
                 pass
     (row,) = rows(kind="webhook")
-    assert channels._claim(row, stack.now) is not None  # claimed, then the worker died
+    assert channels._claim(held(row), stack.now) is not None  # claimed, then the worker died
 
     stack.advance("PT16M")
 

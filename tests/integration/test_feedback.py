@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters import queues, store
+from chalicelib.adapters import dynamodb_storage, queues, store
 from chalicelib.adapters.aws import client
 from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.bootstrap import services
@@ -133,7 +133,7 @@ def test_a_status_reported_twice_counts_and_is_announced_once() -> None:
 
 def test_a_report_that_loses_the_race_counts_nothing() -> None:
     a_message()
-    stale = feedback.message("m1")  # read before the other report won
+    stale = feedback.message_row("m1")  # read before the other report won
     feedback.record("m1", "opened", AT)
     events_queued()
     feedback._record_once(stale, "opened", AT, {})
@@ -145,7 +145,7 @@ def test_a_transaction_conflict_is_tried_again_and_counts_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a_message()
-    real = stats.transact
+    real = dynamodb_storage.transact
     calls = []
 
     def conflicting_once(items: list[dict[str, Any]]) -> None:
@@ -154,7 +154,7 @@ def test_a_transaction_conflict_is_tried_again_and_counts_once(
             raise ConditionFailed("TransactionConflict")
         real(items)
 
-    monkeypatch.setattr(stats, "transact", conflicting_once)
+    monkeypatch.setattr(dynamodb_storage, "transact", conflicting_once)
     feedback.record("m1", "delivered", AT)
     assert len(calls) == 2
     assert email_counts()["delivered"] == 1

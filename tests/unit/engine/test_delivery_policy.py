@@ -11,6 +11,7 @@ import pytest
 from chalicelib.engine import Send, SendSkipped
 from chalicelib.engine.delivery import capped_until, decide, refusal, variant_for
 from chalicelib.runtime.channels import skip_reason
+from chalicelib.runtime.storage import MessageRow
 from chalicelib.scenarios.facts import Message, Profile
 
 NOW = datetime(2026, 6, 10, 10, tzinfo=UTC)  # as the engine tests' conftest
@@ -201,13 +202,13 @@ def test_the_journey_and_the_channel_worker_give_the_same_answer(
     step = enter(make_scenario({"send": node}), profile).steps[-1]
     journey = next((s.reason for s in pick(step, SendSkipped)), None)
 
-    row = {
-        "message_id": "m1",
-        "channel": channel,
-        "to": to or (None if channel == "push" else profile.fields.get(OWN_FIELD[channel])),
-    }
-    item = {"profile_id": "ada", "fields": profile.fields, "invalid": profile.invalid}
-    assert skip_reason(row, item) == journey
+    address = to or (None if channel == "push" else profile.fields.get(OWN_FIELD[channel]))
+    row = MessageRow(
+        "m1", "message", "sending", "default", "ada", "s1", 1, "send", channel, "i1",
+        None, None, None, values={"to": address},
+    )  # fmt: skip
+    now = Profile("ada", profile.fields, invalid=profile.invalid)  # as the worker reads it
+    assert skip_reason(row, now) == journey
     assert (journey is None) == bool(pick(step, Send))
 
 

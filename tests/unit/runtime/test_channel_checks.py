@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from chalicelib.runtime.channels import skip_reason
+from chalicelib.runtime.storage import MessageRow
+from chalicelib.scenarios.facts import Profile
 
 SUBSCRIPTION = {
     "endpoint": "https://push.example/send/abc",
@@ -14,21 +14,22 @@ SUBSCRIPTION = {
 }
 
 
-def profile(**consents: bool) -> dict[str, Any]:
-    return {
-        "profile_id": "ada",
-        "fields": {
-            "email": "ada@example.com",
-            "phone": "+14155550100",
-            "push": [SUBSCRIPTION],
-            "consents": consents,
-        },
+def profile(**consents: bool) -> Profile:
+    fields = {
+        "email": "ada@example.com",
+        "phone": "+14155550100",
+        "push": [SUBSCRIPTION],
+        "consents": consents,
     }
+    return Profile("ada", fields)
 
 
-def row(channel: str) -> dict[str, Any]:
+def row(channel: str) -> MessageRow:
     to = {"email": "ada@example.com", "sms": "+14155550100", "push": None}[channel]
-    return {"message_id": "m1", "channel": channel, "to": to}
+    return MessageRow(
+        "m1", "message", "sending", "default", "ada", "s1", 1, "send", channel, "i1",
+        None, None, None, values={"to": to},
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("channel", ["email", "sms", "push"])
@@ -44,5 +45,5 @@ def test_a_consenting_reachable_profile_is_sent_to(channel: str) -> None:
 
 def test_a_push_without_subscriptions_left_has_no_address() -> None:
     gone = profile(push=True)
-    gone["fields"]["push"] = []
+    gone.fields["push"] = []
     assert skip_reason(row("push"), gone) == "no_address"

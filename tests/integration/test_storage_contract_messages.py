@@ -1,0 +1,277 @@
+"""Both storage adapters keep the port's promises about messages on their way alike: the
+channel worker's claim and moves of a row, provider feedback recorded once, the profile's
+history marked, and a profile erased with its messages (DynamoDB on moto, and memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib.adapters.memory_storage import MemoryStorage
+from chalicelib.engine import Instance
+from chalicelib.runtime import messages
+from chalicelib.runtime.storage import (
+    Changes,
+    Conflict,
+    Dispatch,
+    HistoryMark,
+    InstanceWrite,
+    MessageMove,
+    OutboxRow,
+    ProfileCreate,
+    SentMessage,
+    StatsDelta,
+    StatusRecord,
+    Storage,
+    StoredInstance,
+    Timer,
+)
+from chalicelib.scenarios.facts import Event
+
+T0 = datetime(2026, 6, 10, 10, tzinfo=UTC)
+LEASE = T0 + timedelta(minutes=15)
+ENDPOINT = "https://push.example/send/abc"
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    if request.param == "memory":
+        yield MemoryStorage()
+        return
+    request.getfixturevalue("aws_stack")
+    from chalicelib.adapters.dynamodb_storage import DynamoStorage
+
+    yield DynamoStorage()
+
+
+def journey() -> Instance:
+    return Instance(
+        "i1", "s1", 1, "ada", Event("signup", T0, {}, id="e1"), profile_db="customers",
+        node="hello", step=1,
+    )  # fmt: skip
+
+
+def sent(storage: Storage, message_id: str = "m1", first: bool = True) -> None:
+    """A journey's step that sent Ada an e-mail: its row and history, and with the `first`
+    the instance and its timer."""
+    instance = journey()
+    message = messages.Deliver(message_id=message_id).with_row(message_id)
+    row = OutboxRow(
+        message_id, "message", T0, "customers", "ada", instance,
+        {"channel": "email", "node": "hello", "status": "queued", "to": "ada@example.com",
+         "subject": "Hi"},
+        Dispatch("email", message, T0, LEASE),
+    )  # fmt: skip
+    history = SentMessage("customers", "ada", message_id, "s1", "i1", "hello", "email", T0)
+    changes = Changes(rows=[row], history=[history])
+    if first:
+        changes.instances.append(InstanceWrite(StoredInstance(instance, 1), None))
+        changes.timers.append(Timer("i1", "s1", 1, T0 + timedelta(days=1)))
+    storage.commit(changes)
+
+
+def adas_profile(storage: Storage, **fields: object) -> None:
+    storage.commit(Changes(profiles=[ProfileCreate("customers", "ada", dict(fields), T0)]))
+
+
+def test_a_message_row_reads_as_the_journey_queued_it(storage: Storage) -> None:
+    sent(storage)
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert (row.kind, row.status, row.channel, row.node) == ("message", "queued", "email", "hello")
+    assert (row.profile_db, row.profile_id, row.scenario_id, row.version) == (
+        "customers", "ada", "s1", 1,
+    )  # fmt: skip
+    assert (row.instance_id, row.queue, row.deliver_at) == ("i1", "email", T0)
+    assert messages.parse(row.payload or {}).message_id == "m1"
+    assert (row.values["to"], row.values["subject"]) == ("ada@example.com", "Hi")
+    assert (row.attempts, row.claimed_at, row.feedback, row.pushed) == (0, None, None, ())
+    assert storage.outbox_message("nosuch") is None
+
+
+def test_a_row_of_another_kind_is_no_message(storage: Storage) -> None:
+    event = messages.EventMessage(
+        profile_db="customers", profile_id="ada",
+        event=messages.EventBody.of(Event("signup", T0, {}, id="e1")), row_id="r1",
+    )  # fmt: skip
+    row = OutboxRow(
+        "r1", "event", T0, "customers", "ada", dispatch=Dispatch("events", event, T0, T0)
+    )
+    storage.keep_pending([row])
+    assert storage.outbox_message("r1") is None
+
+
+def test_a_row_is_claimed_once_and_pending_until_its_lease_ends(storage: Storage) -> None:
+    sent(storage)
+    claimed = storage.claim_message("m1", T0, LEASE)
+    assert claimed is not None
+    assert (claimed.status, claimed.claimed_at, claimed.attempts, claimed.feedback) == (
+        "sending", T0, 1, {},
+    )  # fmt: skip
+    assert claimed.values["to"] == "ada@example.com"
+    assert storage.claim_message("m1", T0, LEASE) is None  # another delivery's
+    assert [row.row_id for row in storage.overdue_rows(LEASE - timedelta(seconds=1))] == []
+    assert [row.row_id for row in storage.overdue_rows(LEASE)] == ["m1"]
+    assert storage.claim_message("nosuch", T0, LEASE) is None
+
+
+def test_a_move_needs_the_claim_it_was_held_by(storage: Storage) -> None:
+    sent(storage)
+    storage.claim_message("m1", T0, LEASE)
+    with pytest.raises(Conflict):
+        storage.move_message(MessageMove("m1", "sending", T0 + timedelta(seconds=1), "sent"))
+    with pytest.raises(Conflict):
+        storage.move_message(MessageMove("m1", "unconfirmed", T0, "sent"))
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert row.status == "sending"
+    storage.move_message(MessageMove("m1", "sending", T0, "unconfirmed", last_error="timeout"))
+    at = T0 + timedelta(seconds=3)
+    storage.move_message(
+        MessageMove("m1", "unconfirmed", T0, "sent", final=True, sent_at=at, provider_id="p1")
+    )
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert (row.status, row.sent_at, row.last_error) == ("sent", at, "timeout")
+    assert row.values["provider_id"] == "p1"
+    assert list(storage.overdue_rows(LEASE + timedelta(days=1))) == []  # out of the pending
+    assert [found.message_id for found in storage.sent_messages()] == ["m1"]
+    with pytest.raises(Conflict):  # settled: a second move of that claim finds it moved on
+        storage.move_message(MessageMove("m1", "unconfirmed", T0, "sent", final=True))
+
+
+def test_a_paced_row_put_back_for_a_retry_gives_up_its_slot(storage: Storage) -> None:
+    sent(storage)
+    slot = T0 + timedelta(minutes=1)
+    assert storage.pace_message("m1", slot, 1_800_000_000)
+    assert not storage.pace_message("m1", slot, 1_800_000_000)  # it has its slot
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert (row.status, row.retry_at, row.paced_at) == ("queued", slot, slot)
+    storage.claim_message("m1", slot, slot + timedelta(minutes=15))
+    assert not storage.pace_message("m1", slot, 1_800_000_000)  # not queued
+    retry_at = slot + timedelta(seconds=10)
+    dispatch_at = int((retry_at + timedelta(minutes=15)).timestamp())
+    storage.move_message(
+        MessageMove(
+            "m1", "sending", slot, "queued", unpaced=True, retry_at=retry_at,
+            dispatch_at=dispatch_at, last_error="HTTP 503",
+        )
+    )  # fmt: skip
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert (row.status, row.retry_at, row.paced_at, row.attempts) == ("queued", retry_at, None, 1)
+    (pending,) = storage.overdue_rows(datetime.fromtimestamp(dispatch_at, UTC))
+    assert pending.dispatch_at == dispatch_at
+    storage.claim_message("m1", retry_at, retry_at + timedelta(minutes=15))
+    storage.move_message(
+        MessageMove("m1", "sending", retry_at, "failed", final=True, ended_at=retry_at,
+                    reason="HTTP 503 (after 2 attempts)")
+    )  # fmt: skip
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert (row.status, row.ended_at, row.values["reason"]) == (
+        "failed", retry_at, "HTTP 503 (after 2 attempts)",
+    )  # fmt: skip
+
+
+def test_push_endpoints_reached_are_remembered_in_order(storage: Storage) -> None:
+    sent(storage)
+    storage.mark_pushed("m1", ENDPOINT)
+    storage.mark_pushed("m1", ENDPOINT + "2")
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert row.pushed == (ENDPOINT, ENDPOINT + "2")
+
+
+def test_the_profile_now_and_its_gone_push_subscriptions(storage: Storage) -> None:
+    assert storage.current_profile("customers", "ada") is None
+    subscriptions = [{"endpoint": ENDPOINT}, {"endpoint": ENDPOINT + "2"}]
+    adas_profile(storage, email="ada@example.com", push=subscriptions)
+    profile = storage.current_profile("customers", "ada")
+    assert profile is not None
+    assert (profile.profile_db, profile.profile_id) == ("customers", "ada")
+    assert profile.fields == {"email": "ada@example.com", "push": subscriptions}
+    assert (profile.events, profile.messages) == ([], [])
+    assert storage.forget_push_subscriptions(profile, [ENDPOINT])
+    assert not storage.forget_push_subscriptions(profile, [ENDPOINT])  # the list changed
+    now = storage.current_profile("customers", "ada")
+    assert now is not None
+    assert now.fields["push"] == [{"endpoint": ENDPOINT + "2"}]
+
+
+def test_the_history_entry_takes_a_status_and_a_skip_replaces_sent(storage: Storage) -> None:
+    sent(storage)
+    sent(storage, "m2", first=False)
+    opened = T0 + timedelta(hours=1)
+    assert storage.mark_history(HistoryMark("customers", "ada", "m1", T0, "opened", opened))
+    skipped = HistoryMark(
+        "customers", "ada", "m2", T0, "skipped", opened, replaces="sent", reason="no_consent"
+    )
+    assert storage.mark_history(skipped)
+    history = {m.message_id: m.statuses for m in storage.profile("customers", "ada").view.messages}
+    assert history == {"m1": {"sent": T0, "opened": opened}, "m2": {"skipped": opened}}
+    assert not storage.mark_history(HistoryMark("customers", "bob", "m1", T0, "opened", opened))
+
+
+def test_a_status_is_recorded_once_with_its_counters_and_event(storage: Storage) -> None:
+    sent(storage)
+    at = T0 + timedelta(hours=1)
+
+    def recording(status: str, started: bool = True) -> None:
+        event = messages.EventMessage(
+            profile_db="customers", profile_id="ada",
+            event=messages.EventBody.of(Event(f"message.{status}", at, {}, id=f"m1:{status}")),
+            row_id=f"feedback-m1:{status}",
+        )  # fmt: skip
+        row = OutboxRow(
+            f"feedback-m1:{status}", "event", at, "customers", "ada",
+            values={"instance_id": "i1", "scenario_id": "s1", "version": 1},
+            dispatch=Dispatch("events", event, at, at),
+        )  # fmt: skip
+        counters = StatsDelta("s1", 1, "2026-06-10", "m1", {f"ch_{status}|email|hello": 1})
+        storage.record_status(StatusRecord("m1", status, at, started), counters, row)
+
+    recording("delivered", started=False)  # the row has no map of statuses yet
+    with pytest.raises(Conflict):
+        recording("delivered")
+    recording("opened")
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert row.feedback == {"delivered": at, "opened": at}
+    counts = storage.version_counters("s1", 1).counts
+    assert (counts["ch_delivered|email|hello"], counts["ch_opened|email|hello"]) == (1, 1)
+    pending = sorted(row.row_id for row in storage.overdue_rows(at))
+    assert pending == ["feedback-m1:delivered", "feedback-m1:opened", "m1"]
+
+
+def test_a_status_of_a_message_that_is_gone_writes_nothing(storage: Storage) -> None:
+    event = messages.EventMessage(
+        profile_db="customers", profile_id="ada",
+        event=messages.EventBody.of(Event("message.opened", T0, {}, id="m1:opened")),
+        row_id="feedback-m1:opened",
+    )  # fmt: skip
+    row = OutboxRow(
+        "feedback-m1:opened", "event", T0, "customers", "ada",
+        dispatch=Dispatch("events", event, T0, T0),
+    )  # fmt: skip
+    counters = StatsDelta("s1", 1, "2026-06-10", "m1", {"ch_opened|email|hello": 1})
+    with pytest.raises(Conflict):
+        storage.record_status(StatusRecord("m1", "opened", T0, started=False), counters, row)
+    assert storage.version_counters("s1", 1).counts == {}
+    assert list(storage.overdue_rows(T0 + timedelta(days=1))) == []
+
+
+def test_an_erased_profile_leaves_no_history_message_instance_or_timer(storage: Storage) -> None:
+    assert not storage.erase_profile("customers", "ada", [])
+    adas_profile(storage, email="ada@example.com")
+    sent(storage)
+    assert storage.erase_profile("customers", "ada", ["i1"])
+    assert storage.outbox_message("m1") is None
+    assert storage.instance("i1") is None
+    assert list(storage.due_timers(T0 + timedelta(days=2))) == []
+    assert storage.current_profile("customers", "ada") is None
+    assert storage.profile("customers", "ada").view.messages == []
+    assert not storage.erase_profile("customers", "ada", [])
