@@ -109,6 +109,7 @@ def _newsletter_to(count: int) -> str:
     from chalicelib.adapters.clock import now
     from chalicelib.runtime import profiles, scenarios
     from chalicelib.runtime.journeys import capture_profile
+    from chalicelib.runtime.unit_of_work import UnitOfWork
     from chalicelib.scenarios.facts import Event
 
     meta = scenarios.create(NEWSLETTER)
@@ -129,7 +130,7 @@ def _newsletter_to(count: int) -> str:
     )
     entry = Event("capture", now(), {}, id="bench")
     for n in range(count):
-        capture_profile(meta["scenario_id"], "customers", f"p{n}", entry)
+        capture_profile(UnitOfWork(), meta["scenario_id"], "customers", f"p{n}", entry)
     return str(meta["scenario_id"])
 
 
@@ -163,6 +164,7 @@ def _faulted_run(boundary: str) -> tuple[int, int]:
         from chalicelib.local.clock import advance_to
         from chalicelib.local.stack import Runtime, create_resources
         from chalicelib.runtime import channels
+        from chalicelib.runtime.storage import MessageRow
 
         os.environ["SCENARIA_SES_SANDBOX"] = "1"  # SES's Send events, as on the local stack
         bootstrap()
@@ -198,11 +200,11 @@ def _faulted_run(boundary: str) -> tuple[int, int]:
             if boundary in ("before_claim", "after_claim"):
                 claim = channels._claim
 
-                def claiming(row: dict[str, Any], now: datetime) -> Any:
-                    if boundary == "before_claim" and chosen(row["profile_id"]):
+                def claiming(row: MessageRow, now: datetime) -> Any:
+                    if boundary == "before_claim" and chosen(row.profile_id):
                         raise Fault("the worker died before its claim")
                     held = claim(row, now)
-                    if boundary == "after_claim" and chosen(row["profile_id"]):
+                    if boundary == "after_claim" and chosen(row.profile_id):
                         raise Fault("the worker died holding its claim")
                     return held
 
@@ -226,7 +228,7 @@ def _faulted_run(boundary: str) -> tuple[int, int]:
 
                 def finishing(held: Any, status: str, *args: Any, **values: Any) -> None:
                     finish(held, status, *args, **values)
-                    if status == "sent" and chosen(held.row["profile_id"]):
+                    if status == "sent" and chosen(held.row.profile_id):
                         raise Fault("the worker died after recording the send")
 
                 patch(channels, "_finish", finishing)
