@@ -238,12 +238,21 @@ class Table:
                 )
         return calls
 
-    def batch_get(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """BatchGetItem in groups of 100, retrying unprocessed keys."""
+    def batch_get(
+        self,
+        keys: Sequence[Mapping[str, Any]],
+        consistent: bool = False,
+        projection: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """BatchGetItem in groups of 100, retrying unprocessed keys; `projection`: only
+        these attributes (a ProjectionExpression, the key's among them to tell the items)."""
         found: list[dict[str, Any]] = []
         wire = [to_item(key) for key in keys]
+        options: dict[str, Any] = {"ConsistentRead": consistent}
+        if projection:
+            options["ProjectionExpression"] = projection
         for start in range(0, len(wire), 100):
-            request: dict[str, Any] = {self.name: {"Keys": wire[start : start + 100]}}
+            request: dict[str, Any] = {self.name: {"Keys": wire[start : start + 100], **options}}
             while request:
                 answer = client("dynamodb").batch_get_item(RequestItems=request)
                 found.extend(

@@ -652,6 +652,15 @@ class DynamoStorage:
         )
         return (item or {}).get("merged_into")
 
+    def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        keys = {profile_items.item_key(*profile)["pk"]: profile for profile in profiles}
+        found = store.profiles.batch_get(
+            [profile_items.item_key(*profile) for profile in profiles],
+            consistent=True,
+            projection="pk, merged_into",
+        )
+        return {keys[item["pk"]]: item["merged_into"] for item in found if item.get("merged_into")}
+
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
         """The profile item, and whether one other row of its partition exists (rows sort
         on both sides of `P`: two rows of the partition tell)."""

@@ -576,6 +576,10 @@ class MemoryStorage:
         self.reads["merged_into"] += 1
         return self.aliases.get((profile_db, profile_id))
 
+    def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        self.reads["aliases_among"] += 1
+        return {key: self.aliases[key] for key in profiles if key in self.aliases}
+
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
         with self._lock:
             key = (profile_db, profile_id)

@@ -16,7 +16,7 @@ from chalicelib.engine import EventArrived, reacts_to
 
 from . import commerce, loyalty, measurement, membership, merges, orders, revenue, sessions
 from .journeys import capture_profile, event_triggers, feed
-from .messages import EventMessage
+from .messages import EventMessage, parse_event
 from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,19 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
     membership.after_event(uow, profile_db, profile_id, event, clock_now())
     if message.row_id is not None:
         uow.storage.consume_row(message.row_id)
+
+
+def read_aliases(uow: UnitOfWork, bodies: list[str]) -> None:
+    """Before a batch of events: which of their profiles are aliases of merged ones, in one
+    read for the batch (a body that does not parse fails on its own, later)."""
+    profiles = []
+    for body in bodies:
+        try:
+            message = parse_event(body)
+        except ValueError:
+            continue
+        profiles.append((message.profile_db, message.profile_id))
+    uow.read_aliases(profiles)
 
 
 def seen(event_ids: list[str]) -> set[str]:

@@ -435,6 +435,11 @@ class Storage(Protocol):
         """The profile this one was merged into (one read of its alias alone), or None."""
         ...
 
+    def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The (database, id) among these that are aliases, with the profile each was
+        merged into: one read for them all (up to 100; a batch of events' profiles)."""
+        ...
+
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState: ...
 
     def begin_merge(self, record: MergeRecord, row: OutboxRow) -> MergeRecord:

@@ -52,6 +52,7 @@ class UnitOfWork:
         self._listening: dict[str, list[str]] = {}  # scenarios by the event type they take
         self._profiles: dict[tuple[str, str], ProfileRecord] = {}
         self._instances: dict[str, StoredInstance] = {}
+        self._aliases: dict[tuple[str, str], str | None] = {}  # profile → merged into
         # per profile: since when its instances were read (None: all), and their ids
         self._of_profile: dict[tuple[str, str], tuple[datetime | None, list[str]]] = {}
         self._entries: dict[tuple[str, datetime], int] = {}  # sending discipline
@@ -91,11 +92,23 @@ class UnitOfWork:
         return self._profiles[key]
 
     def merged_into(self, profile_db: str, profile_id: str) -> str | None:
-        """The profile this one was merged into: from the profile's read if it was made."""
-        read = self._profiles.get((profile_db, profile_id))
+        """The profile this one was merged into: from the profile's read if it was made,
+        or from the batch's read of aliases (`read_aliases`)."""
+        key = (profile_db, profile_id)
+        read = self._profiles.get(key)
         if read is not None:
             return read.merged_into
-        return self.storage.merged_into(profile_db, profile_id)
+        if key not in self._aliases:
+            self._aliases[key] = self.storage.merged_into(profile_db, profile_id)
+        return self._aliases[key]
+
+    def read_aliases(self, profiles: list[tuple[str, str]]) -> None:
+        """Read which of these profiles are aliases in one request (a batch of events'
+        profiles), for `merged_into` to answer each without a read of its own."""
+        unread = sorted({key for key in profiles if key not in self._aliases})
+        if unread:
+            found = self.storage.aliases_among(unread)
+            self._aliases.update({key: found.get(key) for key in unread})
 
     def instance(self, instance_id: str) -> StoredInstance | None:
         """The instance as this unit of work last saw it (read from the table if not yet)."""

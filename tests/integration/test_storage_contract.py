@@ -428,6 +428,10 @@ def test_a_profile_state_tells_an_item_a_history_and_an_alias(storage: Storage) 
     assert storage.profile("customers", "bob").merged_into == "ada"  # the profile read says so
     assert storage.profile("customers", "ada").merged_into is None
     assert storage.profile_state("customers", "cy").merged_into == "ada"
+    asked = [("customers", "ada"), ("customers", "bob"), ("customers", "cy"), ("other", "bob")]
+    asked += [("customers", "nobody")]
+    assert storage.aliases_among(asked) == {("customers", "bob"): "ada", ("customers", "cy"): "ada"}
+    assert storage.aliases_among([]) == {}
     profiles(storage, dan={"name": "Dan"})
     with pytest.raises(Conflict):  # bob is merged into ada already
         storage.alias_profile("customers", "bob", "dan")

@@ -13,9 +13,10 @@ from test_use_cases import START, Stack, email
 from chalicelib.adapters.clock import VirtualClock, use_clock
 from chalicelib.adapters.memory_storage import MemoryStorage
 from chalicelib.bootstrap import bootstrap
-from chalicelib.runtime import merges, sweeper
-from chalicelib.runtime.messages import EventMessage, Merge
+from chalicelib.runtime import events, merges, sweeper
+from chalicelib.runtime.messages import EventBody, EventMessage, Merge, parse_event
 from chalicelib.runtime.unit_of_work import UnitOfWork
+from chalicelib.scenarios.facts import Event
 
 ADA = {"first_name": "Ada", "email": "ada@example.com", "consents": {"email": True, "push": False}}
 BOB = {
@@ -221,3 +222,28 @@ def test_a_merged_id_resolves_to_into_along_a_chain(stack: Stack) -> None:
         e.type for e in stack.storage.profiles[("customers", "ada")].events.values()
     }
     assert isinstance(stack.queues.sent["events"][0][0], EventMessage)
+
+
+def test_a_batch_of_events_reads_its_profiles_aliases_at_once(stack: Stack) -> None:
+    for profile_id in ("ada", "bob", "cy"):
+        stack.storage.put_profile("customers", profile_id, ADA)
+    merges.merge("customers", "ada", ["bob"])
+    batch = [
+        EventMessage(
+            profile_db="customers", profile_id=profile_id,
+            event=EventBody.of(Event("visited", START, {}, id=f"visit-{profile_id}")),
+        ).model_dump_json()
+        for profile_id in ("ada", "bob", "cy", "cy")
+    ] + ["not an event"]  # fmt: skip
+    reads = dict(stack.storage.reads)
+    uow = UnitOfWork(buffered=True)
+    events.read_aliases(uow, batch)
+    for body in batch[:4]:
+        events.process(parse_event(body), uow)
+    assert stack.storage.reads["aliases_among"] == reads.get("aliases_among", 0) + 1
+    assert stack.storage.reads["merged_into"] == reads.get("merged_into", 0)
+    visits = [
+        e.id for e in stack.storage.profiles[("customers", "ada")].events.values()
+        if e.type == "visited"
+    ]  # fmt: skip
+    assert sorted(visits) == ["visit-ada", "visit-bob"]  # bob's applies to ada
