@@ -344,8 +344,8 @@ class DynamoStorage:
             return False
         return True
 
-    def consume_row(self, row_id: str) -> None:
-        store.messages.delete({"message_id": row_id})
+    def consume_rows(self, row_ids: list[str]) -> None:
+        store.messages.batch_delete([{"message_id": row_id} for row_id in row_ids])
 
     def keep_pending(self, rows: list[OutboxRow]) -> None:
         store.messages.batch_put([_row_item(row) for row in rows])

@@ -373,9 +373,10 @@ class MemoryStorage:
             kept.dispatch_at = int(until.timestamp())
             return True
 
-    def consume_row(self, row_id: str) -> None:
+    def consume_rows(self, row_ids: list[str]) -> None:
         with self._lock:
-            self.rows.pop(row_id, None)
+            for row_id in row_ids:
+                self.rows.pop(row_id, None)
 
     def keep_pending(self, rows: list[OutboxRow]) -> None:
         with self._lock:

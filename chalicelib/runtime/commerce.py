@@ -178,7 +178,7 @@ def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
             )
     uow.send("events", derived)
     if page.row_id is not None:  # the first page: its outbox row is handled
-        uow.storage.consume_row(page.row_id)
+        uow.consume_row(page.row_id)
     return len(watches)
 
 

@@ -59,7 +59,7 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
             capture_profile(uow, scenario_id, profile_db, profile_id, event, trigger_id=trigger_id)
     membership.after_event(uow, profile_db, profile_id, event, clock_now())
     if message.row_id is not None:
-        uow.storage.consume_row(message.row_id)
+        uow.consume_row(message.row_id)
 
 
 def read_aliases(uow: UnitOfWork, bodies: list[str]) -> None:

@@ -81,7 +81,7 @@ def merge(profile_db: str, into: str, merged: list[str], uow: UnitOfWork | None 
             run(uow, record)
         except Conflict as raced:  # another merge took one of these profiles first
             raise MergeRefused(409, "$.from", str(raced)) from None
-    uow.storage.consume_row(row_id)
+    uow.consume_row(row_id)
     return {"into": into, "merged": list(record.merged), "event_id": event_id(record)}
 
 

@@ -63,7 +63,7 @@ def process(message: StepMessage, uow: UnitOfWork | None = None) -> None:
         case AbandonCheck():
             abandonment.check(uow, message)
     if message.row_id is not None:
-        uow.storage.consume_row(message.row_id)
+        uow.consume_row(message.row_id)
 
 
 def wake(uow: UnitOfWork, message: Wake) -> None:

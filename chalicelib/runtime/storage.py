@@ -300,8 +300,8 @@ class Storage(Protocol):
         """Move a pending row's dispatch time on, unless another sweeper did (False)."""
         ...
 
-    def consume_row(self, row_id: str) -> None:
-        """Take a handled row out of the outbox."""
+    def consume_rows(self, row_ids: list[str]) -> None:
+        """Take handled rows out of the outbox (a batch's at once)."""
         ...
 
     def keep_pending(self, rows: list[OutboxRow]) -> None:

@@ -48,6 +48,7 @@ class UnitOfWork:
         self.storage = wired.storage
         self.queues = wired.queues
         self._buffer: list[Outgoing] | None = [] if buffered else None
+        self._consumed: list[str] = []  # outbox rows of the handled messages (buffered)
         self._scenarios: dict[str, ScenarioMeta | None] = {}
         self._listening: dict[str, list[str]] = {}  # scenarios by the event type they take
         self._profiles: dict[tuple[str, str], ProfileRecord] = {}
@@ -233,11 +234,23 @@ class UnitOfWork:
         else:
             self._send(outgoing)
 
+    def consume_row(self, row_id: str) -> None:
+        """Take the outbox row of a handled message out (buffered: at `flush`, with the
+        batch's others; a crash before leaves it to the sweeper, which sends it again)."""
+        if self._buffer is None:
+            self.storage.consume_rows([row_id])
+        else:
+            self._consumed.append(row_id)
+
     def flush(self) -> None:
-        """Send what the buffered commits dispatched."""
+        """Send what the buffered commits dispatched, then take the handled messages'
+        rows out of the outbox."""
         if self._buffer:
             pending, self._buffer = self._buffer, []
             self._send(pending)
+        if self._consumed:
+            consumed, self._consumed = self._consumed, []
+            self.storage.consume_rows(consumed)
 
     def _send(self, outgoing: list[Outgoing]) -> None:
         by_queue: dict[str, list[tuple[QueueMessage, int]]] = {}

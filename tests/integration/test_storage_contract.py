@@ -227,8 +227,15 @@ def test_a_pending_row_is_sent_again_by_one_sweeper_until_consumed(storage: Stor
     assert storage.postpone_row(overdue, T0 + timedelta(minutes=30))
     assert not storage.postpone_row(overdue, T0 + timedelta(minutes=30))  # another sweeper
     assert list(storage.overdue_rows(T0 + timedelta(minutes=20))) == []
-    storage.consume_row("r1")
+    storage.consume_rows(["r1"])
     assert list(storage.overdue_rows(T0 + timedelta(days=1))) == []
+    others = [OutboxRow(f"r{n}", "message", T0, "customers", "ada", journey(),
+                        {"status": "queued"}, dispatch) for n in range(2, 30)]  # fmt: skip
+    storage.commit(Changes(rows=others[:20]))
+    storage.commit(Changes(rows=others[20:]))
+    storage.consume_rows([row.row_id for row in others[1:]])  # more than a BatchWriteItem's 25
+    (left,) = storage.overdue_rows(T0 + timedelta(days=1))
+    assert left.row_id == "r2"
 
 
 def test_event_ids_the_api_queued_are_remembered(storage: Storage) -> None:

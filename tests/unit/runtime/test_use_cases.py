@@ -25,7 +25,7 @@ from chalicelib.runtime.messages import (
     StepMessage,
     Wake,
 )
-from chalicelib.runtime.storage import Conflict, SignalSettings
+from chalicelib.runtime.storage import Changes, Conflict, Dispatch, OutboxRow, SignalSettings
 from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.facts import Event
 
@@ -684,3 +684,21 @@ def test_a_trigger_limit_within_a_span_counts_the_journeys_entered_in_it(stack: 
     stack.advance(timedelta(days=20))
     arrive(stack, "signup", "signup-3")  # 40 days after it: captured
     assert [i.entry.id for i in stack.instances()] == ["signup-1", "signup-3"]
+
+
+def test_a_batch_takes_its_handled_messages_outbox_rows_out_at_its_end(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    dispatch = Dispatch("events", EventMessage(profile_db="customers", profile_id="ada",
+                        event=EventBody.of(Event("visited", START, {}))), START, START)  # fmt: skip
+    rows = [OutboxRow(f"row-{n}", "event", START, "customers", "ada", None, {}, dispatch)
+            for n in range(3)]  # fmt: skip
+    stack.storage.commit(Changes(rows=rows))
+    uow = UnitOfWork(buffered=True)
+    for n in range(2):  # the third one's message failed: its row stays for the sweeper
+        visit = Event("visited", START, {}, id=f"visit-{n}")
+        message = EventMessage(profile_db="customers", profile_id="ada",
+                               event=EventBody.of(visit), row_id=f"row-{n}")  # fmt: skip
+        events.process(message, uow)
+    assert set(stack.storage.rows) == {"row-0", "row-1", "row-2"}
+    uow.flush()
+    assert set(stack.storage.rows) == {"row-2"}
