@@ -984,13 +984,15 @@ class ScenarioFilter:
     groups: tuple[str, ...] = ()
 
     def keeps(self, record: ScenarioRecord) -> bool:
-        group = record.document.get("group")
+        """Whether the list keeps the scenario (an empty filter is no filter). A draft's
+        tags may be anything: a tag is one of a list, or a part of a text."""
+        group, tags = record.document.get("group"), record.tags
         return (
             (not self.groups or group in self.groups)
-            and self.status in (None, record.status)
-            and (self.tag is None or self.tag in record.tags)
-            and (self.group is None or group == self.group)
-            and (self.q is None or self.q.lower() in record.search)
+            and (not self.status or record.status == self.status)
+            and (not self.tag or (isinstance(tags, list | str) and self.tag in tags))
+            and (not self.group or group == self.group)
+            and (not self.q or self.q.lower() in record.search)
         )
 
 
