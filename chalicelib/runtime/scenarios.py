@@ -1,9 +1,11 @@
 """The scenario lifecycle (SPEC §1.6): drafts, versions, activation, stop, removal of profiles.
 
-The metadata item holds the status, the latest saved document and the number of the
-version in force. Versions are immutable items written on activation and on every
-save of an active scenario. Work on many instances (stop, clear, migrate, resume)
-fans out as messages on the steps queue, so the API answers at once.
+The metadata (`ScenarioRecord`) holds the status, the latest saved document and the
+number of the version in force. Versions are immutable, written on activation and on
+every save of an active scenario. Each change is one `Storage.save_scenario`, which
+writes the metadata, a new version and the trigger and schedule index entries at once,
+and answers the metadata it wrote. Work on many instances (stop, clear, migrate,
+resume) fans out as messages on the steps queue, so the API answers at once.
 """
 
 from __future__ import annotations
@@ -187,17 +189,18 @@ def replace(scenario_id: str, document: dict[str, Any]) -> dict[str, Any]:
     storage = services().storage
     old = storage.version(scenario_id, record.version)
     version = record.version + 1
+    new = CompiledScenario(scenario, scenario_id, version)
     edited = dataclasses.replace(record, version=version, document=document, updated_at=now)
     meta = _save(
         ScenarioChange(
             edited,
             record.updated_at,
             VersionRecord(scenario_id, version, document, now),
-            listed=_index(CompiledScenario(scenario, scenario_id, version), now),
+            listed=_index(new, now),
             unlisted=_index(old, now),
         )
     )
-    measurement.carry_experiments(storage, old, storage.version(scenario_id, version))
+    measurement.carry_experiments(storage, old, new)
     _fan_out([Migrate(instance_id=i) for i in storage.active_instance_ids(scenario_id)])
     return {**meta, "problems": []}
 
