@@ -868,6 +868,7 @@ class MemoryStorage:
 
     @functools.cached_property
     def _lifecycle(self) -> _Lifecycle:
+        """What the scenario lifecycle saved (kept from the first use on)."""
         return _Lifecycle()
 
     def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
