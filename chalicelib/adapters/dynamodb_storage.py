@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -43,6 +43,7 @@ from chalicelib.runtime.storage import (
     REMOVAL_KEPT,
     VIEW_KEPT,
     AbandonTimer,
+    AtNode,
     CaptureGuard,
     CartStage,
     Changes,
@@ -67,7 +68,11 @@ from chalicelib.runtime.storage import (
     ProfileCreate,
     ProfileRecord,
     ProfileState,
+    ScenarioChange,
+    ScenarioFilter,
     ScenarioMeta,
+    ScenarioRecord,
+    ScheduleEntry,
     SessionTimer,
     SessionWrite,
     SignalSettings,
@@ -78,7 +83,10 @@ from chalicelib.runtime.storage import (
     StoredProduct,
     StoredSession,
     Timer,
+    TriggerIndex,
+    UnknownToken,
     VersionCounters,
+    VersionRecord,
     Watch,
 )
 from chalicelib.scenarios.durations import format_datetime
@@ -103,7 +111,15 @@ from .codec import (
     time_text,
     time_value,
 )
-from .dynamo import ConditionFailed, Table, to_item, transact
+from .dynamo import (
+    BadToken,
+    ConditionFailed,
+    Table,
+    decode_token,
+    encode_token,
+    to_item,
+    transact,
+)
 
 EVENT_LIMIT = 300  # the newest events the engine sees per profile
 MESSAGE_LIMIT = 200  # and the newest messages
@@ -1181,6 +1197,168 @@ class DynamoStorage:
         return bool(rows or instance_ids)
 
     # --- scenarios, versions, schedules and segments
+    # In `scenarios`: the metadata `S#<id>`/`meta` (with `name`, `tags` and `search` for
+    # the list's filter), versions `S#<id>`/`V#<version>`, the schedule index
+    # `SCHEDULE`/`<scenario id>#<trigger id>` (`last_run`, `next_run`: "none" once it has
+    # no run left).
+
+    def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
+        item = store.scenarios.get(store.scenario_key(scenario_id))
+        return _scenario_from(item) if item else None
+
+    def save_scenario(self, change: ScenarioChange) -> None:
+        """One TransactWriteItems (one plain write for a new scenario's metadata)."""
+        writes = []
+        if change.version is not None:
+            writes.append(
+                store.scenarios.tx_put(_version_item(change.version), "attribute_not_exists(pk)")
+            )
+        meta = _meta_item(change.record)
+        if change.seen is None:
+            writes.append(store.scenarios.tx_put(meta, "attribute_not_exists(pk)"))
+        else:
+            seen = {":seen": format_datetime(change.seen)}
+            writes.append(store.scenarios.tx_put(meta, "updated_at = :seen", values=seen))
+        writes.extend(_index_writes(change.listed, change.unlisted))
+        try:
+            transact(writes)
+        except ConditionFailed as failed:
+            raise Conflict(str(failed)) from failed
+
+    def scenario_page(
+        self, where: ScenarioFilter, read: int, token: str | None
+    ) -> tuple[list[ScenarioRecord], str | None]:
+        """A Scan (scenarios are few) whose filter DynamoDB applies after reading.
+        Attribute names go through placeholders: `status`, `group` and `search` are
+        reserved words; the group is read from the document itself."""
+        _check_token(token, pk=_any_text, sk=_any_text)
+        condition, values, names = _scenario_filter(where)
+        items, following = store.scenarios.page(
+            "scan", read, token, filter=condition, values=values, names=names or None
+        )
+        return [_scenario_from(item) for item in items], following
+
+    def token_after(self, record: ScenarioRecord) -> str:
+        return encode_token(to_item(store.scenario_key(record.scenario_id)))
+
+    def versions_page(
+        self, scenario_id: str, limit: int, token: str | None
+    ) -> tuple[list[VersionRecord], str | None]:
+        partition = f"S#{scenario_id}"
+        _check_token(token, pk=lambda pk: pk == partition, sk=lambda sk: sk.startswith("V#"))
+        items, following = store.scenarios.page(
+            "query",
+            limit,
+            token,
+            key_condition="pk = :pk AND begins_with(sk, :v)",
+            values={":pk": partition, ":v": "V#"},
+        )
+        return [_version_from(scenario_id, item) for item in items], following
+
+    def active_instance_ids(self, scenario_id: str) -> list[str]:
+        found = store.instances.query(
+            "active_scenario = :s", index="by_scenario", values={":s": scenario_id}
+        )
+        return [values["instance_id"] for values in found]
+
+    def instances_at_node(self, scenario_id: str, node: str) -> list[str]:
+        found = store.instances.query(
+            "node_key = :k", index="by_node", values={":k": f"{scenario_id}#{node}"}
+        )
+        return [values["instance_id"] for values in found]
+
+    def node_page(
+        self, scenario_id: str, node: str, limit: int, token: str | None
+    ) -> tuple[list[AtNode], str | None]:
+        node_key = f"{scenario_id}#{node}"
+        _check_token(
+            token,
+            instance_id=_any_text,
+            node_key=lambda key: key == node_key,
+            node_entered_at=_any_text,
+        )
+        items, following = store.instances.page(
+            "query",
+            limit,
+            token,
+            index="by_node",
+            key_condition="node_key = :k",
+            values={":k": node_key},
+        )
+        return [_at_node_from(item) for item in items], following
+
+    def schedules(self) -> list[ScheduleEntry]:
+        found = store.scenarios.query("pk = :pk", values={":pk": SCHEDULE_PK})
+        return [_schedule_from(item) for item in found]
+
+    def claim_schedule_run(
+        self, entry: ScheduleEntry, now: datetime, next_run: datetime | None
+    ) -> bool:
+        try:
+            store.scenarios.update(
+                schedule_key(entry.scenario_id, entry.trigger_id),
+                "SET last_run = :now, next_run = :next",
+                "next_run = :was",
+                values={
+                    ":now": format_datetime(now),
+                    ":was": time_text(entry.next_run),
+                    ":next": format_datetime(next_run) if next_run else NO_RUN,
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def next_due(self, after: datetime) -> datetime | None:
+        """The first item after `after` of each shard of the due-time indexes (a Query
+        of one item each), and the schedule index (one Query)."""
+        candidates: list[datetime] = []
+        for number in map(str, range(settings().timer_shards)):
+            for shard, table, index, hash_key, range_key in (
+                (number, store.timers, "by_due", "shard", "due"),
+                (ABANDON_SHARD + number, store.timers, "by_due", "shard", "due"),
+                (SESSION_SHARD + number, store.timers, "by_due", "shard", "due"),
+                (number, store.messages, "pending", "pending_shard", "dispatch_at"),
+            ):
+                first = next(
+                    table.query(
+                        f"{hash_key} = :s AND {range_key} > :t",
+                        index=index,
+                        values={":s": shard, ":t": epoch(after)},
+                        limit=1,
+                    ),
+                    None,
+                )
+                if first is not None:
+                    candidates.append(datetime.fromtimestamp(first[range_key], UTC))
+        candidates.extend(
+            entry.next_run
+            for entry in self.schedules()
+            if entry.next_run is not None and entry.next_run > after
+        )
+        return min(candidates, default=None)
+
+    def profile_items_estimate(self) -> int:
+        """DynamoDB's item count of the profiles table (updated about every six hours)."""
+        table = client("dynamodb").describe_table(TableName=store.profiles.name)["Table"]
+        return int(table.get("ItemCount", 0))
+
+    def segment_definition(self, segment_id: str, consistent: bool = True) -> dict[str, Any] | None:
+        item = store.segments.get({"segment_id": segment_id}, consistent=consistent)
+        return item["definition"] if item else None
+
+    def segment_profiles(
+        self, profile_db: str, part: int = 0, parts: int | None = None
+    ) -> Iterator[Profile]:
+        """A Scan of the profile items of the database (one parallel Scan segment of
+        `parts`, else the whole table)."""
+        for item in store.profiles.scan(
+            part if parts else None,
+            parts,
+            filter="sk = :p AND profile_db = :db",
+            values={":p": "P", ":db": profile_db},
+        ):
+            yield Profile(item["profile_id"], item.get("fields") or {}, profile_db=profile_db)
 
 
 def _due(
@@ -1626,3 +1804,154 @@ def _move_values(move: MessageMove) -> dict[str, Any]:
         "last_error": move.last_error,
     }  # fmt: skip
     return {name: value for name, value in values.items() if value is not None}
+
+
+# --- scenarios and schedules ---
+
+SCHEDULE_PK = "SCHEDULE"
+NO_RUN = "none"  # a schedule entry's `next_run` once its trigger has no run left
+
+
+def schedule_key(scenario_id: str, trigger_id: str) -> dict[str, str]:
+    return {"pk": SCHEDULE_PK, "sk": f"{scenario_id}#{trigger_id}"}
+
+
+def _meta_item(record: ScenarioRecord) -> dict[str, Any]:
+    return {
+        **store.scenario_key(record.scenario_id),
+        "scenario_id": record.scenario_id,
+        "status": record.status,
+        "version": record.version,
+        "document": record.document,
+        "name": record.name,
+        "tags": record.tags,
+        "search": record.search,
+        "created_at": format_datetime(record.created_at),
+        "updated_at": format_datetime(record.updated_at),
+        "webhook_secret": record.webhook_secret,
+        "activated_at": time_text(record.activated_at),
+        "stopped_at": time_text(record.stopped_at),
+        "status_before_trash": record.status_before_trash,
+    }
+
+
+def _scenario_from(item: dict[str, Any]) -> ScenarioRecord:
+    return ScenarioRecord(
+        item["scenario_id"], item.get("status", "draft"), item.get("version", 0),
+        item.get("document") or {}, _moment(item["created_at"]), _moment(item["updated_at"]),
+        item.get("webhook_secret"), time_value(item.get("activated_at")),
+        time_value(item.get("stopped_at")), item.get("status_before_trash"),
+    )  # fmt: skip
+
+
+def _version_item(version: VersionRecord) -> dict[str, Any]:
+    return {
+        **store.version_key(version.scenario_id, version.version),
+        "version": version.version,
+        "document": version.document,
+        "created_at": format_datetime(version.created_at),
+    }
+
+
+def _version_from(scenario_id: str, item: dict[str, Any]) -> VersionRecord:
+    return VersionRecord(
+        scenario_id, item["version"], item.get("document") or {}, _moment(item["created_at"])
+    )
+
+
+def _scenario_filter(where: ScenarioFilter) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """The Scan filter keeping the metadata items that `where` keeps."""
+    conditions, values, names = ["sk = :meta"], {":meta": "meta"}, {}
+    if where.groups:
+        scope = ", ".join(f":scope{index}" for index in range(len(where.groups)))
+        conditions.append(f"#document.#group IN ({scope})")
+        values.update({f":scope{index}": group for index, group in enumerate(where.groups)})
+        names.update({"#document": "document", "#group": "group"})
+    if where.status:
+        conditions.append("#status = :status")
+        values[":status"], names["#status"] = where.status, "status"
+    if where.tag:
+        conditions.append("contains(#tags, :tag)")
+        values[":tag"], names["#tags"] = where.tag, "tags"
+    if where.group:
+        conditions.append("#document.#group = :group")
+        values[":group"], names["#document"], names["#group"] = where.group, "document", "group"
+    if where.q:
+        conditions.append("contains(#search, :q)")
+        values[":q"], names["#search"] = where.q.lower(), "search"
+    return " AND ".join(conditions), values, names
+
+
+def _index_writes(
+    listed: TriggerIndex | None, unlisted: TriggerIndex | None
+) -> list[dict[str, Any]]:
+    """Transaction items putting `listed`'s index entries and deleting `unlisted`'s others."""
+    puts = _index_items(listed) if listed is not None else []
+    kept = {(item["pk"], item["sk"]) for item in puts}
+    gone = [
+        {"pk": item["pk"], "sk": item["sk"]}
+        for item in (_index_items(unlisted) if unlisted is not None else [])
+        if (item["pk"], item["sk"]) not in kept
+    ]
+    return [
+        *(store.scenarios.tx_put(item) for item in puts),
+        *(store.scenarios.tx_delete(key) for key in gone),
+    ]
+
+
+def _index_items(index: TriggerIndex) -> list[dict[str, Any]]:
+    """The trigger index `E#<type>`/<id>, the experiment index, the schedule index."""
+    items: list[dict[str, Any]] = [
+        {"pk": f"E#{event_type}", "sk": index.scenario_id} for event_type in index.event_types
+    ]
+    if index.experiment:
+        items.append({"pk": EXPERIMENT_INDEX, "sk": index.scenario_id})
+    items.extend(
+        {
+            **schedule_key(entry.scenario_id, entry.trigger_id),
+            "scenario_id": entry.scenario_id,
+            "trigger_id": entry.trigger_id,
+            "last_run": format_datetime(entry.last_run),
+            "next_run": time_text(entry.next_run),
+        }
+        for entry in index.schedules
+    )
+    return items
+
+
+def _schedule_from(item: dict[str, Any]) -> ScheduleEntry:
+    return ScheduleEntry(
+        item["scenario_id"], item["trigger_id"], _moment(item["last_run"]),
+        time_value(item.get("next_run")),
+    )  # fmt: skip
+
+
+def _at_node_from(item: dict[str, Any]) -> AtNode:
+    return AtNode(
+        item["instance_id"], item["profile_id"], time_value(item.get("node_entered_at")),
+        time_value(item.get("wake_at")),
+    )  # fmt: skip
+
+
+def _any_text(_: str) -> bool:
+    return True
+
+
+def _check_token(token: str | None, **key: Callable[[str], bool]) -> None:
+    """Refuse a page token that is not one of this list's (`UnknownToken`): it must decode
+    to a start key of exactly the attributes `key` names, each a non-empty string that
+    its test accepts (else DynamoDB would refuse it, or read outside the list)."""
+    if token is None:
+        return
+    try:
+        start = decode_token(token)
+    except BadToken as error:
+        raise UnknownToken(str(error)) from None
+    for value in start.values():
+        ((kind, text),) = value.items()
+        if kind not in ("S", "N", "B") or not isinstance(text, str):
+            raise UnknownToken("not a token this API issued")
+    if set(start) != set(key) or not all(
+        "S" in value and value["S"] and key[name](value["S"]) for name, value in start.items()
+    ):
+        raise UnknownToken("not a token this API issued for this list")

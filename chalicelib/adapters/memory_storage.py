@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
 from chalicelib.engine.state import Instance
+from chalicelib.runtime.commit import epoch
 from chalicelib.runtime.messages import QueueMessage
 from chalicelib.runtime.pacing import next_slot
 from chalicelib.runtime.storage import (
     AbandonTimer,
+    AtNode,
     CaptureGuard,
     CartStage,
     Changes,
@@ -44,7 +47,11 @@ from chalicelib.runtime.storage import (
     ProfileRecord,
     ProfileState,
     ProfileUpdate,
+    ScenarioChange,
+    ScenarioFilter,
     ScenarioMeta,
+    ScenarioRecord,
+    ScheduleEntry,
     SessionTimer,
     SignalSettings,
     StatsDelta,
@@ -54,7 +61,9 @@ from chalicelib.runtime.storage import (
     StoredProduct,
     StoredSession,
     Timer,
+    UnknownToken,
     VersionCounters,
+    VersionRecord,
     Watch,
 )
 from chalicelib.scenarios.facts import Event, Message, Profile
@@ -508,6 +517,9 @@ class MemoryStorage:
     # --- what the API reads --------------------------------------------------------------
 
     def version_document(self, scenario_id: str, version: int) -> dict[str, Any] | None:
+        saved = self._lifecycle.versions.get((scenario_id, version))
+        if saved is not None:  # as the lifecycle saved it
+            return copy.deepcopy(saved.document)
         found = self.versions.get((scenario_id, version))
         return found.model.model_dump(mode="json", exclude_none=True) if found else None
 
@@ -1000,6 +1012,159 @@ class MemoryStorage:
             return found or bool(instance_ids)
 
     # --- scenarios, versions, schedules and segments
+    # The trigger and experiment indexes follow from `metas` and `versions`, which a
+    # saved change keeps current; tokens are `<list>:<where the next page starts>`.
+
+    @functools.cached_property
+    def _lifecycle(self) -> _Lifecycle:
+        """What the scenario lifecycle saved (kept from the first use on)."""
+        return _Lifecycle()
+
+    def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
+        self.reads["scenario_record"] += 1
+        with self._lock:
+            return copy.deepcopy(self._lifecycle.records.get(scenario_id))
+
+    def save_scenario(self, change: ScenarioChange) -> None:
+        record, version = copy.deepcopy((change.record, change.version))
+        scenario_id = record.scenario_id
+        with self._lock:
+            kept = self._lifecycle
+            current = kept.records.get(scenario_id)
+            if (current.updated_at if current else None) != change.seen:
+                raise Conflict(f"scenario {scenario_id} changed")
+            if version is not None:
+                key = (scenario_id, version.version)
+                if key in kept.versions or key in self.versions:
+                    raise Conflict(f"scenario {scenario_id} has a version {version.version}")
+                kept.versions[key] = version
+                self.versions[key] = CompiledScenario.from_document(
+                    version.document, scenario_id, version.version
+                )
+            kept.records[scenario_id] = record
+            self.metas[scenario_id] = ScenarioMeta(scenario_id, record.status, record.version)
+            for entry in change.unlisted.schedules if change.unlisted else ():
+                kept.schedules.pop((entry.scenario_id, entry.trigger_id), None)
+            for entry in change.listed.schedules if change.listed else ():
+                kept.schedules[(entry.scenario_id, entry.trigger_id)] = entry
+
+    def scenario_page(
+        self, where: ScenarioFilter, read: int, token: str | None
+    ) -> tuple[list[ScenarioRecord], str | None]:
+        """Scenarios in the order of their ids, from the one after the token's."""
+        after = _token_start("scenarios", token) or ""
+        with self._lock:
+            listed = sorted(
+                (record for record in self._lifecycle.records.values()
+                 if record.scenario_id > after),
+                key=lambda record: record.scenario_id,
+            )  # fmt: skip
+        page = copy.deepcopy(listed[:read])
+        following = self.token_after(page[-1]) if len(listed) > read else None
+        return [record for record in page if where.keeps(record)], following
+
+    def token_after(self, record: ScenarioRecord) -> str:
+        return f"scenarios:{record.scenario_id}"
+
+    def versions_page(
+        self, scenario_id: str, limit: int, token: str | None
+    ) -> tuple[list[VersionRecord], str | None]:
+        with self._lock:
+            found = sorted(
+                (saved for key, saved in self._lifecycle.versions.items() if key[0] == scenario_id),
+                key=lambda saved: saved.version,
+            )
+        return _offset_page(f"versions#{scenario_id}", found, limit, token)
+
+    def active_instance_ids(self, scenario_id: str) -> list[str]:
+        with self._lock:
+            return sorted(
+                instance_id
+                for instance_id, stored in self.instances.items()
+                if stored.instance.scenario_id == scenario_id and stored.instance.active
+            )
+
+    def instances_at_node(self, scenario_id: str, node: str) -> list[str]:
+        return [at.instance_id for at in self._at_node(scenario_id, node)]
+
+    def node_page(
+        self, scenario_id: str, node: str, limit: int, token: str | None
+    ) -> tuple[list[AtNode], str | None]:
+        return _offset_page(
+            f"node#{scenario_id}#{node}", self._at_node(scenario_id, node), limit, token
+        )
+
+    def _at_node(self, scenario_id: str, node: str) -> list[AtNode]:
+        """Active instances at the node that entered it at a known moment, earliest first."""
+        with self._lock:
+            found = [
+                AtNode(instance.instance_id, instance.profile_id, instance.node_entered_at,
+                       instance.wake_at)
+                for instance in (stored.instance for stored in self.instances.values())
+                if instance.scenario_id == scenario_id and instance.active
+                and instance.node == node and instance.node_entered_at is not None
+            ]  # fmt: skip
+        return sorted(found, key=lambda at: (at.entered_at, at.instance_id))
+
+    def schedules(self) -> list[ScheduleEntry]:
+        with self._lock:
+            kept = self._lifecycle.schedules
+            return [kept[key] for key in sorted(kept)]
+
+    def claim_schedule_run(
+        self, entry: ScheduleEntry, now: datetime, next_run: datetime | None
+    ) -> bool:
+        key = (entry.scenario_id, entry.trigger_id)
+        with self._lock:
+            kept = self._lifecycle.schedules.get(key)
+            if kept is None or kept.next_run != entry.next_run:
+                return False
+            self._lifecycle.schedules[key] = replace(kept, last_run=now, next_run=next_run)
+            return True
+
+    def next_due(self, after: datetime) -> datetime | None:
+        """As the due-time indexes keep them: timers to the second, never early."""
+        with self._lock:
+            seconds = [
+                *(_due_second(timer.wake_at) for timer in self.timers.values()),
+                *(_due_second(timer.due_at) for timer in self.event_timers.values()),
+                *(_due_second(timer.due_at) for timer in self.abandon_timers.values()
+                  if timer.due_at is not None),
+                *(_due_second(kept.session_ends) for kept in self.profiles.values()
+                  if kept.session_ends is not None),
+                *(kept.dispatch_at for kept in self.rows.values()
+                  if kept.dispatch_at is not None),
+            ]  # fmt: skip
+            runs = [
+                entry.next_run
+                for entry in self._lifecycle.schedules.values()
+                if entry.next_run is not None and entry.next_run > after
+            ]
+        due = [datetime.fromtimestamp(second, UTC) for second in seconds if second > epoch(after)]
+        return min([*due, *runs], default=None)
+
+    def profile_items_estimate(self) -> int:
+        with self._lock:
+            return sum(
+                (stored.fields is not None) + len(stored.events) + len(stored.messages)
+                for stored in self.profiles.values()
+            )
+
+    def segment_definition(self, segment_id: str, consistent: bool = True) -> dict[str, Any] | None:
+        self.reads["segment_definition"] += 1
+        with self._lock:
+            return copy.deepcopy(self.segment_definitions.get(segment_id))
+
+    def segment_profiles(
+        self, profile_db: str, part: int = 0, parts: int | None = None
+    ) -> Iterator[Profile]:
+        with self._lock:
+            found = [
+                Profile(profile_id, copy.deepcopy(stored.fields), profile_db=profile_db)
+                for (db, profile_id), stored in sorted(self.profiles.items())
+                if db == profile_db and stored.fields is not None
+            ]
+        return iter(found[part::parts] if parts else found)
 
 
 def _changed_at(kept: ListLine | datetime | None) -> datetime | None:
@@ -1054,3 +1219,44 @@ class MemoryQueues:
         with self._lock:
             taken, self.sent[queue] = self.sent[queue], []
         return [message for message, _ in taken]
+
+
+# --- scenarios and schedules ---
+
+Paged = TypeVar("Paged")
+
+
+@dataclass
+class _Lifecycle:
+    """What the scenario lifecycle saved: metadata, versions and the schedule index."""
+
+    records: dict[str, ScenarioRecord] = field(default_factory=dict)
+    versions: dict[tuple[str, int], VersionRecord] = field(default_factory=dict)
+    schedules: dict[tuple[str, str], ScheduleEntry] = field(default_factory=dict)
+
+
+def _token_start(list_name: str, token: str | None) -> str | None:
+    """Where a page token of this list starts (None: no token); `UnknownToken` for any
+    other token."""
+    if token is None:
+        return None
+    name, colon, start = token.rpartition(":")
+    if not colon or name != list_name or not start:
+        raise UnknownToken("not a token this API issued for this list")
+    return start
+
+
+def _offset_page(
+    list_name: str, found: list[Paged], limit: int, token: str | None
+) -> tuple[list[Paged], str | None]:
+    """A page of `found` from the offset the token holds, and the next page's token."""
+    start = _token_start(list_name, token) or "0"
+    if not start.isdigit():
+        raise UnknownToken("not a token this API issued for this list")
+    end = int(start) + limit
+    following = f"{list_name}:{end}" if end < len(found) else None
+    return copy.deepcopy(found[int(start) : end]), following
+
+
+def _due_second(moment: datetime) -> int:
+    return epoch(moment) + (1 if moment.microsecond else 0)

@@ -7,9 +7,8 @@ from typing import Any
 from chalice import Blueprint, Response
 from pydantic import ValidationError
 
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import now
-from chalicelib.runtime import feedback, hooks, ses_events
+from chalicelib.runtime import feedback, hooks, scenarios, ses_events
 
 from .errors import BadRequest, Conflict, NotFoundError, Unauthorized, invalid_input
 from .http import body, idempotency_key, json_document, routes
@@ -23,7 +22,7 @@ route = routes(blueprint)
 def call_hook(scenario_id: str, trigger_id: str) -> Response:
     """Authenticated by its signature alone: a bad or stale one changes nothing."""
     request = blueprint.current_request
-    meta = store.load_scenario(scenario_id)
+    meta = scenarios.find(scenario_id)
     if meta is None or not meta.get("webhook_secret"):
         raise NotFoundError(f"no scenario {scenario_id!r} with webhook triggers")
     try:

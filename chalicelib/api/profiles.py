@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.adapters import store
+from chalicelib.bootstrap import services
 from chalicelib.runtime import merges, profiles, promo, segments
 
 from .errors import BadRequest, Conflict, NotFoundError
@@ -106,17 +106,18 @@ def delete_segment(segment_id: str) -> Response:
 
 @route("/segments/{segment_id}", methods=["GET"])
 def read_segment(segment_id: str) -> dict[str, Any]:
-    item = store.segments.get({"segment_id": segment_id})
-    if item is None:
+    definition = services().storage.segment_definition(segment_id)
+    if definition is None:
         raise NotFoundError(f"no segment {segment_id!r}")
-    return {"id": segment_id, **item["definition"]}
+    return {"id": segment_id, **definition}
 
 
 @route("/segments/{segment_id}/count", methods=["GET"])
 def count_segment(segment_id: str) -> dict[str, Any]:
-    if store.segments.get({"segment_id": segment_id}) is None:
+    members = segments.count_members(segment_id)
+    if members is None:
         raise NotFoundError(f"no segment {segment_id!r}")
-    return {"id": segment_id, "members": segments.count_members(segment_id)}
+    return {"id": segment_id, "members": members}
 
 
 @route("/promo-pools/{pool}", methods=["PUT"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -12,7 +13,6 @@ from typing import Any
 from chalice import Blueprint, Response
 from chalice.app import Request
 
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import now
 from chalicelib.adapters.idempotency import once
 from chalicelib.bootstrap import services
@@ -20,6 +20,7 @@ from chalicelib.engine import CompiledScenario, simulate
 from chalicelib.runtime import scenarios, stats
 from chalicelib.runtime.journeys import capture_profile
 from chalicelib.runtime.schedules import quick_send
+from chalicelib.runtime.storage import UnknownToken
 from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.facts import Event
@@ -32,7 +33,6 @@ from .errors import BadRequest, Conflict, Forbidden, NotFoundError
 from .http import (
     MAX_CONDITION_BYTES,
     MAX_DOCUMENT_BYTES,
-    any_string,
     body,
     check_size,
     idempotency_key,
@@ -154,18 +154,19 @@ def create_scenario() -> Response:
 def list_scenarios() -> dict[str, Any]:
     request = blueprint.current_request
     params = request.query_params or {}
-    limit, token = page_params(request, key={"pk": any_string, "sk": any_string})
+    limit, token = page_params(request)
     if params.get("status") and params["status"] not in STATUSES:
         raise BadRequest(f"query parameter 'status' must be one of {', '.join(STATUSES)}")
-    page = scenarios.list_page(
-        limit,
-        token,
-        status=params.get("status"),
-        tag=params.get("tag"),
-        group=params.get("group"),
-        q=params.get("q"),
-        groups=auth.caller().groups,
-    )
+    with page_token():
+        page = scenarios.list_page(
+            limit,
+            token,
+            status=params.get("status"),
+            tag=params.get("tag"),
+            group=params.get("group"),
+            q=params.get("q"),
+            groups=auth.caller().groups,
+        )
     listed = [
         {
             "id": m["scenario_id"],
@@ -180,6 +181,15 @@ def list_scenarios() -> dict[str, Any]:
         for m in page.scenarios
     ]
     return {"scenarios": listed, "next_token": page.next_token, "partial": page.partial}
+
+
+@contextmanager
+def page_token() -> Iterator[None]:
+    """A list's page read with a token that list did not issue: a 400 naming the token."""
+    try:
+        yield
+    except UnknownToken as error:
+        raise BadRequest(f"next_token: {error}") from None
 
 
 def _group(meta: dict[str, Any]) -> str | None:
@@ -263,11 +273,9 @@ def clone_scenario(scenario_id: str) -> Response:
 
 @route("/scenarios/{scenario_id}/versions", methods=["GET"])
 def scenario_versions(scenario_id: str) -> dict[str, Any]:
-    limit, token = page_params(
-        blueprint.current_request,
-        key={"pk": lambda pk: pk == f"S#{scenario_id}", "sk": lambda sk: sk.startswith("V#")},
-    )
-    found, next_token = scenarios.versions(scenario_id, limit, token)
+    limit, token = page_params(blueprint.current_request)
+    with page_token():
+        found, next_token = scenarios.versions(scenario_id, limit, token)
     return {"versions": found, "next_token": next_token}
 
 
@@ -320,11 +328,12 @@ def send_segment(scenario_id: str) -> Response:
     meta = scenarios.get(scenario_id)
     if meta["status"] != "active":
         raise Conflict(f"the scenario is {meta['status']}: activate it to send to a segment")
-    if isinstance(request.segment, str) and not store.segments.get({"segment_id": request.segment}):
+    storage = services().storage
+    if isinstance(request.segment, str) and storage.segment_definition(request.segment) is None:
         raise NotFoundError(f"$.segment: no segment {request.segment!r}")
     target = blueprint.current_request.json_body["segment"]
     check_size(target, "$.segment", MAX_CONDITION_BYTES)
-    scenario = services().storage.version(scenario_id, meta["version"])
+    scenario = storage.version(scenario_id, meta["version"])
     segment = target if request.segment is not None else None
     key = idempotency_key(blueprint.current_request)
     if key is None:
@@ -352,32 +361,19 @@ def remove_profiles_at_node(scenario_id: str, node_id: str) -> Response:
 @route("/scenarios/{scenario_id}/nodes/{node_id}/profiles", methods=["GET"])
 def profiles_at_node(scenario_id: str, node_id: str) -> dict[str, Any]:
     scenarios.get(scenario_id)
-    limit, token = page_params(
-        blueprint.current_request,
-        key={
-            "instance_id": any_string,
-            "node_key": lambda key: key == f"{scenario_id}#{node_id}",
-            "node_entered_at": any_string,
-        },
-    )
-    items, next_token = store.instances.page(
-        "query",
-        limit,
-        token,
-        index="by_node",
-        key_condition="node_key = :k",
-        values={":k": f"{scenario_id}#{node_id}"},
-    )
+    limit, token = page_params(blueprint.current_request)
+    with page_token():
+        found, next_token = services().storage.node_page(scenario_id, node_id, limit, token)
     return {
         "next_token": next_token,
         "profiles": [
             {
-                "profile_id": i["profile_id"],
-                "instance_id": i["instance_id"],
-                "entered_at": i.get("node_entered_at"),
-                "wake_at": i.get("wake_at"),
+                "profile_id": at.profile_id,
+                "instance_id": at.instance_id,
+                "entered_at": format_datetime(at.entered_at) if at.entered_at else None,
+                "wake_at": format_datetime(at.wake_at) if at.wake_at else None,
             }
-            for i in items
+            for at in found
         ],
     }
 

@@ -1,22 +1,22 @@
 """The scenario lifecycle (SPEC §1.6): drafts, versions, activation, stop, removal of profiles.
 
-The metadata item holds the status, the latest saved document and the number of the
-version in force. Versions are immutable items written on activation and on every
-save of an active scenario. Work on many instances (stop, clear, migrate, resume)
-fans out as messages on the steps queue, so the API answers at once.
+The metadata (`ScenarioRecord`) holds the status, the latest saved document and the
+number of the version in force. Versions are immutable, written on activation and on
+every save of an active scenario. Each change is one `Storage.save_scenario`, which
+writes the metadata, a new version and the trigger and schedule index entries at once,
+and answers the metadata it wrote. Work on many instances (stop, clear, migrate,
+resume) fans out as messages on the steps queue, so the API answers at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.dynamo import ConditionFailed, encode_token, to_item, transact
-from chalicelib.adapters.dynamodb_storage import EXPERIMENT_INDEX
 from chalicelib.bootstrap import services
 from chalicelib.engine import EXITED, REMOVED, end
 from chalicelib.engine.compiled import CompiledScenario
@@ -34,7 +34,14 @@ from .commit import Commit
 from .journeys import Contention, feed
 from .messages import End, Migrate, Resume
 from .schedules import schedule_entries
-from .storage import Conflict
+from .storage import (
+    Conflict,
+    ScenarioChange,
+    ScenarioFilter,
+    ScenarioRecord,
+    TriggerIndex,
+    VersionRecord,
+)
 from .unit_of_work import UnitOfWork
 
 ATTEMPTS = 5
@@ -53,31 +60,11 @@ class NotFound(LookupError):
 
 def create(document: dict[str, Any]) -> dict[str, Any]:
     """Save a new scenario as a draft; returns its metadata with the draft's problems."""
-    scenario_id = uuid.uuid4().hex[:12]
-    now = format_datetime(clock_now())
+    now = clock_now()
     _, problems = check_scenario(document)
-    meta = {
-        **store.scenario_key(scenario_id),
-        "scenario_id": scenario_id,
-        "status": "draft",
-        "version": 0,
-        **_described(document),
-        "created_at": now,
-        "updated_at": now,
-    }
-    store.scenarios.put(meta, "attribute_not_exists(pk)")
+    record = ScenarioRecord(uuid.uuid4().hex[:12], "draft", 0, document, now, now)
+    meta = _save(ScenarioChange(record, seen=None))
     return {**meta, "problems": [p.as_dict() for p in problems]}
-
-
-def _described(document: dict[str, Any]) -> dict[str, Any]:
-    """The metadata kept beside a document: name and tags to list, text that `q` searches."""
-    search = f"{document.get('name') or ''}\n{document.get('description') or ''}".lower()
-    return {
-        "document": document,
-        "name": document.get("name"),
-        "tags": document.get("tags") or [],
-        "search": search,
-    }
 
 
 class ScenarioPage(NamedTuple):
@@ -100,104 +87,65 @@ def list_page(
     groups: tuple[str, ...] = (),
 ) -> ScenarioPage:
     """One page of scenarios matching the filters: `limit` of them, unless the list ends
-    or the page has read LIST_SCANS pages of the table. With `groups`, only scenarios of
-    those groups (the calling key's scope).
+    or the page has read LIST_SCANS times LIST_SCAN_ITEMS items. With `groups`, only
+    scenarios of those groups (the calling key's scope).
 
-    A Scan (scenarios are few) whose filter DynamoDB applies after reading, so one call may
-    find nothing that matches; the page reads on rather than answer empty. A call that
-    finds more than the page has room for ends the page at its last match, whose key is
-    the next page's start. Attribute names go through placeholders: `status`, `group`
-    and `search` are reserved words; the group is read from the document itself."""
-    conditions, values, names = ["sk = :meta"], {":meta": "meta"}, {}
-    if groups:
-        scope = ", ".join(f":scope{index}" for index in range(len(groups)))
-        conditions.append(f"#document.#group IN ({scope})")
-        values.update({f":scope{index}": group for index, group in enumerate(groups)})
-        names.update({"#document": "document", "#group": "group"})
-    if status:
-        conditions.append("#status = :status")
-        values[":status"], names["#status"] = status, "status"
-    if tag:
-        conditions.append("contains(#tags, :tag)")
-        values[":tag"], names["#tags"] = tag, "tags"
-    if group:
-        conditions.append("#document.#group = :group")
-        values[":group"], names["#document"], names["#group"] = group, "document", "group"
-    if q:
-        conditions.append("contains(#search, :q)")
-        values[":q"], names["#search"] = q.lower(), "search"
-    found: list[dict[str, Any]] = []
+    One read may find nothing that matches (the filter applies after reading), so the
+    page reads on rather than answer empty. A read that finds more than the page has room
+    for ends the page at its last match, after which the next page starts."""
+    storage = services().storage
+    where = ScenarioFilter(status, tag, group, q, groups)
+    found: list[ScenarioRecord] = []
     for _ in range(LIST_SCANS):
-        items, token = store.scenarios.page(
-            "scan",
-            LIST_SCAN_ITEMS,
-            token,
-            filter=" AND ".join(conditions),
-            values=values,
-            names=names or None,
-        )
+        records, token = storage.scenario_page(where, LIST_SCAN_ITEMS, token)
         room = limit - len(found)
-        found.extend(items[:room])
-        if len(items) > room:
-            last = found[-1]
-            return ScenarioPage(
-                found, encode_token(to_item({"pk": last["pk"], "sk": last["sk"]})), False
-            )
+        found.extend(records[:room])
+        if len(records) > room:
+            return ScenarioPage([_meta(r) for r in found], storage.token_after(found[-1]), False)
         if len(found) == limit or token is None:
-            return ScenarioPage(found, token, False)
-    return ScenarioPage(found, token, True)
+            return ScenarioPage([_meta(r) for r in found], token, False)
+    return ScenarioPage([_meta(r) for r in found], token, True)
 
 
 def clone(scenario_id: str) -> dict[str, Any]:
     """Copy a scenario's latest document as a new draft."""
-    document = dict(get(scenario_id)["document"])
+    document = dict(_record(scenario_id).document)
     document["name"] = f"{document.get('name', 'Scenario')} (copy)"
     return create(document)
 
 
 def trash(scenario_id: str) -> dict[str, Any]:
-    meta = get(scenario_id)
-    if meta["status"] not in ("draft", "stopped"):
-        raise LifecycleError(f"a {meta['status']} scenario cannot be trashed; deactivate it first")
-    _update_meta(
-        meta,
-        status="trashed",
-        status_before_trash=meta["status"],
-        updated_at=format_datetime(clock_now()),
+    record = _record(scenario_id)
+    if record.status not in ("draft", "stopped"):
+        raise LifecycleError(f"a {record.status} scenario cannot be trashed; deactivate it first")
+    trashed = dataclasses.replace(
+        record, status="trashed", status_before_trash=record.status, updated_at=clock_now()
     )
-    return get(scenario_id)
+    return _save(ScenarioChange(trashed, record.updated_at))
 
 
 def restore(scenario_id: str) -> dict[str, Any]:
-    meta = get(scenario_id)
-    if meta["status"] != "trashed":
-        raise LifecycleError(f"the scenario is {meta['status']}, not trashed")
-    _update_meta(
-        meta,
-        status=meta.get("status_before_trash", "draft"),
-        updated_at=format_datetime(clock_now()),
+    record = _record(scenario_id)
+    if record.status != "trashed":
+        raise LifecycleError(f"the scenario is {record.status}, not trashed")
+    restored = dataclasses.replace(
+        record, status=record.status_before_trash or "draft", updated_at=clock_now()
     )
-    return get(scenario_id)
+    return _save(ScenarioChange(restored, record.updated_at))
 
 
 def versions(
     scenario_id: str, limit: int, token: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    get(scenario_id)
-    items, next_token = store.scenarios.page(
-        "query",
-        limit,
-        token,
-        key_condition="pk = :pk AND begins_with(sk, :v)",
-        values={":pk": f"S#{scenario_id}", ":v": "V#"},
-    )
-    return [{"version": i["version"], "created_at": i["created_at"]} for i in items], next_token
+    _record(scenario_id)
+    found, next_token = services().storage.versions_page(scenario_id, limit, token)
+    listed = [{"version": v.version, "created_at": format_datetime(v.created_at)} for v in found]
+    return listed, next_token
 
 
 def remove_profile(scenario_id: str, profile_id: str) -> int:
     """End that profile's instances of the scenario now (status removed)."""
-    meta = get(scenario_id)
-    db = _profile_db(meta)
+    db = str(_record(scenario_id).document.get("profile_db") or "default")
     ended = 0
     uow = UnitOfWork()
     for stored in uow.storage.instances_of_profile(db, profile_id, scenario_id):
@@ -208,50 +156,53 @@ def remove_profile(scenario_id: str, profile_id: str) -> int:
 
 def remove_at_node(scenario_id: str, node: str) -> int:
     """Remove every profile now at a node (fanned out on the steps queue)."""
-    get(scenario_id)
-    ids = [item["instance_id"] for item in store.instances_at_node(scenario_id, node)]
+    _record(scenario_id)
+    ids = services().storage.instances_at_node(scenario_id, node)
     _fan_out([End(instance_id=i, status=REMOVED, reason="removed") for i in ids])
     return len(ids)
 
 
-def _profile_db(meta: dict[str, Any]) -> str:
-    document = meta.get("document") or {}
-    return str(document.get("profile_db") or "default")
+def find(scenario_id: str) -> dict[str, Any] | None:
+    """The scenario's metadata: status, current version, latest document, secret."""
+    record = services().storage.scenario_record(scenario_id)
+    return _meta(record) if record is not None else None
 
 
 def get(scenario_id: str) -> dict[str, Any]:
-    meta = store.load_scenario(scenario_id)
-    if meta is None:
-        raise NotFound(f"no scenario {scenario_id!r}")
-    return meta
+    """`find`, for a scenario that must exist (else NotFound)."""
+    return _meta(_record(scenario_id))
 
 
 def replace(scenario_id: str, document: dict[str, Any]) -> dict[str, Any]:
     """Save a new document. On an active scenario it must be valid and becomes a new
     version that profiles in flight follow."""
-    meta = get(scenario_id)
-    if meta["status"] == "trashed":
+    record = _record(scenario_id)
+    if record.status == "trashed":
         raise LifecycleError("a trashed scenario cannot be edited; restore it first")
-    now = format_datetime(clock_now())
-    if meta["status"] != "active":
+    now = clock_now()
+    if record.status != "active":
         _, problems = check_scenario(document)
-        _update_meta(meta, **_described(document), updated_at=now)
-        return {**store.load_scenario(scenario_id), "problems": [p.as_dict() for p in problems]}
+        draft = dataclasses.replace(record, document=document, updated_at=now)
+        meta = _save(ScenarioChange(draft, record.updated_at))
+        return {**meta, "problems": [p.as_dict() for p in problems]}
     scenario = _validated(document)
-    old = services().storage.version(scenario_id, meta["version"])
-    version = meta["version"] + 1
-    _commit(
-        [
-            _version_item(scenario_id, version, document, now),
-            _meta_change(meta, version=version, **_described(document), updated_at=now),
-            *_index_changes(CompiledScenario(scenario, scenario_id, version), old),
-        ]
+    storage = services().storage
+    old = storage.version(scenario_id, record.version)
+    version = record.version + 1
+    new = CompiledScenario(scenario, scenario_id, version)
+    edited = dataclasses.replace(record, version=version, document=document, updated_at=now)
+    meta = _save(
+        ScenarioChange(
+            edited,
+            record.updated_at,
+            VersionRecord(scenario_id, version, document, now),
+            listed=_index(new, now),
+            unlisted=_index(old, now),
+        )
     )
-    measurement.carry_experiments(
-        services().storage, old, services().storage.version(scenario_id, version)
-    )
-    _fan_out([Migrate(instance_id=i) for i in store.active_instance_ids(scenario_id)])
-    return {**store.load_scenario(scenario_id), "problems": []}
+    measurement.carry_experiments(storage, old, new)
+    _fan_out([Migrate(instance_id=i) for i in storage.active_instance_ids(scenario_id)])
+    return {**meta, "problems": []}
 
 
 def activate(scenario_id: str) -> dict[str, Any]:
@@ -259,58 +210,59 @@ def activate(scenario_id: str) -> dict[str, Any]:
 
     The new version, the status and the trigger and schedule index entries are written in
     one transaction: an activation that fails leaves the scenario as it was."""
-    meta = get(scenario_id)
-    if meta["status"] == "trashed":
+    record = _record(scenario_id)
+    if record.status == "trashed":
         raise LifecycleError("a trashed scenario cannot be activated; restore it first")
-    if meta["status"] == "active":
-        return meta
-    document = meta["document"]
+    if record.status == "active":
+        return _meta(record)
+    document = record.document
     scenario = _validated(document)
-    now = format_datetime(clock_now())
-    version = meta["version"]
-    changes = {
-        "status": "active",
-        "webhook_secret": meta.get("webhook_secret") or secrets.token_hex(32),
-        "activated_at": now,
-    }
-    writes = []
-    if (
-        version == 0
-        or store.scenarios.get(store.version_key(scenario_id, version))["document"] != document
-    ):
+    now = clock_now()
+    storage = services().storage
+    version = record.version
+    active = dataclasses.replace(
+        record,
+        status="active",
+        webhook_secret=record.webhook_secret or secrets.token_hex(32),
+        activated_at=now,
+    )
+    written = None
+    if version == 0 or storage.version_document(scenario_id, version) != document:
         version += 1
-        writes.append(_version_item(scenario_id, version, document, now))
-        changes.update(version=version, updated_at=now)
-    compiled = CompiledScenario(scenario, scenario_id, version)
-    _commit([*writes, _meta_change(meta, **changes), *_index_changes(compiled, None)])
+        written = VersionRecord(scenario_id, version, document, now)
+        active = dataclasses.replace(active, version=version, updated_at=now)
+    listed = _index(CompiledScenario(scenario, scenario_id, version), now)
+    meta = _save(ScenarioChange(active, record.updated_at, written, listed=listed))
     # profiles kept asleep while stopped go on (and onto this version)
-    _fan_out([Resume(instance_id=i) for i in store.active_instance_ids(scenario_id)])
-    return store.load_scenario(scenario_id) or {}
+    _fan_out([Resume(instance_id=i) for i in storage.active_instance_ids(scenario_id)])
+    return meta
 
 
 def deactivate(scenario_id: str, keep_profiles: bool | None = None) -> dict[str, Any]:
     """Stop capturing; keep profiles asleep where they are, or let them all exit."""
-    meta = get(scenario_id)
-    if meta["status"] != "active":
-        raise LifecycleError(f"the scenario is {meta['status']}, not active")
-    scenario = services().storage.version(scenario_id, meta["version"])
+    record = _record(scenario_id)
+    if record.status != "active":
+        raise LifecycleError(f"the scenario is {record.status}, not active")
+    storage = services().storage
+    scenario = storage.version(scenario_id, record.version)
     keep = scenario.model.keep_profiles_on_stop if keep_profiles is None else keep_profiles
-    stopped = _meta_change(meta, status="stopped", stopped_at=format_datetime(clock_now()))
-    _commit([stopped, *_index_changes(None, scenario)])
+    now = clock_now()
+    stopped = dataclasses.replace(record, status="stopped", stopped_at=now)
+    meta = _save(ScenarioChange(stopped, record.updated_at, unlisted=_index(scenario, now)))
     if not keep:
         _fan_out(
             [
                 End(instance_id=i, status=EXITED, reason="stopped")
-                for i in store.active_instance_ids(scenario_id)
+                for i in storage.active_instance_ids(scenario_id)
             ]
         )
-    return store.load_scenario(scenario_id) or {}
+    return meta
 
 
 def clear(scenario_id: str) -> int:
     """Remove every profile now in the scenario."""
-    get(scenario_id)
-    ids = store.active_instance_ids(scenario_id)
+    _record(scenario_id)
+    ids = services().storage.active_instance_ids(scenario_id)
     _fan_out([End(instance_id=i, status=REMOVED, reason="removed") for i in ids])
     return len(ids)
 
@@ -355,71 +307,46 @@ def _validated(document: dict[str, Any]) -> Scenario:
     return scenario
 
 
-def _version_item(
-    scenario_id: str, version: int, document: dict[str, Any], now: str
-) -> dict[str, Any]:
-    """The transaction item writing a new version (versions are never overwritten)."""
-    item = {
-        **store.version_key(scenario_id, version),
-        "version": version,
-        "document": document,
-        "created_at": now,
+def _record(scenario_id: str) -> ScenarioRecord:
+    record = services().storage.scenario_record(scenario_id)
+    if record is None:
+        raise NotFound(f"no scenario {scenario_id!r}")
+    return record
+
+
+def _meta(record: ScenarioRecord) -> dict[str, Any]:
+    """The metadata as the routes and the CLI read it (times as RFC 3339 text)."""
+    return {
+        "scenario_id": record.scenario_id,
+        "status": record.status,
+        "version": record.version,
+        "document": record.document,
+        "name": record.name,
+        "tags": record.tags,
+        "webhook_secret": record.webhook_secret,
+        "created_at": format_datetime(record.created_at),
+        "updated_at": format_datetime(record.updated_at),
     }
-    return store.scenarios.tx_put(item, "attribute_not_exists(pk)")
 
 
-def _meta_change(meta: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """The transaction item changing the metadata item, provided nobody changed it since
-    `meta` was read."""
-    names = {f"#n{i}": name for i, name in enumerate(changes)}
-    values = {f":v{i}": value for i, value in enumerate(changes.values())}
-    values[":seen"] = meta.get("updated_at")
-    expression = "SET " + ", ".join(f"#n{i} = :v{i}" for i in range(len(changes)))
-    return store.scenarios.tx_update(
-        store.scenario_key(meta["scenario_id"]),
-        expression,
-        "updated_at = :seen",
-        names=names,
-        values=values,
-    )
-
-
-def _update_meta(meta: dict[str, Any], **changes: Any) -> None:
-    _commit([_meta_change(meta, **changes)])
-
-
-def _commit(writes: list[dict[str, Any]]) -> None:
-    """Write a lifecycle change atomically; a condition that fails means a concurrent change."""
+def _save(change: ScenarioChange) -> dict[str, Any]:
+    """Write a lifecycle change atomically (a conflict means a concurrent change); the
+    metadata as it now is."""
     try:
-        transact(writes)
-    except ConditionFailed:
+        services().storage.save_scenario(change)
+    except Conflict:
         raise LifecycleError("the scenario changed meanwhile; read it again and retry") from None
+    return _meta(change.record)
 
 
-def _index_changes(
-    new: CompiledScenario | None, old: CompiledScenario | None
-) -> list[dict[str, Any]]:
-    """Transaction items making the trigger index (event type → scenario) and the schedule
-    index list `new`'s triggers in place of `old`'s (either may be None)."""
-    now = clock_now()
-    puts = _index_items(new, now) if new is not None else []
-    kept = {(item["pk"], item["sk"]) for item in puts}
-    gone = [
-        {"pk": item["pk"], "sk": item["sk"]}
-        for item in (_index_items(old, now) if old is not None else [])
-        if (item["pk"], item["sk"]) not in kept
-    ]
-    return [
-        *(store.scenarios.tx_put(item) for item in puts),
-        *(store.scenarios.tx_delete(key) for key in gone),
-    ]
-
-
-def _index_items(scenario: CompiledScenario, now: datetime) -> list[dict[str, Any]]:
-    events = [{"pk": f"E#{t}", "sk": scenario.scenario_id} for t in sorted(_event_types(scenario))]
-    if any(isinstance(node, ExperimentNode) for node in scenario.nodes.values()):
-        events.append({"pk": EXPERIMENT_INDEX, "sk": scenario.scenario_id})
-    return [*events, *schedule_entries(scenario, now)]
+def _index(scenario: CompiledScenario, now: datetime) -> TriggerIndex:
+    """Where the version is listed: its event types, experiments and schedule triggers."""
+    return TriggerIndex(
+        scenario.scenario_id,
+        tuple(sorted(_event_types(scenario))),
+        any(isinstance(node, ExperimentNode) for node in scenario.nodes.values()),
+        tuple(schedule_entries(scenario, now)),
+    )
 
 
 def _event_types(scenario: CompiledScenario) -> set[str]:

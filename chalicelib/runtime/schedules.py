@@ -18,47 +18,36 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chalicelib.adapters import store
-from chalicelib.adapters.aws import client
 from chalicelib.adapters.clock import now as clock_now
-from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.bootstrap import services
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.scenarios.conditions import compile_condition
 from chalicelib.scenarios.durations import format_datetime, parse_datetime
-from chalicelib.scenarios.facts import Event, Facts, Profile
+from chalicelib.scenarios.facts import Event, Facts
 from chalicelib.scenarios.model import Condition, ScheduleTrigger, Segment
 from chalicelib.scenarios.schedules import due_runs, in_sample, next_runs
 
 from .messages import Capture, EventBody, QueueMessage, ScanSegment
 from .segments import library
+from .storage import ScheduleEntry
 from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
 ITEMS_PER_SEGMENT = 5_000  # a Scan segment a worker reads in well under a minute
 MAX_SEGMENTS = 1_000
-SCHEDULE_PK = "SCHEDULE"
 
 
-def schedule_key(scenario_id: str, trigger_id: str) -> dict[str, str]:
-    return {"pk": SCHEDULE_PK, "sk": f"{scenario_id}#{trigger_id}"}
-
-
-def schedule_entries(scenario: CompiledScenario, now: datetime) -> list[dict[str, Any]]:
-    """The schedule index items of the scenario's schedule triggers, with their next run."""
+def schedule_entries(scenario: CompiledScenario, now: datetime) -> list[ScheduleEntry]:
+    """The schedule index entries of the scenario's schedule triggers, with their next run."""
     entries = []
     for trigger in scenario.triggers.values():
         if isinstance(trigger, ScheduleTrigger):
             upcoming = next_runs(trigger, now, 1, scenario.model.timezone)
             entries.append(
-                {
-                    **schedule_key(scenario.scenario_id, trigger.id),
-                    "scenario_id": scenario.scenario_id,
-                    "trigger_id": trigger.id,
-                    "last_run": format_datetime(now),
-                    "next_run": format_datetime(upcoming[0]) if upcoming else None,
-                }
+                ScheduleEntry(
+                    scenario.scenario_id, trigger.id, now, upcoming[0] if upcoming else None
+                )
             )
     return entries
 
@@ -71,36 +60,24 @@ def tick(now: datetime) -> int:
     between leaves it due for the next tick; fanning one run out twice (two ticks at
     once, or a retry) captures nobody twice, as captures are idempotent per run id.
     """
+    storage = services().storage
     started = 0
-    for item in store.scenarios.query("pk = :pk", values={":pk": SCHEDULE_PK}):
-        next_run = parse_datetime(item.get("next_run"))
-        if next_run is None or next_run > now:
+    for entry in storage.schedules():
+        if entry.next_run is None or entry.next_run > now:
             continue
-        scenario = UnitOfWork().active_version(item["scenario_id"])
+        scenario = UnitOfWork().active_version(entry.scenario_id)
         if scenario is None:
             continue
-        trigger = scenario.triggers.get(item["trigger_id"])
+        trigger = scenario.triggers.get(entry.trigger_id)
         if not isinstance(trigger, ScheduleTrigger):
             continue
-        since = parse_datetime(item["last_run"]) or now
-        runs = due_runs(trigger, since, now, scenario.model.timezone)
+        runs = due_runs(trigger, entry.last_run, now, scenario.model.timezone)
         upcoming = next_runs(trigger, now, 1, scenario.model.timezone)
         if runs:
             fan_out(scenario, runs[-1], trigger_id=trigger.id)
-        try:  # then claim it: move next_run on, unless another tick did
-            store.scenarios.update(
-                schedule_key(scenario.scenario_id, trigger.id),
-                "SET last_run = :now, next_run = :next",
-                "next_run = :was",
-                values={
-                    ":now": format_datetime(now),
-                    ":was": item["next_run"],
-                    ":next": format_datetime(upcoming[0]) if upcoming else "none",
-                },
-            )
-        except ConditionFailed:
-            continue
-        started += bool(runs)
+        # then claim it: move next_run on, unless another tick did
+        if storage.claim_schedule_run(entry, now, upcoming[0] if upcoming else None):
+            started += bool(runs)
     return started
 
 
@@ -148,12 +125,8 @@ def quick_send(
 
 
 def scan_segments() -> int:
-    """Parallel Scan segments for the profile table's size (DynamoDB's item count estimate)."""
-    items = (
-        client("dynamodb")
-        .describe_table(TableName=store.profiles.name)["Table"]
-        .get("ItemCount", 0)
-    )
+    """Parallel Scan segments for the profile table's size (an estimate of its items)."""
+    items = services().storage.profile_items_estimate()
     return max(4, min(MAX_SEGMENTS, math.ceil(items / ITEMS_PER_SEGMENT)))
 
 
@@ -178,14 +151,8 @@ def process_segment(job: ScanSegment, now: datetime) -> SegmentResult:
     db = scenario.model.profile_db
     result = SegmentResult()
     captures: list[tuple[QueueMessage, int]] = []
-    for item in store.profiles.scan(
-        job.scan_segment,
-        job.total_segments,
-        filter="sk = :p AND profile_db = :db",
-        values={":p": "P", ":db": db},
-    ):
+    for profile in services().storage.segment_profiles(db, job.scan_segment, job.total_segments):
         result.scanned += 1
-        profile = Profile(item["profile_id"], item.get("fields") or {}, profile_db=db)
         facts = Facts(
             profile=profile,
             now=now,

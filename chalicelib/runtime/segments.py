@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.adapters import store
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.bootstrap import services
 from chalicelib.engine.timing import profile_zone
 from chalicelib.scenarios.conditions import compile_condition
 from chalicelib.scenarios.durations import zone
-from chalicelib.scenarios.facts import Facts, Predicate, Profile
+from chalicelib.scenarios.facts import Facts, Predicate
 from chalicelib.scenarios.model import Segment
 
 from . import membership
@@ -29,9 +28,11 @@ class SegmentLibrary:
         found = self._cache.get(segment_id)
         if found is not None and time.monotonic() - found[0] < CACHE_SECONDS:
             return found[1]
-        item = store.segments.get({"segment_id": segment_id}, consistent=False)
+        definition = services().storage.segment_definition(segment_id, consistent=False)
         predicate = (
-            compile_condition(Segment.model_validate(item["definition"]).where) if item else None
+            compile_condition(Segment.model_validate(definition).where)
+            if definition is not None
+            else None
         )
         self._cache[segment_id] = (time.monotonic(), predicate)
         return predicate if predicate is not None else default
@@ -61,21 +62,18 @@ def delete(segment_id: str) -> bool:
     return True
 
 
-def count_members(segment_id: str) -> int:
-    """Profiles of the segment's database that are members now (a Scan of the profiles)."""
-    item = store.segments.get({"segment_id": segment_id})
-    if item is None:
-        return 0
-    segment = Segment.model_validate(item["definition"])
+def count_members(segment_id: str) -> int | None:
+    """Profiles of the segment's database that are members now (a Scan of the profiles);
+    None when there is no such segment."""
+    storage = services().storage
+    definition = storage.segment_definition(segment_id)
+    if definition is None:
+        return None
+    segment = Segment.model_validate(definition)
     predicate = compile_condition(segment.where)
     now = clock_now()
     members = 0
-    for values in store.profiles.scan(
-        filter="sk = :p AND profile_db = :db", values={":p": "P", ":db": segment.profile_db}
-    ):
-        profile = Profile(
-            values["profile_id"], values.get("fields") or {}, profile_db=segment.profile_db
-        )
+    for profile in storage.segment_profiles(segment.profile_db):
         facts = Facts(
             profile=profile, now=now, tz=profile_zone(profile, zone(None)), segments=library
         )

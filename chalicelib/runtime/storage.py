@@ -655,6 +655,80 @@ class Storage(Protocol):
         ...
 
     # --- scenarios, versions, schedules and segments
+    def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
+        """The scenario's metadata as saved (None: no such scenario)."""
+        ...
+
+    def save_scenario(self, change: ScenarioChange) -> None:
+        """Write a lifecycle change all at once, or nothing and `Conflict` when the
+        scenario is not as read (or, for a new one, exists)."""
+        ...
+
+    def scenario_page(
+        self, where: ScenarioFilter, read: int, token: str | None
+    ) -> tuple[list[ScenarioRecord], str | None]:
+        """One read of at most `read` stored items from `token` on: the scenarios among
+        them that `where` keeps, and the token of the next read (None: the list ended).
+        `UnknownToken` for a token this list did not issue."""
+        ...
+
+    def token_after(self, record: ScenarioRecord) -> str:
+        """The token of a scenario list that goes on just after this scenario."""
+        ...
+
+    def versions_page(
+        self, scenario_id: str, limit: int, token: str | None
+    ) -> tuple[list[VersionRecord], str | None]:
+        """One page of the scenario's versions, oldest first, and the next page's token
+        (None: the last). `UnknownToken` for a token this list did not issue."""
+        ...
+
+    def active_instance_ids(self, scenario_id: str) -> list[str]:
+        """The scenario's active instances (an index: may miss the newest)."""
+        ...
+
+    def instances_at_node(self, scenario_id: str, node: str) -> list[str]:
+        """The scenario's active instances now at the node, earliest entered first."""
+        ...
+
+    def node_page(
+        self, scenario_id: str, node: str, limit: int, token: str | None
+    ) -> tuple[list[AtNode], str | None]:
+        """One page of `instances_at_node`, with what the real-time view shows of each,
+        and the next page's token (None: the last). `UnknownToken` for a token this list
+        did not issue."""
+        ...
+
+    def schedules(self) -> list[ScheduleEntry]:
+        """Every schedule trigger of an active scenario, with its next run."""
+        ...
+
+    def claim_schedule_run(
+        self, entry: ScheduleEntry, now: datetime, next_run: datetime | None
+    ) -> bool:
+        """Move the entry on (last run `now`, then `next_run`, None: never again), unless
+        its next run is no longer the one read: another tick claimed it (False)."""
+        ...
+
+    def next_due(self, after: datetime) -> datetime | None:
+        """The first moment after `after`, to the second, at which a timer (an instance's,
+        a derived event's, an abandonment's or a session's), a pending outbox row or a
+        schedule run is due."""
+        ...
+
+    def profile_items_estimate(self) -> int:
+        """About how many items the profiles are stored in (for the parts of a scan)."""
+        ...
+
+    def segment_definition(self, segment_id: str, consistent: bool = True) -> dict[str, Any] | None:
+        """A segment's definition as it was stored (`{"profile_db", "where"}`); not
+        `consistent`: a cheaper read, which may miss a change of the last second."""
+        ...
+
+    def segment_profiles(self, profile_db: str, part: int = 0, parts: int = 1) -> Iterable[Profile]:
+        """One of `parts` disjoint parts of the database's stored profiles: their fields,
+        without their history."""
+        ...
 
 
 # --- sending discipline -------------------------------------------------------------------
@@ -1018,3 +1092,122 @@ class StatusRecord:
     status: str
     at: datetime
     started: bool = True
+
+
+# --- records of scenarios and schedules ---
+
+
+class UnknownToken(ValueError):
+    """A page token that the list read did not issue."""
+
+
+@dataclass(frozen=True)
+class ScenarioRecord:
+    """A scenario's metadata (SPEC §1.6): its status, the version in force (0: none yet),
+    its latest saved document and the moments of its lifecycle."""
+
+    scenario_id: str
+    status: str
+    version: int
+    document: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    webhook_secret: str | None = None
+    activated_at: datetime | None = None
+    stopped_at: datetime | None = None
+    status_before_trash: str | None = None
+
+    @property
+    def name(self) -> Any:
+        return self.document.get("name")
+
+    @property
+    def tags(self) -> Any:
+        return self.document.get("tags") or []
+
+    @property
+    def search(self) -> str:
+        """The text a list's `q` is looked for in: the name and description, in lower case."""
+        document = self.document
+        return f"{document.get('name') or ''}\n{document.get('description') or ''}".lower()
+
+
+@dataclass(frozen=True)
+class ScenarioFilter:
+    """Which scenarios a list keeps: those every given filter holds for. `tag`: one of its
+    tags; `q`: a text in its name or description, in any case; `groups`: only scenarios
+    of one of these groups (none: of any)."""
+
+    status: str | None = None
+    tag: str | None = None
+    group: str | None = None
+    q: str | None = None
+    groups: tuple[str, ...] = ()
+
+    def keeps(self, record: ScenarioRecord) -> bool:
+        """Whether the list keeps the scenario (an empty filter is no filter). A draft's
+        tags may be anything: a tag is one of a list, or a part of a text."""
+        group, tags = record.document.get("group"), record.tags
+        return (
+            (not self.groups or group in self.groups)
+            and (not self.status or record.status == self.status)
+            and (not self.tag or (isinstance(tags, list | str) and self.tag in tags))
+            and (not self.group or group == self.group)
+            and (not self.q or self.q.lower() in record.search)
+        )
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A saved version of a scenario (versions never change)."""
+
+    scenario_id: str
+    version: int
+    document: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """A schedule trigger of an active scenario: when it last ran (or was listed) and
+    when it runs next (None: never)."""
+
+    scenario_id: str
+    trigger_id: str
+    last_run: datetime
+    next_run: datetime | None
+
+
+@dataclass(frozen=True)
+class TriggerIndex:
+    """Where a scenario version is listed: the event types of its event triggers, whether
+    it has an experiment node, and its schedule triggers' entries."""
+
+    scenario_id: str
+    event_types: tuple[str, ...] = ()
+    experiment: bool = False
+    schedules: tuple[ScheduleEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScenarioChange:
+    """One lifecycle change: the metadata as it becomes, expecting it still is as read
+    (`seen`, its `updated_at`; None: there is no scenario of that id yet); a new
+    `version` (never one that exists); the index entries of `listed` in place of
+    those of `unlisted` (an entry of both is written anew)."""
+
+    record: ScenarioRecord
+    seen: datetime | None
+    version: VersionRecord | None = None
+    listed: TriggerIndex | None = None
+    unlisted: TriggerIndex | None = None
+
+
+@dataclass(frozen=True)
+class AtNode:
+    """An active instance at a node, as the real-time view shows it."""
+
+    instance_id: str
+    profile_id: str
+    entered_at: datetime | None
+    wake_at: datetime | None

@@ -12,9 +12,9 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import store
 from chalicelib.adapters.aws import client
+from chalicelib.adapters.dynamodb_storage import schedule_key
 from chalicelib.bootstrap import services
 from chalicelib.runtime import scenarios as lifecycle
-from chalicelib.runtime.schedules import schedule_key
 from tests.e2e.harness import Stack
 from tests.http.support import NIGHTLY, assert_problem, journey, send
 

@@ -172,11 +172,11 @@ def test_only_active_instances_are_found_by_node_and_by_scenario() -> None:
     other = instance(4, scenario_id="s2")
     store.instances.put(instance_to_values(other, 1, []))
 
-    assert sorted(store.active_instance_ids("s1")) == ["i1", "i2"]
-    at_wait = store.instances_at_node("s1", "wait")
-    assert [item["instance_id"] for item in at_wait] == ["i1", "i2"]  # by time entered
-    assert store.instances_at_node("s1", "hello") == []
-    assert store.instances_at_node("s1", "wait", limit=1)[0]["instance_id"] == "i1"
+    assert sorted(storage.active_instance_ids("s1")) == ["i1", "i2"]
+    assert storage.instances_at_node("s1", "wait") == ["i1", "i2"]  # by time entered
+    assert storage.instances_at_node("s1", "hello") == []
+    first, _ = storage.node_page("s1", "wait", 1, None)
+    assert [at.instance_id for at in first] == ["i1"]
 
     mine = storage.instances_of_profile("customers", "ada", "s1")
     assert sorted(s.instance.instance_id for s in mine) == ["i1", "i2", "i3"]
