@@ -36,6 +36,7 @@ from typing import Any
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.config import settings
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
+from chalicelib.engine.interpreter import ANY_EVENT
 from chalicelib.runtime import messages
 from chalicelib.runtime.commit import epoch
 from chalicelib.runtime.pacing import spacing
@@ -133,6 +134,7 @@ class DynamoStorage:
 
     def __init__(self) -> None:
         self._versions: dict[tuple[str, int], CompiledScenario] = {}
+        self._listeners_listed = False  # once seen listed, for the life of the wiring
         self._lock = threading.Lock()
 
     # --- scenarios -----------------------------------------------------------------------
@@ -154,6 +156,19 @@ class DynamoStorage:
             with self._lock:
                 self._versions[(scenario_id, version)] = found
         return found
+
+    def listened(self, event_type: str) -> bool:
+        keys = [_listeners_key(event_type), _listeners_key(ANY_EVENT)]
+        if not self._listeners_listed:
+            keys.append(LISTED)
+        found = {
+            item["pk"]: item
+            for item in store.scenarios.batch_get(keys, consistent=True, projection="pk, scenarios")
+        }
+        if not self._listeners_listed and LISTED["pk"] not in found:
+            return True
+        self._listeners_listed = True
+        return any(found.get(key["pk"], {}).get("scenarios") for key in keys[:2])
 
     def scenarios_for_event(self, event_type: str) -> list[str]:
         found = store.scenarios.query("pk = :pk", values={":pk": f"E#{event_type}"})
@@ -1202,6 +1217,21 @@ class DynamoStorage:
     # `SCHEDULE`/`<scenario id>#<trigger id>` (`last_run`, `next_run`: "none" once it has
     # no run left).
 
+    def listeners_listed(self) -> bool:
+        if not self._listeners_listed:
+            self._listeners_listed = store.scenarios.get(LISTED) is not None
+        return self._listeners_listed
+
+    def add_listeners(self, scenario_id: str, event_types: Iterable[str]) -> None:
+        for event_type in event_types:
+            store.scenarios.update(
+                _listeners_key(event_type), ADD_LISTENER, values={":s": {scenario_id}}
+            )
+
+    def mark_listeners_listed(self) -> None:
+        store.scenarios.put({**LISTED, "at": format_datetime(clock_now())})
+        self._listeners_listed = True
+
     def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
         item = store.scenarios.get(store.scenario_key(scenario_id))
         return _scenario_from(item) if item else None
@@ -1893,10 +1923,28 @@ def _index_writes(
         for item in (_index_items(unlisted) if unlisted is not None else [])
         if (item["pk"], item["sk"]) not in kept
     ]
+    listeners = [] if listed is None else [
+        store.scenarios.tx_update(
+            _listeners_key(event_type), ADD_LISTENER, values={":s": {listed.scenario_id}}
+        )
+        for event_type in listed.listens
+    ]  # fmt: skip
     return [
         *(store.scenarios.tx_put(item) for item in puts),
         *(store.scenarios.tx_delete(key) for key in gone),
+        *listeners,
     ]
+
+
+# The listened event types: an item per type, `L#<type>`/`L`, with the set of scenarios
+# whose journeys listen to it (`engine.listened_types`), added to at every activation and
+# live edit and never taken from; `LISTED` says every scenario saved so far is in them.
+LISTED = {"pk": "L#", "sk": "listed"}
+ADD_LISTENER = "ADD scenarios :s"
+
+
+def _listeners_key(event_type: str) -> dict[str, str]:
+    return {"pk": f"L#{event_type}", "sk": "L"}
 
 
 def _index_items(index: TriggerIndex) -> list[dict[str, Any]]:

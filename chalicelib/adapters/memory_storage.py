@@ -14,12 +14,13 @@ import dataclasses
 import functools
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from chalicelib.engine.compiled import CompiledScenario, WindowLimit
+from chalicelib.engine.interpreter import ANY_EVENT, listened_types
 from chalicelib.engine.state import Instance
 from chalicelib.runtime.commit import epoch
 from chalicelib.runtime.messages import QueueMessage
@@ -99,6 +100,8 @@ class MemoryStorage:
         self._lock = threading.RLock()
         self.metas: dict[str, ScenarioMeta] = {}
         self.versions: dict[tuple[str, int], CompiledScenario] = {}
+        self.listening: dict[str, set[str]] = defaultdict(set)  # event type → scenarios
+        self.listeners_done = True  # a new store's scenarios are all listed: it has none
         self.profiles: dict[tuple[str, str], _Profile] = defaultdict(_Profile)
         self.instances: dict[str, StoredInstance] = {}
         self.until: dict[str, datetime | None] = {}  # an instance's `InstanceWrite.until`
@@ -148,6 +151,7 @@ class MemoryStorage:
             self.metas[scenario.scenario_id] = ScenarioMeta(
                 scenario.scenario_id, status, scenario.version
             )
+        self.add_listeners(scenario.scenario_id, listened_types(scenario))
 
     def put_profile(self, profile_db: str, profile_id: str, fields: dict[str, Any]) -> None:
         with self._lock:
@@ -164,6 +168,12 @@ class MemoryStorage:
         if found is None:
             raise LookupError(f"scenario {scenario_id} has no version {version}")
         return found
+
+    def listened(self, event_type: str) -> bool:
+        self.reads["listened"] += 1
+        with self._lock:
+            heard = self.listening.get(event_type) or self.listening.get(ANY_EVENT)
+            return not self.listeners_done or bool(heard)
 
     def scenarios_for_event(self, event_type: str) -> list[str]:
         self.reads["scenarios_for_event"] += 1
@@ -1020,6 +1030,17 @@ class MemoryStorage:
         """What the scenario lifecycle saved (kept from the first use on)."""
         return _Lifecycle()
 
+    def listeners_listed(self) -> bool:
+        return self.listeners_done
+
+    def add_listeners(self, scenario_id: str, event_types: Iterable[str]) -> None:
+        with self._lock:
+            for event_type in event_types:
+                self.listening[event_type].add(scenario_id)
+
+    def mark_listeners_listed(self) -> None:
+        self.listeners_done = True
+
     def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
         self.reads["scenario_record"] += 1
         with self._lock:
@@ -1047,6 +1068,8 @@ class MemoryStorage:
                 kept.schedules.pop((entry.scenario_id, entry.trigger_id), None)
             for entry in change.listed.schedules if change.listed else ():
                 kept.schedules[(entry.scenario_id, entry.trigger_id)] = entry
+            for event_type in change.listed.listens if change.listed else ():
+                self.listening[event_type].add(scenario_id)
 
     def scenario_page(
         self, where: ScenarioFilter, read: int, token: str | None

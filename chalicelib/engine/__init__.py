@@ -19,7 +19,18 @@ from .effects import (
     TakePromoCode,
     UpdateProfile,
 )
-from .interpreter import Step, advance, end, message_id, migrate, reacts_to, resume, start
+from .interpreter import (
+    ANY_EVENT,
+    Step,
+    advance,
+    end,
+    listened_types,
+    message_id,
+    migrate,
+    reacts_to,
+    resume,
+    start,
+)
 from .measure import Decision, convert, decide, engage, group_of
 from .simulate import Simulation, simulate
 from .state import (
@@ -39,6 +50,7 @@ from .state import (
 
 __all__ = [
     "ACTIVE",
+    "ANY_EVENT",
     "COMPLETED",
     "ERROR",
     "EXITED",
@@ -73,6 +85,7 @@ __all__ = [
     "end",
     "engage",
     "group_of",
+    "listened_types",
     "message_id",
     "migrate",
     "reacts_to",

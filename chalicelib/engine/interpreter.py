@@ -146,6 +146,22 @@ def start(
     return run.result()
 
 
+ANY_EVENT = "*"  # in `listened_types`: a wait for a condition, which any event may make true
+
+
+def listened_types(scenario: CompiledScenario) -> frozenset[str]:
+    """The event types the scenario's journeys may take (its goals, its `wait_for` nodes'
+    events, its conversion's; `ANY_EVENT` for a wait for a condition): events of other
+    types move none of its instances, active or ended."""
+    types = {goal.event for goal in scenario.goals}
+    types |= {
+        node.event or ANY_EVENT for node in scenario.nodes.values() if isinstance(node, WaitForNode)
+    }
+    if scenario.conversion is not None:
+        types.add(scenario.conversion.event)
+    return frozenset(types)
+
+
 def reacts_to(scenario: CompiledScenario, instance: Instance, event_type: str) -> bool:
     """Whether an event of this type can move the instance at all: a goal on it, or the
     instance waiting for it (or for a condition, which any event may make true). The

@@ -10,7 +10,7 @@ from chalice.app import CloudWatchEvent, DynamoDBEvent
 from chalicelib.adapters.clock import now
 from chalicelib.bootstrap import services
 from chalicelib.config import settings
-from chalicelib.runtime import commerce, measurement, membership, schedules, sweeper
+from chalicelib.runtime import commerce, measurement, membership, scenarios, schedules, sweeper
 from chalicelib.runtime.messages import EventMessage, Wake, parse_event
 
 from .observability import logger
@@ -33,10 +33,12 @@ def sweep(event: CloudWatchEvent) -> dict[str, int]:
 def schedule_tick(event: CloudWatchEvent) -> dict[str, int]:
     """Start the schedule triggers' runs that are due, decide the experiments that are,
     once a day re-evaluate the segments relative to now, and check prices when the
-    stack's price check is a schedule."""
+    stack's price check is a schedule (the first time, list what the scenarios saved
+    before the stack kept its listened event types listen to)."""
     moment = now()
     wired = services()
     return {
+        "listed": scenarios.list_listeners(),
         "runs": schedules.tick(moment),
         "decided": measurement.decide_experiments(wired.storage, moment),
         "membership_runs": int(membership.daily(wired.storage, wired.queues, moment)),

@@ -36,14 +36,17 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
     sessions.keep_session(uow, message)
     commerce.keep(uow, message)  # lists, views, the cart's stage
     # the journeys the event may move, convert or earn revenue for: the active ones, and
-    # the ended ones whose conversion window is open or that ended after the event occurred
+    # the ended ones whose conversion window is open or that ended after the event occurred;
+    # none when no scenario's journeys listen to its type and it is no order
+    listened = event.type == revenue.ORDER or uow.listened(event.type)
     since = min(clock_now(), event.occurred_at)
-    instances = uow.instances_of_profile(profile_db, profile_id, since=since)
+    instances = uow.instances_of_profile(profile_db, profile_id, since=since) if listened else []
     revenue.attribute(  # before it moves journeys
         profile_db, profile_id, event,
         [(s.instance, s.rev, s.seen) for s in instances],
     )  # fmt: skip
-    measurement.conversions(uow, profile_db, profile_id, event)
+    if listened:
+        measurement.conversions(uow, profile_db, profile_id, event)
     measurement.engagement(uow, profile_db, profile_id, event)
     for stored in instances:
         instance = stored.instance

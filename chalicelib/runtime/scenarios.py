@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.bootstrap import services
-from chalicelib.engine import EXITED, REMOVED, end
+from chalicelib.engine import EXITED, REMOVED, end, listened_types
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.scenarios.durations import format_datetime
 from chalicelib.scenarios.model import EventTrigger, ExperimentNode, Scenario
@@ -340,13 +340,37 @@ def _save(change: ScenarioChange) -> dict[str, Any]:
 
 
 def _index(scenario: CompiledScenario, now: datetime) -> TriggerIndex:
-    """Where the version is listed: its event types, experiments and schedule triggers."""
+    """Where the version is listed: its event types, experiments and schedule triggers,
+    and the event types its journeys listen to."""
     return TriggerIndex(
         scenario.scenario_id,
         tuple(sorted(_event_types(scenario))),
         any(isinstance(node, ExperimentNode) for node in scenario.nodes.values()),
         tuple(schedule_entries(scenario, now)),
+        tuple(sorted(listened_types(scenario))),
     )
+
+
+def list_listeners() -> int:
+    """Once per stack: list the event types that the journeys of the scenarios saved so
+    far listen to (every version of each), for a stack whose scenarios predate the list;
+    from then on activations and live edits keep it. Returns the scenarios listed."""
+    storage = services().storage
+    if storage.listeners_listed():
+        return 0
+    listed, token = 0, None
+    while True:
+        records, token = storage.scenario_page(ScenarioFilter(), 100, token)
+        for record in records:
+            types: set[str] = set()
+            for version in range(1, record.version + 1):
+                types |= listened_types(storage.version(record.scenario_id, version))
+            storage.add_listeners(record.scenario_id, types)
+            listed += 1
+        if token is None:
+            break
+    storage.mark_listeners_listed()
+    return listed
 
 
 def _event_types(scenario: CompiledScenario) -> set[str]:

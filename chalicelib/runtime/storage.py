@@ -244,6 +244,12 @@ class Storage(Protocol):
         """A stored version, compiled (versions never change: adapters may keep them)."""
         ...
 
+    def listened(self, event_type: str) -> bool:
+        """Whether journeys of some scenario may take events of this type: one of its
+        versions ever activated listens to it (`engine.listened_types`) or to any event,
+        or the stack's listeners are not listed yet (`listeners_listed`). One read."""
+        ...
+
     def scenarios_for_event(self, event_type: str) -> list[str]:
         """Active scenarios with an event trigger on this type."""
         ...
@@ -655,6 +661,18 @@ class Storage(Protocol):
         ...
 
     # --- scenarios, versions, schedules and segments
+    def listeners_listed(self) -> bool:
+        """Whether every scenario saved so far has its listened event types listed (a
+        stack whose scenarios predate the list has them listed once: `add_listeners`,
+        then `mark_listeners_listed`)."""
+        ...
+
+    def add_listeners(self, scenario_id: str, event_types: Iterable[str]) -> None:
+        """List the scenario among those listening to these event types."""
+        ...
+
+    def mark_listeners_listed(self) -> None: ...
+
     def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
         """The scenario's metadata as saved (None: no such scenario)."""
         ...
@@ -1181,12 +1199,14 @@ class ScheduleEntry:
 @dataclass(frozen=True)
 class TriggerIndex:
     """Where a scenario version is listed: the event types of its event triggers, whether
-    it has an experiment node, and its schedule triggers' entries."""
+    it has an experiment node, and its schedule triggers' entries; and the event types
+    its journeys listen to (`listens`: kept once listed, for every later version too)."""
 
     scenario_id: str
     event_types: tuple[str, ...] = ()
     experiment: bool = False
     schedules: tuple[ScheduleEntry, ...] = ()
+    listens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ class UnitOfWork:
         self._consumed: list[str] = []  # outbox rows of the handled messages (buffered)
         self._scenarios: dict[str, ScenarioMeta | None] = {}
         self._listening: dict[str, list[str]] = {}  # scenarios by the event type they take
+        self._heard: dict[str, bool] = {}  # whether journeys listen to an event type
         self._profiles: dict[tuple[str, str], ProfileRecord] = {}
         self._instances: dict[str, StoredInstance] = {}
         self._aliases: dict[tuple[str, str], str | None] = {}  # profile → merged into
@@ -75,6 +76,12 @@ class UnitOfWork:
         if event_type not in self._listening:
             self._listening[event_type] = self.storage.scenarios_for_event(event_type)
         return self._listening[event_type]
+
+    def listened(self, event_type: str) -> bool:
+        """Whether some scenario's journeys may take events of this type, read once."""
+        if event_type not in self._heard:
+            self._heard[event_type] = self.storage.listened(event_type)
+        return self._heard[event_type]
 
     def active_version(self, scenario_id: str) -> CompiledScenario | None:
         """The scenario's current version when it is active, else None."""

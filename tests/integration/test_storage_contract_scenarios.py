@@ -291,3 +291,44 @@ def test_a_segment_reads_as_defined_and_its_database_profiles_are_scanned_in_par
     (ada,) = [p for p in storage.segment_profiles("customers") if p.profile_id == "ada"]
     assert (ada.profile_db, ada.fields) == ("customers", {"vip": True})
     assert storage.profile_items_estimate() >= 0
+
+
+# --- listened event types -------------------------------------------------------------------
+
+
+def test_listened_event_types_are_kept_once_listed_whatever_the_scenario_becomes(
+    storage: Storage,
+) -> None:
+    storage.mark_listeners_listed()
+    assert storage.listeners_listed()
+    assert not storage.listened("order.created")
+    record = draft("s1")
+    storage.save_scenario(ScenarioChange(record, None))
+    active = replace(record, status="active", version=1, updated_at=T0 + timedelta(minutes=1))
+    listed = TriggerIndex("s1", ("signup",), listens=("order.created", "clicked"))
+    version = VersionRecord("s1", 1, record.document, active.updated_at)
+    storage.save_scenario(ScenarioChange(active, record.updated_at, version, listed))
+    assert storage.listened("order.created")
+    assert storage.listened("clicked")
+    assert not storage.listened("signup")  # a trigger is no listener
+    stopped = replace(active, status="stopped", updated_at=T0 + timedelta(hours=1))
+    storage.save_scenario(ScenarioChange(stopped, active.updated_at, unlisted=listed))
+    assert storage.listened("order.created")  # its ended journeys may still convert
+    storage.add_listeners("s2", ["*"])  # a wait for a condition: any event
+    assert storage.listened("signup")
+
+
+def test_a_stack_whose_scenarios_predate_the_list_hears_every_event_until_it_is_listed(
+    aws_stack: None,
+) -> None:
+    from chalicelib.adapters.dynamodb_storage import DynamoStorage
+
+    storage = DynamoStorage()
+    assert not storage.listeners_listed()
+    assert storage.listened("anything")
+    storage.add_listeners("s1", ["order.created"])
+    storage.mark_listeners_listed()
+    fresh = DynamoStorage()  # another function's wiring
+    assert fresh.listened("order.created")
+    assert not fresh.listened("anything")
+    assert fresh.listeners_listed()

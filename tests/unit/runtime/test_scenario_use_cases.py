@@ -168,3 +168,32 @@ def test_a_segment_campaign_captures_the_members_of_its_database(stack: Stack) -
     assert sum(result.scanned for result in results) == 2
     captured = [m for m in stack.queues.take("steps") if isinstance(m, Capture)]
     assert [(m.profile_db, m.profile_id) for m in captured] == [("customers", "ada")]
+
+
+# --- listened event types -----------------------------------------------------------------
+
+
+def test_activations_and_edits_list_what_journeys_listen_to_and_a_stack_lists_its_past_once(
+    stack: Stack,
+) -> None:
+    scenario_id = scenarios.create(journey(exit_on=[{"event": "order.created"}]))["scenario_id"]
+    scenarios.activate(scenario_id)
+    assert stack.storage.listened("order.created")
+    assert not stack.storage.listened("page.visited")
+    waiting = journey(name="Edited", conversion={"event": "purchase", "within": "P7D"})
+    waiting["nodes"]["wait"] = {"type": "wait_for", "condition": {"field": "profile.vip",
+                                "op": "eq", "value": True}, "timeout": "P1D", "next": "bye"}  # fmt: skip
+    scenarios.replace(scenario_id, waiting)
+    assert stack.storage.listened("purchase")
+    assert stack.storage.listened("page.visited")  # a wait for a condition hears any event
+    assert stack.storage.listened("order.created")  # version 1's journeys: kept listed
+
+    # a stack whose scenarios were saved before it listed them, as an upgraded one
+    stack.storage.listening.clear()
+    stack.storage.listeners_done = False
+    assert stack.storage.listened("page.visited")  # unlisted yet: every event is heard
+    assert scenarios.list_listeners() == 1
+    assert stack.storage.listeners_listed()
+    assert stack.storage.listened("order.created")
+    assert stack.storage.listened("purchase")
+    assert scenarios.list_listeners() == 0  # once
