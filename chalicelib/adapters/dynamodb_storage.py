@@ -29,7 +29,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -1156,25 +1156,29 @@ class DynamoStorage:
         return profile_items.remove_push_subscriptions(item, endpoints)
 
     def mark_history(self, mark: HistoryMark) -> bool:
-        key, update, expression = _history_update(mark)
+        names = {"#s": mark.status}
+        values: dict[str, Any] = {":at": format_datetime(mark.at)}
+        update = "SET statuses.#s = :at"
+        if mark.reason is not None:
+            update += ", reason = :reason"
+            values[":reason"] = mark.reason
+        if mark.replaces is not None:
+            update += " REMOVE statuses.#r"
+            names["#r"] = mark.replaces
+        key = {
+            "pk": store.profile_partition(mark.profile_db, mark.profile_id),
+            "sk": f"M#{time_text(mark.sent_at)}#{mark.message_id}",
+        }
         try:
-            store.profiles.update(key, update, "attribute_exists(pk)", **expression)
+            store.profiles.update(key, update, "attribute_exists(pk)", names=names, values=values)
         except ConditionFailed:
             return False
         return True
 
-    def record_status(
-        self,
-        record: StatusRecord,
-        counters: StatsDelta,
-        event: OutboxRow,
-        history: HistoryMark | None = None,
-    ) -> bool:
-        """One transaction of the flag, the counters, the event's row and the history's
-        entry (expected to exist; once more without it when the transaction fails); a row
-        without its map of statuses is given one first (an UpdateItem that a concurrent
-        report or an erasure may have made pointless: the transaction's condition then
-        decides)."""
+    def record_status(self, record: StatusRecord, counters: StatsDelta, event: OutboxRow) -> None:
+        """One transaction of the flag, the counters and the event's row; a row without its
+        map of statuses is given one first (an UpdateItem that a concurrent report or an
+        erasure may have made pointless: the transaction's condition then decides)."""
         key = {"message_id": record.message_id}
         if not record.started:
             with suppress(ConditionFailed):
@@ -1190,19 +1194,10 @@ class DynamoStorage:
             names={"#s": record.status},
             values={":at": format_datetime(record.at)},
         )
-        writes = [flag, *self._writes(Changes(rows=[event], stats=[counters]))]
-        if history is not None:
-            key, update, expression = _history_update(history)
-            writes.append(
-                store.profiles.tx_update(key, update, "attribute_exists(pk)", **expression)
-            )
         try:
-            transact(writes)
+            transact([flag, *self._writes(Changes(rows=[event], stats=[counters]))])
         except ConditionFailed as failed:
-            if history is not None:  # the entry may be what is missing: without it
-                return self.record_status(replace(record, started=True), counters, event)
             raise Conflict(f"{record.status} of message {record.message_id}") from failed
-        return history is not None
 
     def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
         partition = store.profile_partition(profile_db, profile_id)
@@ -1839,24 +1834,6 @@ def _move_values(move: MessageMove) -> dict[str, Any]:
         "last_error": move.last_error,
     }  # fmt: skip
     return {name: value for name, value in values.items() if value is not None}
-
-
-def _history_update(mark: HistoryMark) -> tuple[dict[str, str], str, dict[str, Any]]:
-    """(key, update expression, names and values) of a status on a history entry."""
-    names = {"#s": mark.status}
-    values: dict[str, Any] = {":at": format_datetime(mark.at)}
-    update = "SET statuses.#s = :at"
-    if mark.reason is not None:
-        update += ", reason = :reason"
-        values[":reason"] = mark.reason
-    if mark.replaces is not None:
-        update += " REMOVE statuses.#r"
-        names["#r"] = mark.replaces
-    key = {
-        "pk": store.profile_partition(mark.profile_db, mark.profile_id),
-        "sk": f"M#{time_text(mark.sent_at)}#{mark.message_id}",
-    }
-    return key, update, {"names": names, "values": values}
 
 
 # --- scenarios and schedules ---

@@ -990,13 +990,7 @@ class MemoryStorage:
             stored.messages[mark.message_id] = replace(message, statuses=statuses)
             return True
 
-    def record_status(
-        self,
-        record: StatusRecord,
-        counters: StatsDelta,
-        event: OutboxRow,
-        history: HistoryMark | None = None,
-    ) -> bool:
+    def record_status(self, record: StatusRecord, counters: StatsDelta, event: OutboxRow) -> None:
         with self._lock:
             kept = self.rows.get(record.message_id)
             if kept is None or record.status in kept.row.values.get("feedback", {}):
@@ -1006,7 +1000,6 @@ class MemoryStorage:
             feedback = {**kept.row.values.get("feedback", {}), record.status: record.at}
             _set_values(kept, feedback=feedback)
             self._apply(copy.deepcopy(changes))
-            return history is not None and self.mark_history(history)
 
     def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
         key = (profile_db, profile_id)

@@ -96,22 +96,14 @@ def _record_once(row: MessageRow, status: str, at: datetime, details: dict[str, 
     day = at.astimezone(UTC).date().isoformat()
     counters = StatsDelta(row.scenario_id, row.version, day, message_id, {counter: 1})
 
-    history = HistoryMark(row.profile_db, row.profile_id, message_id, row.deliver_at, status, at)
-    marked = False
-
     def counted() -> bool:
         return status in (message_row(message_id).feedback or {})
 
-    def write() -> None:
-        nonlocal marked
-        marked = services().storage.record_status(flag, counters, outbox, history)
-
-    if not stats.count_once(write, counted):
+    storage = services().storage
+    if not stats.count_once(lambda: storage.record_status(flag, counters, outbox), counted):
         return
     services().queues.send("events", [(body, 0)])  # its consumer takes the row out
-    if not marked:
-        logger.info("no history item for message %s (profile erased?)", message_id)
-    _effects(row, status, details)
+    _effects(row, status, at, details)
 
 
 def _event(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> Event:
@@ -147,8 +139,11 @@ def _outbox(row: MessageRow, event: Event) -> tuple[OutboxRow, EventMessage]:
     return outbox, message
 
 
-def _effects(row: MessageRow, status: str, details: dict[str, Any]) -> None:
-    """What a status changes beyond the message and its history: consent, the address."""
+def _effects(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> None:
+    """What a status changes beyond the message: its history, consent, the address."""
+    mark = HistoryMark(row.profile_db, row.profile_id, row.message_id, row.deliver_at, status, at)
+    if not services().storage.mark_history(mark):
+        logger.info("no history item for message %s (profile erased?)", row.message_id)
     if status == "unsubscribed":
         revoke_consent(row.profile_db, row.profile_id, row.channel or "")
     to = row.values.get("to")

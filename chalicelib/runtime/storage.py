@@ -648,19 +648,10 @@ class Storage(Protocol):
         is no such entry (the profile was erased)."""
         ...
 
-    def record_status(
-        self,
-        record: StatusRecord,
-        counters: StatsDelta,
-        event: OutboxRow,
-        history: HistoryMark | None = None,
-    ) -> bool:
-        """Flag the status on the message's row, add the counters, keep the event's outbox
-        row and set `history` on the profile's history, all at once; True when the history
-        was marked with them (False: there was none, or its entry is gone — an erased or
-        merged profile — and the rest was written without it). Conflict, with nothing
-        written, when the status is flagged already, the row is gone, or a concurrent write
-        to one of them came between."""
+    def record_status(self, record: StatusRecord, counters: StatsDelta, event: OutboxRow) -> None:
+        """Flag the status on the message's row, add the counters and keep the event's
+        outbox row, all at once; Conflict, with nothing written, when the status is flagged
+        already, the row is gone, or a concurrent write to one of them came between."""
         ...
 
     def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
