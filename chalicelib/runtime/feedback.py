@@ -4,11 +4,12 @@ A status (`sent` from the channel worker; `delivered`, `opened`, `clicked`, `bou
 `unsubscribed`, `failed` from `POST /feedback`, SES notifications and tracking links)
 takes effect once per message however often it is reported, even concurrently: its flag
 `feedback.<status>` on the message row is set with a conditional write, in one
-transaction with the channel counter, the outbox row of its `message.<status>` event
-(SPEC §4) and the status on the profile's message history (which `message` conditions
-read; once more without it when its entry is gone). Only the report whose transaction
-wins goes on to, for `unsubscribed`, revoke the channel's consent, for a hard `bounced`,
-mark the address invalid. `clicked` implies `opened`.
+transaction with the channel counter and the outbox row of its `message.<status>` event
+(SPEC §4). Only the report whose transaction wins goes on to update the profile's message
+history (which `message` conditions read) and, for `unsubscribed`, revoke the channel's
+consent, for a hard `bounced`, mark the address invalid. `clicked` implies `opened`.
+The history's mark stays out of the transaction: a transactional write costs twice the
+write units, more than the request it would save.
 
 SES's own event notifications are read by `ses_events`.
 """
