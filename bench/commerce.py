@@ -55,7 +55,6 @@ def figures() -> dict[str, tuple[float, str]]:
     with in_process_stack():
         bootstrap()
         from app import app
-        from chalicelib.adapters import store
         from chalicelib.adapters.aws import client
         from chalicelib.adapters.clock import VirtualClock, use_clock
         from chalicelib.local.stack import create_resources
@@ -72,14 +71,9 @@ def figures() -> dict[str, tuple[float, str]]:
             storage = services().storage
 
             api("PUT", "/products/p1", {"price": 100, "available": True})
-            store.profiles.batch_put(
-                [
-                    {"pk": store.profile_partition("customers", f"w{n}"), "sk": "P",
-                     "profile_db": "customers", "profile_id": f"w{n}", "fields": {"city": "c"},
-                     "segments": []}
-                    for n in range(WATCHERS)
-                ]
-            )  # fmt: skip
+            storage.load_profiles(
+                "customers", {f"w{n}": ({"city": "c"}, []) for n in range(WATCHERS)}
+            )
             seen = START - timedelta(days=1)
             for n in range(WATCHERS):  # half on the wishlist, half from a view, at 100
                 if n % 2:

@@ -461,7 +461,6 @@ def campaign_figures() -> dict[str, tuple[float, str]]:
         # Loading and scanning 100,000 profiles in moto takes minutes: say what is going on.
         print(f"# campaign over {size} profiles: loading them into moto…", flush=True)
         with in_process_stack():
-            from chalicelib.adapters import store
             from chalicelib.adapters.aws import count_requests
             from chalicelib.adapters.clock import VirtualClock, use_clock
             from chalicelib.adapters.queues import SqsQueues
@@ -475,12 +474,11 @@ def campaign_figures() -> dict[str, tuple[float, str]]:
             start = datetime(2026, 6, 1, 9, tzinfo=UTC)
             previous = use_clock(VirtualClock(start))
             try:
-                store.profiles.batch_put([
-                    {"pk": store.profile_partition("customers", f"p{n}"), "sk": "P", "profile_db": "customers",
-                     "profile_id": f"p{n}", "fields": {"tier": "gold" if n % 2 else "silver",
-                     "email": f"p{n}@example.com", "consents": {"email": True}}}
+                storage.load_profiles("customers", {
+                    f"p{n}": ({"tier": "gold" if n % 2 else "silver", "email": f"p{n}@example.com",
+                               "consents": {"email": True}}, [])
                     for n in range(size)
-                ])  # fmt: skip
+                })  # fmt: skip
                 meta = scenarios.create(campaign_document())
                 scenarios.activate(meta["scenario_id"])
                 scenario = storage.version(meta["scenario_id"], 1)

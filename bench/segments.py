@@ -54,7 +54,6 @@ def figures() -> dict[str, tuple[float, str]]:
     with in_process_stack():
         bootstrap()
         from app import app
-        from chalicelib.adapters import store
         from chalicelib.adapters.aws import client
         from chalicelib.adapters.clock import VirtualClock, use_clock
         from chalicelib.local.stack import Runtime, create_resources
@@ -89,24 +88,20 @@ def figures() -> dict[str, tuple[float, str]]:
             changes(with_segments, "member")
 
             signed_up = format_datetime(START - timedelta(days=20))
-            store.profiles.batch_put(
-                [
-                    {
-                        "pk": store.profile_partition("customers", f"d{n}"), "sk": "P",
-                        "profile_db": "customers", "profile_id": f"d{n}",
-                        "fields": {"city": "c2", "signed_up_at": signed_up},
+            storage = services().storage
+            storage.load_profiles(
+                "customers",
+                {
+                    f"d{n}": (
+                        {"city": "c2", "signed_up_at": signed_up},
                         # every other one is counted in recent30 still: the daily run takes it out
-                        "segments": ["city2", "recent30", "recent60"] if n % 2 else ["city2", "recent60"],
-                    }
+                        ["city2", "recent30", "recent60"] if n % 2 else ["city2", "recent60"],
+                    )
                     for n in range(PROFILES)
-                ]
-            )  # fmt: skip
-            store.profiles.batch_delete(  # only the daily run's profiles are scanned
-                [
-                    {"pk": store.profile_partition("customers", f"{p}{n}"), "sk": "P"}
-                    for p in ("plain", "member")
-                    for n in range(CHANGES)
-                ]
+                },
+            )
+            storage.unload_profiles(  # only the daily run's are scanned
+                "customers", [f"{p}{n}" for p in ("plain", "member") for n in range(CHANGES)]
             )
             daily, announced = JourneyMeter(), JourneyMeter()
             for meter in (daily, announced):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -136,6 +136,23 @@ class DynamoStorage:
         self._versions: dict[tuple[str, int], CompiledScenario] = {}
         self._listeners_listed = False  # once seen listed, for the life of the wiring
         self._lock = threading.Lock()
+
+    def load_profiles(
+        self, profile_db: str, profiles: Mapping[str, tuple[dict[str, Any], list[str]]]
+    ) -> None:
+        """Write profiles as they are — id → (fields, the segments they are in) — with no
+        events and no history: a bench's bulk load (BatchWriteItem, 25 a call)."""
+        store.profiles.batch_put(
+            [
+                {**profile_items.item_key(profile_db, profile_id), "profile_db": profile_db,
+                 "profile_id": profile_id, "fields": fields, "segments": segments}
+                for profile_id, (fields, segments) in profiles.items()
+            ]
+        )  # fmt: skip
+
+    def unload_profiles(self, profile_db: str, profile_ids: list[str]) -> None:
+        """Delete these profiles' items as `load_profiles` wrote them."""
+        store.profiles.batch_delete([profile_items.item_key(profile_db, p) for p in profile_ids])
 
     # --- scenarios -----------------------------------------------------------------------
 

@@ -165,6 +165,18 @@ def test_batch_put_writes_in_groups_of_25() -> None:
     assert len(list(scenarios.query("pk = :p", values={":p": "batch"}))) == 60
 
 
+def test_a_bulk_load_of_profiles_reads_back_as_profiles_and_unloads() -> None:
+    from chalicelib.adapters.dynamodb_storage import DynamoStorage
+
+    storage = DynamoStorage()
+    storage.load_profiles("customers", {"ada": ({"city": "Paris"}, ["parisians"]), "bob": ({}, [])})
+    ada = storage.profile("customers", "ada")
+    assert (ada.exists, ada.view.fields, ada.segments) == (True, {"city": "Paris"}, ("parisians",))
+    storage.unload_profiles("customers", ["ada", "bob"])
+    assert not storage.profile("customers", "ada").exists
+    assert not storage.profile("customers", "bob").exists
+
+
 # --- conditions and transactions -----------------------------------------------------------
 
 
