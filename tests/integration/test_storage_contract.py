@@ -4,7 +4,6 @@ in-memory one say what happens on AWS."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -57,17 +56,6 @@ from chalicelib.runtime.storage import (
 from chalicelib.scenarios.facts import Event
 
 T0 = datetime(2026, 6, 10, 10, tzinfo=UTC)
-
-
-@pytest.fixture(params=["dynamodb", "memory"])
-def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
-    if request.param == "memory":
-        yield MemoryStorage()
-        return
-    request.getfixturevalue("aws_stack")
-    from chalicelib.adapters.dynamodb_storage import DynamoStorage
-
-    yield DynamoStorage()
 
 
 def journey(step: int = 1, **changes: object) -> Instance:

@@ -4,12 +4,10 @@ history marked, and a profile erased with its messages (DynamoDB on moto, and me
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.adapters.memory_storage import MemoryStorage
 from chalicelib.engine import Instance
 from chalicelib.runtime import messages
 from chalicelib.runtime.storage import (
@@ -33,17 +31,6 @@ from chalicelib.scenarios.facts import Event
 T0 = datetime(2026, 6, 10, 10, tzinfo=UTC)
 LEASE = T0 + timedelta(minutes=15)
 ENDPOINT = "https://push.example/send/abc"
-
-
-@pytest.fixture(params=["dynamodb", "memory"])
-def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
-    if request.param == "memory":
-        yield MemoryStorage()
-        return
-    request.getfixturevalue("aws_stack")
-    from chalicelib.adapters.dynamodb_storage import DynamoStorage
-
-    yield DynamoStorage()
 
 
 def journey() -> Instance:

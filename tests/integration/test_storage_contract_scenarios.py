@@ -4,14 +4,12 @@ and in memory answer the same reads and refuse the same writes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from chalicelib.adapters.memory_storage import MemoryStorage
 from chalicelib.engine import Instance
 from chalicelib.runtime import messages
 from chalicelib.runtime.storage import (
@@ -36,17 +34,6 @@ from chalicelib.scenarios.facts import Event
 from tests.http.support import journey
 
 T0 = datetime(2026, 6, 10, 10, tzinfo=UTC)
-
-
-@pytest.fixture(params=["dynamodb", "memory"])
-def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
-    if request.param == "memory":
-        yield MemoryStorage()
-        return
-    request.getfixturevalue("aws_stack")
-    from chalicelib.adapters.dynamodb_storage import DynamoStorage
-
-    yield DynamoStorage()
 
 
 def draft(scenario_id: str, **document: Any) -> ScenarioRecord:

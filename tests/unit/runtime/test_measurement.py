@@ -3,13 +3,11 @@ groups and conversions counted, experiments decided by the tick, winners followe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from chalicelib.adapters.clock import VirtualClock, use_clock
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.engine.measure import control_point, holdout_point
 from chalicelib.runtime import events, measurement
@@ -19,19 +17,6 @@ from chalicelib.scenarios.facts import Event, Profile
 from tests.unit.runtime.test_use_cases import ADA, START, Stack, email
 
 CONVERSION = {"event": "purchase", "within": "P7D"}  # order.created also reads revenue
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    from chalicelib.bootstrap import bootstrap
-
-    clock = VirtualClock(START)
-    previous = use_clock(clock)
-    try:
-        yield Stack(clock)
-    finally:
-        use_clock(previous)
-        bootstrap()
 
 
 def send(stack: Stack, event_type: str, profile_id: str, event_id: str, **data: Any) -> None:

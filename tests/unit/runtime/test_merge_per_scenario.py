@@ -3,29 +3,14 @@ scenario is decided on its own, and a journey only a merged profile was on goes 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
-from test_use_cases import START, Stack, email
+from test_use_cases import Stack, email
 
-from chalicelib.adapters.clock import VirtualClock, use_clock
-from chalicelib.bootstrap import bootstrap
 from chalicelib.runtime import merges
 
 ADA = {"first_name": "Ada", "email": "ada@example.com", "consents": {"email": True}}
 BOB = {"first_name": "Bob", "email": "bob@example.com", "consents": {"email": True}}
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    clock = VirtualClock(START)
-    previous = use_clock(clock)
-    try:
-        yield Stack(clock)
-    finally:
-        use_clock(previous)
-        bootstrap()
 
 
 def on(event_type: str) -> list[dict[str, str]]:

@@ -4,15 +4,12 @@ at any step is finished by its retry or by the steps queue, announced once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from test_use_cases import START, Stack, email
 
-from chalicelib.adapters.clock import VirtualClock, use_clock
 from chalicelib.adapters.memory_storage import MemoryStorage
-from chalicelib.bootstrap import bootstrap
 from chalicelib.runtime import events, merges, sweeper
 from chalicelib.runtime.messages import EventBody, EventMessage, Merge, parse_event
 from chalicelib.runtime.unit_of_work import UnitOfWork
@@ -25,17 +22,6 @@ BOB = {
     "phone": "+14155550100",
     "consents": {"email": True, "push": True, "sms": True},
 }
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    clock = VirtualClock(START)
-    previous = use_clock(clock)
-    try:
-        yield Stack(clock)
-    finally:
-        use_clock(previous)
-        bootstrap()
 
 
 def two_waits(stack: Stack) -> str:

@@ -3,12 +3,10 @@ what each use case writes, reads and sends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from chalicelib.adapters.clock import VirtualClock, use_clock
 from chalicelib.engine import Instance
 from chalicelib.runtime import scenarios, schedules, segments
 from chalicelib.runtime.messages import Capture, Migrate, Resume, ScanSegment
@@ -16,16 +14,6 @@ from chalicelib.runtime.storage import Changes, InstanceWrite, StoredInstance
 from chalicelib.scenarios.facts import Event
 from tests.http.support import NIGHTLY, journey
 from tests.unit.runtime.test_use_cases import START, Stack
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    clock = VirtualClock(START)
-    previous = use_clock(clock)
-    try:
-        yield Stack(clock)
-    finally:
-        use_clock(previous)
 
 
 def in_flight(stack: Stack, scenario_id: str, instance_id: str = "i1") -> None:

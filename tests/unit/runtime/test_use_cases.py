@@ -3,13 +3,12 @@ take a promo code — what they write, what they send, and how often they read."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from chalicelib.adapters.clock import VirtualClock, use_clock
+from chalicelib.adapters.clock import VirtualClock
 from chalicelib.adapters.memory_storage import MemoryQueues, MemoryStorage
 from chalicelib.bootstrap import bootstrap
 from chalicelib.engine import reacts_to
@@ -84,17 +83,6 @@ class Stack:
 
     def instances(self, profile_id: str = "ada") -> list[Any]:
         return [s.instance for s in self.storage.instances_of_profile("customers", profile_id)]
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    clock = VirtualClock(START)
-    previous = use_clock(clock)
-    try:
-        yield Stack(clock)
-    finally:
-        use_clock(previous)
-        bootstrap()
 
 
 def email(subject: str, next_node: str | None = None) -> dict[str, Any]:
