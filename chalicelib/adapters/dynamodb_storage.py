@@ -193,12 +193,19 @@ class DynamoStorage:
 
     # --- profiles ------------------------------------------------------------------------
 
-    def profile(self, profile_db: str, profile_id: str) -> ProfileRecord:
+    def profile(self, profile_db: str, profile_id: str, history: bool = True) -> ProfileRecord:
         """One Query, newest first, from the profile item through its messages and events;
-        a second one for the events only when messages filled the first."""
+        a second one for the events only when messages filled the first. Without
+        `history`, a (consistent) GetItem of the profile item."""
         view = Profile(profile_id, profile_db=profile_db)
-        item = None
         partition = store.profile_partition(profile_db, profile_id)
+        if not history:
+            item = profile_items.read(profile_db, profile_id)
+            if item is not None:
+                view.fields = item.get("fields") or {}
+                view.invalid = item.get("invalid") or {}
+            return _record(view, item, history=False)
+        item = None
         read = 0
         for values in store.profiles.query(
             "pk = :pk AND sk BETWEEN :e AND :p",
@@ -680,7 +687,7 @@ class DynamoStorage:
                 item["profile_id"], item.get("fields") or {}, profile_db=item["profile_db"],
                 invalid=item.get("invalid") or {},
             )  # fmt: skip
-            yield _record(view, item)
+            yield _record(view, item, history=False)
 
     def membership_run_done(self, run: str) -> bool:
         item = store.scenarios.get(MEMBERSHIP_RUN_KEY)
@@ -1158,15 +1165,6 @@ class DynamoStorage:
         )
         return [_message_row(item) for item in found if item.get("kind") in MESSAGE_KINDS]
 
-    def current_profile(self, profile_db: str, profile_id: str) -> Profile | None:
-        item = profile_items.read(profile_db, profile_id)
-        if item is None:
-            return None
-        return Profile(
-            item.get("profile_id", profile_id), item.get("fields") or {},
-            profile_db=profile_db, invalid=item.get("invalid") or {},
-        )  # fmt: skip
-
     def forget_push_subscriptions(self, profile: Profile, endpoints: list[str]) -> bool:
         item = {"profile_db": profile.profile_db, "profile_id": profile.profile_id,
                 "fields": profile.fields}  # fmt: skip
@@ -1519,12 +1517,12 @@ def _entry_write(count: EntryCount) -> dict[str, Any]:
     )
 
 
-def _record(view: Profile, item: dict[str, Any] | None) -> ProfileRecord:
+def _record(view: Profile, item: dict[str, Any] | None, history: bool = True) -> ProfileRecord:
     consents = (item or {}).get("fields", {}).get("consents")
     segments = tuple((item or {}).get("segments") or ())
     exists = item is not None and "fields" in item  # not a merged profile's alias
     merged_into = (item or {}).get("merged_into")
-    return ProfileRecord(view, exists, isinstance(consents, dict), segments, merged_into)
+    return ProfileRecord(view, exists, isinstance(consents, dict), segments, merged_into, history)
 
 
 # --- measurement ---

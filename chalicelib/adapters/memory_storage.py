@@ -189,14 +189,16 @@ class MemoryStorage:
 
     # --- profiles ------------------------------------------------------------------------
 
-    def profile(self, profile_db: str, profile_id: str) -> ProfileRecord:
-        self.reads["profile"] += 1
+    def profile(self, profile_db: str, profile_id: str, history: bool = True) -> ProfileRecord:
+        self.reads["profile" if history else "profile fields"] += 1
         with self._lock:
             stored = self.profiles.get((profile_db, profile_id)) or _Profile()
             events = [stored.events[key] for key in sorted(stored.events)][-EVENT_LIMIT:]
             messages = sorted(stored.messages.values(), key=lambda m: (m.at, m.message_id))
             fields = copy.deepcopy(stored.fields or {})
             merged_into = self.aliases.get((profile_db, profile_id))
+        if not history:
+            events, messages = [], []
         view = Profile(profile_id, fields, events, messages[-MESSAGE_LIMIT:], profile_db)
         return ProfileRecord(
             view,
@@ -204,6 +206,7 @@ class MemoryStorage:
             isinstance(fields.get("consents"), dict),
             stored.segments,
             merged_into,
+            history,
         )
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
@@ -581,6 +584,7 @@ class MemoryStorage:
                     True,
                     isinstance(stored.fields.get("consents"), dict),
                     stored.segments,
+                    history=False,
                 )
                 for (profile_db, profile_id), stored in sorted(self.profiles.items())
                 if stored.fields is not None
@@ -959,14 +963,6 @@ class MemoryStorage:
                 _message_row(kept.row) for kept in self.rows.values()
                 if kept.row.kind in MESSAGE_KINDS and kept.row.values.get("status") == "sent"
             ]  # fmt: skip
-
-    def current_profile(self, profile_db: str, profile_id: str) -> Profile | None:
-        self.reads["current_profile"] += 1
-        with self._lock:
-            stored = self.profiles.get((profile_db, profile_id))
-            if stored is None or stored.fields is None:
-                return None
-            return Profile(profile_id, copy.deepcopy(stored.fields), profile_db=profile_db)
 
     def forget_push_subscriptions(self, profile: Profile, endpoints: list[str]) -> bool:
         with self._lock:

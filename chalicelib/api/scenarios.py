@@ -308,7 +308,7 @@ def add_profile(scenario_id: str) -> Response:
         raise Conflict(f"the scenario is {meta['status']}: activate it to add profiles")
     uow = UnitOfWork()
     db = uow.version(scenario_id, meta["version"]).model.profile_db
-    if not uow.profile(db, request.profile_id).exists:
+    if not uow.profile(db, request.profile_id, history=False).exists:
         raise NotFoundError(f"$.profile_id: no profile {request.profile_id!r} in {db!r}")
     event = Event("api", now(), request.data, id=f"api-{uuid.uuid4()}")
     captured = capture_profile(uow, scenario_id, db, request.profile_id, event)

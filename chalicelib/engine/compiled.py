@@ -9,18 +9,23 @@ from datetime import timedelta
 from typing import Any
 
 from markupsafe import escape
+from pydantic import BaseModel
 
 from chalicelib.scenarios.conditions import compile_condition, compile_path
 from chalicelib.scenarios.durations import parse_clock_time, parse_duration, zone
 from chalicelib.scenarios.facts import Predicate
 from chalicelib.scenarios.model import (
+    BestTimeNode,
     ConditionNode,
     EntryLimit,
+    EventCount,
+    MessageRule,
     MessageTemplate,
     Node,
     RateLimit,
     Scenario,
     ScheduleTrigger,
+    SegmentRule,
     SendNode,
     SplitNode,
     Trigger,
@@ -139,6 +144,7 @@ class CompiledScenario:
         roots = [template_roots(source) for source in sources]
         # The entry event's dict costs a datetime formatting: made only if a template reads it.
         self.templates_read_event = any(r is None or "event" in r for r in roots)
+        self.reads_history = _reads_history(scenario)
 
     @classmethod
     def from_document(
@@ -160,6 +166,27 @@ class CompiledScenario:
         if trigger_id is None:
             return self.actuality
         return self.trigger_actuality.get(trigger_id, self.actuality)
+
+
+def _reads_history(scenario: Scenario) -> bool:
+    """Whether the engine looks at a profile's events or messages for this scenario: a
+    frequency cap, a best_time node, or a condition that counts events, looks for a
+    message or names a segment (whose definition may). Else its steps read the profile's
+    fields only."""
+    if scenario.frequency_cap is not None:
+        return True
+    pending: list[Any] = [scenario]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, EventCount | MessageRule | SegmentRule | BestTimeNode):
+            return True
+        if isinstance(value, BaseModel):
+            pending.extend(getattr(value, name) for name in type(value).model_fields)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+    return False
 
 
 def _duration(text: str | None) -> timedelta | None:

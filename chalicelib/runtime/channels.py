@@ -115,7 +115,8 @@ def deliver(message: ChannelMessage) -> None:
 
 def _send(claim: Claim) -> None:
     row = claim.row
-    profile = services().storage.current_profile(row.profile_db, row.profile_id)
+    record = services().storage.profile(row.profile_db, row.profile_id, history=False)
+    profile = record.view if record.exists else None
     reason = skip_reason(row, profile) or _recheck(row)
     if reason is not None:
         _finish(claim, "skipped", reason=reason)
@@ -171,7 +172,7 @@ def _recheck(row: MessageRow) -> str | None:
         return None
     storage = services().storage
     scenario = storage.version(row.scenario_id, row.version)
-    profile = storage.profile(row.profile_db, row.profile_id).view
+    profile = storage.profile(row.profile_db, row.profile_id, scenario.reads_history).view
     loaded = storage.instance(row.instance_id) if row.instance_id else None
     instance = loaded.instance if loaded is not None else None
     return delivery.recheck(scenario, row.node, instance, profile, clock_now(), library)

@@ -158,7 +158,7 @@ def evaluate_watchers(page: WatchersPage, uow: UnitOfWork | None = None) -> int:
     for watch in watches:
         if watch.source == "viewed" and watch.seen_at < changed_at - VIEW_KEPT:
             continue  # a view older than 60 days no longer watches (TTL may be late)
-        zone = zone_of(uow.profile(watch.profile_db, watch.profile_id).view.fields)
+        zone = zone_of(uow.profile(watch.profile_db, watch.profile_id, history=False).view.fields)
         for event_type, data in product_signals(
             page.before, page.after, zone, watch.price_seen, page.prices, page.others
         ):
@@ -354,7 +354,7 @@ def _effective_price(uow: UnitOfWork, db: str, profile_id: str, product_id: str)
     stored = uow.storage.product(product_id)
     if stored is None:
         return None
-    zone = zone_of(uow.profile(db, profile_id).view.fields)
+    zone = zone_of(uow.profile(db, profile_id, history=False).view.fields)
     price = effective(stored.document, zone, "price")
     return price if _is_number(price) else None
 

@@ -77,7 +77,7 @@ def capture_profile(
     since = _decides_since(scenario, trigger_id, event)
     for _ in range(ATTEMPTS):
         guard = uow.capture_guard(profile_db, profile_id, scenario_id) if guarded else None
-        profile = uow.profile(profile_db, profile_id)
+        profile = uow.profile(profile_db, profile_id, scenario.reads_history)
         latest = guard.latest if guard else None
         existing = (
             _instances_of(uow, profile_db, profile_id, scenario_id, latest, since)
@@ -212,7 +212,11 @@ def feed(
         meta = uow.scenario(instance.scenario_id)
         if meta is None or not meta.active:
             return False
-        record = uow.profile(instance.profile_db, instance.profile_id)
+        history = any(  # the instance's version's, or the one it is about to migrate to
+            uow.version(instance.scenario_id, v).reads_history
+            for v in {instance.version, meta.version}
+        )
+        record = uow.profile(instance.profile_db, instance.profile_id, history)
         profile = record.view
         now = clock_now()
         current, effects = instance, []

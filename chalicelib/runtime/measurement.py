@@ -63,7 +63,7 @@ def conversions(uow: UnitOfWork, profile_db: str, profile_id: str, event: Event)
             deadline = measure.conversion_deadline(scenario, current.instance)
             if deadline is None or deadline < now:
                 break
-            profile = uow.profile(profile_db, profile_id)
+            profile = uow.profile(profile_db, profile_id, scenario.reads_history)
             step = measure.convert(scenario, current.instance, profile.view, event, now, library)
             if not step.effects:
                 break

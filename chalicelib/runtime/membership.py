@@ -133,8 +133,9 @@ def after_event(
         event.type not in PROFILE_CHANGES and event.type not in definitions.counted(profile_db)
     ):
         return
+    history = definitions.need_history(segments)
     for _ in range(ATTEMPTS):
-        record = uow.profile(profile_db, profile_id)
+        record = uow.profile(profile_db, profile_id, history)
         if not record.exists:
             return
         change = evaluate_membership(record.view, record.segments, segments, now)
@@ -209,8 +210,9 @@ def process_scan(
         if not relevant:
             continue
         for attempt in range(ATTEMPTS):
-            if attempt or definitions.need_history(relevant):  # the Scan read no history
-                record = storage.profile(db, profile_id)
+            history = definitions.need_history(relevant)
+            if attempt or history:  # the Scan read no history
+                record = storage.profile(db, profile_id, history)
                 if not record.exists:
                     break
             change = evaluate_membership(record.view, record.segments, segments, now, relevant)

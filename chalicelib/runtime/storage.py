@@ -67,6 +67,7 @@ class ProfileRecord:
     has_consents: bool = False  # its `consents` field is a map (single consents set in place)
     segments: tuple[str, ...] = ()  # the defined segments it belongs to (segment membership)
     merged_into: str | None = None  # a merged profile's alias: the profile it went into
+    history: bool = True  # the view holds the profile's newest events and messages
 
 
 @dataclass(frozen=True)
@@ -255,8 +256,9 @@ class Storage(Protocol):
         ...
 
     # profiles
-    def profile(self, profile_db: str, profile_id: str) -> ProfileRecord:
-        """The profile's fields with its newest events and messages (an empty view if none)."""
+    def profile(self, profile_db: str, profile_id: str, history: bool = True) -> ProfileRecord:
+        """The profile's fields with its newest events and messages (an empty view if none);
+        not `history`: its fields only, a read of one item instead of hundreds."""
         ...
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
@@ -631,11 +633,6 @@ class Storage(Protocol):
 
     def sent_messages(self) -> list[MessageRow]:
         """Every message and webhook call that is `sent` (a scan: the local stack's)."""
-        ...
-
-    def current_profile(self, profile_db: str, profile_id: str) -> Profile | None:
-        """The profile's fields and invalid addresses as they are now, without its history
-        (one read of its item); None when it has no item (erased, or never upserted)."""
         ...
 
     def forget_push_subscriptions(self, profile: Profile, endpoints: list[str]) -> bool:

@@ -93,11 +93,14 @@ class UnitOfWork:
     def version(self, scenario_id: str, version: int) -> CompiledScenario:
         return self.storage.version(scenario_id, version)
 
-    def profile(self, profile_db: str, profile_id: str) -> ProfileRecord:
+    def profile(self, profile_db: str, profile_id: str, history: bool = True) -> ProfileRecord:
+        """The profile as read (`Storage.profile`), or as this unit of work's last commit
+        left it; with `history`, read again if the one kept has none."""
         key = (profile_db, profile_id)
-        if key not in self._profiles:
-            self._profiles[key] = self.storage.profile(profile_db, profile_id)
-        return self._profiles[key]
+        found = self._profiles.get(key)
+        if found is None or (history and not found.history):
+            self._profiles[key] = found = self.storage.profile(profile_db, profile_id, history)
+        return found
 
     def merged_into(self, profile_db: str, profile_id: str) -> str | None:
         """The profile this one was merged into: from the profile's read if it was made,
@@ -208,7 +211,7 @@ class UnitOfWork:
         """Set these fields of the profile (creating it if need be), outside any journey's
         step, and keep the view this unit of work has of it current."""
         for _ in range(2):  # a profile created meanwhile: update it
-            record = self.profile(profile_db, profile_id)
+            record = self.profile(profile_db, profile_id, history=False)
             change: ProfileCreate | ProfileUpdate = (
                 ProfileUpdate(profile_db, profile_id, at, dict(fields))
                 if record.exists
@@ -325,7 +328,7 @@ class UnitOfWork:
         """Write the profile's new membership (expecting the one read) with its events,
         then send them; `Conflict` forgets the profile read, to be read again."""
         key = (profile_db, profile_id)
-        was = self.profile(profile_db, profile_id).segments
+        was = self.profile(profile_db, profile_id, history=False).segments
         write, rows, sent = membership.written(profile_db, profile_id, was, change, cause, now)
         changes = Changes(rows=rows, memberships=[write])
         try:

@@ -489,8 +489,7 @@ def died_after_claim(stack: Stack, row: dict[str, Any], *, after_the_provider: b
     claim = channels._claim(held(row), stack.now)
     assert claim is not None
     if after_the_provider:
-        profile = services().storage.current_profile("customers", "ada")
-        assert profile is not None
+        profile = services().storage.profile("customers", "ada", history=False).view
         channels._to_provider(claim.row, profile)
     stack.drain()  # the queue message comes again: the claim is still young
     assert rows(kind="message")[0]["status"] == "sending"

@@ -174,18 +174,21 @@ def test_push_endpoints_reached_are_remembered_in_order(storage: Storage) -> Non
 
 
 def test_the_profile_now_and_its_gone_push_subscriptions(storage: Storage) -> None:
-    assert storage.current_profile("customers", "ada") is None
+    assert not storage.profile("customers", "ada", history=False).exists
     subscriptions = [{"endpoint": ENDPOINT}, {"endpoint": ENDPOINT + "2"}]
     adas_profile(storage, email="ada@example.com", push=subscriptions)
-    profile = storage.current_profile("customers", "ada")
-    assert profile is not None
+    storage.record_event("customers", "ada", Event("visited", T0, {}, id="v1"))
+    assert len(storage.profile("customers", "ada").view.events) == 1
+    record = storage.profile("customers", "ada", history=False)
+    assert record.exists
+    assert not record.history
+    profile = record.view
     assert (profile.profile_db, profile.profile_id) == ("customers", "ada")
     assert profile.fields == {"email": "ada@example.com", "push": subscriptions}
     assert (profile.events, profile.messages) == ([], [])
     assert storage.forget_push_subscriptions(profile, [ENDPOINT])
     assert not storage.forget_push_subscriptions(profile, [ENDPOINT])  # the list changed
-    now = storage.current_profile("customers", "ada")
-    assert now is not None
+    now = storage.profile("customers", "ada", history=False).view
     assert now.fields["push"] == [{"endpoint": ENDPOINT + "2"}]
 
 
@@ -259,6 +262,6 @@ def test_an_erased_profile_leaves_no_history_message_instance_or_timer(storage: 
     assert storage.outbox_message("m1") is None
     assert storage.instance("i1") is None
     assert list(storage.due_timers(T0 + timedelta(days=2))) == []
-    assert storage.current_profile("customers", "ada") is None
+    assert not storage.profile("customers", "ada", history=False).exists
     assert storage.profile("customers", "ada").view.messages == []
     assert not storage.erase_profile("customers", "ada", [])

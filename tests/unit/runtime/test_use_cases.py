@@ -133,7 +133,8 @@ def test_one_event_reads_the_profile_once_however_many_journeys_it_moves(stack: 
 
     stack.storage.reads.clear()
     stack.event("clicked")
-    assert stack.storage.reads["profile"] == 1
+    assert stack.storage.reads["profile fields"] == 1  # no condition here reads its history
+    assert stack.storage.reads["profile"] == 0
     assert stack.storage.reads["instances_of_profile"] == 1
     assert stack.storage.reads["instance"] == 0  # the unit of work had read them all
     assert [i.status for i in stack.instances()] == ["completed"] * 3
@@ -694,3 +695,72 @@ def test_a_batch_takes_its_handled_messages_outbox_rows_out_at_its_end(stack: St
     assert set(stack.storage.rows) == {"row-0", "row-1", "row-2"}
     uow.flush()
     assert set(stack.storage.rows) == {"row-2"}
+
+
+VISITED_TWICE = {"event_count": {"type": "visited", "since": "P30D"}, "op": "gte", "value": 2}
+
+
+def test_a_step_reads_the_profiles_history_only_when_its_version_looks_at_it(
+    stack: Stack,
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    waiting = {"type": "wait_for", "event": "clicked", "timeout": "P1D", "next": "after"}
+    stack.scenario({"wait": waiting, "after": {"type": "exit"}})
+    counting = stack.scenario(
+        {
+            "wait": waiting,
+            "after": {"type": "condition", "if": VISITED_TWICE, "then": "loyal", "else": "new"},
+            "loyal": {"type": "exit"},
+            "new": {"type": "exit"},
+        }
+    )
+    for n in range(2):
+        arrive(stack, "visited", f"visit-{n}")
+    arrive(stack, "signup", "signup-1")
+    stack.storage.reads.clear()
+    arrive(stack, "clicked", "click-1")
+    # one unit of work: the fields for the first journey, read again with the history
+    # for the second, whose condition counts the visits
+    assert stack.storage.reads["profile"] == 1
+    assert stack.storage.reads["profile fields"] <= 1
+    (journey,) = [i for i in stack.instances() if i.scenario_id == counting]
+    assert journey.node == "loyal"
+
+
+BERLIN_OR_MAILED = {
+    "any": [
+        {"field": "profile.city", "op": "eq", "value": "Berlin"},
+        {"message": {"channel": "email"}, "exists": True},
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("settings", "reads"),
+    [
+        ({}, False),
+        ({"frequency_cap": {"max": 1, "per": "P1D"}}, True),
+        ({"nodes": {"hello": {"type": "best_time", "within": "P1D"}}}, True),
+        (
+            {
+                "nodes": {
+                    "hello": email("Hello", "check"),
+                    "check": {"type": "condition", "if": BERLIN_OR_MAILED, "then": "bye"},
+                    "bye": {"type": "exit"},
+                }
+            },
+            True,
+        ),
+        ({"exit_on": [{"event": "order.created", "where": {"segment": "vip"}}]}, True),
+    ],
+)
+def test_which_versions_read_the_profiles_history(settings: dict[str, Any], reads: bool) -> None:
+    document = {
+        "name": "s",
+        "profile_db": "customers",
+        "entry": "hello",
+        "triggers": [{"id": "signup", "type": "event", "event": "signup", "next": "hello"}],
+        "nodes": {"hello": email("Hello")},
+        **settings,
+    }
+    assert CompiledScenario.from_document(document).reads_history is reads
