@@ -71,8 +71,9 @@ lint: $(INSTALLED)
 ## and wake-up lateness, then the e-mail worker's rate and requests per message, then
 ## segment membership's requests per profile change and per 1,000 profiles of its daily
 ## run, then commerce signals' requests and time per watcher of a price change and per
-## commerce event, then the local stack's memory over 120 virtual days (fails over 1 GB); prints
-## `name: value unit` lines and writes bench/results.json
+## commerce event, then the local stack's memory over a virtual year of 10,000 journeys and 30
+## idle days (fails over 1 GB, or when idle days grow it); prints `name: value unit` lines and
+## writes bench/results.json
 bench: $(INSTALLED)
 	$(ONE_CORE) $(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.runtime

@@ -1,18 +1,21 @@
 """The local stack's memory over a long run: `python -m bench.soak` (part of `make bench`).
 
 The local stack itself, as `make run` starts it (`python -m chalicelib.local`, here on a
-virtual clock), driven through HTTP for SOAK_DAYS days (30): each day a schedule trigger
+virtual clock), driven through HTTP for SOAK_DAYS days (365): each day a schedule trigger
 puts every profile of a segment into a journey (an e-mail, a day's pause, an SMS), each
 of them sends an event, and a new profile signs up, captured into a welcome e-mail:
-SOAK_JOURNEYS journeys (120) in all. The server's resident memory (VmRSS of its
-process) is read after a warm-up month, every day, and at the end, with its peak (VmHWM);
-the bench fails when the peak passes SOAK_LIMIT_MB (1 GB). What the stack keeps is
-bounded by what TTL removes and what the product keeps on purpose (the 400-day event
-history, journeys, message records), not by how long it runs.
+SOAK_JOURNEYS journeys (10,000) in all. Then SOAK_IDLE_DAYS (30) idle days: the
+schedule still runs every day, but nobody is left in its segment. The server's resident
+memory (VmRSS of its process) is read after a warm-up month, every day, and at the end,
+with its peak (VmHWM).
 
-`python -m bench.soak --quick` runs 10 days and 40 journeys, for a check in a minute;
-`SOAK_DAYS=365 SOAK_JOURNEYS=10000` is the year (hours: see docs/runtime.md).
-Prints `name: value unit` lines and merges them into bench/results.json.
+The bench fails when the peak passes SOAK_LIMIT_MB (1 GB), or when the idle days grow
+it by more than IDLE_LIMIT_MB per 100 days: what the stack keeps must be what TTL has
+not removed yet and what the product keeps on purpose (the 400-day event history,
+journeys, message records), not something that grows with time or with schedule runs.
+
+`python -m bench.soak --quick` runs 10 days, 40 journeys and 5 idle days, for a check in
+a minute. Prints `name: value unit` lines and merges them into bench/results.json.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 QUICK = "--quick" in sys.argv[1:]
-DAYS = int(os.environ.get("SOAK_DAYS", "10" if QUICK else "30"))
-JOURNEYS = int(os.environ.get("SOAK_JOURNEYS", "40" if QUICK else "120"))
+DAYS = int(os.environ.get("SOAK_DAYS", "10" if QUICK else "365"))
+JOURNEYS = int(os.environ.get("SOAK_JOURNEYS", "40" if QUICK else "10000"))
+IDLE_DAYS = int(os.environ.get("SOAK_IDLE_DAYS", "5" if QUICK else "30"))
 WARM_UP_DAYS = min(30, DAYS // 4 or 1)
 LIMIT_MB = float(os.environ.get("SOAK_LIMIT_MB", "1024"))
+IDLE_LIMIT_MB = 20.0  # per 100 idle days; a schedule run that kept 2 MB would grow 200
 START = datetime(2026, 1, 1, 6, tzinfo=UTC)
 KEY = "soak"
 
@@ -163,10 +168,10 @@ class Stack:
         self.log.close()
 
 
-def soak(days: int, journeys: int) -> dict[str, tuple[float, str]]:
+def soak(days: int, journeys: int, idle_days: int) -> dict[str, tuple[float, str]]:
     stack = Stack()
     try:
-        return drive(stack, days, journeys)
+        return drive(stack, days, journeys, idle_days)
     except Exception:
         print(stack.output(), file=sys.stderr)
         raise
@@ -174,7 +179,7 @@ def soak(days: int, journeys: int) -> dict[str, tuple[float, str]]:
         stack.stop()
 
 
-def drive(stack: Stack, days: int, journeys: int) -> dict[str, tuple[float, str]]:
+def drive(stack: Stack, days: int, journeys: int, idle_days: int) -> dict[str, tuple[float, str]]:
     call = stack.call
     for scenario in call("GET", "/scenarios")["scenarios"]:  # the example: not this load
         if scenario["status"] == "active":
@@ -191,6 +196,18 @@ def drive(stack: Stack, days: int, journeys: int) -> dict[str, tuple[float, str]
         return sum(call("GET", f"/scenarios/{i}/stats")["entered"] for i in ids)
 
     began = time.monotonic()
+
+    def next_day(day: int) -> float:
+        call("POST", "/local/clock", {"set": (START + timedelta(days=day)).isoformat()})
+        resident, _ = stack.memory_mb()
+        if day % 30 == 0 or day == days or os.environ.get("SOAK_VERBOSE"):
+            print(
+                f"  day {day}: {resident:.0f} MB resident, {time.monotonic() - began:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        return resident
+
     warm = warm_journeys = 0.0
     for day in range(1, days + 1):
         call("PUT", f"/profiles/customers/s{day}", {"fields": person(f"s{day}")})
@@ -199,20 +216,20 @@ def drive(stack: Stack, days: int, journeys: int) -> dict[str, tuple[float, str]
             for n in range(members)
         ]
         call("POST", "/events", {"events": events})
-        call("POST", "/local/clock", {"set": (START + timedelta(days=day)).isoformat()})
-        resident, _ = stack.memory_mb()
+        resident = next_day(day)
         if day == WARM_UP_DAYS:
             warm, warm_journeys = resident, entered()
-        if day % 30 == 0 or day == days or os.environ.get("SOAK_VERBOSE"):
-            print(
-                f"  day {day}: {resident:.0f} MB resident, {time.monotonic() - began:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
     seconds = time.monotonic() - began
-    end, peak = stack.memory_mb()
+    end, _ = stack.memory_mb()
     total = entered()
-    after_warm_up = max(1, days - WARM_UP_DAYS)
+    # idle: the schedule still runs each day, with nobody left in its segment
+    for n in range(members):
+        call("PUT", f"/profiles/customers/m{n}", {"fields": {"segment": "left"}})
+    idle_from = next_day(days + 1)  # the journeys of the last day end on this one
+    idle_to = idle_from
+    for day in range(days + 2, days + idle_days + 1):
+        idle_to = next_day(day)
+    _, peak = stack.memory_mb()
     return {
         "soak_days": (days, "days"),
         "soak_journeys": (total, "journeys"),
@@ -224,12 +241,20 @@ def drive(stack: Stack, days: int, journeys: int) -> dict[str, tuple[float, str]
             round((end - warm) * 1000 / max(1, total - warm_journeys), 1),
             "MB",
         ),
-        "soak_growth_per_100_days": (round((end - warm) * 100 / after_warm_up, 1), "MB"),
+        "soak_growth_per_100_days": (
+            round((end - warm) * 100 / max(1, days - WARM_UP_DAYS), 1),
+            "MB",
+        ),
+        "soak_idle_days": (idle_days, "days"),
+        "soak_idle_growth_per_100_days": (
+            round((idle_to - idle_from) * 100 / max(1, idle_days - 1), 1),
+            "MB",
+        ),
     }
 
 
 def main() -> int:
-    figures = soak(DAYS, JOURNEYS)
+    figures = soak(DAYS, JOURNEYS, IDLE_DAYS)
     for name, (value, unit) in figures.items():
         print(f"{name}: {value} {unit}")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -238,8 +263,13 @@ def main() -> int:
     )
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     peak = figures["soak_peak_rss"][0]
+    idle = figures["soak_idle_growth_per_100_days"][0]
     if peak > LIMIT_MB:
         print(f"FAIL: peak resident memory {peak} MB is over {LIMIT_MB:.0f} MB", file=sys.stderr)
+        return 1
+    if idle > IDLE_LIMIT_MB:
+        print(f"FAIL: idle days grew {idle} MB per 100 days (over {IDLE_LIMIT_MB:.0f})",
+              file=sys.stderr)  # fmt: skip
         return 1
     return 0
 
