@@ -198,7 +198,6 @@ class DynamoStorage:
         a second one for the events only when messages filled the first. Without
         `history`, a (consistent) GetItem of the profile item."""
         view = Profile(profile_id, profile_db=profile_db)
-        partition = store.profile_partition(profile_db, profile_id)
         if not history:
             item = profile_items.read(profile_db, profile_id)
             if item is not None:
@@ -206,6 +205,7 @@ class DynamoStorage:
                 view.invalid = item.get("invalid") or {}
             return _record(view, item, history=False)
         item = None
+        partition = store.profile_partition(profile_db, profile_id)
         read = 0
         for values in store.profiles.query(
             "pk = :pk AND sk BETWEEN :e AND :p",

@@ -193,12 +193,12 @@ class MemoryStorage:
         self.reads["profile" if history else "profile fields"] += 1
         with self._lock:
             stored = self.profiles.get((profile_db, profile_id)) or _Profile()
-            events = [stored.events[key] for key in sorted(stored.events)][-EVENT_LIMIT:]
-            messages = sorted(stored.messages.values(), key=lambda m: (m.at, m.message_id))
+            events, messages = [], []
+            if history:
+                events = [stored.events[key] for key in sorted(stored.events)][-EVENT_LIMIT:]
+                messages = sorted(stored.messages.values(), key=lambda m: (m.at, m.message_id))
             fields = copy.deepcopy(stored.fields or {})
             merged_into = self.aliases.get((profile_db, profile_id))
-        if not history:
-            events, messages = [], []
         view = Profile(profile_id, fields, events, messages[-MESSAGE_LIMIT:], profile_db)
         return ProfileRecord(
             view,

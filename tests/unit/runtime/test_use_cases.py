@@ -3,12 +3,13 @@ take a promo code — what they write, what they send, and how often they read."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from chalicelib.adapters.clock import VirtualClock
+from chalicelib.adapters.clock import VirtualClock, use_clock
 from chalicelib.adapters.memory_storage import MemoryQueues, MemoryStorage
 from chalicelib.bootstrap import bootstrap
 from chalicelib.engine import reacts_to
@@ -83,6 +84,21 @@ class Stack:
 
     def instances(self, profile_id: str = "ada") -> list[Any]:
         return [s.instance for s in self.storage.instances_of_profile("customers", profile_id)]
+
+
+S = TypeVar("S", bound=Stack)
+
+
+def wired(kind: type[S]) -> Iterator[S]:
+    """A stack of this kind on a virtual clock from START, for a fixture to yield from;
+    the default wiring and clock are put back after it."""
+    clock = VirtualClock(START)
+    previous = use_clock(clock)
+    try:
+        yield kind(clock)
+    finally:
+        use_clock(previous)
+        bootstrap()
 
 
 def email(subject: str, next_node: str | None = None) -> dict[str, Any]:
