@@ -26,6 +26,7 @@ from chalicelib.runtime.commit import epoch
 from chalicelib.runtime.messages import QueueMessage
 from chalicelib.runtime.pacing import next_slot
 from chalicelib.runtime.storage import (
+    EVENT_LIMIT,
     AbandonTimer,
     AtNode,
     CaptureGuard,
@@ -70,8 +71,7 @@ from chalicelib.runtime.storage import (
 from chalicelib.scenarios.facts import Event, Message, Profile
 from chalicelib.scenarios.model import EventTrigger, ExperimentNode, Segment
 
-EVENT_LIMIT = 300  # as the DynamoDB adapter: the newest events and messages of a profile
-MESSAGE_LIMIT = 200
+MESSAGE_LIMIT = 200  # as the DynamoDB adapter: the newest messages of a profile
 
 
 @dataclass
@@ -210,10 +210,13 @@ class MemoryStorage:
         )
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
+        self.record_events([(profile_db, profile_id, event)])
+
+    def record_events(self, events: list[tuple[str, str, Event]]) -> None:
         with self._lock:
-            self.profiles[(profile_db, profile_id)].events[(event.occurred_at, event.id or "")] = (
-                event
-            )
+            for profile_db, profile_id, event in events:
+                history = self.profiles[(profile_db, profile_id)].events
+                history[(event.occurred_at, event.id or "")] = event
 
     # --- instances -----------------------------------------------------------------------
 
