@@ -12,6 +12,11 @@ answers, in a time and a memory that do not grow with everything the tables hold
   date. The partition's items are then sorted, paged and filtered by moto as before.
 - Scan deep-copied every item before applying its filter. Here only the items the
   filter keeps are copied.
+- Each page of a Scan of a table sorted all of the table's items, then walked them
+  from the first to the page's start key: a daily segment campaign took ever longer as
+  the event history grew. Here a page sorts the partitions' keys only, skips those
+  before its start key and outside its parallel Scan segment, and reads items until
+  the page is full: the same pages, in the same order.
 - Every item held its own copy of each attribute name (and of each key of its maps):
   the same few names, once per item. Here they are interned, shared by all items.
 - Every DynamoDB answer went through moto's generic serializer, which walks the
@@ -31,7 +36,7 @@ import json
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 _originals: list[tuple[Any, str, Any]] = []  # (owner, attribute, moto's own value)
@@ -346,18 +351,18 @@ def _partitioned_query(original: Callable[..., Any]) -> Callable[..., Any]:
     return query
 
 
-def _candidates_first(original: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
-    def all_items(self: Any) -> list[Any]:
+def _candidates_first(original: Callable[..., list[Any]]) -> Callable[..., Iterable[Any]]:
+    def all_items(self: Any) -> Iterable[Any]:
         table, candidates = getattr(_scope, "candidates", None) or (None, None)
         if table is self and candidates is not None:
             _scope.candidates = None
-            return list(candidates)
+            return candidates if isinstance(candidates, Iterator) else list(candidates)
         return original(self)
 
     return all_items
 
 
-# --- scans copy only what they return ------------------------------------------------------
+# --- scans copy only what they return, and read from their start key -------------------
 
 
 def _filtered_scan(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -369,10 +374,13 @@ def _filtered_scan(original: Callable[..., Any]) -> Callable[..., Any]:
         filter_expression: Any = None,
         index_name: str | None = None,
         *args: Any,
+        segments: tuple[Any, Any] = (None, None),
         **kwargs: Any,
     ) -> Any:
         # an index's items are filtered as projected: those are copied, as before
         _scope.scan_filter = None if index_name else filter_expression
+        if not index_name:
+            _scope.candidates = (self, _scan_order(self, exclusive_start_key, segments))
         try:
             return original(
                 self,
@@ -382,12 +390,35 @@ def _filtered_scan(original: Callable[..., Any]) -> Callable[..., Any]:
                 filter_expression,
                 index_name,
                 *args,
+                segments=segments,
                 **kwargs,
             )
         finally:
-            _scope.scan_filter = None
+            _scope.scan_filter = _scope.candidates = None
 
     return scan
+
+
+def _scan_order(
+    table: Any, start: dict[str, Any] | None, segments: tuple[Any, Any]
+) -> Iterator[Any]:
+    """The table's items in the order moto's Scan reads them (by hash key, then range key),
+    from the partition of the page's `start` key on, in the Scan's segment only. Lazily:
+    moto stops reading once the page is full."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    first = DynamoType(start[table.hash_key_attr]).cast_value if start else None
+    hashes = sorted(table.items, key=lambda value: value.cast_value)
+    for value in hashes:
+        if first is not None and value.cast_value < first:
+            continue
+        partition = table.items[value]
+        if table.range_key_attr:
+            items = sorted(partition.values(), key=lambda item: item.range_key.cast_value)
+        else:
+            items = [partition]
+        if items and items[0].is_within_segment(segments):
+            yield from items
 
 
 # --- a queue's attributes, once a call ------------------------------------------------------

@@ -78,6 +78,9 @@ REQUESTS: list[Request] = [
               "Limit": 7}),
     ("scan", {"IndexName": "by_node", "FilterExpression": "attribute_exists(moved)"}),
     ("scan", {}),
+    ("scan", {"Segment": 1, "TotalSegments": 3, "Limit": 4}),
+    ("scan", {"Segment": 0, "TotalSegments": 2, "FilterExpression": "n > :n",
+              "ExpressionAttributeValues": {":n": {"N": "12"}}, "Limit": 3}),
 ]  # fmt: skip
 PROFILE_REQUESTS: list[Request] = [
     ("query", {"KeyConditionExpression": "pk = :p AND begins_with(sk, :e)", "Limit": 2,
@@ -89,6 +92,9 @@ PROFILE_REQUESTS: list[Request] = [
                "ExpressionAttributeValues": {":p": {"S": "customers#nobody"}}}),
     ("scan", {"FilterExpression": "begins_with(sk, :m)",
               "ExpressionAttributeValues": {":m": {"S": "M#"}}, "Limit": 5}),
+    ("scan", {"Limit": 3}),
+    ("scan", {"Segment": 1, "TotalSegments": 2, "FilterExpression": "sk = :p",
+              "ExpressionAttributeValues": {":p": {"S": "P"}}, "Limit": 4}),
 ]  # fmt: skip
 
 
@@ -187,6 +193,30 @@ def test_a_scan_copies_only_the_items_its_filter_keeps(dynamodb: Any) -> None:
     assert answer["Count"] == 3
     assert answer["ScannedCount"] == 30
     assert len(copies) == 3
+
+
+def test_a_scan_page_reads_from_its_start_key_not_from_the_table_s_first_item(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.models.table import Table
+
+    profiles = table("profiles")
+    for n in range(150):
+        for sk in ("P", "E#1", "E#2"):
+            item = {"pk": {"S": f"customers#p{n:03d}"}, "sk": {"S": sk}}
+            dynamodb.put_item(TableName=profiles, Item=item)
+    start = {"pk": {"S": "customers#p120"}, "sk": {"S": "P"}}  # its last item
+    walked: list[Any] = []
+    original = Table._item_comes_before_dct
+
+    def counted(self: Any, item: Any, *args: Any) -> bool:
+        walked.append(item)
+        return bool(original(self, item, *args))
+
+    monkeypatch.setattr(Table, "_item_comes_before_dct", counted)
+    page = dynamodb.scan(TableName=profiles, ExclusiveStartKey=start, Limit=2)
+    assert [item["pk"]["S"] for item in page["Items"]] == ["customers#p121"] * 2
+    assert len(walked) == 4  # its partition and the next item, not the 360 items before them
 
 
 def test_queue_attributes_answer_as_moto_does(aws_stack: None) -> None:
