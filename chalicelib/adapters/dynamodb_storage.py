@@ -41,6 +41,7 @@ from chalicelib.runtime import messages
 from chalicelib.runtime.commit import epoch
 from chalicelib.runtime.pacing import spacing
 from chalicelib.runtime.storage import (
+    EVENT_LIMIT,
     REMOVAL_KEPT,
     VIEW_KEPT,
     AbandonTimer,
@@ -122,8 +123,7 @@ from .dynamo import (
     transact,
 )
 
-EVENT_LIMIT = 300  # the newest events the engine sees per profile
-MESSAGE_LIMIT = 200  # and the newest messages
+MESSAGE_LIMIT = 200  # the newest messages the engine sees per profile (events: EVENT_LIMIT)
 EVENT_HISTORY = timedelta(days=400)  # how long a profile keeps its events
 STAT_SHARDS = 8  # items a scenario version's counters of one day are spread over
 DEDUP_WINDOW = timedelta(days=7)  # how long an event id the API queued is remembered
@@ -198,7 +198,6 @@ class DynamoStorage:
         a second one for the events only when messages filled the first. Without
         `history`, a (consistent) GetItem of the profile item."""
         view = Profile(profile_id, profile_db=profile_db)
-        partition = store.profile_partition(profile_db, profile_id)
         if not history:
             item = profile_items.read(profile_db, profile_id)
             if item is not None:
@@ -206,6 +205,7 @@ class DynamoStorage:
                 view.invalid = item.get("invalid") or {}
             return _record(view, item, history=False)
         item = None
+        partition = store.profile_partition(profile_db, profile_id)
         read = 0
         for values in store.profiles.query(
             "pk = :pk AND sk BETWEEN :e AND :p",
@@ -238,14 +238,15 @@ class DynamoStorage:
         return _record(view, item)
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
-        store.profiles.put(
-            {
-                "pk": store.profile_partition(profile_db, profile_id),
-                "sk": f"E#{format_datetime(event.occurred_at)}#{event.id}",
-                **event_to_values(event),
-                "expires_at": epoch(event.occurred_at + EVENT_HISTORY),
-            }
-        )
+        store.profiles.put(_event_item(profile_db, profile_id, event))
+
+    def record_events(self, events: list[tuple[str, str, Event]]) -> None:
+        """BatchWriteItem, each item once (a call may not hold one key twice)."""
+        items: dict[tuple[str, str], dict[str, Any]] = {}
+        for recorded in events:
+            item = _event_item(*recorded)
+            items[(item["pk"], item["sk"])] = item
+        store.profiles.batch_put(list(items.values()))
 
     # --- instances -----------------------------------------------------------------------
 
@@ -1435,6 +1436,16 @@ def _once_write(once: Once) -> dict[str, Any]:
 
 def _dedup_key(event_id: str) -> dict[str, str]:
     return {"key": f"event#{event_id}"}
+
+
+def _event_item(profile_db: str, profile_id: str, event: Event) -> dict[str, Any]:
+    """The event's item in the profile's history: `E#<occurred at>#<event id>`."""
+    return {
+        "pk": store.profile_partition(profile_db, profile_id),
+        "sk": f"E#{format_datetime(event.occurred_at)}#{event.id}",
+        **event_to_values(event),
+        "expires_at": epoch(event.occurred_at + EVENT_HISTORY),
+    }
 
 
 def _guard_key(profile_db: str, profile_id: str, scenario_id: str) -> dict[str, str]:

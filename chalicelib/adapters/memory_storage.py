@@ -26,6 +26,7 @@ from chalicelib.runtime.commit import epoch
 from chalicelib.runtime.messages import QueueMessage
 from chalicelib.runtime.pacing import next_slot
 from chalicelib.runtime.storage import (
+    EVENT_LIMIT,
     AbandonTimer,
     AtNode,
     CaptureGuard,
@@ -70,8 +71,7 @@ from chalicelib.runtime.storage import (
 from chalicelib.scenarios.facts import Event, Message, Profile
 from chalicelib.scenarios.model import EventTrigger, ExperimentNode, Segment
 
-EVENT_LIMIT = 300  # as the DynamoDB adapter: the newest events and messages of a profile
-MESSAGE_LIMIT = 200
+MESSAGE_LIMIT = 200  # as the DynamoDB adapter: the newest messages of a profile
 
 
 @dataclass
@@ -193,12 +193,12 @@ class MemoryStorage:
         self.reads["profile" if history else "profile fields"] += 1
         with self._lock:
             stored = self.profiles.get((profile_db, profile_id)) or _Profile()
-            events = [stored.events[key] for key in sorted(stored.events)][-EVENT_LIMIT:]
-            messages = sorted(stored.messages.values(), key=lambda m: (m.at, m.message_id))
+            events, messages = [], []
+            if history:
+                events = [stored.events[key] for key in sorted(stored.events)][-EVENT_LIMIT:]
+                messages = sorted(stored.messages.values(), key=lambda m: (m.at, m.message_id))
             fields = copy.deepcopy(stored.fields or {})
             merged_into = self.aliases.get((profile_db, profile_id))
-        if not history:
-            events, messages = [], []
         view = Profile(profile_id, fields, events, messages[-MESSAGE_LIMIT:], profile_db)
         return ProfileRecord(
             view,
@@ -210,10 +210,13 @@ class MemoryStorage:
         )
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
+        self.record_events([(profile_db, profile_id, event)])
+
+    def record_events(self, events: list[tuple[str, str, Event]]) -> None:
         with self._lock:
-            self.profiles[(profile_db, profile_id)].events[(event.occurred_at, event.id or "")] = (
-                event
-            )
+            for profile_db, profile_id, event in events:
+                history = self.profiles[(profile_db, profile_id)].events
+                history[(event.occurred_at, event.id or "")] = event
 
     # --- instances -----------------------------------------------------------------------
 

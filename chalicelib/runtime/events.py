@@ -23,14 +23,16 @@ logger = logging.getLogger(__name__)
 
 
 def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
-    """Handle one event of a profile; an outbox row's event is consumed after it."""
+    """Handle one event of a profile: its history first (a batch's unit of work writes it
+    at `flush`, before what the event caused goes out), then what it moves; an outbox
+    row's event is consumed after it."""
     uow = uow or UnitOfWork()
     event = message.event.event()
     profile_id = merges.resolve(uow, message.profile_db, message.profile_id)
     if profile_id != message.profile_id:  # sent for a merged profile: it applies to `into`
         message = message.model_copy(update={"profile_id": profile_id})
     profile_db = message.profile_db
-    uow.storage.record_event(profile_db, profile_id, event)
+    uow.record_event(profile_db, profile_id, event)  # before anything reads its history
     loyalty.keep_balance(uow, message)  # before journeys look at the profile
     orders.keep_order(uow, message)
     sessions.keep_session(uow, message)

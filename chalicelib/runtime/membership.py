@@ -209,8 +209,8 @@ def process_scan(
         relevant = [t for t in targets if t in segments or t in record.segments]
         if not relevant:
             continue
+        history = definitions.need_history(relevant)
         for attempt in range(ATTEMPTS):
-            history = definitions.need_history(relevant)
             if attempt or history:  # the Scan read no history
                 record = storage.profile(db, profile_id, history)
                 if not record.exists:

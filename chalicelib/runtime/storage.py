@@ -58,6 +58,9 @@ class StoredInstance:
     seen: list[str] = field(default_factory=list)
 
 
+EVENT_LIMIT = 300  # the newest events a profile's view holds (`ProfileRecord.history`)
+
+
 @dataclass
 class ProfileRecord:
     """The engine's view of a profile, and what a write of it must know of the stored one."""
@@ -263,6 +266,11 @@ class Storage(Protocol):
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
         """Add the event to the profile's history (the same id again: the same entry)."""
+        ...
+
+    def record_events(self, events: list[tuple[str, str, Event]]) -> None:
+        """Add each `(profile_db, profile_id, event)` to its profile's history, a batch's at
+        once (BatchWriteItem, 25 a call); the same event twice is one entry."""
         ...
 
     # instances

@@ -6,11 +6,13 @@ touches. A commit writes one `Commit` through the storage port, then sends its q
 messages, and keeps what it wrote as the new state of what was read: the next step of
 the same unit of work sees the profile and the instances as the last one left them.
 A commit that conflicts (someone else wrote first) forgets what it had read of them, so
-the step is tried again on fresh reads.
+the step is tried again on fresh reads. An event it records is in the profile's history
+it hands out from then on, written or not yet (`record_event`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -20,13 +22,14 @@ from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.engine.measure import conversion_deadline
 from chalicelib.engine.membership import MembershipChange, evaluate_membership
 from chalicelib.engine.state import Instance
-from chalicelib.scenarios.facts import Profile
+from chalicelib.scenarios.facts import Event, Profile
 from chalicelib.scenarios.model import ExperimentNode
 
 from . import membership
 from .commit import Commit, Outgoing
 from .messages import QueueMessage
 from .storage import (
+    EVENT_LIMIT,
     CaptureGuard,
     Changes,
     Conflict,
@@ -40,8 +43,9 @@ from .storage import (
 
 
 class UnitOfWork:
-    """`buffered`: the messages of its commits wait for `flush` (one unit of work for a
-    whole SQS batch sends them in as few calls as it can)."""
+    """`buffered`: the events it records and the messages of its commits wait for `flush`
+    (one unit of work for a whole SQS batch writes and sends them in as few calls as it
+    can)."""
 
     def __init__(self, wiring: Services | None = None, buffered: bool = False) -> None:
         wired = wiring or services()
@@ -49,6 +53,8 @@ class UnitOfWork:
         self.queues = wired.queues
         self._buffer: list[Outgoing] | None = [] if buffered else None
         self._consumed: list[str] = []  # outbox rows of the handled messages (buffered)
+        # per profile: the events recorded and not written yet (buffered), by history key
+        self._recorded: dict[tuple[str, str], dict[tuple[datetime, str], Event]] = {}
         self._scenarios: dict[str, ScenarioMeta | None] = {}
         self._listening: dict[str, list[str]] = {}  # scenarios by the event type they take
         self._heard: dict[str, bool] = {}  # whether journeys listen to an event type
@@ -95,11 +101,15 @@ class UnitOfWork:
 
     def profile(self, profile_db: str, profile_id: str, history: bool = True) -> ProfileRecord:
         """The profile as read (`Storage.profile`), or as this unit of work's last commit
-        left it; with `history`, read again if the one kept has none."""
+        left it; with `history`, read again if the one kept has none. A history holds the
+        events this unit of work recorded and has not written yet."""
         key = (profile_db, profile_id)
         found = self._profiles.get(key)
         if found is None or (history and not found.history):
-            self._profiles[key] = found = self.storage.profile(profile_db, profile_id, history)
+            found = self.storage.profile(profile_db, profile_id, history)
+            if found.history and key in self._recorded:
+                found = _with_events(found, self._recorded[key].values())
+            self._profiles[key] = found
         return found
 
     def merged_into(self, profile_db: str, profile_id: str) -> str | None:
@@ -152,6 +162,20 @@ class UnitOfWork:
         return self.storage.capture_guard(profile_db, profile_id, scenario_id)
 
     # --- writes --------------------------------------------------------------------------
+
+    def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
+        """Add the event to the profile's history, and to the view of it this unit of work
+        hands out from now on. Unbuffered: written at once; buffered: at `flush`, with the
+        batch's others, before anything goes out (a crash before loses nothing: SQS hands
+        the batch again, and the same event is the same entry)."""
+        key = (profile_db, profile_id)
+        if self._buffer is None:
+            self.storage.record_event(profile_db, profile_id, event)
+        else:
+            self._recorded.setdefault(key, {})[_history_key(event)] = event
+        record = self._profiles.get(key)
+        if record is not None and record.history:
+            self._profiles[key] = _with_events(record, [event])
 
     def commit(self, commit: Commit, profile: Profile | None = None) -> None:
         """Write the commit, then send its messages; `profile` is the profile's view as its
@@ -253,8 +277,14 @@ class UnitOfWork:
             self._consumed.append(row_id)
 
     def flush(self) -> None:
-        """Send what the buffered commits dispatched, then take the handled messages'
-        rows out of the outbox."""
+        """Write the recorded events first, so nothing derived from an event goes out
+        before its history does; then send what the buffered commits dispatched, then take
+        the handled messages' rows out of the outbox."""
+        if self._recorded:
+            recorded, self._recorded = self._recorded, {}
+            self.storage.record_events(
+                [(*key, event) for key, events in recorded.items() for event in events.values()]
+            )
         if self._buffer:
             pending, self._buffer = self._buffer, []
             self._send(pending)
@@ -365,3 +395,16 @@ class UnitOfWork:
             key = (write.profile_db, write.profile_id)
             if key in self._profiles:
                 self._profiles[key] = replace(self._profiles[key], segments=write.members)
+
+
+def _history_key(event: Event) -> tuple[datetime, str]:
+    """An event's place in a history, as the adapters key it: its time, then its id."""
+    return (event.occurred_at, event.id or "")
+
+
+def _with_events(record: ProfileRecord, events: Iterable[Event]) -> ProfileRecord:
+    """The record with these events in its view's history: in `occurred_at` order, the
+    same one once, the newest EVENT_LIMIT (as `Storage.profile` reads it)."""
+    history = {_history_key(event): event for event in [*record.view.events, *events]}
+    newest = [history[key] for key in sorted(history)][-EVENT_LIMIT:]
+    return replace(record, view=replace(record.view, events=newest))

@@ -78,18 +78,23 @@ def before_profile_writes(
     return raced
 
 
-def failing_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[str]:
-    """Make `owner.name` raise on its first call, as a queue refusing a batch would."""
+def failing_once(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, after: int = 0
+) -> list[str]:
+    """Make `owner.name` raise once, on its call after the first `after` ones, as a queue
+    refusing a batch or a table refusing a write would."""
     original = getattr(owner, name)
+    calls: list[str] = []
     failed: list[str] = []
 
-    def fail_first(*args: Any, **kwargs: Any) -> Any:
-        if not failed:
+    def fail_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        if len(calls) == after + 1:
             failed.append(name)
-            raise RuntimeError("SQS refused the batch")
+            raise RuntimeError(f"{name} was refused")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(owner, name, fail_first)
+    monkeypatch.setattr(owner, name, fail_once)
     return failed
 
 
@@ -326,6 +331,37 @@ def test_hook_calls_with_one_key_at_once_run_once_and_answer_alike(
     stack.drain()
     assert len(stack.instances("ada", scenario_id)) == 1
     assert len(stack.sent(node="hello")) == 1
+
+
+@pytest.mark.parametrize("key", [None, "order-5"], ids=["signed", "with-idempotency-key"])
+def test_a_hook_call_retried_after_it_failed_half_way_is_processed_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> None:
+    scenario_id, secret = hook_scenario(stack)
+    call = {"profile_id": "ada", "profile": person("ada")}
+    headers = {"Idempotency-Key": key} if key else None
+    stamp = epoch(stack.now)
+    # the call remembers its signature, upserts, then fails to commit its capture
+    failed = failing_once(monkeypatch, services().storage, "commit", after=1)
+
+    first = signed_hook(stack, scenario_id, "crm", call, secret, timestamp=stamp, headers=headers)
+    assert first.status_code >= 500
+    assert failed
+    assert stack.fields("ada")["email"] == person("ada")["email"]  # the upsert had landed
+    stack.advance("PT1M")  # the client retries the same signed bytes a minute later
+    retry = signed_hook(stack, scenario_id, "crm", call, secret, timestamp=stamp, headers=headers)
+    assert retry.status_code == 202, retry.body
+    assert "replayed" not in retry.json_body
+    stack.drain()
+    assert len(stack.instances("ada", scenario_id)) == 1
+    assert len(stack.sent(node="hello")) == 1
+    replay = signed_hook(stack, scenario_id, "crm", call, secret, timestamp=stamp, headers=headers)
+    if key:
+        assert replay.json_body == {**retry.json_body, "replayed": True}
+    else:
+        assert_problem(replay, 409, "X-Signature")
+    stack.drain()
+    assert len(stack.instances("ada", scenario_id)) == 1
 
 
 def test_an_unsubscribe_raced_by_a_journey_granting_consent_keeps_both(

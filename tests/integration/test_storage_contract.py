@@ -175,6 +175,21 @@ def test_the_profile_view_holds_its_events_and_messages_oldest_first(storage: St
     assert record.view.messages[0].statuses == {"sent": T0 + timedelta(hours=1)}
 
 
+def test_a_batch_of_events_is_recorded_at_once_the_same_event_once(storage: Storage) -> None:
+    visits = [("customers", "ada", Event("visit", T0 + timedelta(minutes=n), {}, id=f"v{n}"))
+              for n in range(30)]  # fmt: skip
+    storage.record_events(
+        [visits[0], *visits, ("customers", "bob", Event("visit", T0, {}, id="b1"))]
+    )  # more than a BatchWriteItem's 25, v0 twice in its first
+    storage.record_events(visits[28:])  # the same again: the same entries
+    assert [e.id for e in storage.profile("customers", "ada").view.events] == [
+        f"v{n}" for n in range(30)
+    ]
+    (visit,) = storage.profile("customers", "bob").view.events
+    assert (visit.id, visit.type, visit.occurred_at) == ("b1", "visit", T0)
+    storage.record_events([])
+
+
 def test_a_capture_guard_counts_captures_one_after_the_other(storage: Storage) -> None:
     first = GuardWrite("customers", "ada", "s1", "i1", None)
     storage.commit(Changes(guards=[first]))

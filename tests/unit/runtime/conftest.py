@@ -7,17 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.adapters.clock import VirtualClock, use_clock
-from chalicelib.bootstrap import bootstrap
-from tests.unit.runtime.test_use_cases import START, Stack
+from tests.unit.runtime.test_use_cases import Stack, wired
 
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    clock = VirtualClock(START)
-    previous = use_clock(clock)
-    try:
-        yield Stack(clock)
-    finally:
-        use_clock(previous)
-        bootstrap()
+    yield from wired(Stack)

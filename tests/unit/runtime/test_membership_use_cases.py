@@ -10,12 +10,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.clock import VirtualClock, use_clock
-from chalicelib.bootstrap import bootstrap
 from chalicelib.runtime import events, membership
 from chalicelib.runtime.messages import EventMessage, ScanMembership
 from chalicelib.runtime.unit_of_work import UnitOfWork
-from tests.unit.runtime.test_use_cases import START, Stack
+from tests.unit.runtime.test_use_cases import START, Stack, wired
 
 BERLINERS = {
     "profile_db": "customers",
@@ -63,13 +61,7 @@ class Members(Stack):
 
 @pytest.fixture
 def stack() -> Iterator[Members]:
-    clock = VirtualClock(START)
-    previous = use_clock(clock)
-    try:
-        yield Members(clock)
-    finally:
-        use_clock(previous)
-        bootstrap()
+    yield from wired(Members)
 
 
 def test_a_change_of_the_profile_enters_a_segment_once(stack: Members) -> None:

@@ -226,6 +226,7 @@ def test_a_batch_of_events_reads_its_profiles_aliases_at_once(stack: Stack) -> N
     events.read_aliases(uow, batch)
     for body in batch[:4]:
         events.process(parse_event(body), uow)
+    uow.flush()  # the batch's history
     assert stack.storage.reads["aliases_among"] == reads.get("aliases_among", 0) + 1
     assert stack.storage.reads["merged_into"] == reads.get("merged_into", 0)
     visits = [

@@ -3,12 +3,13 @@ take a promo code — what they write, what they send, and how often they read."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from chalicelib.adapters.clock import VirtualClock
+from chalicelib.adapters.clock import VirtualClock, use_clock
 from chalicelib.adapters.memory_storage import MemoryQueues, MemoryStorage
 from chalicelib.bootstrap import bootstrap
 from chalicelib.engine import reacts_to
@@ -83,6 +84,21 @@ class Stack:
 
     def instances(self, profile_id: str = "ada") -> list[Any]:
         return [s.instance for s in self.storage.instances_of_profile("customers", profile_id)]
+
+
+S = TypeVar("S", bound=Stack)
+
+
+def wired(kind: type[S]) -> Iterator[S]:
+    """A stack of this kind on a virtual clock from START, for a fixture to yield from;
+    the default wiring and clock are put back after it."""
+    clock = VirtualClock(START)
+    previous = use_clock(clock)
+    try:
+        yield kind(clock)
+    finally:
+        use_clock(previous)
+        bootstrap()
 
 
 def email(subject: str, next_node: str | None = None) -> dict[str, Any]:
@@ -695,6 +711,87 @@ def test_a_batch_takes_its_handled_messages_outbox_rows_out_at_its_end(stack: St
     assert set(stack.storage.rows) == {"row-0", "row-1", "row-2"}
     uow.flush()
     assert set(stack.storage.rows) == {"row-2"}
+
+
+def written_histories(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The ids of the events of each `record_events` call from now on."""
+    calls: list[list[str]] = []
+    write = stack.storage.record_events
+
+    def record_events(recorded: list[tuple[str, str, Event]]) -> None:
+        calls.append([event.id or "" for _, _, event in recorded])
+        write(recorded)
+
+    monkeypatch.setattr(stack.storage, "record_events", record_events)
+    return calls
+
+
+def visit(stack: Stack, event_id: str) -> EventMessage:
+    """A visit of Ada's now."""
+    body = EventBody.of(Event("visited", stack.clock.now(), {}, id=event_id))
+    return EventMessage(profile_db="customers", profile_id="ada", event=body)
+
+
+def history(stack: Stack) -> list[str]:
+    """The ids of Ada's events as stored."""
+    return [e.id or "" for e in stack.storage.profile("customers", "ada").view.events]
+
+
+def test_a_batch_writes_its_events_history_at_its_end_in_one_call(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    calls = written_histories(stack, monkeypatch)
+    visits = []
+    for n in range(3):
+        visits.append(visit(stack, f"visit-{n}"))
+        stack.clock.advance(timedelta(seconds=1))  # each a second after the one before
+    uow = UnitOfWork(buffered=True)
+    for message in (visits[0], visits[1], visits[1], visits[2]):  # visit-1 delivered twice
+        events.process(message, uow)
+    assert calls == []
+    assert history(stack) == []  # nothing written before the batch's end
+    assert [e.id for e in uow.profile("customers", "ada").view.events] == [
+        "visit-0", "visit-1", "visit-2"
+    ]  # fmt: skip
+    uow.flush()
+    assert calls == [["visit-0", "visit-1", "visit-2"]]
+    assert history(stack) == ["visit-0", "visit-1", "visit-2"]
+
+
+def test_an_event_outside_a_batch_is_in_the_history_at_once(stack: Stack) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    uow = UnitOfWork()
+    events.process(visit(stack, "visit-0"), uow)
+    assert history(stack) == ["visit-0"]  # before any flush
+    uow.flush()
+    assert history(stack) == ["visit-0"]
+
+
+def test_a_condition_counting_events_sees_the_batchs_earlier_ones_and_its_own(
+    stack: Stack,
+) -> None:
+    stack.storage.put_profile("customers", "ada", ADA)
+    thrice = {"event_count": {"type": "visited", "since": "P30D"}, "op": "gte", "value": 3}
+    stack.scenario(
+        {
+            "check": {"type": "condition", "if": thrice, "then": "loyal", "else": "new"},
+            "loyal": {"type": "exit"},
+            "new": {"type": "exit"},
+        },
+        triggers=[{"id": "visit", "type": "event", "event": "visited", "next": "check"}],
+        reentry="parallel",
+    )
+    stack.event("visited")  # written: the batch reads it with its own
+    uow = UnitOfWork(buffered=True)
+    for event_id in ("visit-0", "visit-1"):
+        stack.clock.advance(timedelta(seconds=1))
+        events.process(visit(stack, event_id), uow)
+    uow.flush()
+    # visit-0 counts on a read of the history with the batch's unwritten visit added,
+    # visit-1 on the view the batch kept, with visit-1 added
+    journeys = sorted(stack.instances(), key=lambda instance: instance.entry.occurred_at)
+    assert [journey.node for journey in journeys] == ["new", "new", "loyal"]
 
 
 VISITED_TWICE = {"event_count": {"type": "visited", "since": "P30D"}, "op": "gte", "value": 2}
