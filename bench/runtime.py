@@ -287,7 +287,9 @@ def _written(name: str, params: dict[str, Any]) -> list[Written]:
 def _index_key(item: Any, index: Any) -> tuple[Any, ...] | None:
     """`item`'s key in the global `index` (moto's), None when it lacks one of its attributes."""
     values = [item.attrs.get(part["AttributeName"]) for part in index.schema]
-    return None if None in values else tuple((value.type, value.value) for value in values)
+    if any(value is None for value in values):
+        return None
+    return tuple((value.type, value.value) for value in values)
 
 
 def _index_write_units(old: Stored, new: Stored) -> int:
@@ -535,9 +537,12 @@ def journey_cost(
     invocations = sum(functions.invocations.values()) / JOURNEYS
     batches = sum(n for name, n in functions.invocations.items() if name.startswith("handle_"))
     print(f"# welcome series, {JOURNEYS} journeys (half confirm): per {label}")
-    print("#   AWS requests by operation:")
+    print("#   AWS requests by operation (DynamoDB: with the capacity units they cost):")
     for name, count in by_operation.most_common():
-        print(f"#     {name}: {count / JOURNEYS:.2f}")
+        units = f", {meter.units[name] / JOURNEYS:.2f} units" if name in meter.units else ""
+        print(f"#     {name}: {count / JOURNEYS:.2f}{units}")
+    print(f"#   of the write units, the global indexes' copies: "
+          f"{meter.index_write_units / JOURNEYS:.2f}")  # fmt: skip
     print(f"#   Lambda invocations and billed ms by function ({functions.messages / max(1, batches):.1f} "
           f"messages per SQS batch):")  # fmt: skip
     for name, count in functions.invocations.most_common():
