@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -60,7 +61,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.bootstrap import bootstrap
 
@@ -100,9 +101,6 @@ LAMBDA_MEMORY_GB = (
     json.loads((ROOT / ".chalice" / "config.json").read_text())["lambda_memory_size"] / 1024
 )
 
-WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
-READS = {"GetItem", "Query", "Scan"}
-
 
 def in_process_stack() -> Any:
     """Environment for in-process moto, set before the app is imported."""
@@ -119,41 +117,122 @@ def in_process_stack() -> Any:
 
 
 class JourneyMeter:
-    """The requests journeys cause, by operation, with their capacity units: a write of n KB
-    costs n units (twice in a transaction), a read one unit per call (items here are under
-    4 KB). Left out: the sweeper's and the schedule tick's index queries, a fixed cost per
-    minute whatever the traffic, and the local stack's own queue-depth
-    checks and empty polls; a ReceiveMessage counts when it brought messages."""
+    """The requests journeys cause, by operation, and the DynamoDB capacity units on-demand
+    DynamoDB bills for them, worked out from the items as in-process moto holds them before
+    and after each call (an item's size as DynamoDB counts it, by moto's `Item.size()`,
+    which leaves out the few bytes of overhead of a number, a list or a map):
+
+    - a write (PutItem, UpdateItem, DeleteItem, each item of a BatchWriteItem) costs a unit
+      per KB of the larger of the item before and after it: the whole item, however little
+      an update sets, and as much when its condition fails; an item of a TransactWriteItems,
+      a ConditionCheck's too, costs twice that. Each global index that holds the item before
+      or after a write that succeeds costs a unit per KB of its copy (every index projects
+      all attributes): twice when the write moves the item to another index key;
+    - a read costs a unit per 4 KB: of the item for GetItem and each item of a BatchGetItem,
+      of all the items a page of a Query or Scan reads (before its filter: such a page is
+      read again, unfiltered, to know them); half as much eventually consistent, twice in a
+      TransactGetItems.
+
+    Left out: the sweeper's and the schedule tick's index queries, a fixed cost per minute
+    whatever the traffic, and the local stack's own queue-depth checks and empty polls; a
+    ReceiveMessage counts when it brought messages."""
 
     FIXED_INDEXES = ("by_due", "pending")
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.units: defaultdict[str, float] = defaultdict(float)  # by DynamoDB operation
         self.write_units = 0.0
+        self.index_write_units = 0.0  # of the write units: the global indexes'
         self.read_units = 0.0
         self.active = False
+        self._call: tuple[dict[str, Any], list[Written], list[Stored]] | None = None
 
     def attach(self, dynamodb: Any, sqs: Any) -> None:
+        import boto3
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        self._moto = dynamodb_backends[DEFAULT_ACCOUNT_ID][dynamodb.meta.region_name]
+        self._unmetered = boto3.client("dynamodb", region_name=dynamodb.meta.region_name)
         dynamodb.meta.events.register("before-parameter-build.dynamodb", self.on_dynamodb)
+        dynamodb.meta.events.register("after-call.dynamodb", self.on_dynamodb_answer)
         sqs.meta.events.register("before-parameter-build.sqs", self.on_sqs)
         sqs.meta.events.register("after-call.sqs.ReceiveMessage", self.on_receive)
 
     def on_dynamodb(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self._call = None
         name = model.name
         schedule_index = params.get("ExpressionAttributeValues", {}).get(":pk") == {"S": "SCHEDULE"}
         if not self.active or params.get("IndexName") in self.FIXED_INDEXES or schedule_index:
             return
         self.counts[f"dynamodb.{name}"] += 1
-        if name in WRITES:
-            self.write_units += _kilobytes(params)
-        elif name == "TransactWriteItems":
-            self.write_units += sum(2 * _kilobytes(item) for item in params["TransactItems"])
-        elif name == "BatchWriteItem":
-            self.write_units += sum(
-                _kilobytes(r) for rs in params["RequestItems"].values() for r in rs
+        written = _written(name, params)
+        self._call = (params, written, [self._stored(table, key) for table, key, _ in written])
+
+    def on_dynamodb_answer(
+        self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any
+    ) -> None:
+        if self._call is None:
+            return
+        (params, written, before), self._call = self._call, None
+        if not written:
+            units = self._read_units(model.name, params, parsed)
+            self.read_units += units
+        else:
+            units = 0.0
+            for (table, key, rate), old in zip(written, before, strict=True):
+                new = self._stored(table, key)
+                units += rate * _units(max(old.size, new.size), WRITE_UNIT)
+                if http_response.status_code < 300:
+                    index_units = _index_write_units(old, new)
+                    self.index_write_units += index_units
+                    units += index_units
+            self.write_units += units
+        self.units[f"dynamodb.{model.name}"] += units
+
+    def _read_units(self, name: str, params: dict[str, Any], answer: dict[str, Any]) -> float:
+        consistent = bool(params.get("ConsistentRead"))
+        if name in ("Query", "Scan"):
+            items = (
+                answer.get("Items", []) if TRIMMED.isdisjoint(params) else self._page(name, params)
             )
-        elif name in READS or name == "BatchGetItem":
-            self.read_units += 1
+            return _read_units(sum(_size(item) for item in items), consistent)
+        if name == "GetItem":
+            return _read_units(self._stored(params["TableName"], params["Key"]).size, consistent)
+        if name == "BatchGetItem":
+            return sum(
+                _read_units(self._stored(table, key).size, bool(request.get("ConsistentRead")))
+                for table, request in params["RequestItems"].items()
+                for key in request["Keys"]
+            )
+        if name == "TransactGetItems":
+            gets = [entry["Get"] for entry in params["TransactItems"]]
+            return sum(
+                2 * _read_units(self._stored(g["TableName"], g["Key"]).size, True) for g in gets
+            )
+        return 0.0
+
+    def _stored(self, table_name: str, key: dict[str, Any]) -> Stored:
+        """The item of `table_name` with `key` (or an item's key attributes) as moto holds it."""
+        table = self._moto.get_table(table_name)
+        item = table.get_item(*self._moto.get_keys_value(table, key))
+        indexes = table.global_indexes or []
+        if item is None:
+            return Stored(0, (None,) * len(indexes))
+        return Stored(item.size(), tuple(_index_key(item, index) for index in indexes))
+
+    def _page(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The items a Query or Scan page read: the page again without its filter, projection
+        or count, and without the names and values only those used."""
+        unfiltered = {key: value for key, value in params.items() if key not in TRIMMED}
+        used = set(re.findall(r"[#:]\w+", params.get("KeyConditionExpression", "")))
+        for placeholders in ("ExpressionAttributeNames", "ExpressionAttributeValues"):
+            kept = {k: v for k, v in unfiltered.pop(placeholders, {}).items() if k in used}
+            if kept:
+                unfiltered[placeholders] = kept
+        items: list[dict[str, Any]] = getattr(self._unmetered, name.lower())(**unfiltered)["Items"]
+        return items
 
     def on_sqs(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if self.active and model.name not in (
@@ -168,8 +247,80 @@ class JourneyMeter:
             self.counts["sqs.ReceiveMessage"] += 1
 
 
-def _kilobytes(value: Any) -> int:
-    return max(1, math.ceil(len(json.dumps(value)) / 1024))
+WRITE_UNIT, READ_UNIT = 1024, 4096  # bytes a capacity unit covers
+TRIMMED = frozenset({"FilterExpression", "ProjectionExpression", "Select"})  # not what a page reads
+Written = tuple[str, dict[str, Any], int]  # a table, the item's key (or item), units per KB
+
+
+class Stored(NamedTuple):
+    """An item as moto holds it, as the meter needs it: its size (0: none) and its key in
+    each global index of its table (None: not in that index)."""
+
+    size: int
+    index_keys: tuple[Any, ...]
+
+
+def _written(name: str, params: dict[str, Any]) -> list[Written]:
+    """The items a DynamoDB call writes (checks, in a transaction), with their units per KB."""
+    if name == "PutItem":
+        return [(params["TableName"], params["Item"], 1)]
+    if name in ("UpdateItem", "DeleteItem"):
+        return [(params["TableName"], params["Key"], 1)]
+    if name == "BatchWriteItem":
+        return [
+            (
+                table,
+                request["PutRequest"]["Item"]
+                if "PutRequest" in request
+                else request["DeleteRequest"]["Key"],
+                1,
+            )
+            for table, requests in params["RequestItems"].items()
+            for request in requests
+        ]
+    if name == "TransactWriteItems":
+        actions = [action for entry in params["TransactItems"] for action in entry.values()]
+        return [(action["TableName"], action.get("Item") or action["Key"], 2) for action in actions]
+    return []
+
+
+def _index_key(item: Any, index: Any) -> tuple[Any, ...] | None:
+    """`item`'s key in the global `index` (moto's), None when it lacks one of its attributes."""
+    values = [item.attrs.get(part["AttributeName"]) for part in index.schema]
+    if any(value is None for value in values):
+        return None
+    return tuple((value.type, value.value) for value in values)
+
+
+def _index_write_units(old: Stored, new: Stored) -> int:
+    """Write units of the global indexes' copies of an item a write changed from `old` to
+    `new`: an update in place where its index key stays, else a delete and a put."""
+    units = 0
+    for old_key, new_key in zip(old.index_keys, new.index_keys, strict=True):
+        if old_key is not None and old_key == new_key:
+            units += _units(max(old.size, new.size), WRITE_UNIT)
+            continue
+        if old_key is not None:
+            units += _units(old.size, WRITE_UNIT)
+        if new_key is not None:
+            units += _units(new.size, WRITE_UNIT)
+    return units
+
+
+def _units(size: int, unit: int) -> int:
+    """Capacity units of `size` bytes: whole units, at least one (a missing item costs one)."""
+    return max(1, math.ceil(size / unit))
+
+
+def _read_units(size: int, consistent: bool) -> float:
+    return _units(size, READ_UNIT) * (1.0 if consistent else 0.5)
+
+
+def _size(item: dict[str, Any]) -> int:
+    """Bytes of an item in DynamoDB JSON, as moto's `Item.size()` counts them."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    return int(DynamoType({"M": item}).size())
 
 
 class LambdaMeter:
@@ -386,9 +537,12 @@ def journey_cost(
     invocations = sum(functions.invocations.values()) / JOURNEYS
     batches = sum(n for name, n in functions.invocations.items() if name.startswith("handle_"))
     print(f"# welcome series, {JOURNEYS} journeys (half confirm): per {label}")
-    print("#   AWS requests by operation:")
+    print("#   AWS requests by operation (DynamoDB: with the capacity units they cost):")
     for name, count in by_operation.most_common():
-        print(f"#     {name}: {count / JOURNEYS:.2f}")
+        units = f", {meter.units[name] / JOURNEYS:.2f} units" if name in meter.units else ""
+        print(f"#     {name}: {count / JOURNEYS:.2f}{units}")
+    print(f"#   of the write units, the global indexes' copies: "
+          f"{meter.index_write_units / JOURNEYS:.2f}")  # fmt: skip
     print(f"#   Lambda invocations and billed ms by function ({functions.messages / max(1, batches):.1f} "
           f"messages per SQS batch):")  # fmt: skip
     for name, count in functions.invocations.most_common():
