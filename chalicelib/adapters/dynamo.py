@@ -86,7 +86,12 @@ def _plain(value: Any) -> Any:
 
 
 class ConditionFailed(Exception):
-    """A write's condition did not hold (or a transaction conflicted): nothing was written."""
+    """A write's condition did not hold (or a transaction conflicted): nothing was written.
+    `item`: the item as it was, when the write asked for it (None: none, or not asked)."""
+
+    def __init__(self, message: str, item: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.item = item
 
 
 @contextmanager
@@ -95,7 +100,8 @@ def _conditions() -> Iterator[None]:
         yield
     except ClientError as error:
         if is_conditional_failure(error):
-            raise ConditionFailed(str(error)) from error
+            old = error.response.get("Item")
+            raise ConditionFailed(str(error), from_item(old) if old else None) from error
         raise
 
 
@@ -148,9 +154,11 @@ class Table:
         update: str,
         condition: str | None = None,
         returned: str = "ALL_NEW",
+        old_if_refused: bool = False,
         **expression: Any,
     ) -> dict[str, Any]:
-        """UpdateItem; answers the item after it (`returned="ALL_OLD"`: as it was before)."""
+        """UpdateItem; answers the item after it (`returned="ALL_OLD"`: as it was before).
+        `old_if_refused`: a ConditionFailed carries the item as it was, in the same call."""
         arguments: dict[str, Any] = {
             "TableName": self.name,
             "Key": to_item(key),
@@ -158,6 +166,8 @@ class Table:
         }
         if condition:
             arguments["ConditionExpression"] = condition
+        if old_if_refused:
+            arguments["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         with _conditions():
             answer = client("dynamodb").update_item(
                 **arguments, ReturnValues=returned, **_expression(expression)

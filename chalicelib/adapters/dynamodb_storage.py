@@ -1101,21 +1101,60 @@ class DynamoStorage:
         self, message_id: str, at: datetime, lease_until: datetime
     ) -> MessageRow | None:
         try:
-            item = store.messages.update(
-                {"message_id": message_id},
-                "SET #s = :sending, claimed_at = :now, dispatch_at = :lease,"
-                " attempts = if_not_exists(attempts, :zero) + :one,"
-                " feedback = if_not_exists(feedback, :none)",
-                "#s = :queued",
-                names={"#s": "status"},
-                values={
-                    ":sending": "sending", ":queued": "queued", ":now": format_datetime(at),
-                    ":lease": epoch(lease_until), ":zero": 0, ":one": 1, ":none": {},
-                },
-            )  # fmt: skip
+            return _message_row(self._claim(message_id, at, lease_until, "#s = :queued", {}))
         except ConditionFailed:
             return None
-        return _message_row(item)
+
+    def claim_if_due(
+        self, message_id: str, at: datetime, lease_until: datetime, due_by: datetime
+    ) -> tuple[bool, MessageRow | None]:
+        # `format_datetime` writes a whole second as `…:05Z`, which sorts after the
+        # fractions of that second (`…:05.3Z`). A bound written with its fraction always
+        # (`…:05.000000Z`) compares right with both, but for a whole second stamp in the
+        # bound's own second: that one fails the condition, and the caller decides from
+        # the row as it was.
+        due = (
+            "#s = :queued AND kind IN (:message, :webhook) AND (retry_at <= :due"
+            " OR attribute_not_exists(retry_at)"
+            " AND (attribute_not_exists(deliver_at) OR deliver_at <= :due))"
+        )
+        values = {
+            ":due": due_by.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            ":message": MESSAGE_KINDS[0], ":webhook": MESSAGE_KINDS[1],
+        }  # fmt: skip
+        try:
+            item = self._claim(message_id, at, lease_until, due, values, refused=True)
+        except ConditionFailed as failed:
+            found = failed.item
+            if found is None or found.get("kind") not in MESSAGE_KINDS:
+                return False, None
+            return False, _message_row(found)
+        return True, _message_row(item)
+
+    def _claim(
+        self,
+        message_id: str,
+        at: datetime,
+        lease_until: datetime,
+        condition: str,
+        values: dict[str, Any],
+        refused: bool = False,
+    ) -> dict[str, Any]:
+        """The claim's write, under `condition`; `refused`: a ConditionFailed carries the
+        item as it was."""
+        return store.messages.update(
+            {"message_id": message_id},
+            "SET #s = :sending, claimed_at = :now, dispatch_at = :lease,"
+            " attempts = if_not_exists(attempts, :zero) + :one,"
+            " feedback = if_not_exists(feedback, :none)",
+            condition,
+            old_if_refused=refused,
+            names={"#s": "status"},
+            values={
+                ":sending": "sending", ":queued": "queued", ":now": format_datetime(at),
+                ":lease": epoch(lease_until), ":zero": 0, ":one": 1, ":none": {}, **values,
+            },
+        )  # fmt: skip
 
     def move_message(self, move: MessageMove) -> None:
         names = {"#s": "status"}

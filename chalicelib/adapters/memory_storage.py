@@ -907,6 +907,10 @@ class MemoryStorage:
     # queued: `status`, the claim, `feedback` {status: at}, as `MessageRow` names them.
 
     def outbox_message(self, message_id: str) -> MessageRow | None:
+        self.reads["outbox_message"] += 1
+        return self._outbox_message(message_id)
+
+    def _outbox_message(self, message_id: str) -> MessageRow | None:
         with self._lock:
             kept = self.rows.get(message_id)
             if kept is None or kept.row.kind not in MESSAGE_KINDS:
@@ -926,6 +930,18 @@ class MemoryStorage:
                         feedback=values.get("feedback", {}))  # fmt: skip
             kept.dispatch_at = int(lease_until.timestamp())
             return _message_row(kept.row)
+
+    def claim_if_due(
+        self, message_id: str, at: datetime, lease_until: datetime, due_by: datetime
+    ) -> tuple[bool, MessageRow | None]:
+        with self._lock:
+            found = self._outbox_message(message_id)
+            if found is None or found.status != "queued":
+                return False, found
+            due = found.retry_at or found.deliver_at
+            if due is not None and due > due_by:
+                return False, found
+            return True, self.claim_message(message_id, at, lease_until)
 
     def move_message(self, move: MessageMove) -> None:
         with self._lock:

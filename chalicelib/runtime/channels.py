@@ -50,7 +50,7 @@ from chalicelib.scenarios.facts import Profile
 
 from . import feedback, stats, tracking
 from .commit import MAX_DELAY_SECONDS, REDISPATCH_AFTER
-from .messages import ChannelMessage, WebhookDone, parse
+from .messages import CallWebhook, ChannelMessage, WebhookDone, parse
 from .segments import library
 from .storage import Changes, Conflict, HistoryMark, MessageMove, MessageRow, StatsDelta
 
@@ -77,11 +77,25 @@ class Claim:
 
 
 def deliver(message: ChannelMessage) -> None:
-    """Handle one channel-queue message: send the message (or make the call) of its row."""
-    row = services().storage.outbox_message(message.message_id)
+    """Handle one channel-queue message: send the message (or make the call) of its row.
+
+    A row that needs no send slot is claimed in the request that reads it, when it is
+    `queued` and due: the common case, one write. Any other row is decided from what that
+    request found, as a row read first."""
+    storage = services().storage
+    now = clock_now()
+    if _needs_no_slot(message):
+        claimed, row = storage.claim_if_due(
+            message.message_id, now, now + LEASE, now + timedelta(seconds=1)
+        )
+        if claimed:
+            assert row is not None
+            _make(Claim(row))
+            return
+    else:
+        row = storage.outbox_message(message.message_id)
     if row is None:
         return
-    now = clock_now()
     if row.status in UNSETTLED and row.claimed_at is not None and row.claimed_at + LEASE <= now:
         resent = _settle(row)
         if resent is None:
@@ -104,7 +118,22 @@ def deliver(message: ChannelMessage) -> None:
     claim = _claim(row, now)
     if claim is None:
         return  # another delivery of this message claimed it first
-    if row.kind == "webhook":
+    _make(claim)
+
+
+def _needs_no_slot(message: ChannelMessage) -> bool:
+    """Whether the message is known, before its row is read, to take no send slot: a
+    webhook call, or a message of a version without a `rate_limit`."""
+    if isinstance(message, CallWebhook):
+        return True
+    if message.scenario_id is None or message.version is None:
+        return False
+    return services().storage.version(message.scenario_id, message.version).rate_limit is None
+
+
+def _make(claim: Claim) -> None:
+    """The claimed row's send or call."""
+    if claim.row.kind == "webhook":
         _call(claim)
     else:
         _send(claim)

@@ -184,7 +184,13 @@ class Commit:
         at = send.deliver_at or self.now
         self._outbox_row(
             send.message_id, "message", instance,
-            (send.channel, messages.Deliver(message_id=send.message_id)),
+            (
+                send.channel,
+                messages.Deliver(
+                    message_id=send.message_id, scenario_id=instance.scenario_id,
+                    version=instance.version,
+                ),
+            ),
             deliver_at=at, channel=send.channel, node=send.node, status="queued", to=send.to,
             subject=send.subject, body=send.body, html=send.html, title=send.title,
             url=send.url, sender=send.sender,

@@ -242,10 +242,14 @@ SegmentsMessage = Annotated[
 
 
 class Deliver(_Message):
-    """Send the message of this outbox row (e-mail, SMS, push)."""
+    """Send the message of this outbox row (e-mail, SMS, push). `scenario_id` and
+    `version`: whose message it is, for the worker to know before it reads the row whether
+    it is paced (None: queued before messages said so; its row is read first)."""
 
     kind: Literal["message"] = "message"
     message_id: str
+    scenario_id: str | None = None
+    version: int | None = None
 
 
 class CallWebhook(_Message):

@@ -624,6 +624,16 @@ class Storage(Protocol):
         None when it was not `queued` (another delivery claimed it first)."""
         ...
 
+    def claim_if_due(
+        self, message_id: str, at: datetime, lease_until: datetime, due_by: datetime
+    ) -> tuple[bool, MessageRow | None]:
+        """`claim_message` in the same request as the row's read, when the row is `queued`
+        and due by `due_by` (its `retry_at`, else its `deliver_at`, if any, at or before
+        it): (True, the row as claimed). Else nothing is written: (False, the row as it is;
+        None when there is none, or it is of another kind). A row due within the last
+        second may be refused as not due yet: the caller decides from the row it gets."""
+        ...
+
     def move_message(self, move: MessageMove) -> None:
         """Apply the move, expecting the row still as its worker holds it (else Conflict,
         and nothing is written)."""

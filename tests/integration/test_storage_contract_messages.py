@@ -104,6 +104,48 @@ def test_a_row_is_claimed_once_and_pending_until_its_lease_ends(storage: Storage
     assert storage.claim_message("nosuch", T0, LEASE) is None
 
 
+def test_a_row_is_claimed_in_the_request_that_reads_it_only_when_queued_and_due(
+    storage: Storage,
+) -> None:
+    sent(storage)  # due at T0
+    second = timedelta(seconds=1)
+    claimed, row = storage.claim_if_due("m1", T0 - 5 * second, LEASE, T0 - 4 * second)
+    assert not claimed
+    assert row is not None
+    assert (row.status, row.attempts, row.claimed_at) == ("queued", 0, None)  # as it was
+    claimed, row = storage.claim_if_due("m1", T0, LEASE, T0 + second)
+    assert claimed
+    assert row is not None
+    assert (row.status, row.claimed_at, row.attempts, row.feedback) == ("sending", T0, 1, {})
+    claimed, row = storage.claim_if_due("m1", T0, LEASE, T0 + second)  # another delivery's
+    assert not claimed
+    assert row is not None
+    assert (row.status, row.attempts) == ("sending", 1)
+    retry_at = T0 + timedelta(seconds=10, microseconds=500_000)  # a retry's time comes first
+    storage.move_message(MessageMove("m1", "sending", T0, "queued", retry_at=retry_at))
+    claimed, row = storage.claim_if_due("m1", T0 + 9 * second, LEASE, T0 + 10 * second)
+    assert not claimed
+    assert row is not None
+    assert (row.status, row.retry_at) == ("queued", retry_at)
+    claimed, row = storage.claim_if_due("m1", retry_at, LEASE, retry_at + second)
+    assert claimed
+    assert row is not None
+    assert row.attempts == 2
+    assert storage.claim_if_due("nosuch", T0, LEASE, T0 + second) == (False, None)
+
+
+def test_a_row_of_another_kind_is_not_claimed(storage: Storage) -> None:
+    event = messages.EventMessage(
+        profile_db="customers", profile_id="ada",
+        event=messages.EventBody.of(Event("signup", T0, {}, id="e1")), row_id="r1",
+    )  # fmt: skip
+    row = OutboxRow(
+        "r1", "event", T0, "customers", "ada", dispatch=Dispatch("events", event, T0, T0)
+    )
+    storage.keep_pending([row])
+    assert storage.claim_if_due("r1", T0, LEASE, T0 + timedelta(seconds=1)) == (False, None)
+
+
 def test_a_move_needs_the_claim_it_was_held_by(storage: Storage) -> None:
     sent(storage)
     storage.claim_message("m1", T0, LEASE)

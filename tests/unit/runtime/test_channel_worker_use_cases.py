@@ -99,6 +99,25 @@ def test_a_queued_email_goes_out_once_however_often_its_message_comes(outbox: Ou
     assert pending.row_id == f"feedback-{message.message_id}:sent"  # its event's, till consumed
 
 
+def test_a_due_message_is_claimed_in_the_request_that_reads_its_row(outbox: Outbox) -> None:
+    message = outbox.queued()
+    assert (message.scenario_id, message.version) == ("s1", 1)  # a version without rate limit
+    channels.deliver(message)
+    assert [request["subject"] for request in outbox.sent] == ["Hello"]
+    assert outbox.storage.reads["outbox_message"] == 0
+    channels.deliver(message)  # delivered again: refused, decided from the row it found
+    assert len(outbox.sent) == 1
+    assert outbox.storage.reads["outbox_message"] == 0
+
+
+def test_a_message_that_does_not_say_whose_it_is_has_its_row_read_first(outbox: Outbox) -> None:
+    message = Deliver(message_id=outbox.queued().message_id)  # queued before messages said
+    channels.deliver(message)
+    channels.deliver(message)
+    assert len(outbox.sent) == 1
+    assert outbox.storage.reads["outbox_message"] == 2
+
+
 def test_a_consent_withdrawn_before_it_leaves_skips_it_in_the_history_too(
     outbox: Outbox,
 ) -> None:
