@@ -254,6 +254,14 @@ class DynamoStorage:
         values = store.instances.get({"instance_id": instance_id})
         return StoredInstance(*instance_from_values(values)) if values else None
 
+    def instances_by_id(self, instance_ids: list[str]) -> dict[str, StoredInstance]:
+        found = store.instances.batch_get(
+            [{"instance_id": instance_id} for instance_id in instance_ids], consistent=True
+        )
+        return {
+            values["instance_id"]: StoredInstance(*instance_from_values(values)) for values in found
+        }
+
     def instances_of_profile(
         self,
         profile_db: str,

@@ -225,6 +225,15 @@ class MemoryStorage:
         with self._lock:
             return copy.deepcopy(self.instances.get(instance_id))
 
+    def instances_by_id(self, instance_ids: list[str]) -> dict[str, StoredInstance]:
+        self.reads["instances_by_id"] += 1
+        with self._lock:
+            return {
+                instance_id: copy.deepcopy(self.instances[instance_id])
+                for instance_id in instance_ids
+                if instance_id in self.instances
+            }
+
     def instances_of_profile(
         self,
         profile_db: str,

@@ -84,6 +84,7 @@ def handle_events(event: SQSEvent) -> dict[str, Any]:
 def handle_steps(event: SQSEvent) -> dict[str, Any]:
     """Wake-ups, webhook results, promo codes, captures, migrations."""
     unit = UnitOfWork(buffered=True)
+    steps.read_instances(unit, [record.body for record in event])
     return consume(event, lambda body: steps.process(messages.parse_step(body), unit), unit)
 
 

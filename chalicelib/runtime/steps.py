@@ -25,6 +25,7 @@ from .messages import (
     StepMessage,
     Wake,
     WebhookDone,
+    parse_step,
 )
 from .scenarios import end_instance, resume_instance
 from .sessions import end_session
@@ -64,6 +65,20 @@ def process(message: StepMessage, uow: UnitOfWork | None = None) -> None:
             abandonment.check(uow, message)
     if message.row_id is not None:
         uow.consume_row(message.row_id)
+
+
+def read_instances(uow: UnitOfWork, bodies: list[str]) -> None:
+    """Before a batch of steps: the instances they move, in one read for the batch (a body
+    that does not parse fails on its own, later)."""
+    instance_ids = []
+    for body in bodies:
+        try:
+            message = parse_step(body)
+        except ValueError:
+            continue
+        if isinstance(message, Wake | WebhookDone | PromoRequest | Migrate | Resume | End):
+            instance_ids.append(message.instance_id)
+    uow.read_instances(instance_ids)
 
 
 def wake(uow: UnitOfWork, message: Wake) -> None:

@@ -276,6 +276,11 @@ class Storage(Protocol):
     # instances
     def instance(self, instance_id: str) -> StoredInstance | None: ...
 
+    def instances_by_id(self, instance_ids: list[str]) -> dict[str, StoredInstance]:
+        """Those of these instances that exist, by id, read as `instance` reads one (strongly
+        consistent), in one request per 100."""
+        ...
+
     def instances_of_profile(
         self,
         profile_db: str,

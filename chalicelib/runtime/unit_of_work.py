@@ -131,6 +131,13 @@ class UnitOfWork:
             found = self.storage.aliases_among(unread)
             self._aliases.update({key: found.get(key) for key in unread})
 
+    def read_instances(self, instance_ids: list[str]) -> None:
+        """Read these instances in one request (a batch of steps' instances), for `instance`
+        to answer each without a read of its own (one that is not found is read again)."""
+        unread = sorted({i for i in instance_ids if i not in self._instances})
+        if unread:
+            self._instances.update(self.storage.instances_by_id(unread))
+
     def instance(self, instance_id: str) -> StoredInstance | None:
         """The instance as this unit of work last saw it (read from the table if not yet)."""
         if instance_id not in self._instances:

@@ -201,6 +201,26 @@ def test_a_step_that_loses_a_race_is_tried_again_on_what_won(
     assert stack.instances()[0].status == "completed"
 
 
+def test_a_batch_of_wake_ups_reads_its_instances_in_one_request(stack: Stack) -> None:
+    stack.scenario({"wait": {"type": "pause", "duration": "PT1H", "next": "done"},
+                    "done": {"type": "exit"}})  # fmt: skip
+    for name in ("ada", "bob", "cy"):
+        stack.storage.put_profile("customers", name, {**ADA, "first_name": name})
+        stack.event("signup", name)
+    stack.clock.advance(timedelta(hours=1))
+    sweeper.sweep(stack.clock.now())
+    wakes = stack.queues.take("steps")
+    assert len(wakes) == 3
+    stack.storage.reads.clear()
+    uow = UnitOfWork()
+    steps.read_instances(uow, [message.wire() for message in wakes])
+    for message in wakes:
+        steps.process(message, uow)  # type: ignore[arg-type]
+    assert (stack.storage.reads["instances_by_id"], stack.storage.reads["instance"]) == (1, 0)
+    for name in ("ada", "bob", "cy"):
+        assert [i.status for i in stack.instances(name)] == ["completed"]
+
+
 def test_a_stale_wake_up_changes_nothing_and_drops_no_live_timer(stack: Stack) -> None:
     stack.storage.put_profile("customers", "ada", ADA)
     stack.scenario({"wait": {"type": "pause", "duration": "PT1H", "next": "done"},
