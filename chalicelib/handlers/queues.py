@@ -98,7 +98,8 @@ def handle_segments(event: SQSEvent) -> dict[str, Any]:
 @blueprint.on_sqs_message(queue=settings().queue("feedback"), batch_size=10)
 def handle_feedback(event: SQSEvent) -> dict[str, Any]:
     """Delivery events SES publishes through SNS: delivered, bounced, opened, ..."""
-    return consume(event, ses_events.process_notification)
+    unit = UnitOfWork(buffered=True)
+    return consume(event, lambda body: ses_events.process_notification(body, unit), unit)
 
 
 def process_segment(job: messages.SegmentsMessage) -> None:
@@ -122,7 +123,10 @@ def process_segment(job: messages.SegmentsMessage) -> None:
 
 def _channel(name: str) -> Callable[[SQSEvent], dict[str, Any]]:
     def handle_channel(event: SQSEvent) -> dict[str, Any]:
-        return consume(event, lambda body: channels.deliver(messages.parse_channel(body)))
+        unit = UnitOfWork(buffered=True)
+        return consume(
+            event, lambda body: channels.deliver(messages.parse_channel(body), unit), unit
+        )
 
     handle_channel.__name__ = f"handle_{name}"
     handle_channel.__doc__ = f"The {name} channel: deliver queued {name} messages."

@@ -53,6 +53,7 @@ from .commit import MAX_DELAY_SECONDS, REDISPATCH_AFTER
 from .messages import CallWebhook, ChannelMessage, WebhookDone, parse
 from .segments import library
 from .storage import Changes, Conflict, HistoryMark, MessageMove, MessageRow, StatsDelta
+from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +77,13 @@ class Claim:
     row: MessageRow
 
 
-def deliver(message: ChannelMessage) -> None:
+def deliver(message: ChannelMessage, uow: UnitOfWork | None = None) -> None:
     """Handle one channel-queue message: send the message (or make the call) of its row.
 
     A row that needs no send slot is claimed in the request that reads it, when it is
     `queued` and due: the common case, one write. Any other row is decided from what that
-    request found, as a row read first."""
+    request found, as a row read first. With a buffered `uow` (the queue's batch), the
+    `message.sent` events go out with the batch's others, at its end."""
     storage = services().storage
     now = clock_now()
     if _needs_no_slot(message):
@@ -90,7 +92,7 @@ def deliver(message: ChannelMessage) -> None:
         )
         if claimed:
             assert row is not None
-            _make(Claim(row))
+            _make(Claim(row), uow)
             return
     else:
         row = storage.outbox_message(message.message_id)
@@ -106,7 +108,7 @@ def deliver(message: ChannelMessage) -> None:
         if row.kind == "webhook" and row.result is not None:
             announce_result(row, row.result)
         elif row.status == "sent" and "sent" not in (row.feedback or {}):
-            feedback.record_row(row, "sent", row.sent_at or now)
+            feedback.record_row(row, "sent", row.sent_at or now, uow)
         return
     # `retry_at` after a failed attempt; `deliver_at` stays as the journey set it: it is
     # part of the key of the message in the profile's history.
@@ -118,7 +120,7 @@ def deliver(message: ChannelMessage) -> None:
     claim = _claim(row, now)
     if claim is None:
         return  # another delivery of this message claimed it first
-    _make(claim)
+    _make(claim, uow)
 
 
 def _needs_no_slot(message: ChannelMessage) -> bool:
@@ -131,18 +133,18 @@ def _needs_no_slot(message: ChannelMessage) -> bool:
     return services().storage.version(message.scenario_id, message.version).rate_limit is None
 
 
-def _make(claim: Claim) -> None:
+def _make(claim: Claim, uow: UnitOfWork | None) -> None:
     """The claimed row's send or call."""
     if claim.row.kind == "webhook":
         _call(claim)
     else:
-        _send(claim)
+        _send(claim, uow)
 
 
 # --- messages ---------------------------------------------------------------------------
 
 
-def _send(claim: Claim) -> None:
+def _send(claim: Claim, uow: UnitOfWork | None) -> None:
     row = claim.row
     record = services().storage.profile(row.profile_db, row.profile_id, history=False)
     profile = record.view if record.exists else None
@@ -167,7 +169,7 @@ def _send(claim: Claim) -> None:
         _unanswered(claim, f"crashed: {error!r}")
         return
     _finish(claim, "sent", provider_id=provider_id)
-    feedback.record_row(claim.row, "sent", clock_now())
+    feedback.record_row(claim.row, "sent", clock_now(), uow)
     logger.info("sent", extra={"message_id": row.message_id, "channel": row.channel})
 
 

@@ -31,6 +31,7 @@ from .commit import REDISPATCH_AFTER
 from .messages import EventBody, EventMessage
 from .profiles import set_consent
 from .storage import Dispatch, HistoryMark, MessageRow, OutboxRow, StatsDelta, StatusRecord
+from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -45,23 +46,30 @@ class UnknownMessage(LookupError):
 # --- recording a status ----------------------------------------------------------------
 
 
-def record(message_id: str, status: str, at: datetime, **details: Any) -> dict[str, Any]:
+def record(
+    message_id: str, status: str, at: datetime, uow: UnitOfWork | None = None, **details: Any
+) -> dict[str, Any]:
     """Record a status of a message once and return the message as `message` does.
 
     `details`: `url` (clicked), `reason` (failed, bounced), `hard` (bounced: the address
-    is invalid). Raises UnknownMessage for a message id that is not a message's.
+    is invalid). `uow`: as for `record_row`. Raises UnknownMessage for a message id that
+    is not a message's.
     """
-    record_row(message_row(message_id), status, at, **details)
+    record_row(message_row(message_id), status, at, uow, **details)
     return message(message_id)
 
 
-def record_row(row: MessageRow, status: str, at: datetime, **details: Any) -> None:
-    """`record` for a message row already read (the channel worker's)."""
+def record_row(
+    row: MessageRow, status: str, at: datetime, uow: UnitOfWork | None = None, **details: Any
+) -> None:
+    """`record` for a message row already read (the channel worker's). With a buffered
+    `uow` (a channel queue's batch) the status's event is queued with the batch's others,
+    at its end (its outbox row is written first: a crash before leaves it to the sweeper)."""
     if status not in ALL_STATUSES:
         raise ValueError(f"status must be one of {', '.join(ALL_STATUSES)}, got {status!r}")
     if status == "clicked":  # mail clients that block images report no open
-        _record_once(row, "opened", at, {})
-    _record_once(row, status, at, details)
+        _record_once(row, "opened", at, {}, uow)
+    _record_once(row, status, at, details, uow)
 
 
 def message(message_id: str) -> dict[str, Any]:
@@ -85,7 +93,9 @@ def message_row(message_id: str) -> MessageRow:
     return row
 
 
-def _record_once(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> None:
+def _record_once(
+    row: MessageRow, status: str, at: datetime, details: dict[str, Any], uow: UnitOfWork | None
+) -> None:
     """Flag, count and announce the status unless the row has it; then its effects."""
     message_id = row.message_id
     if status in (row.feedback or {}):
@@ -103,7 +113,10 @@ def _record_once(row: MessageRow, status: str, at: datetime, details: dict[str, 
     storage = services().storage
     if not stats.count_once(lambda: storage.record_status(flag, counters, outbox), counted):
         return
-    services().queues.send("events", [(body, 0)])  # its consumer takes the row out
+    if uow is None:
+        services().queues.send("events", [(body, 0)])  # its consumer takes the row out
+    else:
+        uow.send("events", [body])
     _effects(row, status, at, details)
 
 

@@ -20,6 +20,7 @@ from chalicelib.scenarios.validation import json_path
 
 from .channels import recorded
 from .feedback import UnknownMessage, record
+from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -161,8 +162,9 @@ def message_id_of(document: dict[str, Any]) -> str:
     return _tagged_id(event, prefix)
 
 
-def process_notification(body: dict[str, Any]) -> None:
-    """The feedback queue's consumer: record what an SES event reports.
+def process_notification(body: dict[str, Any], uow: UnitOfWork | None = None) -> None:
+    """The feedback queue's consumer: record what an SES event reports (with a buffered
+    `uow`, the batch's: the statuses' events are queued together at its end).
 
     Events of mail we did not send (no message tag, or an unknown or erased message) and
     documents that are no SES event are logged and dropped: trying them again would not
@@ -174,7 +176,7 @@ def process_notification(body: dict[str, Any]) -> None:
         return
     for message_id, status, at, details in outcomes:
         try:
-            row = record(message_id, status, at, **details)
+            row = record(message_id, status, at, uow, **details)
         except UnknownMessage:
             logger.info("feedback for unknown message %s dropped (%s)", message_id, status)
             continue

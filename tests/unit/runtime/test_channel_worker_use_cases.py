@@ -19,6 +19,7 @@ from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.runtime import channels, events, feedback, profiles
 from chalicelib.runtime.messages import Deliver, EventBody, EventMessage
 from chalicelib.runtime.storage import MessageRow
+from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.facts import Event
 
 START = datetime(2026, 6, 10, 10, tzinfo=UTC)
@@ -44,18 +45,18 @@ class Outbox:
         self.sent.append(request)
         return f"ses-{len(self.sent)}"
 
-    def queued(self) -> Deliver:
-        """Ada signed up to a scenario of one e-mail: its channel queue message."""
-        self.storage.put_profile("customers", "ada", ADA)
+    def queued(self, profile_id: str = "ada") -> Deliver:
+        """Ada (or another) signed up to a scenario of one e-mail: its channel queue message."""
+        self.storage.put_profile("customers", profile_id, ADA)
         document = {
             "name": "hello", "profile_db": "customers", "entry": "hello",
             "triggers": [{"id": "signup", "type": "event", "event": "signup", "next": "hello"}],
             "nodes": {"hello": HELLO},
         }  # fmt: skip
         self.storage.put_scenario(CompiledScenario.from_document(document, "s1", 1))
-        event = Event("signup", self.clock.now(), {}, id="signup-ada")
+        event = Event("signup", self.clock.now(), {}, id=f"signup-{profile_id}")
         events.process(
-            EventMessage(profile_db="customers", profile_id="ada", event=EventBody.of(event))
+            EventMessage(profile_db="customers", profile_id=profile_id, event=EventBody.of(event))
         )
         (message,) = self.queues.take("email")
         assert isinstance(message, Deliver)
@@ -108,6 +109,29 @@ def test_a_due_message_is_claimed_in_the_request_that_reads_its_row(outbox: Outb
     channels.deliver(message)  # delivered again: refused, decided from the row it found
     assert len(outbox.sent) == 1
     assert outbox.storage.reads["outbox_message"] == 0
+
+
+def test_a_batchs_sent_events_are_queued_together_at_its_end(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = [outbox.queued("ada"), outbox.queued("bob")]
+    outbox.announced()  # what the sign-ups announced
+    calls: list[str] = []
+    send = outbox.queues.send
+
+    def counted(queue: str, sent: Any) -> int:
+        calls.append(queue)
+        return send(queue, sent)
+
+    monkeypatch.setattr(outbox.queues, "send", counted)
+    uow = UnitOfWork(buffered=True)
+    for message in batch:
+        channels.deliver(message, uow)
+    assert len(outbox.sent) == 2
+    assert calls == []  # their events wait for the batch's end
+    uow.flush()
+    assert calls == ["events"]
+    assert outbox.announced() == ["message.sent", "message.sent"]
 
 
 def test_a_message_that_does_not_say_whose_it_is_has_its_row_read_first(outbox: Outbox) -> None:
