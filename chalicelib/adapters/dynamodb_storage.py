@@ -494,11 +494,10 @@ class DynamoStorage:
             values["key"].removeprefix("event#") for values in store.idempotency.batch_get(keys)
         }
 
-    def mark_event_queued(self, event_id: str, at: datetime) -> None:
-        values = {**_dedup_key(event_id), "status": "queued", "at": format_datetime(at),
+    def mark_events_queued(self, event_ids: list[str], at: datetime) -> None:
+        marked = {"status": "queued", "at": format_datetime(at),
                   "expires_at": epoch(at + DEDUP_WINDOW)}  # fmt: skip
-        with suppress(ConditionFailed):  # seen already, by a retry
-            store.idempotency.put(values, "attribute_not_exists(#k)", names={"#k": "key"})
+        store.idempotency.batch_put([{**_dedup_key(event_id), **marked} for event_id in event_ids])
 
     # --- sending discipline ---
     # Entry counters: `idempotency` items `entries#<scenario id>#<window start>`, expiring a

@@ -462,9 +462,9 @@ class MemoryStorage:
     def events_seen(self, event_ids: list[str]) -> set[str]:
         return set(event_ids) & self.queued_events
 
-    def mark_event_queued(self, event_id: str, at: datetime) -> None:
+    def mark_events_queued(self, event_ids: list[str], at: datetime) -> None:
         with self._lock:
-            self.queued_events.add(event_id)
+            self.queued_events.update(event_ids)
 
     # --- sending discipline ---
 

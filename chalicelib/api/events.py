@@ -73,8 +73,7 @@ def post_events() -> Response:
         message = EventMessage(profile_db=event.profile_db, profile_id=event.profile_id, event=body)
         queued.append((message, 0))
     services().queues.send("events", queued)
-    for event_id in given:
-        mark_queued(event_id)
+    mark_queued(given)
     return Response(
         {"accepted": len(queued), "duplicates": duplicates, "rejected": rejected}, status_code=202
     )

@@ -85,6 +85,7 @@ def seen(event_ids: list[str]) -> set[str]:
     return UnitOfWork().storage.events_seen(event_ids)
 
 
-def mark_queued(event_id: str) -> None:
-    """Remember an event id the API has queued, for a week."""
-    UnitOfWork().storage.mark_event_queued(event_id, clock_now())
+def mark_queued(event_ids: list[str]) -> None:
+    """Remember the event ids the API has queued, for a week."""
+    if event_ids:
+        UnitOfWork().storage.mark_events_queued(event_ids, clock_now())

@@ -346,7 +346,10 @@ class Storage(Protocol):
     # event ids the API has queued
     def events_seen(self, event_ids: list[str]) -> set[str]: ...
 
-    def mark_event_queued(self, event_id: str, at: datetime) -> None: ...
+    def mark_events_queued(self, event_ids: list[str], at: datetime) -> None:
+        """Remember these ids as queued `at`, for a week (BatchWriteItem: 25 a call; an id
+        marked again, by a race of two calls that both queued it, starts its week anew)."""
+        ...
 
     # --- sending discipline ---
 

@@ -243,9 +243,9 @@ def test_a_pending_row_is_sent_again_by_one_sweeper_until_consumed(storage: Stor
 
 
 def test_event_ids_the_api_queued_are_remembered(storage: Storage) -> None:
-    storage.mark_event_queued("e1", T0)
-    storage.mark_event_queued("e1", T0)
-    assert storage.events_seen(["e1", "e2"]) == {"e1"}
+    storage.mark_events_queued(["e1"], T0)
+    storage.mark_events_queued(["e1", *(f"x{n}" for n in range(30))], T0)  # over 25
+    assert storage.events_seen(["e1", "e2", "x29"]) == {"e1", "x29"}
     assert storage.events_seen([]) == set()
 
 
