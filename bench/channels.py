@@ -198,16 +198,36 @@ def _faulted_run(boundary: str) -> tuple[int, int]:
                 lambda **a: hand_back(**{**a, "VisibilityTimeout": 0}),
             )
             if boundary in ("before_claim", "after_claim"):
-                claim = channels._claim
+                # a message is claimed as its row is read (`_claim_if_due`), or after a
+                # read of its row (`_claim`): the same boundary, chosen by message id
+                numbers: dict[str, int] = {}
+
+                def chosen_message(message_id: str) -> bool:
+                    number = numbers.setdefault(message_id, len(numbers))
+                    if number % FAULT_EVERY or message_id in faulted:
+                        return False
+                    faulted.add(message_id)
+                    return True
+
+                claim_if_due, claim = channels._claim_if_due, channels._claim
+
+                def claiming_if_due(message: Any, now: datetime) -> Any:
+                    if boundary == "before_claim" and chosen_message(message.message_id):
+                        raise Fault("the worker died before its claim")
+                    held, row = claim_if_due(message, now)
+                    if boundary == "after_claim" and held and chosen_message(message.message_id):
+                        raise Fault("the worker died holding its claim")
+                    return held, row
 
                 def claiming(row: MessageRow, now: datetime) -> Any:
-                    if boundary == "before_claim" and chosen(row.profile_id):
+                    if boundary == "before_claim" and chosen_message(row.message_id):
                         raise Fault("the worker died before its claim")
                     held = claim(row, now)
-                    if boundary == "after_claim" and chosen(row.profile_id):
+                    if boundary == "after_claim" and held and chosen_message(row.message_id):
                         raise Fault("the worker died holding its claim")
                     return held
 
+                patch(channels, "_claim_if_due", claiming_if_due)
                 patch(channels, "_claim", claiming)
             elif boundary.startswith("after_provider_accepted"):
                 ses = client("sesv2")

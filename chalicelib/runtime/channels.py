@@ -84,18 +84,14 @@ def deliver(message: ChannelMessage, uow: UnitOfWork | None = None) -> None:
     `queued` and due: the common case, one write. Any other row is decided from what that
     request found, as a row read first. With a buffered `uow` (the queue's batch), the
     `message.sent` events go out with the batch's others, at its end."""
-    storage = services().storage
     now = clock_now()
     if _needs_no_slot(message):
-        claimed, row = storage.claim_if_due(
-            message.message_id, now, now + LEASE, now + timedelta(seconds=1)
-        )
-        if claimed:
-            assert row is not None
-            _make(Claim(row), uow)
+        claim, row = _claim_if_due(message, now)
+        if claim is not None:
+            _make(claim, uow)
             return
     else:
-        row = storage.outbox_message(message.message_id)
+        row = services().storage.outbox_message(message.message_id)
     if row is None:
         return
     if row.status in UNSETTLED and row.claimed_at is not None and row.claimed_at + LEASE <= now:
@@ -338,6 +334,17 @@ def announce_result(row: MessageRow, result: dict[str, Any]) -> None:
 
 
 # --- the row's states -------------------------------------------------------------------
+
+
+def _claim_if_due(
+    message: ChannelMessage, now: datetime
+) -> tuple[Claim | None, MessageRow | None]:
+    """queued and due → sending, by this worker only, in the request that reads the row:
+    (the claim, its row), or (None, the row as it is: None when there is none)."""
+    claimed, row = services().storage.claim_if_due(
+        message.message_id, now, now + LEASE, now + timedelta(seconds=1)
+    )
+    return (Claim(row) if claimed and row is not None else None), row
 
 
 def _claim(row: MessageRow, now: datetime) -> Claim | None:

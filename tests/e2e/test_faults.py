@@ -398,8 +398,8 @@ def test_a_schedule_tick_that_crashes_before_fanning_out_loses_no_run(
 @pytest.mark.parametrize(
     ("owner", "name", "after_work"),
     [
-        (channels, "_claim", False),  # before the claim
-        (channels, "_claim", True),  # after the claim: the worker died holding it
+        (channels, "_claim_if_due", False),  # before the claim
+        (channels, "_claim_if_due", True),  # after the claim: the worker died holding it
         (channels.email, "send_email", True),  # after SES accepted the e-mail
         (channels, "_finish", True),  # after the row was recorded sent
     ],

@@ -136,7 +136,7 @@ def test_a_report_that_loses_the_race_counts_nothing() -> None:
     stale = feedback.message_row("m1")  # read before the other report won
     feedback.record("m1", "opened", AT)
     events_queued()
-    feedback._record_once(stale, "opened", AT, {})
+    feedback._record_once(stale, "opened", AT, {}, None)
     assert email_counts()["opened"] == 1
     assert message_events() == []
 
