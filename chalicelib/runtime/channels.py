@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 FIRST_RETRY = timedelta(seconds=10)  # then 30 s, 90 s, 270 s: tripled each time
+EARLY = timedelta(seconds=1)  # a message due this soon goes out now (SQS delays: whole s)
 LEASE = REDISPATCH_AFTER  # a claim older than this was interrupted; SES's record came by then
 UNSETTLED = ("sending", "unconfirmed")  # a claim whose provider call has not answered clearly
 RECORDED = ("email",)  # channels whose provider keeps a record we can ask (SES's Send event)
@@ -109,7 +110,7 @@ def deliver(message: ChannelMessage, uow: UnitOfWork | None = None) -> None:
     # `retry_at` after a failed attempt; `deliver_at` stays as the journey set it: it is
     # part of the key of the message in the profile's history.
     due = row.retry_at or row.deliver_at
-    if due is not None and due > now + timedelta(seconds=1):
+    if due is not None and due > now + EARLY:
         raise NotYet(f"message {row.message_id} is due at {format_datetime(due)}")
     if row.kind == "message" and _waits_for_its_slot(row, now):
         return
@@ -336,13 +337,11 @@ def announce_result(row: MessageRow, result: dict[str, Any]) -> None:
 # --- the row's states -------------------------------------------------------------------
 
 
-def _claim_if_due(
-    message: ChannelMessage, now: datetime
-) -> tuple[Claim | None, MessageRow | None]:
+def _claim_if_due(message: ChannelMessage, now: datetime) -> tuple[Claim | None, MessageRow | None]:
     """queued and due → sending, by this worker only, in the request that reads the row:
     (the claim, its row), or (None, the row as it is: None when there is none)."""
     claimed, row = services().storage.claim_if_due(
-        message.message_id, now, now + LEASE, now + timedelta(seconds=1)
+        message.message_id, now, now + LEASE, now + EARLY
     )
     return (Claim(row) if claimed and row is not None else None), row
 
