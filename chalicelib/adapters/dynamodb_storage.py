@@ -1120,15 +1120,13 @@ class DynamoStorage:
         # (`…:05.000000Z`) compares right with both, but for a whole second stamp in the
         # bound's own second: that one fails the condition, and the caller decides from
         # the row as it was.
+        kinds = {f":kind{n}": kind for n, kind in enumerate(MESSAGE_KINDS)}
         due = (
-            "#s = :queued AND kind IN (:message, :webhook) AND (retry_at <= :due"
+            f"#s = :queued AND kind IN ({', '.join(kinds)}) AND (retry_at <= :due"
             " OR attribute_not_exists(retry_at)"
             " AND (attribute_not_exists(deliver_at) OR deliver_at <= :due))"
         )
-        values = {
-            ":due": due_by.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            ":message": MESSAGE_KINDS[0], ":webhook": MESSAGE_KINDS[1],
-        }  # fmt: skip
+        values = {":due": due_by.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **kinds}
         try:
             item = self._claim(message_id, at, lease_until, due, values, refused=True)
         except ConditionFailed as failed:
