@@ -591,6 +591,33 @@ def test_an_sms_call_without_an_answer_is_recorded_not_resent(
     assert row["reason"].startswith("interrupted")
 
 
+def test_a_push_whose_consent_was_withdrawn_since_it_was_queued_is_skipped(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pushed: list[str] = []
+
+    def push(*, subscription: dict[str, Any], **_: Any) -> None:
+        pushed.append(subscription["endpoint"])
+
+    monkeypatch.setattr(channels.push, "send_push", push)
+    with LoopbackPushService() as service:
+        stack.create(
+            scenario({"nudge": send_node("push", title="Sale")}, [on_event("signup", "nudge")])
+        )
+        stack.upsert("ada", person("ada", push=[service.sink.subscribe("phone")]))
+        stack.event("signup", "ada")
+        for pump in stack.runtime.pumps:  # the journey queues the push, nothing delivers it
+            if pump.queue in ("events", "steps"):
+                while pump.run_once():
+                    pass
+        stack.upsert("ada", {"consents": {"push": False}})
+        stack.drain()
+
+    assert pushed == []
+    (row,) = rows(channel="push")
+    assert (row["status"], row["reason"]) == ("skipped", "no_consent")
+
+
 def test_a_push_without_an_answer_is_recorded_not_pushed_again(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
