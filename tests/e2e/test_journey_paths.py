@@ -179,3 +179,18 @@ def test_an_address_changed_or_confirmed_starts_the_scenarios_on_it(stack: Stack
     (journey,) = stack.instances("ada", was_it_you)
     assert journey.entry.data == {"old": "ada@example.com", "new": "ada@new.example",
                                   "derived": True}  # fmt: skip
+
+
+def test_a_scenario_renders_its_own_database_s_profile_not_one_a_hash_joins_to_it(
+    stack: Stack,
+) -> None:
+    """Database `a#b` with profile `c`, and database `a` with profile `b#c`: two profiles,
+    whatever their names join to (the path's `#` percent-encoded, as a client sends it)."""
+    document = scenario({"hello": email("Welcome")}, [on_event("signup", "hello")])
+    stack.create({**document, "profile_db": "a#b"})
+    stack.put("/profiles/a%23b/c", {"fields": person("c", first_name="Cy")})
+    stack.put("/profiles/a/b%23c", {"fields": person("c", first_name="Other")})
+    stack.event("signup", "c", db="a#b")
+    stack.drain()
+    (sent,) = stack.sent()
+    assert sent["body"] == "Welcome for Cy"
