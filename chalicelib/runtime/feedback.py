@@ -96,7 +96,12 @@ def message_row(message_id: str) -> MessageRow:
 def _record_once(
     row: MessageRow, status: str, at: datetime, details: dict[str, Any], uow: UnitOfWork | None
 ) -> None:
-    """Flag, count and announce the status unless the row has it; then its effects."""
+    """Unless the row has the status: its effects, then flag, count and announce it.
+
+    The effects (the history's mark, a withdrawn consent, an invalid address) come first
+    and are idempotent: a crash after them or after the flag's transaction leaves a status
+    that a redelivery applies again or finds recorded, never one recorded without them;
+    and the history shows the status before its event reaches a journey's condition."""
     message_id = row.message_id
     if status in (row.feedback or {}):
         return  # already known: feedback is delivered at least once
@@ -110,6 +115,7 @@ def _record_once(
     def counted() -> bool:
         return status in (message_row(message_id).feedback or {})
 
+    _effects(row, status, at, details)
     storage = services().storage
     if not stats.count_once(lambda: storage.record_status(flag, counters, outbox), counted):
         return
@@ -117,7 +123,6 @@ def _record_once(
         services().queues.send("events", [(body, 0)])  # its consumer takes the row out
     else:
         uow.send("events", [body])
-    _effects(row, status, at, details)
 
 
 def _event(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> Event:

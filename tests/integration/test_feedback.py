@@ -190,6 +190,29 @@ def test_unsubscribed_revokes_the_channels_consent() -> None:
     assert profile()["fields"]["consents"] == {"email": False, "sms": True}
 
 
+def test_an_unsubscribe_recorded_by_a_worker_that_then_died_still_revokes_consent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a_message()
+    storage = services().storage
+    record_status = storage.record_status
+    died: list[str] = []
+
+    def then_dies(*args: Any) -> None:
+        record_status(*args)
+        if not died:
+            died.append("after the status's transaction")
+            raise RuntimeError("the worker died")
+
+    monkeypatch.setattr(storage, "record_status", then_dies)
+    with pytest.raises(RuntimeError):
+        feedback.record("m1", "unsubscribed", AT)
+    feedback.record("m1", "unsubscribed", AT)  # the report, delivered again
+    assert profile()["fields"]["consents"] == {"email": False, "sms": True}
+    assert statuses()["unsubscribed"] == "2026-06-10T11:00:00Z"
+    assert email_counts()["unsubscribed"] == 1
+
+
 def test_a_hard_bounce_marks_the_address_invalid_beside_the_fields() -> None:
     a_message()
     feedback.record("m1", "bounced", AT, hard=True, reason="Permanent/General")
