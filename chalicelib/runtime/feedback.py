@@ -119,10 +119,7 @@ def _record_once(
     storage = services().storage
     if not stats.count_once(lambda: storage.record_status(flag, counters, outbox), counted):
         return
-    if uow is None:
-        services().queues.send("events", [(body, 0)])  # its consumer takes the row out
-    else:
-        uow.send("events", [body])
+    (uow or UnitOfWork()).send("events", [body])  # its consumer takes the row out
 
 
 def _event(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> Event:

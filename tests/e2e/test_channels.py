@@ -469,12 +469,18 @@ def queued_not_delivered(stack: Stack, node: dict[str, Any]) -> dict[str, Any]:
     stack.create(scenario({"send": node}, [on_event("signup", "send")]))
     stack.upsert("ada", person("ada"))
     stack.event("signup", "ada")
+    journeys_only(stack)
+    (row,) = rows(kind="message")
+    return row
+
+
+def journeys_only(stack: Stack) -> None:
+    """Run the events and steps queues until they are empty: the journeys commit and queue
+    their messages, and nothing delivers them."""
     for pump in stack.runtime.pumps:
         if pump.queue in ("events", "steps"):
             while pump.run_once():
                 pass
-    (row,) = rows(kind="message")
-    return row
 
 
 def held(row: dict[str, Any]) -> MessageRow:
@@ -606,10 +612,7 @@ def test_a_push_whose_consent_was_withdrawn_since_it_was_queued_is_skipped(
         )
         stack.upsert("ada", person("ada", push=[service.sink.subscribe("phone")]))
         stack.event("signup", "ada")
-        for pump in stack.runtime.pumps:  # the journey queues the push, nothing delivers it
-            if pump.queue in ("events", "steps"):
-                while pump.run_once():
-                    pass
+        journeys_only(stack)  # the journey queues the push
         stack.upsert("ada", {"consents": {"push": False}})
         stack.drain()
 

@@ -78,7 +78,7 @@ def test_a_message_row_reads_as_the_journey_queued_it(storage: Storage) -> None:
     assert storage.outbox_message("nosuch") is None
 
 
-def test_a_row_of_another_kind_is_no_message(storage: Storage) -> None:
+def test_a_row_of_another_kind_is_no_message_and_is_not_claimed(storage: Storage) -> None:
     event = messages.EventMessage(
         profile_db="customers", profile_id="ada",
         event=messages.EventBody.of(Event("signup", T0, {}, id="e1")), row_id="r1",
@@ -88,6 +88,7 @@ def test_a_row_of_another_kind_is_no_message(storage: Storage) -> None:
     )
     storage.keep_pending([row])
     assert storage.outbox_message("r1") is None
+    assert storage.claim_if_due("r1", T0, LEASE, T0 + timedelta(seconds=1)) == (False, None)
 
 
 def test_a_row_is_claimed_once_and_pending_until_its_lease_ends(storage: Storage) -> None:
@@ -132,18 +133,6 @@ def test_a_row_is_claimed_in_the_request_that_reads_it_only_when_queued_and_due(
     assert row is not None
     assert row.attempts == 2
     assert storage.claim_if_due("nosuch", T0, LEASE, T0 + second) == (False, None)
-
-
-def test_a_row_of_another_kind_is_not_claimed(storage: Storage) -> None:
-    event = messages.EventMessage(
-        profile_db="customers", profile_id="ada",
-        event=messages.EventBody.of(Event("signup", T0, {}, id="e1")), row_id="r1",
-    )  # fmt: skip
-    row = OutboxRow(
-        "r1", "event", T0, "customers", "ada", dispatch=Dispatch("events", event, T0, T0)
-    )
-    storage.keep_pending([row])
-    assert storage.claim_if_due("r1", T0, LEASE, T0 + timedelta(seconds=1)) == (False, None)
 
 
 def test_a_move_needs_the_claim_it_was_held_by(storage: Storage) -> None:
