@@ -78,8 +78,7 @@ from chalicelib.runtime.storage import (
     SessionTimer,
     SessionWrite,
     SignalSettings,
-    StatsDelta,
-    StatusRecord,
+    StatusWrite,
     StoredInstance,
     StoredOrder,
     StoredProduct,
@@ -197,13 +196,11 @@ class DynamoStorage:
         """One Query, newest first, from the profile item through its messages and events;
         a second one for the events only when messages filled the first. Without
         `history`, a (consistent) GetItem of the profile item."""
-        view = Profile(profile_id, profile_db=profile_db)
         if not history:
-            item = profile_items.read(profile_db, profile_id)
-            if item is not None:
-                view.fields = item.get("fields") or {}
-                view.invalid = item.get("invalid") or {}
-            return _record(view, item, history=False)
+            return _fields_record(
+                profile_db, profile_id, profile_items.read(profile_db, profile_id)
+            )
+        view = Profile(profile_id, profile_db=profile_db)
         item = None
         partition = store.profile_partition(profile_db, profile_id)
         read = 0
@@ -236,6 +233,18 @@ class DynamoStorage:
         view.events.reverse()
         view.messages.reverse()
         return _record(view, item)
+
+    def profiles_fields(
+        self, profiles: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], ProfileRecord]:
+        keys = {profile_items.item_key(*profile)["pk"]: profile for profile in profiles}
+        found = {
+            keys[item["pk"]]: item
+            for item in store.profiles.batch_get(
+                [profile_items.item_key(*profile) for profile in profiles], consistent=True
+            )
+        }
+        return {profile: _fields_record(*profile, found.get(profile)) for profile in profiles}
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
         store.profiles.put(_event_item(profile_db, profile_id, event))
@@ -1172,14 +1181,23 @@ class DynamoStorage:
             sets.append(f"#v{index} = :v{index}")
         removed = [*(("pending_shard", "dispatch_at") if move.final else ()),
                    *(("paced_at",) if move.unpaced else ())]  # fmt: skip
-        try:
-            store.messages.update(
-                {"message_id": move.message_id},
-                "SET " + ", ".join(sets) + (f" REMOVE {', '.join(removed)}" if removed else ""),
-                "#s = :held AND claimed_at = :claimed",
-                names=names,
-                values=values,
+        condition = "#s = :held AND claimed_at = :claimed"
+        recorded = move.recorded
+        if recorded is not None:
+            sets.append("feedback.#f = :recorded")
+            names["#f"], values[":recorded"] = (
+                recorded.record.status,
+                format_datetime(recorded.record.at),
             )
+            condition += " AND attribute_not_exists(feedback.#f)"
+        key = {"message_id": move.message_id}
+        update = "SET " + ", ".join(sets) + (f" REMOVE {', '.join(removed)}" if removed else "")
+        try:
+            if recorded is None:
+                store.messages.update(key, update, condition, names=names, values=values)
+            else:
+                moved = store.messages.tx_update(key, update, condition, names=names, values=values)
+                transact([moved, *self._status_writes(recorded)])
         except ConditionFailed as failed:
             raise Conflict(f"message {move.message_id} moved on") from failed
 
@@ -1235,10 +1253,11 @@ class DynamoStorage:
             return False
         return True
 
-    def record_status(self, record: StatusRecord, counters: StatsDelta, event: OutboxRow) -> None:
+    def record_status(self, write: StatusWrite) -> None:
         """One transaction of the flag, the counters and the event's row; a row without its
         map of statuses is given one first (an UpdateItem that a concurrent report or an
         erasure may have made pointless: the transaction's condition then decides)."""
+        record = write.record
         key = {"message_id": record.message_id}
         if not record.started:
             with suppress(ConditionFailed):
@@ -1255,9 +1274,13 @@ class DynamoStorage:
             values={":at": format_datetime(record.at)},
         )
         try:
-            transact([flag, *self._writes(Changes(rows=[event], stats=[counters]))])
+            transact([flag, *self._status_writes(write)])
         except ConditionFailed as failed:
             raise Conflict(f"{record.status} of message {record.message_id}") from failed
+
+    def _status_writes(self, write: StatusWrite) -> list[dict[str, Any]]:
+        """A recorded status's writes beside its flag: the counters, the event's row."""
+        return self._writes(Changes(rows=[write.event], stats=[write.counters]))
 
     def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
         partition = store.profile_partition(profile_db, profile_id)
@@ -1570,6 +1593,15 @@ def _entry_write(count: EntryCount) -> dict[str, Any]:
         "attribute_not_exists(entries) OR entries < :max",
         values={":one": 1, ":max": count.max, ":expires": epoch(count.window[1] + ENTRIES_KEPT)},
     )
+
+
+def _fields_record(profile_db: str, profile_id: str, item: dict[str, Any] | None) -> ProfileRecord:
+    """The record of a profile's item alone (no history)."""
+    view = Profile(profile_id, profile_db=profile_db)
+    if item is not None:
+        view.fields = item.get("fields") or {}
+        view.invalid = item.get("invalid") or {}
+    return _record(view, item, history=False)
 
 
 def _record(view: Profile, item: dict[str, Any] | None, history: bool = True) -> ProfileRecord:

@@ -56,8 +56,7 @@ from chalicelib.runtime.storage import (
     ScheduleEntry,
     SessionTimer,
     SignalSettings,
-    StatsDelta,
-    StatusRecord,
+    StatusWrite,
     StoredInstance,
     StoredOrder,
     StoredProduct,
@@ -191,6 +190,9 @@ class MemoryStorage:
 
     def profile(self, profile_db: str, profile_id: str, history: bool = True) -> ProfileRecord:
         self.reads["profile" if history else "profile fields"] += 1
+        return self._profile(profile_db, profile_id, history)
+
+    def _profile(self, profile_db: str, profile_id: str, history: bool) -> ProfileRecord:
         with self._lock:
             stored = self.profiles.get((profile_db, profile_id)) or _Profile()
             events, messages = [], []
@@ -208,6 +210,12 @@ class MemoryStorage:
             merged_into,
             history,
         )
+
+    def profiles_fields(
+        self, profiles: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], ProfileRecord]:
+        self.reads["profiles_fields"] += 1
+        return {profile: self._profile(*profile, history=False) for profile in profiles}
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
         self.record_events([(profile_db, profile_id, event)])
@@ -956,11 +964,14 @@ class MemoryStorage:
         with self._lock:
             kept = self.rows.get(move.message_id)
             values = kept.row.values if kept is not None else {}
+            recorded = move.recorded
             if kept is None or (values.get("status"), values.get("claimed_at")) != (
                 move.held, move.claimed_at,
             ):  # fmt: skip
                 raise Conflict(f"message {move.message_id} moved on")
-            values = {**values, "status": move.status}
+            if recorded is not None:
+                self._record_status(kept, recorded)
+            values = {**kept.row.values, "status": move.status}
             values.update((n, getattr(move, n)) for n in _MOVED if getattr(move, n) is not None)
             if move.unpaced:
                 values.pop("paced_at", None)
@@ -1014,16 +1025,22 @@ class MemoryStorage:
             stored.messages[mark.message_id] = replace(message, statuses=statuses)
             return True
 
-    def record_status(self, record: StatusRecord, counters: StatsDelta, event: OutboxRow) -> None:
+    def record_status(self, write: StatusWrite) -> None:
         with self._lock:
-            kept = self.rows.get(record.message_id)
-            if kept is None or record.status in kept.row.values.get("feedback", {}):
-                raise Conflict(f"{record.status} of message {record.message_id}")
-            changes = Changes(rows=[event], stats=[counters])
-            self._check(changes)
-            feedback = {**kept.row.values.get("feedback", {}), record.status: record.at}
-            _set_values(kept, feedback=feedback)
-            self._apply(copy.deepcopy(changes))
+            kept = self.rows.get(write.record.message_id)
+            if kept is None:
+                raise Conflict(f"no message {write.record.message_id}")
+            self._record_status(kept, write)
+
+    def _record_status(self, kept: _Row, write: StatusWrite) -> None:
+        record = write.record
+        if record.status in kept.row.values.get("feedback", {}):
+            raise Conflict(f"{record.status} of message {record.message_id}")
+        changes = Changes(rows=[write.event], stats=[write.counters])
+        self._check(changes)
+        feedback = {**kept.row.values.get("feedback", {}), record.status: record.at}
+        _set_values(kept, feedback=feedback)
+        self._apply(copy.deepcopy(changes))
 
     def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
         key = (profile_db, profile_id)

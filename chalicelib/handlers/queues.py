@@ -124,6 +124,7 @@ def process_segment(job: messages.SegmentsMessage) -> None:
 def _channel(name: str) -> Callable[[SQSEvent], dict[str, Any]]:
     def handle_channel(event: SQSEvent) -> dict[str, Any]:
         unit = UnitOfWork(buffered=True)
+        channels.read_profiles(unit, [record.body for record in event])
         return consume(
             event, lambda body: channels.deliver(messages.parse_channel(body), unit), unit
         )

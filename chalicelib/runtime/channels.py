@@ -50,9 +50,17 @@ from chalicelib.scenarios.facts import Profile
 
 from . import feedback, stats, tracking
 from .commit import MAX_DELAY_SECONDS, REDISPATCH_AFTER
-from .messages import CallWebhook, ChannelMessage, WebhookDone, parse
+from .messages import CallWebhook, ChannelMessage, Deliver, WebhookDone, parse, parse_channel
 from .segments import library
-from .storage import Changes, Conflict, HistoryMark, MessageMove, MessageRow, StatsDelta
+from .storage import (
+    Changes,
+    Conflict,
+    HistoryMark,
+    MessageMove,
+    MessageRow,
+    StatsDelta,
+    StatusWrite,
+)
 from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -120,6 +128,20 @@ def deliver(message: ChannelMessage, uow: UnitOfWork | None = None) -> None:
     _make(claim, uow)
 
 
+def read_profiles(uow: UnitOfWork, bodies: list[str]) -> None:
+    """Before a batch of messages: the profiles they go to, in one read for the batch (a
+    body that does not parse, or does not say whose it is, reads its own, later)."""
+    profiles = []
+    for body in bodies:
+        try:
+            message = parse_channel(body)
+        except ValueError:
+            continue
+        if isinstance(message, Deliver) and message.profile_db and message.profile_id:
+            profiles.append((message.profile_db, message.profile_id))
+    uow.read_profiles(profiles)
+
+
 def _needs_no_slot(message: ChannelMessage) -> bool:
     """Whether the message is known, before its row is read, to take no send slot: a
     webhook call, or a message of a version without a `rate_limit`."""
@@ -143,7 +165,9 @@ def _make(claim: Claim, uow: UnitOfWork | None) -> None:
 
 def _send(claim: Claim, uow: UnitOfWork | None) -> None:
     row = claim.row
-    record = services().storage.profile(row.profile_db, row.profile_id, history=False)
+    record = (uow or UnitOfWork()).profile(row.profile_db, row.profile_id, history=False)
+    if uow is not None and row.channel == "push":  # its gone subscriptions may leave the profile
+        uow.forget_profile(row.profile_db, row.profile_id)
     profile = record.view if record.exists else None
     reason = skip_reason(row, profile) or _recheck(row)
     if reason is not None:
@@ -165,8 +189,15 @@ def _send(claim: Claim, uow: UnitOfWork | None) -> None:
         logger.exception("delivery crashed", extra={"message_id": row.message_id})
         _unanswered(claim, f"crashed: {error!r}")
         return
-    _finish(claim, "sent", provider_id=provider_id)
-    feedback.record_row(claim.row, "sent", clock_now(), uow)
+    at = clock_now()
+
+    def sent(recorded: StatusWrite) -> None:
+        _finish(claim, "sent", at, provider_id=provider_id, recorded=recorded)
+
+    if not feedback.record_with(row, "sent", at, sent, uow):
+        # moved on, or SES's record of the send came first: the move, then the status
+        _finish(claim, "sent", at, provider_id=provider_id)
+        feedback.record_row(claim.row, "sent", at, uow)
     logger.info("sent", extra={"message_id": row.message_id, "channel": row.channel})
 
 

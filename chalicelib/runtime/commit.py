@@ -188,7 +188,8 @@ class Commit:
                 send.channel,
                 messages.Deliver(
                     message_id=send.message_id, scenario_id=instance.scenario_id,
-                    version=instance.version,
+                    version=instance.version, profile_db=instance.profile_db,
+                    profile_id=instance.profile_id,
                 ),
             ),
             deliver_at=at, channel=send.channel, node=send.node, status="queued", to=send.to,

@@ -9,7 +9,10 @@ transaction with the channel counter and the outbox row of its `message.<status>
 history (which `message` conditions read) and, for `unsubscribed`, revoke the channel's
 consent, for a hard `bounced`, mark the address invalid. `clicked` implies `opened`.
 The history's mark stays out of the transaction: a transactional write costs twice the
-write units, more than the request it would save.
+write units, more than the request it would save; the journey wrote `sent` in the history
+when it queued the message, at its planned moment, so a message sent within a second of it
+needs no mark. The channel worker's `sent` goes into
+the write that moves the row to `sent` (`record_with`): one transaction for both.
 
 SES's own event notifications are read by `ses_events`.
 """
@@ -17,7 +20,8 @@ SES's own event notifications are read by `ses_events`.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.adapters import profiles as profile_items
@@ -30,11 +34,22 @@ from . import stats
 from .commit import REDISPATCH_AFTER
 from .messages import EventBody, EventMessage
 from .profiles import set_consent
-from .storage import Dispatch, HistoryMark, MessageRow, OutboxRow, StatsDelta, StatusRecord
+from .storage import (
+    Conflict,
+    Dispatch,
+    HistoryMark,
+    MessageRow,
+    OutboxRow,
+    StatsDelta,
+    StatusRecord,
+    StatusWrite,
+)
 from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
+# A message sent this soon after its planned moment keeps the history's `sent` of it
+AS_PLANNED = timedelta(seconds=1)
 STATUSES = ("delivered", "opened", "clicked", "bounced", "unsubscribed", "failed")  # callers'
 ALL_STATUSES = ("sent", *STATUSES)  # and the channel worker's `sent`
 
@@ -105,21 +120,49 @@ def _record_once(
     message_id = row.message_id
     if status in (row.feedback or {}):
         return  # already known: feedback is delivered at least once
-    event = _event(row, status, at, details)
-    outbox, body = _outbox(row, event)
-    flag = StatusRecord(message_id, status, at, started=row.feedback is not None)
-    counter = stats.channel_counter(status, row.channel or "", row.node)
-    day = at.astimezone(UTC).date().isoformat()
-    counters = StatsDelta(row.scenario_id, row.version, day, message_id, {counter: 1})
+    write, body = _status_write(row, status, at, details)
 
     def counted() -> bool:
         return status in (message_row(message_id).feedback or {})
 
     _effects(row, status, at, details)
     storage = services().storage
-    if not stats.count_once(lambda: storage.record_status(flag, counters, outbox), counted):
+    if not stats.count_once(lambda: storage.record_status(write), counted):
         return
     (uow or UnitOfWork()).send("events", [body])  # its consumer takes the row out
+
+
+def record_with(
+    row: MessageRow, status: str, at: datetime, move: Callable[[StatusWrite], None],
+    uow: UnitOfWork | None = None,
+) -> bool:  # fmt: skip
+    """Record a status the row has not reached yet in the write that moves the row
+    (`move`, given the status's write: the channel worker's `sent`), its effects first as
+    `record_row`'s; False, with nothing of the write made, when it conflicted or the row
+    has no map of statuses yet (then move it and `record_row` one after the other)."""
+    if row.feedback is None or status in row.feedback:
+        return False
+    write, body = _status_write(row, status, at, {})
+    _effects(row, status, at, {})
+    try:
+        move(write)
+    except Conflict:
+        return False
+    (uow or UnitOfWork()).send("events", [body])
+    return True
+
+
+def _status_write(
+    row: MessageRow, status: str, at: datetime, details: dict[str, Any]
+) -> tuple[StatusWrite, EventMessage]:
+    """The status's flag, counter and event row, and the event's queue message."""
+    event = _event(row, status, at, details)
+    outbox, body = _outbox(row, event)
+    flag = StatusRecord(row.message_id, status, at, started=row.feedback is not None)
+    counter = stats.channel_counter(status, row.channel or "", row.node)
+    day = at.astimezone(UTC).date().isoformat()
+    counters = StatsDelta(row.scenario_id, row.version, day, row.message_id, {counter: 1})
+    return StatusWrite(flag, counters, outbox), body
 
 
 def _event(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> Event:
@@ -158,13 +201,20 @@ def _outbox(row: MessageRow, event: Event) -> tuple[OutboxRow, EventMessage]:
 def _effects(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> None:
     """What a status changes beyond the message: its history, consent, the address."""
     mark = HistoryMark(row.profile_db, row.profile_id, row.message_id, row.deliver_at, status, at)
-    if not services().storage.mark_history(mark):
+    if not _in_history(row, status, at) and not services().storage.mark_history(mark):
         logger.info("no history item for message %s (profile erased?)", row.message_id)
     if status == "unsubscribed":
         revoke_consent(row.profile_db, row.profile_id, row.channel or "")
     to = row.values.get("to")
     if status == "bounced" and details.get("hard") and isinstance(to, str):
         mark_invalid(row.profile_db, row.profile_id, row.channel or "", to)
+
+
+def _in_history(row: MessageRow, status: str, at: datetime) -> bool:
+    """Whether the history has the status at `at` already: a `sent` within a second of its
+    planned moment, which the journey wrote there when it queued the message."""
+    planned = row.deliver_at
+    return status == "sent" and planned is not None and at - planned < AS_PLANNED
 
 
 def revoke_consent(profile_db: str, profile_id: str, channel: str) -> None:

@@ -244,12 +244,16 @@ SegmentsMessage = Annotated[
 class Deliver(_Message):
     """Send the message of this outbox row (e-mail, SMS, push). `scenario_id` and
     `version`: whose message it is, for the worker to know before it reads the row whether
-    it is paced (None: queued before messages said so; its row is read first)."""
+    it is paced (None: queued before messages said so; its row is read first);
+    `profile_db` and `profile_id`: whom it goes to, for a batch to read its profiles in one
+    request (None: read with the row's)."""
 
     kind: Literal["message"] = "message"
     message_id: str
     scenario_id: str | None = None
     version: int | None = None
+    profile_db: str | None = None
+    profile_id: str | None = None
 
 
 class CallWebhook(_Message):

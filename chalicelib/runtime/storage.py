@@ -264,6 +264,13 @@ class Storage(Protocol):
         not `history`: its fields only, a read of one item instead of hundreds."""
         ...
 
+    def profiles_fields(
+        self, profiles: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], ProfileRecord]:
+        """These profiles as `profile` reads each without its history (strongly
+        consistent), by (profile_db, profile_id), one request per 100."""
+        ...
+
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
         """Add the event to the profile's history (the same id again: the same entry)."""
         ...
@@ -643,8 +650,9 @@ class Storage(Protocol):
         ...
 
     def move_message(self, move: MessageMove) -> None:
-        """Apply the move, expecting the row still as its worker holds it (else Conflict,
-        and nothing is written)."""
+        """Apply the move, expecting the row still as its worker holds it, and with its
+        `recorded` status, without that status flagged yet (else Conflict, and nothing is
+        written)."""
         ...
 
     def pace_message(self, message_id: str, slot: datetime, dispatch_at: int) -> bool:
@@ -671,7 +679,7 @@ class Storage(Protocol):
         is no such entry (the profile was erased)."""
         ...
 
-    def record_status(self, record: StatusRecord, counters: StatsDelta, event: OutboxRow) -> None:
+    def record_status(self, write: StatusWrite) -> None:
         """Flag the status on the message's row, add the counters and keep the event's
         outbox row, all at once; Conflict, with nothing written, when the status is flagged
         already, the row is gone, or a concurrent write to one of them came between."""
@@ -1105,6 +1113,7 @@ class MessageMove:
     retry_at: datetime | None = None
     dispatch_at: int | None = None  # epoch seconds: when the sweeper sends it (again)
     last_error: str | None = None
+    recorded: StatusWrite | None = None  # a status recorded in the same write (`record_status`)
 
 
 @dataclass(frozen=True)
@@ -1133,6 +1142,16 @@ class StatusRecord:
     status: str
     at: datetime
     started: bool = True
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """A status recorded once (`record`), counted (`counters`) and announced (the outbox
+    row of its event), in one write."""
+
+    record: StatusRecord
+    counters: StatsDelta
+    event: OutboxRow
 
 
 # --- records of scenarios and schedules ---

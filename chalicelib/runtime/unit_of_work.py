@@ -131,6 +131,17 @@ class UnitOfWork:
             found = self.storage.aliases_among(unread)
             self._aliases.update({key: found.get(key) for key in unread})
 
+    def read_profiles(self, profiles: list[tuple[str, str]]) -> None:
+        """Read these profiles' fields in one request (a batch of messages' profiles), for
+        `profile` without history to answer each without a read of its own."""
+        unread = sorted({key for key in profiles if key not in self._profiles})
+        if unread:
+            self._profiles.update(self.storage.profiles_fields(unread))
+
+    def forget_profile(self, profile_db: str, profile_id: str) -> None:
+        """Read the profile again next time: something changed it outside a commit."""
+        self._profiles.pop((profile_db, profile_id), None)
+
     def read_instances(self, instance_ids: list[str]) -> None:
         """Read these instances in one request (a batch of steps' instances), for `instance`
         to answer each without a read of its own (one that is not found is read again)."""

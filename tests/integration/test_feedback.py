@@ -14,6 +14,7 @@ from chalicelib.adapters.dynamo import ConditionFailed
 from chalicelib.bootstrap import services
 from chalicelib.runtime import events, feedback, stats
 from chalicelib.runtime.messages import parse_event
+from chalicelib.runtime.storage import StatusWrite
 
 pytestmark = pytest.mark.usefixtures("aws_stack")
 
@@ -198,8 +199,8 @@ def test_an_unsubscribe_recorded_by_a_worker_that_then_died_still_revokes_consen
     record_status = storage.record_status
     died: list[str] = []
 
-    def then_dies(*args: Any) -> None:
-        record_status(*args)
+    def then_dies(write: StatusWrite) -> None:
+        record_status(write)
         if not died:
             died.append("after the status's transaction")
             raise RuntimeError("the worker died")

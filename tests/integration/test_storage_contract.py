@@ -161,6 +161,19 @@ def test_profile_changes_touch_only_their_fields(storage: Storage) -> None:
     }  # fmt: skip
 
 
+def test_profiles_are_read_together_as_each_is_read_without_its_history(
+    storage: Storage,
+) -> None:
+    storage.commit(Changes(profiles=[ProfileCreate("customers", "ada", {"name": "Ada"}, T0)]))
+    storage.record_event("customers", "ada", Event("signup", T0, {}, id="e1"))
+    wanted = [("customers", "ada"), ("customers", "nobody")]
+    found = storage.profiles_fields(wanted)
+    assert found == {profile: storage.profile(*profile, history=False) for profile in wanted}
+    assert found[("customers", "ada")].view.fields == {"name": "Ada"}
+    assert found[("customers", "ada")].view.events == []
+    assert not found[("customers", "nobody")].exists
+
+
 def test_the_profile_view_holds_its_events_and_messages_oldest_first(storage: Storage) -> None:
     for hours in (2, 1):
         storage.record_event("customers", "ada", Event("visit", T0 + timedelta(hours=hours),

@@ -22,6 +22,7 @@ from chalicelib.runtime.storage import (
     SentMessage,
     StatsDelta,
     StatusRecord,
+    StatusWrite,
     Storage,
     StoredInstance,
     Timer,
@@ -160,6 +161,42 @@ def test_a_move_needs_the_claim_it_was_held_by(storage: Storage) -> None:
         storage.move_message(MessageMove("m1", "unconfirmed", T0, "sent", final=True))
 
 
+def test_a_move_that_records_a_status_writes_both_or_nothing(storage: Storage) -> None:
+    sent(storage)
+    storage.claim_message("m1", T0, LEASE)
+    at = T0 + timedelta(seconds=2)
+    recorded = status_write("sent", at)
+    with pytest.raises(Conflict):  # not the claim it was held by: nothing of it is written
+        storage.move_message(
+            MessageMove("m1", "sending", at, "sent", final=True, recorded=recorded)
+        )
+    assert storage.version_counters("s1", 1).counts == {}
+    storage.move_message(
+        MessageMove("m1", "sending", T0, "sent", final=True, sent_at=at, recorded=recorded)
+    )
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert (row.status, row.sent_at, row.feedback) == ("sent", at, {"sent": at})
+    assert storage.version_counters("s1", 1).counts == {"ch_sent|email|hello": 1}
+    assert [row.row_id for row in storage.overdue_rows(at)] == ["feedback-m1:sent"]
+
+
+def test_a_move_refuses_a_status_recorded_already_and_writes_nothing(storage: Storage) -> None:
+    sent(storage)
+    storage.claim_message("m1", T0, LEASE)
+    at = T0 + timedelta(seconds=2)
+    storage.record_status(status_write("sent", at))  # SES's record of the send came first
+    with pytest.raises(Conflict):
+        storage.move_message(
+            MessageMove("m1", "sending", T0, "sent", final=True, recorded=status_write("sent", at))
+        )
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert row.status == "sending"
+    assert storage.version_counters("s1", 1).counts == {"ch_sent|email|hello": 1}
+    storage.move_message(MessageMove("m1", "sending", T0, "sent", final=True, sent_at=at))
+
+
 def test_a_paced_row_put_back_for_a_retry_gives_up_its_slot(storage: Storage) -> None:
     sent(storage)
     slot = T0 + timedelta(minutes=1)
@@ -237,28 +274,29 @@ def test_the_history_entry_takes_a_status_and_a_skip_replaces_sent(storage: Stor
     assert not storage.mark_history(HistoryMark("customers", "bob", "m1", T0, "opened", opened))
 
 
+def status_write(status: str, at: datetime, started: bool = True) -> StatusWrite:
+    """Message m1's `status` at `at`, as feedback records it."""
+    event = messages.EventMessage(
+        profile_db="customers", profile_id="ada",
+        event=messages.EventBody.of(Event(f"message.{status}", at, {}, id=f"m1:{status}")),
+        row_id=f"feedback-m1:{status}",
+    )  # fmt: skip
+    row = OutboxRow(
+        f"feedback-m1:{status}", "event", at, "customers", "ada",
+        values={"instance_id": "i1", "scenario_id": "s1", "version": 1},
+        dispatch=Dispatch("events", event, at, at),
+    )  # fmt: skip
+    counters = StatsDelta("s1", 1, "2026-06-10", "m1", {f"ch_{status}|email|hello": 1})
+    return StatusWrite(StatusRecord("m1", status, at, started), counters, row)
+
+
 def test_a_status_is_recorded_once_with_its_counters_and_event(storage: Storage) -> None:
     sent(storage)
     at = T0 + timedelta(hours=1)
-
-    def recording(status: str, started: bool = True) -> None:
-        event = messages.EventMessage(
-            profile_db="customers", profile_id="ada",
-            event=messages.EventBody.of(Event(f"message.{status}", at, {}, id=f"m1:{status}")),
-            row_id=f"feedback-m1:{status}",
-        )  # fmt: skip
-        row = OutboxRow(
-            f"feedback-m1:{status}", "event", at, "customers", "ada",
-            values={"instance_id": "i1", "scenario_id": "s1", "version": 1},
-            dispatch=Dispatch("events", event, at, at),
-        )  # fmt: skip
-        counters = StatsDelta("s1", 1, "2026-06-10", "m1", {f"ch_{status}|email|hello": 1})
-        storage.record_status(StatusRecord("m1", status, at, started), counters, row)
-
-    recording("delivered", started=False)  # the row has no map of statuses yet
+    storage.record_status(status_write("delivered", at, started=False))  # no map of statuses yet
     with pytest.raises(Conflict):
-        recording("delivered")
-    recording("opened")
+        storage.record_status(status_write("delivered", at))
+    storage.record_status(status_write("opened", at))
     row = storage.outbox_message("m1")
     assert row is not None
     assert row.feedback == {"delivered": at, "opened": at}
@@ -269,18 +307,8 @@ def test_a_status_is_recorded_once_with_its_counters_and_event(storage: Storage)
 
 
 def test_a_status_of_a_message_that_is_gone_writes_nothing(storage: Storage) -> None:
-    event = messages.EventMessage(
-        profile_db="customers", profile_id="ada",
-        event=messages.EventBody.of(Event("message.opened", T0, {}, id="m1:opened")),
-        row_id="feedback-m1:opened",
-    )  # fmt: skip
-    row = OutboxRow(
-        "feedback-m1:opened", "event", T0, "customers", "ada",
-        dispatch=Dispatch("events", event, T0, T0),
-    )  # fmt: skip
-    counters = StatsDelta("s1", 1, "2026-06-10", "m1", {"ch_opened|email|hello": 1})
     with pytest.raises(Conflict):
-        storage.record_status(StatusRecord("m1", "opened", T0, started=False), counters, row)
+        storage.record_status(status_write("opened", T0, started=False))
     assert storage.version_counters("s1", 1).counts == {}
     assert list(storage.overdue_rows(T0 + timedelta(days=1))) == []
 

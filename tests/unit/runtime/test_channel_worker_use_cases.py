@@ -18,7 +18,7 @@ from chalicelib.bootstrap import bootstrap
 from chalicelib.engine.compiled import CompiledScenario
 from chalicelib.runtime import channels, events, feedback, profiles
 from chalicelib.runtime.messages import Deliver, EventBody, EventMessage
-from chalicelib.runtime.storage import MessageRow
+from chalicelib.runtime.storage import HistoryMark, MessageMove, MessageRow
 from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.facts import Event
 
@@ -134,6 +134,24 @@ def test_a_batchs_sent_events_are_queued_together_at_its_end(
     assert outbox.announced() == ["message.sent", "message.sent"]
 
 
+def test_a_batch_reads_the_profiles_its_messages_go_to_in_one_request(outbox: Outbox) -> None:
+    batch = [outbox.queued("ada"), outbox.queued("bob")]
+    assert [(m.profile_db, m.profile_id) for m in batch] == [
+        ("customers", "ada"),
+        ("customers", "bob"),
+    ]
+    outbox.storage.reads.clear()
+    uow = UnitOfWork(buffered=True)
+    channels.read_profiles(uow, [message.wire() for message in batch])
+    for message in batch:
+        channels.deliver(message, uow)
+    assert len(outbox.sent) == 2
+    assert (outbox.storage.reads["profiles_fields"], outbox.storage.reads["profile fields"]) == (
+        1,
+        0,
+    )
+
+
 def test_a_message_that_does_not_say_whose_it_is_has_its_row_read_first(outbox: Outbox) -> None:
     message = Deliver(message_id=outbox.queued().message_id)  # queued before messages said
     channels.deliver(message)
@@ -154,6 +172,33 @@ def test_a_consent_withdrawn_before_it_leaves_skips_it_in_the_history_too(
     (history,) = outbox.storage.profile("customers", "ada").view.messages
     assert set(history.statuses) == {"skipped"}
     assert outbox.counted("skipped") == 1
+
+
+def test_the_history_says_when_a_message_was_sent_to_the_second(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_time, late = outbox.queued("ada"), outbox.queued("bob")
+    marks: list[str] = []
+    mark = outbox.storage.mark_history
+
+    def marking(change: HistoryMark) -> bool:
+        marks.append(change.message_id)
+        return mark(change)
+
+    monkeypatch.setattr(outbox.storage, "mark_history", marking)
+    outbox.clock.advance(timedelta(milliseconds=900))
+    channels.deliver(on_time)  # within a second of its planned moment: the history has it
+    outbox.trouble = [DeliveryError("throttled", retryable=True)]
+    channels.deliver(late)
+    retry_at = outbox.row(late).retry_at
+    assert retry_at is not None
+    outbox.clock.set(retry_at)
+    channels.deliver(late)
+    assert marks == [late.message_id]
+    ((ada,), (bob,)) = (
+        outbox.storage.profile("customers", p).view.messages for p in ("ada", "bob")
+    )
+    assert (ada.statuses, bob.statuses) == ({"sent": START}, {"sent": retry_at})
 
 
 def test_passing_trouble_tries_again_later_until_the_last_attempt_fails(outbox: Outbox) -> None:
@@ -188,6 +233,46 @@ def test_an_email_without_an_answer_is_sent_once_ses_records_it(outbox: Outbox) 
     outbox.clock.advance(channels.LEASE)
     channels.deliver(message)  # its lease ended: nothing goes out again
     assert outbox.sent == []
+
+
+def test_a_send_moves_its_row_and_records_its_status_in_one_write(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = outbox.queued()
+    outbox.announced()
+    moves: list[MessageMove] = []
+    move = outbox.storage.move_message
+
+    def moving(change: MessageMove) -> None:
+        moves.append(change)
+        move(change)
+
+    monkeypatch.setattr(outbox.storage, "move_message", moving)
+    channels.deliver(message)
+    (sent,) = moves
+    assert sent.recorded is not None
+    assert sent.recorded.record.status == "sent"
+    assert outbox.row(message).feedback == {"sent": START}
+    assert (outbox.counted("sent"), outbox.announced()) == (1, ["message.sent"])
+
+
+def test_a_send_ses_records_before_the_worker_moves_its_row_counts_once(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = outbox.queued()
+    outbox.announced()
+    send = channels.email.send_email
+
+    def recorded_first(**request: Any) -> str:
+        provider_id = send(**request)
+        feedback.record(message.message_id, "sent", START)  # SES's Send event, at once
+        return provider_id
+
+    monkeypatch.setattr(channels.email, "send_email", recorded_first)
+    channels.deliver(message)
+    row = outbox.row(message)
+    assert (row.status, row.feedback, len(outbox.sent)) == ("sent", {"sent": START}, 1)
+    assert (outbox.counted("sent"), outbox.announced()) == (1, ["message.sent"])
 
 
 def test_an_email_ses_has_no_record_of_goes_again_after_its_lease(outbox: Outbox) -> None:
