@@ -465,6 +465,7 @@ def journeys_figures() -> dict[str, tuple[float, str]]:
             meta = scenarios.create(json.loads(example.replace(CRM, crm.url)))
             scenarios.activate(meta["scenario_id"])
             promo.add_codes("WELCOME10", [f"CODE{n:05d}" for n in range(JOURNEYS)])
+            scenarios.list_listeners()  # the stack's first minute's tick, once in its life
             runtime.drain()
             api = Api(app, functions)
             meter.active = functions.active = True

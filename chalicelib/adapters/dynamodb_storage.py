@@ -427,11 +427,15 @@ class DynamoStorage:
     # Codes are items (pool, "A#<code>") while available and (pool, "T#<code>") once taken.
 
     def take_code(self, pool: str, request_id: str, at: datetime) -> str | None:
+        """A code and this request's record of it in one transaction; the record is read
+        only when that fails or the pool is empty (a request delivered again took one)."""
         key = {"key": f"promo#{request_id}"}
-        for _ in range(20):
+
+        def taken_before() -> str | None:
             done = store.idempotency.get(key)
-            if done is not None:
-                return str(done["code"])
+            return None if done is None else str(done["code"])
+
+        for _ in range(20):
             available = next(
                 store.promo_codes.query(
                     "pool = :p AND begins_with(code, :a)", values={":p": pool, ":a": "A#"}, limit=1
@@ -439,7 +443,7 @@ class DynamoStorage:
                 None,
             )
             if available is None:
-                return None
+                return taken_before()
             code = available["code"][2:]
             taken = {"pool": pool, "code": f"T#{code}", "taken_by": request_id,
                      "taken_at": format_datetime(at)}  # fmt: skip
@@ -455,8 +459,11 @@ class DynamoStorage:
                         ),
                     ]
                 )
-            except ConditionFailed:
-                continue  # someone took that code, or this request already got one: look again
+            except ConditionFailed:  # this request got one already, or someone took that code
+                before = taken_before()
+                if before is not None:
+                    return before
+                continue
             return str(code)
         raise RuntimeError(f"could not take a code from pool {pool!r}")
 

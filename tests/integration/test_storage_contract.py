@@ -269,6 +269,7 @@ def test_a_code_is_taken_once_per_request_until_the_pool_is_empty(storage: Stora
     second = storage.take_code("SPRING", "request-2", T0)
     assert {first, second} == {"A", "B"}
     assert storage.take_code("SPRING", "request-3", T0) is None
+    assert storage.take_code("SPRING", "request-2", T0) == second  # asked again, none left
     assert storage.take_code("WINTER", "request-4", T0) is None
 
 
