@@ -10,6 +10,7 @@ import base64
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -282,19 +283,7 @@ class Table:
     ) -> list[dict[str, Any]]:
         """BatchGetItem in groups of 100, retrying unprocessed keys; `projection`: only
         these attributes (a ProjectionExpression, the key's among them to tell the items)."""
-        found: list[dict[str, Any]] = []
-        wire = [to_item(key) for key in keys]
-        options: dict[str, Any] = {"ConsistentRead": consistent}
-        if projection:
-            options["ProjectionExpression"] = projection
-        for start in range(0, len(wire), 100):
-            request: dict[str, Any] = {self.name: {"Keys": wire[start : start + 100], **options}}
-            while request:
-                answer = client("dynamodb").batch_get_item(RequestItems=request)
-                found.extend(
-                    from_item(item) for item in answer.get("Responses", {}).get(self.name, [])
-                )
-                request = answer.get("UnprocessedKeys") or {}
+        (found,) = batch_get([BatchGet(self, keys, consistent, projection)])
         return found
 
     def batch_delete(self, keys: Sequence[Mapping[str, Any]]) -> None:
@@ -342,6 +331,38 @@ class Table:
             delete["ConditionExpression"] = condition
         delete.update(_expression(expression))
         return {"Delete": delete}
+
+
+@dataclass(frozen=True)
+class BatchGet:
+    """The items of one table that a `batch_get` reads (as `Table.batch_get` reads them)."""
+
+    table: Table
+    keys: Sequence[Mapping[str, Any]]
+    consistent: bool = False
+    projection: str | None = None
+
+
+def batch_get(gets: Sequence[BatchGet]) -> list[list[dict[str, Any]]]:
+    """The items of several tables (each once) in as few BatchGetItem calls as they fit
+    (100 keys a call), retrying unprocessed keys: for each get, the items it found."""
+    if len({get.table.name for get in gets}) != len(gets):
+        raise ValueError("one get per table")
+    wanted = [(get, to_item(key)) for get in gets for key in get.keys]
+    found: dict[str, list[dict[str, Any]]] = {get.table.name: [] for get in gets}
+    for start in range(0, len(wanted), 100):
+        request: dict[str, Any] = {}
+        for get, key in wanted[start : start + 100]:
+            options: dict[str, Any] = {"ConsistentRead": get.consistent}
+            if get.projection:
+                options["ProjectionExpression"] = get.projection
+            request.setdefault(get.table.name, {"Keys": [], **options})["Keys"].append(key)
+        while request:
+            answer = client("dynamodb").batch_get_item(RequestItems=request)
+            for name, items in answer.get("Responses", {}).items():
+                found[name].extend(from_item(item) for item in items)
+            request = answer.get("UnprocessedKeys") or {}
+    return [found[get.table.name] for get in gets]
 
 
 class BadToken(ValueError):

@@ -114,8 +114,10 @@ from .codec import (
 )
 from .dynamo import (
     BadToken,
+    BatchGet,
     ConditionFailed,
     Table,
+    batch_get,
     decode_token,
     encode_token,
     to_item,
@@ -174,17 +176,39 @@ class DynamoStorage:
         return found
 
     def listened(self, event_type: str) -> bool:
-        keys = [_listeners_key(event_type), _listeners_key(ANY_EVENT)]
-        if not self._listeners_listed:
-            keys.append(LISTED)
-        found = {
-            item["pk"]: item
-            for item in store.scenarios.batch_get(keys, consistent=True, projection="pk, scenarios")
+        return self.aliases_and_listened([], [event_type])[1][event_type]
+
+    def aliases_and_listened(
+        self, profiles: list[tuple[str, str]], event_types: list[str]
+    ) -> tuple[dict[tuple[str, str], str], dict[str, bool]]:
+        """One BatchGetItem: the profiles' items (their `merged_into`) and the listener
+        items of the types (and of any event, and `LISTED` while it was not found)."""
+        types = sorted(set(event_types))
+        listeners = [_listeners_key(t) for t in (*types, ANY_EVENT)] if types else []
+        if types and not self._listeners_listed:
+            listeners.append(LISTED)
+        items, heard = batch_get(
+            [
+                BatchGet(
+                    store.profiles, [profile_items.item_key(*profile) for profile in profiles],
+                    consistent=True, projection="pk, merged_into",
+                ),
+                BatchGet(store.scenarios, listeners, consistent=True, projection="pk, scenarios"),
+            ]
+        )  # fmt: skip
+        keys = {profile_items.item_key(*profile)["pk"]: profile for profile in profiles}
+        aliases = {
+            keys[item["pk"]]: item["merged_into"] for item in items if item.get("merged_into")
         }
-        if not self._listeners_listed and LISTED["pk"] not in found:
-            return True
-        self._listeners_listed = True
-        return any(found.get(key["pk"], {}).get("scenarios") for key in keys[:2])
+        found = {item["pk"]: bool(item.get("scenarios")) for item in heard}
+        if types and LISTED["pk"] in found:
+            self._listeners_listed = True
+        unlisted = bool(types) and not self._listeners_listed
+        anything = found.get(_listeners_key(ANY_EVENT)["pk"], False)
+        listened = {
+            t: unlisted or anything or found.get(_listeners_key(t)["pk"], False) for t in types
+        }
+        return aliases, listened
 
     def scenarios_for_event(self, event_type: str) -> list[str]:
         found = store.scenarios.query("pk = :pk", values={":pk": f"E#{event_type}"})
@@ -732,13 +756,7 @@ class DynamoStorage:
         return (item or {}).get("merged_into")
 
     def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        keys = {profile_items.item_key(*profile)["pk"]: profile for profile in profiles}
-        found = store.profiles.batch_get(
-            [profile_items.item_key(*profile) for profile in profiles],
-            consistent=True,
-            projection="pk, merged_into",
-        )
-        return {keys[item["pk"]]: item["merged_into"] for item in found if item.get("merged_into")}
+        return self.aliases_and_listened(profiles, [])[0]
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
         """The profile item, and whether one other row of its partition exists (rows sort

@@ -170,6 +170,9 @@ class MemoryStorage:
 
     def listened(self, event_type: str) -> bool:
         self.reads["listened"] += 1
+        return self._listened(event_type)
+
+    def _listened(self, event_type: str) -> bool:
         with self._lock:
             heard = self.listening.get(event_type) or self.listening.get(ANY_EVENT)
             return not self.listeners_done or bool(heard)
@@ -625,7 +628,17 @@ class MemoryStorage:
 
     def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         self.reads["aliases_among"] += 1
-        return {key: self.aliases[key] for key in profiles if key in self.aliases}
+        return self._aliases_among(profiles)
+
+    def _aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        with self._lock:
+            return {key: self.aliases[key] for key in profiles if key in self.aliases}
+
+    def aliases_and_listened(
+        self, profiles: list[tuple[str, str]], event_types: list[str]
+    ) -> tuple[dict[tuple[str, str], str], dict[str, bool]]:
+        self.reads["aliases_and_listened"] += 1
+        return self._aliases_among(profiles), {t: self._listened(t) for t in event_types}
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
         with self._lock:

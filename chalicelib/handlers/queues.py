@@ -76,7 +76,7 @@ def consume(
 def handle_events(event: SQSEvent) -> dict[str, Any]:
     """Events: history, captures, goals and wait_for nodes."""
     unit = UnitOfWork(buffered=True)
-    events.read_aliases(unit, [record.body for record in event])
+    events.read_batch(unit, [record.body for record in event])
     return consume(event, lambda body: events.process(messages.parse_event(body), unit), unit)
 
 

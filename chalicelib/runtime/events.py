@@ -67,17 +67,19 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
         uow.consume_row(message.row_id)
 
 
-def read_aliases(uow: UnitOfWork, bodies: list[str]) -> None:
-    """Before a batch of events: which of their profiles are aliases of merged ones, in one
-    read for the batch (a body that does not parse fails on its own, later)."""
-    profiles = []
+def read_batch(uow: UnitOfWork, bodies: list[str]) -> None:
+    """Before a batch of events: which of their profiles are aliases of merged ones, and
+    which of their types journeys listen to, in one read for the batch (a body that does
+    not parse fails on its own, later)."""
+    profiles, types = [], []
     for body in bodies:
         try:
             message = parse_event(body)
         except ValueError:
             continue
         profiles.append((message.profile_db, message.profile_id))
-    uow.read_aliases(profiles)
+        types.append(message.event.type)
+    uow.read_batch(profiles, types)
 
 
 def seen(event_ids: list[str]) -> set[str]:

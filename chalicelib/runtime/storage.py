@@ -471,6 +471,13 @@ class Storage(Protocol):
         merged into: one read for them all (up to 100; a batch of events' profiles)."""
         ...
 
+    def aliases_and_listened(
+        self, profiles: list[tuple[str, str]], event_types: list[str]
+    ) -> tuple[dict[tuple[str, str], str], dict[str, bool]]:
+        """`aliases_among` the profiles and `listened` for each of the types, in one read
+        (what a batch of events asks before it starts)."""
+        ...
+
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState: ...
 
     def begin_merge(self, record: MergeRecord, row: OutboxRow) -> MergeRecord:

@@ -114,7 +114,7 @@ class UnitOfWork:
 
     def merged_into(self, profile_db: str, profile_id: str) -> str | None:
         """The profile this one was merged into: from the profile's read if it was made,
-        or from the batch's read of aliases (`read_aliases`)."""
+        or from the batch's read of aliases (`read_batch`)."""
         key = (profile_db, profile_id)
         read = self._profiles.get(key)
         if read is not None:
@@ -123,13 +123,16 @@ class UnitOfWork:
             self._aliases[key] = self.storage.merged_into(profile_db, profile_id)
         return self._aliases[key]
 
-    def read_aliases(self, profiles: list[tuple[str, str]]) -> None:
-        """Read which of these profiles are aliases in one request (a batch of events'
-        profiles), for `merged_into` to answer each without a read of its own."""
+    def read_batch(self, profiles: list[tuple[str, str]], event_types: list[str]) -> None:
+        """Read which of these profiles are aliases and whether journeys listen to these
+        event types, in one request (a batch of events'), for `merged_into` and `listened`
+        to answer each without a read of its own."""
         unread = sorted({key for key in profiles if key not in self._aliases})
-        if unread:
-            found = self.storage.aliases_among(unread)
+        unheard = sorted({t for t in event_types if t not in self._heard})
+        if unread or unheard:
+            found, heard = self.storage.aliases_and_listened(unread, unheard)
             self._aliases.update({key: found.get(key) for key in unread})
+            self._heard.update(heard)
 
     def read_profiles(self, profiles: list[tuple[str, str]]) -> None:
         """Read these profiles' fields in one request (a batch of messages' profiles), for

@@ -301,8 +301,14 @@ def test_listened_event_types_are_kept_once_listed_whatever_the_scenario_becomes
     stopped = replace(active, status="stopped", updated_at=T0 + timedelta(hours=1))
     storage.save_scenario(ScenarioChange(stopped, active.updated_at, unlisted=listed))
     assert storage.listened("order.created")  # its ended journeys may still convert
+    assert storage.aliases_and_listened([], ["clicked", "signup", "clicked"]) == (
+        {}, {"clicked": True, "signup": False},
+    )  # fmt: skip
     storage.add_listeners("s2", ["*"])  # a wait for a condition: any event
     assert storage.listened("signup")
+    assert storage.aliases_and_listened([("customers", "ada")], ["signup"]) == (
+        {}, {"signup": True},
+    )  # fmt: skip
 
 
 def test_a_stack_whose_scenarios_predate_the_list_hears_every_event_until_it_is_listed(
@@ -316,6 +322,8 @@ def test_a_stack_whose_scenarios_predate_the_list_hears_every_event_until_it_is_
     storage.add_listeners("s1", ["order.created"])
     storage.mark_listeners_listed()
     fresh = DynamoStorage()  # another function's wiring
-    assert fresh.listened("order.created")
-    assert not fresh.listened("anything")
+    assert fresh.aliases_and_listened([], ["order.created", "anything"]) == (
+        {}, {"order.created": True, "anything": False},
+    )  # fmt: skip
     assert fresh.listeners_listed()
+    assert not fresh.listened("anything")

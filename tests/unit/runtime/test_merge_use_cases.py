@@ -223,12 +223,13 @@ def test_a_batch_of_events_reads_its_profiles_aliases_at_once(stack: Stack) -> N
     ] + ["not an event"]  # fmt: skip
     reads = dict(stack.storage.reads)
     uow = UnitOfWork(buffered=True)
-    events.read_aliases(uow, batch)
+    events.read_batch(uow, batch)
     for body in batch[:4]:
         events.process(parse_event(body), uow)
     uow.flush()  # the batch's history
-    assert stack.storage.reads["aliases_among"] == reads.get("aliases_among", 0) + 1
-    assert stack.storage.reads["merged_into"] == reads.get("merged_into", 0)
+    assert stack.storage.reads["aliases_and_listened"] == reads.get("aliases_and_listened", 0) + 1
+    for read in ("aliases_among", "merged_into", "listened"):
+        assert stack.storage.reads[read] == reads.get(read, 0)
     visits = [
         e.id for e in stack.storage.profiles[("customers", "ada")].events.values()
         if e.type == "visited"
