@@ -158,10 +158,7 @@ class DynamoStorage:
     # --- scenarios -----------------------------------------------------------------------
 
     def scenario(self, scenario_id: str) -> ScenarioMeta | None:
-        item = store.scenarios.get(store.scenario_key(scenario_id))
-        if item is None:
-            return None
-        return ScenarioMeta(scenario_id, item.get("status", "draft"), item.get("version", 0))
+        return _meta(scenario_id, store.scenarios.get(store.scenario_key(scenario_id)))
 
     def version(self, scenario_id: str, version: int) -> CompiledScenario:
         with self._lock:
@@ -287,13 +284,20 @@ class DynamoStorage:
         values = store.instances.get({"instance_id": instance_id})
         return StoredInstance(*instance_from_values(values)) if values else None
 
-    def instances_by_id(self, instance_ids: list[str]) -> dict[str, StoredInstance]:
-        found = store.instances.batch_get(
-            [{"instance_id": instance_id} for instance_id in instance_ids], consistent=True
+    def instances_and_scenarios(
+        self, instance_ids: list[str], scenario_ids: list[str]
+    ) -> tuple[dict[str, StoredInstance], dict[str, ScenarioMeta | None]]:
+        instances, metas = batch_get(
+            [
+                BatchGet(store.instances, [{"instance_id": i} for i in instance_ids], True),
+                BatchGet(store.scenarios, [store.scenario_key(s) for s in scenario_ids], True),
+            ]
         )
-        return {
-            values["instance_id"]: StoredInstance(*instance_from_values(values)) for values in found
-        }
+        found = {item["pk"]: item for item in metas}
+        return (
+            {v["instance_id"]: StoredInstance(*instance_from_values(v)) for v in instances},
+            {s: _meta(s, found.get(store.scenario_key(s)["pk"])) for s in scenario_ids},
+        )
 
     def instances_of_profile(
         self,
@@ -1618,6 +1622,13 @@ def _entry_write(count: EntryCount) -> dict[str, Any]:
         "attribute_not_exists(entries) OR entries < :max",
         values={":one": 1, ":max": count.max, ":expires": epoch(count.window[1] + ENTRIES_KEPT)},
     )
+
+
+def _meta(scenario_id: str, item: dict[str, Any] | None) -> ScenarioMeta | None:
+    """A scenario's status and current version from its metadata item."""
+    if item is None:
+        return None
+    return ScenarioMeta(scenario_id, item.get("status", "draft"), item.get("version", 0))
 
 
 def _fields_record(profile_db: str, profile_id: str, item: dict[str, Any] | None) -> ProfileRecord:

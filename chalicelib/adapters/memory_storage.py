@@ -236,14 +236,17 @@ class MemoryStorage:
         with self._lock:
             return copy.deepcopy(self.instances.get(instance_id))
 
-    def instances_by_id(self, instance_ids: list[str]) -> dict[str, StoredInstance]:
-        self.reads["instances_by_id"] += 1
+    def instances_and_scenarios(
+        self, instance_ids: list[str], scenario_ids: list[str]
+    ) -> tuple[dict[str, StoredInstance], dict[str, ScenarioMeta | None]]:
+        self.reads["instances_and_scenarios"] += 1
         with self._lock:
-            return {
+            instances = {
                 instance_id: copy.deepcopy(self.instances[instance_id])
                 for instance_id in instance_ids
                 if instance_id in self.instances
             }
+            return instances, {s: self.metas.get(s) for s in scenario_ids}
 
     def instances_of_profile(
         self,

@@ -71,7 +71,11 @@ def timer_expired(event: DynamoDBEvent) -> dict[str, Any]:
         if "event" in old:
             derived.append((parse_event(old["event"]["S"]), 0))
             continue
-        wakes.append((Wake(instance_id=old["instance_id"]["S"], step=int(old["step"]["N"])), 0))
+        wake = Wake(
+            instance_id=old["instance_id"]["S"], scenario_id=old.get("scenario_id", {}).get("S"),
+            step=int(old["step"]["N"]),
+        )  # fmt: skip
+        wakes.append((wake, 0))
     services().queues.send("steps", wakes)
     services().queues.send("events", derived)
     woken = len(wakes) + len(derived)

@@ -361,7 +361,9 @@ def announce_result(row: MessageRow, result: dict[str, Any]) -> None:
     result for a step it has left, so only a result lost in a crash makes a difference.
     """
     assert row.instance_id is not None  # a call is its journey's
-    done = WebhookDone(instance_id=row.instance_id, step=row.values["step"], **result)
+    done = WebhookDone(
+        instance_id=row.instance_id, scenario_id=row.scenario_id, step=row.values["step"], **result
+    )
     services().queues.send("steps", [(done, 0)])
 
 

@@ -123,8 +123,8 @@ class Commit:
                     self._call_webhook(instance, effect)
                 case TakePromoCode():
                     request = messages.PromoRequest(
-                        instance_id=instance.instance_id, step=effect.step, pool=effect.pool,
-                        request_id=effect.request_id,
+                        instance_id=instance.instance_id, scenario_id=instance.scenario_id,
+                        step=effect.step, pool=effect.pool, request_id=effect.request_id,
                     )  # fmt: skip
                     self._outbox_row(
                         _row_id("promo", effect.request_id), "promo", instance, ("steps", request)
@@ -256,8 +256,8 @@ class Commit:
             if delay - seconds >= 0.75:
                 seconds += 1
             wake = messages.Wake(
-                instance_id=instance.instance_id, step=timer.step,
-                wake_at=format_datetime(timer.wake_at),
+                instance_id=instance.instance_id, scenario_id=instance.scenario_id,
+                step=timer.step, wake_at=format_datetime(timer.wake_at),
             )  # fmt: skip
             self.outgoing.append(Outgoing("steps", wake, max(0, seconds)))
 

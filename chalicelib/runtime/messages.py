@@ -77,11 +77,18 @@ class EventMessage(_Message):
 # --- steps queue -----------------------------------------------------------------------
 
 
-class Wake(_Message):
+class _InstanceStep(_Message):
+    """A message for a step of one instance. `scenario_id`: whose instance, for a batch to
+    read the scenarios with the instances (None: sent before messages said so)."""
+
+    instance_id: str
+    scenario_id: str | None = None
+
+
+class Wake(_InstanceStep):
     """A timer's wake-up for one step of an instance (`wake_at` when sent delayed)."""
 
     kind: Literal["wake"] = "wake"
-    instance_id: str
     step: int
     wake_at: str | None = None
 
@@ -90,11 +97,10 @@ class Wake(_Message):
         return parse_datetime(self.wake_at)
 
 
-class WebhookDone(_Message):
+class WebhookDone(_InstanceStep):
     """A webhook node's call ended: its result for the journey."""
 
     kind: Literal["webhook_result"] = "webhook_result"
-    instance_id: str
     step: int
     ok: bool
     status: int | None = None
@@ -102,11 +108,10 @@ class WebhookDone(_Message):
     failure: str | None = None
 
 
-class PromoRequest(_Message):
+class PromoRequest(_InstanceStep):
     """A promo_code node asks its pool for a code."""
 
     kind: Literal["promo"] = "promo"
-    instance_id: str
     step: int
     pool: str
     request_id: str

@@ -68,9 +68,10 @@ def process(message: StepMessage, uow: UnitOfWork | None = None) -> None:
 
 
 def read_instances(uow: UnitOfWork, bodies: list[str]) -> None:
-    """Before a batch of steps: the instances they move, in one read for the batch (a body
-    that does not parse fails on its own, later)."""
-    instance_ids = []
+    """Before a batch of steps: the instances they move, and their scenarios where the
+    messages say them, in one read for the batch (a body that does not parse fails on its
+    own, later)."""
+    instance_ids, scenario_ids = [], []
     for body in bodies:
         try:
             message = parse_step(body)
@@ -78,7 +79,9 @@ def read_instances(uow: UnitOfWork, bodies: list[str]) -> None:
             continue
         if isinstance(message, Wake | WebhookDone | PromoRequest | Migrate | Resume | End):
             instance_ids.append(message.instance_id)
-    uow.read_instances(instance_ids)
+        if isinstance(message, Wake | WebhookDone | PromoRequest) and message.scenario_id:
+            scenario_ids.append(message.scenario_id)
+    uow.read_instances(instance_ids, scenario_ids)
 
 
 def wake(uow: UnitOfWork, message: Wake) -> None:

@@ -283,9 +283,12 @@ class Storage(Protocol):
     # instances
     def instance(self, instance_id: str) -> StoredInstance | None: ...
 
-    def instances_by_id(self, instance_ids: list[str]) -> dict[str, StoredInstance]:
+    def instances_and_scenarios(
+        self, instance_ids: list[str], scenario_ids: list[str]
+    ) -> tuple[dict[str, StoredInstance], dict[str, ScenarioMeta | None]]:
         """Those of these instances that exist, by id, read as `instance` reads one (strongly
-        consistent), in one request per 100."""
+        consistent), and these scenarios as `scenario` reads each, in one request per 100
+        (a batch of steps')."""
         ...
 
     def instances_of_profile(

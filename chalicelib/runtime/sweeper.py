@@ -41,7 +41,10 @@ def sweep(now: datetime, uow: UnitOfWork | None = None) -> Swept:
             continue
         meta = uow.scenario(timer.scenario_id)
         if meta is not None and meta.active:  # a sleeping scenario's timers wait for it
-            wakes.append((Wake(instance_id=timer.instance_id, step=timer.step), 0))
+            wake = Wake(
+                instance_id=timer.instance_id, scenario_id=timer.scenario_id, step=timer.step
+            )
+            wakes.append((wake, 0))
     for due in uow.storage.due_sessions(now):  # sessions without activity for their timeout
         wakes.append((SessionTimeout(profile_db=due.profile_db, profile_id=due.profile_id), 0))
     wakes.extend((check, 0) for check in abandonment.due(uow.storage, now))

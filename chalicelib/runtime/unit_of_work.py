@@ -145,12 +145,16 @@ class UnitOfWork:
         """Read the profile again next time: something changed it outside a commit."""
         self._profiles.pop((profile_db, profile_id), None)
 
-    def read_instances(self, instance_ids: list[str]) -> None:
-        """Read these instances in one request (a batch of steps' instances), for `instance`
-        to answer each without a read of its own (one that is not found is read again)."""
+    def read_instances(self, instance_ids: list[str], scenario_ids: list[str]) -> None:
+        """Read these instances and scenarios in one request (a batch of steps'), for
+        `instance` and `scenario` to answer each without a read of its own (an instance
+        that is not found is read again)."""
         unread = sorted({i for i in instance_ids if i not in self._instances})
-        if unread:
-            self._instances.update(self.storage.instances_by_id(unread))
+        unknown = sorted({s for s in scenario_ids if s not in self._scenarios})
+        if unread or unknown:
+            instances, metas = self.storage.instances_and_scenarios(unread, unknown)
+            self._instances.update(instances)
+            self._scenarios.update(metas)
 
     def instance(self, instance_id: str) -> StoredInstance | None:
         """The instance as this unit of work last saw it (read from the table if not yet)."""

@@ -88,7 +88,7 @@ def test_an_instance_is_written_once_new_and_then_only_from_the_revision_read(
     (listed,) = storage.instances_of_profile("customers", "ada", "s1")
     assert listed.instance == found.instance
     assert storage.instances_of_profile("customers", "ada", "s2") == []
-    assert storage.instances_by_id(["i1", "nosuch"]) == {"i1": found}
+    assert storage.instances_and_scenarios(["i1", "nosuch"], []) == ({"i1": found}, {})
 
 
 def test_since_a_moment_a_profile_shows_its_active_journeys_and_those_ending_after_it(

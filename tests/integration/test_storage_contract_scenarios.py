@@ -295,6 +295,13 @@ def test_listened_event_types_are_kept_once_listed_whatever_the_scenario_becomes
     listed = TriggerIndex("s1", ("signup",), listens=("order.created", "clicked"))
     version = VersionRecord("s1", 1, record.document, active.updated_at)
     storage.save_scenario(ScenarioChange(active, record.updated_at, version, listed))
+    meta = storage.scenario("s1")
+    assert meta is not None
+    assert meta.active
+    assert storage.instances_and_scenarios([], ["s1", "nosuch"]) == (
+        {},
+        {"s1": meta, "nosuch": None},
+    )
     assert storage.listened("order.created")
     assert storage.listened("clicked")
     assert not storage.listened("signup")  # a trigger is no listener

@@ -201,9 +201,11 @@ def test_a_step_that_loses_a_race_is_tried_again_on_what_won(
     assert stack.instances()[0].status == "completed"
 
 
-def test_a_batch_of_wake_ups_reads_its_instances_in_one_request(stack: Stack) -> None:
-    stack.scenario({"wait": {"type": "pause", "duration": "PT1H", "next": "done"},
-                    "done": {"type": "exit"}})  # fmt: skip
+def test_a_batch_of_wake_ups_reads_its_instances_and_scenario_in_one_request(
+    stack: Stack,
+) -> None:
+    scenario_id = stack.scenario({"wait": {"type": "pause", "duration": "PT1H", "next": "done"},
+                                  "done": {"type": "exit"}})  # fmt: skip
     for name in ("ada", "bob", "cy"):
         stack.storage.put_profile("customers", name, {**ADA, "first_name": name})
         stack.event("signup", name)
@@ -216,7 +218,9 @@ def test_a_batch_of_wake_ups_reads_its_instances_in_one_request(stack: Stack) ->
     steps.read_instances(uow, [message.wire() for message in wakes])
     for message in wakes:
         steps.process(message, uow)  # type: ignore[arg-type]
-    assert (stack.storage.reads["instances_by_id"], stack.storage.reads["instance"]) == (1, 0)
+    assert [getattr(message, "scenario_id", None) for message in wakes] == [scenario_id] * 3
+    reads = stack.storage.reads
+    assert (reads["instances_and_scenarios"], reads["instance"], reads["scenario"]) == (1, 0, 0)
     for name in ("ada", "bob", "cy"):
         assert [i.status for i in stack.instances(name)] == ["completed"]
 
