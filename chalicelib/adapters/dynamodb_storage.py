@@ -52,6 +52,7 @@ from chalicelib.runtime.storage import (
     Conflict,
     DayCounters,
     EntryCount,
+    EventsBatch,
     EventTimer,
     ExperimentDecision,
     GuardWrite,
@@ -135,7 +136,8 @@ class DynamoStorage:
 
     def __init__(self) -> None:
         self._versions: dict[tuple[str, int], CompiledScenario] = {}
-        self._listeners_listed = False  # once seen listed, for the life of the wiring
+        # the lists' markers (`LISTED`, `TRIGGERS_LISTED`) once seen, for the wiring's life
+        self._listed = {LISTED["sk"]: False, TRIGGERS_LISTED["sk"]: False}
         self._lock = threading.Lock()
 
     def load_profiles(
@@ -173,39 +175,48 @@ class DynamoStorage:
         return found
 
     def listened(self, event_type: str) -> bool:
-        return self.aliases_and_listened([], [event_type])[1][event_type]
+        return self.events_batch([], [event_type]).listened[event_type]
 
-    def aliases_and_listened(
-        self, profiles: list[tuple[str, str]], event_types: list[str]
-    ) -> tuple[dict[tuple[str, str], str], dict[str, bool]]:
+    def events_batch(self, profiles: list[tuple[str, str]], event_types: list[str]) -> EventsBatch:
         """One BatchGetItem: the profiles' items (their `merged_into`) and the listener
-        items of the types (and of any event, and `LISTED` while it was not found)."""
+        items of the types and of any event (with the markers of the lists not seen yet)."""
         types = sorted(set(event_types))
         listeners = [_listeners_key(t) for t in (*types, ANY_EVENT)] if types else []
-        if types and not self._listeners_listed:
-            listeners.append(LISTED)
+        if types:
+            listeners += [m for m in (LISTED, TRIGGERS_LISTED) if not self._listed[m["sk"]]]
         items, heard = batch_get(
             [
                 BatchGet(
                     store.profiles, [profile_items.item_key(*profile) for profile in profiles],
                     consistent=True, projection="pk, merged_into",
                 ),
-                BatchGet(store.scenarios, listeners, consistent=True, projection="pk, scenarios"),
+                BatchGet(
+                    store.scenarios, listeners, consistent=True,
+                    projection="pk, sk, scenarios, triggered",
+                ),
             ]
         )  # fmt: skip
         keys = {profile_items.item_key(*profile)["pk"]: profile for profile in profiles}
         aliases = {
             keys[item["pk"]]: item["merged_into"] for item in items if item.get("merged_into")
         }
-        found = {item["pk"]: bool(item.get("scenarios")) for item in heard}
-        if types and LISTED["pk"] in found:
-            self._listeners_listed = True
-        unlisted = bool(types) and not self._listeners_listed
-        anything = found.get(_listeners_key(ANY_EVENT)["pk"], False)
-        listened = {
-            t: unlisted or anything or found.get(_listeners_key(t)["pk"], False) for t in types
-        }
-        return aliases, listened
+        found = {(item["pk"], item["sk"]): item for item in heard}
+        for marker in (LISTED, TRIGGERS_LISTED):
+            if (marker["pk"], marker["sk"]) in found:
+                self._listed[marker["sk"]] = True
+
+        def listener(event_type: str) -> dict[str, Any]:
+            key = _listeners_key(event_type)
+            return found.get((key["pk"], key["sk"]), {})
+
+        anything = not self._listed[LISTED["sk"]] or bool(listener(ANY_EVENT).get("scenarios"))
+        return EventsBatch(
+            aliases,
+            {t: anything or bool(listener(t).get("scenarios")) for t in types},
+            {t: sorted(listener(t).get("triggered") or ()) for t in types}
+            if self._listed[TRIGGERS_LISTED["sk"]]
+            else None,
+        )
 
     def scenarios_for_event(self, event_type: str) -> list[str]:
         found = store.scenarios.query("pk = :pk", values={":pk": f"E#{event_type}"})
@@ -760,7 +771,7 @@ class DynamoStorage:
         return (item or {}).get("merged_into")
 
     def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        return self.aliases_and_listened(profiles, [])[0]
+        return self.events_batch(profiles, []).aliases
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
         """The profile item, and whether one other row of its partition exists (rows sort
@@ -1330,9 +1341,7 @@ class DynamoStorage:
     # no run left).
 
     def listeners_listed(self) -> bool:
-        if not self._listeners_listed:
-            self._listeners_listed = store.scenarios.get(LISTED) is not None
-        return self._listeners_listed
+        return self._is_listed(LISTED)
 
     def add_listeners(self, scenario_id: str, event_types: Iterable[str]) -> None:
         for event_type in event_types:
@@ -1341,8 +1350,28 @@ class DynamoStorage:
             )
 
     def mark_listeners_listed(self) -> None:
-        store.scenarios.put({**LISTED, "at": format_datetime(clock_now())})
-        self._listeners_listed = True
+        self._mark_listed(LISTED)
+
+    def triggers_listed(self) -> bool:
+        return self._is_listed(TRIGGERS_LISTED)
+
+    def add_triggers(self, scenario_id: str, event_types: Iterable[str]) -> None:
+        for event_type in event_types:
+            store.scenarios.update(
+                _listeners_key(event_type), ADD_TRIGGERED, values={":s": {scenario_id}}
+            )
+
+    def mark_triggers_listed(self) -> None:
+        self._mark_listed(TRIGGERS_LISTED)
+
+    def _is_listed(self, marker: dict[str, str]) -> bool:
+        if not self._listed[marker["sk"]]:
+            self._listed[marker["sk"]] = store.scenarios.get(marker) is not None
+        return self._listed[marker["sk"]]
+
+    def _mark_listed(self, marker: dict[str, str]) -> None:
+        store.scenarios.put({**marker, "at": format_datetime(clock_now())})
+        self._listed[marker["sk"]] = True
 
     def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
         item = store.scenarios.get(store.scenario_key(scenario_id))
@@ -2061,12 +2090,23 @@ def _index_writes(
         for item in (_index_items(unlisted) if unlisted is not None else [])
         if (item["pk"], item["sk"]) not in kept
     ]
-    listeners = [] if listed is None else [
-        store.scenarios.tx_update(
-            _listeners_key(event_type), ADD_LISTENER, values={":s": {listed.scenario_id}}
+    listens = set(listed.listens) if listed else set()
+    triggers = set(listed.event_types) if listed else set()
+    untriggered = set(unlisted.event_types) - triggers if unlisted else set()
+    listeners = []
+    for event_type in sorted(listens | triggers | untriggered):  # each item once a transaction
+        added = [name for name, wanted in (("scenarios", listens), ("triggered", triggers))
+                 if event_type in wanted]  # fmt: skip
+        clauses = ["ADD " + ", ".join(f"{name} :s" for name in added)] if added else []
+        if event_type in untriggered:
+            clauses.append("DELETE triggered :s")
+        owner = listed or unlisted
+        assert owner is not None
+        listeners.append(
+            store.scenarios.tx_update(
+                _listeners_key(event_type), " ".join(clauses), values={":s": {owner.scenario_id}}
+            )
         )
-        for event_type in listed.listens
-    ]  # fmt: skip
     return [
         *(store.scenarios.tx_put(item) for item in puts),
         *(store.scenarios.tx_delete(key) for key in gone),
@@ -2079,6 +2119,12 @@ def _index_writes(
 # live edit and never taken from; `LISTED` says every scenario saved so far is in them.
 LISTED = {"pk": "L#", "sk": "listed"}
 ADD_LISTENER = "ADD scenarios :s"
+# The same items hold `triggered`, the set of active scenarios with an event trigger on
+# the type (added at activation, taken out when it stops or a version drops the trigger),
+# which `events_batch` reads in place of querying the trigger index `E#<type>` once
+# `TRIGGERS_LISTED` says the active scenarios saved before it are in them.
+TRIGGERS_LISTED = {"pk": "L#", "sk": "triggers"}
+ADD_TRIGGERED = "ADD triggered :s"
 
 
 def _listeners_key(event_type: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ from chalicelib.runtime.storage import (
     Changes,
     Conflict,
     DayCounters,
+    EventsBatch,
     EventTimer,
     ExperimentDecision,
     HistoryMark,
@@ -101,6 +102,7 @@ class MemoryStorage:
         self.versions: dict[tuple[str, int], CompiledScenario] = {}
         self.listening: dict[str, set[str]] = defaultdict(set)  # event type → scenarios
         self.listeners_done = True  # a new store's scenarios are all listed: it has none
+        self.triggers_done = True  # and their triggers
         self.profiles: dict[tuple[str, str], _Profile] = defaultdict(_Profile)
         self.instances: dict[str, StoredInstance] = {}
         self.until: dict[str, datetime | None] = {}  # an instance's `InstanceWrite.until`
@@ -179,6 +181,9 @@ class MemoryStorage:
 
     def scenarios_for_event(self, event_type: str) -> list[str]:
         self.reads["scenarios_for_event"] += 1
+        return self._triggered(event_type)
+
+    def _triggered(self, event_type: str) -> list[str]:
         return sorted(
             meta.scenario_id
             for meta in self.metas.values()
@@ -637,11 +642,15 @@ class MemoryStorage:
         with self._lock:
             return {key: self.aliases[key] for key in profiles if key in self.aliases}
 
-    def aliases_and_listened(
+    def events_batch(
         self, profiles: list[tuple[str, str]], event_types: list[str]
-    ) -> tuple[dict[tuple[str, str], str], dict[str, bool]]:
-        self.reads["aliases_and_listened"] += 1
-        return self._aliases_among(profiles), {t: self._listened(t) for t in event_types}
+    ) -> EventsBatch:
+        self.reads["events_batch"] += 1
+        return EventsBatch(
+            self._aliases_among(profiles),
+            {t: self._listened(t) for t in event_types},
+            {t: self._triggered(t) for t in event_types} if self.triggers_done else None,
+        )
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
         with self._lock:
@@ -1097,6 +1106,15 @@ class MemoryStorage:
 
     def mark_listeners_listed(self) -> None:
         self.listeners_done = True
+
+    def triggers_listed(self) -> bool:
+        return self.triggers_done
+
+    def add_triggers(self, scenario_id: str, event_types: Iterable[str]) -> None:
+        """Nothing to add: the scenarios a type triggers are read from the active versions."""
+
+    def mark_triggers_listed(self) -> None:
+        self.triggers_done = True
 
     def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
         self.reads["scenario_record"] += 1

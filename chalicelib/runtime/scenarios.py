@@ -353,23 +353,35 @@ def _index(scenario: CompiledScenario, now: datetime) -> TriggerIndex:
 
 def list_listeners() -> int:
     """Once per stack: list the event types that the journeys of the scenarios saved so
-    far listen to (every version of each), for a stack whose scenarios predate the list;
-    from then on activations and live edits keep it. Returns the scenarios listed."""
+    far listen to (every version of each), and those that the active ones' event triggers
+    take, for a stack whose scenarios predate the lists; from then on activations, live
+    edits and stops keep them. Returns the scenarios listed.
+
+    A scenario stopped while it is listed may stay among those its types trigger: a
+    capture finds it inactive and passes it by, until it is activated and stopped again."""
     storage = services().storage
-    if storage.listeners_listed():
+    listeners, triggers = not storage.listeners_listed(), not storage.triggers_listed()
+    if not (listeners or triggers):
         return 0
     listed, token = 0, None
     while True:
         records, token = storage.scenario_page(ScenarioFilter(), 100, token)
         for record in records:
-            types: set[str] = set()
-            for version in range(1, record.version + 1):
-                types |= listened_types(storage.version(record.scenario_id, version))
-            storage.add_listeners(record.scenario_id, types)
+            if listeners:
+                types: set[str] = set()
+                for version in range(1, record.version + 1):
+                    types |= listened_types(storage.version(record.scenario_id, version))
+                storage.add_listeners(record.scenario_id, types)
+            if triggers and record.status == "active":
+                current = storage.version(record.scenario_id, record.version)
+                storage.add_triggers(record.scenario_id, _event_types(current))
             listed += 1
         if token is None:
             break
-    storage.mark_listeners_listed()
+    if listeners:
+        storage.mark_listeners_listed()
+    if triggers:
+        storage.mark_triggers_listed()
     return listed
 
 

@@ -37,6 +37,18 @@ class Conflict(Exception):
 
 
 @dataclass(frozen=True)
+class EventsBatch:
+    """What a batch of events asks before it starts (`Storage.events_batch`): the profiles
+    that are aliases, with the profile each was merged into; whether journeys listen to
+    each event type; the active scenarios each type triggers (None: not listed yet, as
+    `scenarios_for_event` reads them)."""
+
+    aliases: dict[tuple[str, str], str]
+    listened: dict[str, bool]
+    triggered: dict[str, list[str]] | None
+
+
+@dataclass(frozen=True)
 class ScenarioMeta:
     """What a journey needs of a scenario: whether it runs, and its current version."""
 
@@ -474,11 +486,9 @@ class Storage(Protocol):
         merged into: one read for them all (up to 100; a batch of events' profiles)."""
         ...
 
-    def aliases_and_listened(
-        self, profiles: list[tuple[str, str]], event_types: list[str]
-    ) -> tuple[dict[tuple[str, str], str], dict[str, bool]]:
-        """`aliases_among` the profiles and `listened` for each of the types, in one read
-        (what a batch of events asks before it starts)."""
+    def events_batch(self, profiles: list[tuple[str, str]], event_types: list[str]) -> EventsBatch:
+        """`aliases_among` the profiles, `listened` and (once listed) `scenarios_for_event`
+        for each of the types, in one read: what a batch of events asks before it starts."""
         ...
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState: ...
@@ -713,6 +723,18 @@ class Storage(Protocol):
         ...
 
     def mark_listeners_listed(self) -> None: ...
+
+    def triggers_listed(self) -> bool:
+        """Whether the scenarios each event type triggers are listed where `events_batch`
+        reads them (a stack whose active scenarios predate that list has them listed
+        once: `add_triggers`, then `mark_triggers_listed`; activations keep it since)."""
+        ...
+
+    def add_triggers(self, scenario_id: str, event_types: Iterable[str]) -> None:
+        """List the scenario among those these event types trigger."""
+        ...
+
+    def mark_triggers_listed(self) -> None: ...
 
     def scenario_record(self, scenario_id: str) -> ScenarioRecord | None:
         """The scenario's metadata as saved (None: no such scenario)."""

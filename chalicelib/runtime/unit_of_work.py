@@ -124,15 +124,17 @@ class UnitOfWork:
         return self._aliases[key]
 
     def read_batch(self, profiles: list[tuple[str, str]], event_types: list[str]) -> None:
-        """Read which of these profiles are aliases and whether journeys listen to these
-        event types, in one request (a batch of events'), for `merged_into` and `listened`
-        to answer each without a read of its own."""
+        """Read which of these profiles are aliases, whether journeys listen to these event
+        types and which scenarios they trigger, in one request (a batch of events'), for
+        `merged_into`, `listened` and `scenarios_for_event` to answer each without a read
+        of its own (the triggered scenarios: once the stack has them listed)."""
         unread = sorted({key for key in profiles if key not in self._aliases})
         unheard = sorted({t for t in event_types if t not in self._heard})
         if unread or unheard:
-            found, heard = self.storage.aliases_and_listened(unread, unheard)
-            self._aliases.update({key: found.get(key) for key in unread})
-            self._heard.update(heard)
+            found = self.storage.events_batch(unread, unheard)
+            self._aliases.update({key: found.aliases.get(key) for key in unread})
+            self._heard.update(found.listened)
+            self._listening.update(found.triggered or {})
 
     def read_profiles(self, profiles: list[tuple[str, str]]) -> None:
         """Read these profiles' fields in one request (a batch of messages' profiles), for

@@ -457,7 +457,7 @@ def test_a_profile_state_tells_an_item_a_history_and_an_alias(storage: Storage) 
     asked += [("customers", "nobody")]
     assert storage.aliases_among(asked) == {("customers", "bob"): "ada", ("customers", "cy"): "ada"}
     assert storage.aliases_among([]) == {}
-    assert storage.aliases_and_listened(asked, []) == (storage.aliases_among(asked), {})
+    assert storage.events_batch(asked, []).aliases == storage.aliases_among(asked)
     profiles(storage, dan={"name": "Dan"})
     with pytest.raises(Conflict):  # bob is merged into ada already
         storage.alias_profile("customers", "bob", "dan")

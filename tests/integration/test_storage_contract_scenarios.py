@@ -287,6 +287,7 @@ def test_listened_event_types_are_kept_once_listed_whatever_the_scenario_becomes
     storage: Storage,
 ) -> None:
     storage.mark_listeners_listed()
+    storage.mark_triggers_listed()
     assert storage.listeners_listed()
     assert not storage.listened("order.created")
     record = draft("s1")
@@ -305,17 +306,26 @@ def test_listened_event_types_are_kept_once_listed_whatever_the_scenario_becomes
     assert storage.listened("order.created")
     assert storage.listened("clicked")
     assert not storage.listened("signup")  # a trigger is no listener
-    stopped = replace(active, status="stopped", updated_at=T0 + timedelta(hours=1))
-    storage.save_scenario(ScenarioChange(stopped, active.updated_at, unlisted=listed))
-    assert storage.listened("order.created")  # its ended journeys may still convert
-    assert storage.aliases_and_listened([], ["clicked", "signup", "clicked"]) == (
-        {}, {"clicked": True, "signup": False},
+    batch = storage.events_batch([], ["clicked", "signup", "clicked"])
+    assert (batch.listened, batch.triggered) == (
+        {"clicked": True, "signup": False}, {"clicked": [], "signup": ["s1"]},
     )  # fmt: skip
+    joined = {"id": "start", "type": "event", "event": "joined", "next": "hello"}
+    document = {**record.document, "triggers": [joined]}  # a live edit's new trigger
+    edited = replace(active, version=2, document=document, updated_at=T0 + timedelta(minutes=2))
+    relisted = TriggerIndex("s1", ("joined",), listens=("clicked",))
+    version = VersionRecord("s1", 2, document, edited.updated_at)
+    storage.save_scenario(ScenarioChange(edited, active.updated_at, version, relisted, listed))
+    triggered = storage.events_batch([], ["signup", "joined"]).triggered
+    assert triggered == {"signup": [], "joined": ["s1"]}  # the edit's trigger in the other's place
+    assert storage.scenarios_for_event("joined") == ["s1"]
+    stopped = replace(edited, status="stopped", updated_at=T0 + timedelta(hours=1))
+    storage.save_scenario(ScenarioChange(stopped, edited.updated_at, unlisted=relisted))
+    assert storage.listened("order.created")  # its ended journeys may still convert
+    assert storage.events_batch([], ["joined"]).triggered == {"joined": []}
     storage.add_listeners("s2", ["*"])  # a wait for a condition: any event
     assert storage.listened("signup")
-    assert storage.aliases_and_listened([("customers", "ada")], ["signup"]) == (
-        {}, {"signup": True},
-    )  # fmt: skip
+    assert storage.events_batch([("customers", "ada")], ["signup"]).listened == {"signup": True}
 
 
 def test_a_stack_whose_scenarios_predate_the_list_hears_every_event_until_it_is_listed(
@@ -329,8 +339,23 @@ def test_a_stack_whose_scenarios_predate_the_list_hears_every_event_until_it_is_
     storage.add_listeners("s1", ["order.created"])
     storage.mark_listeners_listed()
     fresh = DynamoStorage()  # another function's wiring
-    assert fresh.aliases_and_listened([], ["order.created", "anything"]) == (
-        {}, {"order.created": True, "anything": False},
-    )  # fmt: skip
+    assert fresh.events_batch([], ["order.created", "anything"]).listened == {
+        "order.created": True, "anything": False,
+    }  # fmt: skip
     assert fresh.listeners_listed()
     assert not fresh.listened("anything")
+
+
+def test_a_stack_whose_active_scenarios_predate_the_triggers_list_asks_the_index_until_listed(
+    aws_stack: None,
+) -> None:
+    from chalicelib.adapters.dynamodb_storage import DynamoStorage
+
+    storage = DynamoStorage()
+    assert not storage.triggers_listed()
+    assert storage.events_batch([], ["signup"]).triggered is None  # ask `scenarios_for_event`
+    storage.add_triggers("s1", ["signup"])
+    storage.mark_triggers_listed()
+    fresh = DynamoStorage()  # another function's wiring
+    assert fresh.events_batch([], ["signup", "other"]).triggered == {"signup": ["s1"], "other": []}
+    assert fresh.triggers_listed()

@@ -227,8 +227,8 @@ def test_a_batch_of_events_reads_its_profiles_aliases_at_once(stack: Stack) -> N
     for body in batch[:4]:
         events.process(parse_event(body), uow)
     uow.flush()  # the batch's history
-    assert stack.storage.reads["aliases_and_listened"] == reads.get("aliases_and_listened", 0) + 1
-    for read in ("aliases_among", "merged_into", "listened"):
+    assert stack.storage.reads["events_batch"] == reads.get("events_batch", 0) + 1
+    for read in ("aliases_among", "merged_into", "listened", "scenarios_for_event"):
         assert stack.storage.reads[read] == reads.get(read, 0)
     visits = [
         e.id for e in stack.storage.profiles[("customers", "ada")].events.values()

@@ -178,10 +178,13 @@ def test_activations_and_edits_list_what_journeys_listen_to_and_a_stack_lists_it
 
     # a stack whose scenarios were saved before it listed them, as an upgraded one
     stack.storage.listening.clear()
-    stack.storage.listeners_done = False
+    stack.storage.listeners_done = stack.storage.triggers_done = False
     assert stack.storage.listened("page.visited")  # unlisted yet: every event is heard
+    assert stack.storage.events_batch([], ["signup"]).triggered is None
     assert scenarios.list_listeners() == 1
     assert stack.storage.listeners_listed()
+    assert stack.storage.triggers_listed()
+    assert stack.storage.events_batch([], ["signup"]).triggered == {"signup": [scenario_id]}
     assert stack.storage.listened("order.created")
     assert stack.storage.listened("purchase")
     assert scenarios.list_listeners() == 0  # once
