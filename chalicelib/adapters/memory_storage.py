@@ -642,9 +642,7 @@ class MemoryStorage:
         with self._lock:
             return {key: self.aliases[key] for key in profiles if key in self.aliases}
 
-    def events_batch(
-        self, profiles: list[tuple[str, str]], event_types: list[str]
-    ) -> EventsBatch:
+    def events_batch(self, profiles: list[tuple[str, str]], event_types: list[str]) -> EventsBatch:
         self.reads["events_batch"] += 1
         return EventsBatch(
             self._aliases_among(profiles),
