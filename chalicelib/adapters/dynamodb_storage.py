@@ -52,7 +52,6 @@ from chalicelib.runtime.storage import (
     Conflict,
     DayCounters,
     EntryCount,
-    EventsBatch,
     EventTimer,
     ExperimentDecision,
     GuardWrite,
@@ -71,6 +70,8 @@ from chalicelib.runtime.storage import (
     ProfileCreate,
     ProfileRecord,
     ProfileState,
+    ReadAhead,
+    ReadAheadFound,
     ScenarioChange,
     ScenarioFilter,
     ScenarioMeta,
@@ -175,47 +176,69 @@ class DynamoStorage:
         return found
 
     def listened(self, event_type: str) -> bool:
-        return self.events_batch([], [event_type]).listened[event_type]
+        return self.read_ahead(ReadAhead(event_types=[event_type])).listened[event_type]
 
-    def events_batch(self, profiles: list[tuple[str, str]], event_types: list[str]) -> EventsBatch:
-        """One BatchGetItem: the profiles' items (their `merged_into`) and the listener
-        items of the types and of any event (with the markers of the lists not seen yet)."""
-        types = sorted(set(event_types))
+    def read_ahead(self, wanted: ReadAhead) -> ReadAheadFound:
+        """One BatchGetItem over three tables: the instances; from `profiles`, the items
+        of the profiles (of `profiles` and `aliases`) and their guards; from `scenarios`,
+        the metadata, the listener items of the types and of any event (with the markers
+        of the lists not seen yet) and the control percent."""
+        types = sorted(set(wanted.event_types))
         listeners = [_listeners_key(t) for t in (*types, ANY_EVENT)] if types else []
         if types:
             listeners += [m for m in (LISTED, TRIGGERS_LISTED) if not self._listed[m["sk"]]]
-        items, heard = batch_get(
+        profiles = sorted({*wanted.profiles, *wanted.aliases})
+        guards = [_guard_key(*guard) for guard in wanted.guards]
+        metas = [store.scenario_key(s) for s in wanted.scenarios]
+        instances, profile_items_found, scenario_items = batch_get(
             [
+                BatchGet(store.instances, [{"instance_id": i} for i in wanted.instances], True),
                 BatchGet(
-                    store.profiles, [profile_items.item_key(*profile) for profile in profiles],
-                    consistent=True, projection="pk, merged_into",
+                    store.profiles,
+                    [*(profile_items.item_key(*profile) for profile in profiles), *guards],
+                    True,
                 ),
                 BatchGet(
-                    store.scenarios, listeners, consistent=True,
-                    projection="pk, sk, scenarios, triggered",
+                    store.scenarios,
+                    [*metas, *listeners, *([CONTROL_KEY] if wanted.control else [])],
+                    True,
                 ),
             ]
-        )  # fmt: skip
-        keys = {profile_items.item_key(*profile)["pk"]: profile for profile in profiles}
-        aliases = {
-            keys[item["pk"]]: item["merged_into"] for item in items if item.get("merged_into")
-        }
-        found = {(item["pk"], item["sk"]): item for item in heard}
+        )
+        by_key = {(item["pk"], item["sk"]): item for item in profile_items_found + scenario_items}
+
+        def found(key: dict[str, str]) -> dict[str, Any] | None:
+            return by_key.get((key["pk"], key["sk"]))
+
         for marker in (LISTED, TRIGGERS_LISTED):
-            if (marker["pk"], marker["sk"]) in found:
+            if types and found(marker) is not None:
                 self._listed[marker["sk"]] = True
 
         def listener(event_type: str) -> dict[str, Any]:
-            key = _listeners_key(event_type)
-            return found.get((key["pk"], key["sk"]), {})
+            return found(_listeners_key(event_type)) or {}
 
         anything = not self._listed[LISTED["sk"]] or bool(listener(ANY_EVENT).get("scenarios"))
-        return EventsBatch(
-            aliases,
-            {t: anything or bool(listener(t).get("scenarios")) for t in types},
-            {t: sorted(listener(t).get("triggered") or ()) for t in types}
+        records = {
+            profile: _fields_record(*profile, found(profile_items.item_key(*profile)))
+            for profile in profiles
+        }
+        return ReadAheadFound(
+            instances={
+                v["instance_id"]: StoredInstance(*instance_from_values(v)) for v in instances
+            },
+            scenarios={s: _meta(s, found(store.scenario_key(s))) for s in wanted.scenarios},
+            profiles={profile: records[profile] for profile in wanted.profiles},
+            aliases={
+                profile: alias
+                for profile in wanted.aliases
+                if (alias := records[profile].merged_into) is not None
+            },
+            listened={t: anything or bool(listener(t).get("scenarios")) for t in types},
+            triggered={t: sorted(listener(t).get("triggered") or ()) for t in types}
             if self._listed[TRIGGERS_LISTED["sk"]]
             else None,
+            guards={guard: _guard_from(found(_guard_key(*guard))) for guard in wanted.guards},
+            control_percent=_percent(found(CONTROL_KEY)) if wanted.control else None,
         )
 
     def scenarios_for_event(self, event_type: str) -> list[str]:
@@ -266,18 +289,6 @@ class DynamoStorage:
         view.messages.reverse()
         return _record(view, item)
 
-    def profiles_fields(
-        self, profiles: list[tuple[str, str]]
-    ) -> dict[tuple[str, str], ProfileRecord]:
-        keys = {profile_items.item_key(*profile)["pk"]: profile for profile in profiles}
-        found = {
-            keys[item["pk"]]: item
-            for item in store.profiles.batch_get(
-                [profile_items.item_key(*profile) for profile in profiles], consistent=True
-            )
-        }
-        return {profile: _fields_record(*profile, found.get(profile)) for profile in profiles}
-
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
         store.profiles.put(_event_item(profile_db, profile_id, event))
 
@@ -294,21 +305,6 @@ class DynamoStorage:
     def instance(self, instance_id: str) -> StoredInstance | None:
         values = store.instances.get({"instance_id": instance_id})
         return StoredInstance(*instance_from_values(values)) if values else None
-
-    def instances_and_scenarios(
-        self, instance_ids: list[str], scenario_ids: list[str]
-    ) -> tuple[dict[str, StoredInstance], dict[str, ScenarioMeta | None]]:
-        instances, metas = batch_get(
-            [
-                BatchGet(store.instances, [{"instance_id": i} for i in instance_ids], True),
-                BatchGet(store.scenarios, [store.scenario_key(s) for s in scenario_ids], True),
-            ]
-        )
-        found = {item["pk"]: item for item in metas}
-        return (
-            {v["instance_id"]: StoredInstance(*instance_from_values(v)) for v in instances},
-            {s: _meta(s, found.get(store.scenario_key(s)["pk"])) for s in scenario_ids},
-        )
 
     def instances_of_profile(
         self,
@@ -332,8 +328,7 @@ class DynamoStorage:
     def capture_guard(
         self, profile_db: str, profile_id: str, scenario_id: str
     ) -> CaptureGuard | None:
-        item = store.profiles.get(_guard_key(profile_db, profile_id, scenario_id))
-        return CaptureGuard(item.get("captures", 0), item.get("latest")) if item else None
+        return _guard_from(store.profiles.get(_guard_key(profile_db, profile_id, scenario_id)))
 
     # --- commit --------------------------------------------------------------------------
 
@@ -589,8 +584,7 @@ class DynamoStorage:
     # with the trigger index); decisions are `S#<id>`/`D#<version>#<node>`.
 
     def control_percent(self) -> float:
-        item = store.scenarios.get(CONTROL_KEY)
-        return float(item.get("percent", 0)) if item else 0.0
+        return _percent(store.scenarios.get(CONTROL_KEY))
 
     def set_control_percent(self, percent: float, at: datetime) -> None:
         store.scenarios.put({**CONTROL_KEY, "percent": percent, "updated_at": format_datetime(at)})
@@ -771,7 +765,7 @@ class DynamoStorage:
         return (item or {}).get("merged_into")
 
     def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        return self.events_batch(profiles, []).aliases
+        return self.read_ahead(ReadAhead(aliases=profiles)).aliases
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
         """The profile item, and whether one other row of its partition exists (rows sort
@@ -1577,6 +1571,10 @@ def _guard_key(profile_db: str, profile_id: str, scenario_id: str) -> dict[str, 
     return {"pk": store.profile_partition(profile_db, profile_id), "sk": f"C#{scenario_id}"}
 
 
+def _guard_from(item: dict[str, Any] | None) -> CaptureGuard | None:
+    return CaptureGuard(item.get("captures", 0), item.get("latest")) if item else None
+
+
 def _guard_write(guard: GuardWrite) -> dict[str, Any]:
     key = _guard_key(guard.profile_db, guard.profile_id, guard.scenario_id)
     item = {**key, "captures": (guard.expected or 0) + 1, "latest": guard.latest}
@@ -1681,6 +1679,11 @@ def _record(view: Profile, item: dict[str, Any] | None, history: bool = True) ->
 
 CONTROL_KEY = {"pk": "SETTINGS", "sk": "control"}
 EXPERIMENT_INDEX = "X#experiment"
+
+
+def _percent(control: dict[str, Any] | None) -> float:
+    """The control percent from its settings item (none: 0)."""
+    return float(control.get("percent", 0)) if control else 0.0
 
 
 def _decision_from(scenario_id: str, item: dict[str, Any]) -> ExperimentDecision:
@@ -2121,7 +2124,7 @@ LISTED = {"pk": "L#", "sk": "listed"}
 ADD_LISTENER = "ADD scenarios :s"
 # The same items hold `triggered`, the set of active scenarios with an event trigger on
 # the type (added at activation, taken out when it stops or a version drops the trigger),
-# which `events_batch` reads in place of querying the trigger index `E#<type>` once
+# which `read_ahead` reads in place of querying the trigger index `E#<type>` once
 # `TRIGGERS_LISTED` says the active scenarios saved before it are in them.
 TRIGGERS_LISTED = {"pk": "L#", "sk": "triggers"}
 ADD_TRIGGERED = "ADD triggered :s"

@@ -34,7 +34,6 @@ from chalicelib.runtime.storage import (
     Changes,
     Conflict,
     DayCounters,
-    EventsBatch,
     EventTimer,
     ExperimentDecision,
     HistoryMark,
@@ -50,6 +49,8 @@ from chalicelib.runtime.storage import (
     ProfileRecord,
     ProfileState,
     ProfileUpdate,
+    ReadAhead,
+    ReadAheadFound,
     ScenarioChange,
     ScenarioFilter,
     ScenarioMeta,
@@ -219,12 +220,6 @@ class MemoryStorage:
             history,
         )
 
-    def profiles_fields(
-        self, profiles: list[tuple[str, str]]
-    ) -> dict[tuple[str, str], ProfileRecord]:
-        self.reads["profiles_fields"] += 1
-        return {profile: self._profile(*profile, history=False) for profile in profiles}
-
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
         self.record_events([(profile_db, profile_id, event)])
 
@@ -241,17 +236,24 @@ class MemoryStorage:
         with self._lock:
             return copy.deepcopy(self.instances.get(instance_id))
 
-    def instances_and_scenarios(
-        self, instance_ids: list[str], scenario_ids: list[str]
-    ) -> tuple[dict[str, StoredInstance], dict[str, ScenarioMeta | None]]:
-        self.reads["instances_and_scenarios"] += 1
+    def read_ahead(self, wanted: ReadAhead) -> ReadAheadFound:
+        self.reads["read_ahead"] += 1
         with self._lock:
             instances = {
                 instance_id: copy.deepcopy(self.instances[instance_id])
-                for instance_id in instance_ids
+                for instance_id in wanted.instances
                 if instance_id in self.instances
             }
-            return instances, {s: self.metas.get(s) for s in scenario_ids}
+            return ReadAheadFound(
+                instances,
+                {s: self.metas.get(s) for s in wanted.scenarios},
+                {profile: self._profile(*profile, history=False) for profile in wanted.profiles},
+                self._aliases_among(list(wanted.aliases)),
+                {t: self._listened(t) for t in wanted.event_types},
+                {t: self._triggered(t) for t in wanted.event_types} if self.triggers_done else None,
+                {guard: self.guards.get(guard) for guard in wanted.guards},
+                self.control if wanted.control else None,
+            )
 
     def instances_of_profile(
         self,
@@ -281,6 +283,7 @@ class MemoryStorage:
     def capture_guard(
         self, profile_db: str, profile_id: str, scenario_id: str
     ) -> CaptureGuard | None:
+        self.reads["capture_guard"] += 1
         return self.guards.get((profile_db, profile_id, scenario_id))
 
     # --- commit --------------------------------------------------------------------------
@@ -641,14 +644,6 @@ class MemoryStorage:
     def _aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         with self._lock:
             return {key: self.aliases[key] for key in profiles if key in self.aliases}
-
-    def events_batch(self, profiles: list[tuple[str, str]], event_types: list[str]) -> EventsBatch:
-        self.reads["events_batch"] += 1
-        return EventsBatch(
-            self._aliases_among(profiles),
-            {t: self._listened(t) for t in event_types},
-            {t: self._triggered(t) for t in event_types} if self.triggers_done else None,
-        )
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
         with self._lock:

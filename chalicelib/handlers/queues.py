@@ -76,7 +76,7 @@ def consume(
 def handle_events(event: SQSEvent) -> dict[str, Any]:
     """Events: history, captures, goals and wait_for nodes."""
     unit = UnitOfWork(buffered=True)
-    events.read_batch(unit, [record.body for record in event])
+    events.read_ahead(unit, [record.body for record in event])
     return consume(event, lambda body: events.process(messages.parse_event(body), unit), unit)
 
 
@@ -84,7 +84,7 @@ def handle_events(event: SQSEvent) -> dict[str, Any]:
 def handle_steps(event: SQSEvent) -> dict[str, Any]:
     """Wake-ups, webhook results, promo codes, captures, migrations."""
     unit = UnitOfWork(buffered=True)
-    steps.read_instances(unit, [record.body for record in event])
+    steps.read_ahead(unit, [record.body for record in event])
     return consume(event, lambda body: steps.process(messages.parse_step(body), unit), unit)
 
 
@@ -124,7 +124,7 @@ def process_segment(job: messages.SegmentsMessage) -> None:
 def _channel(name: str) -> Callable[[SQSEvent], dict[str, Any]]:
     def handle_channel(event: SQSEvent) -> dict[str, Any]:
         unit = UnitOfWork(buffered=True)
-        channels.read_profiles(unit, [record.body for record in event])
+        channels.read_ahead(unit, [record.body for record in event])
         return consume(
             event, lambda body: channels.deliver(messages.parse_channel(body), unit), unit
         )

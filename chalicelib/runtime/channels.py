@@ -58,6 +58,7 @@ from .storage import (
     HistoryMark,
     MessageMove,
     MessageRow,
+    ReadAhead,
     StatsDelta,
     StatusWrite,
 )
@@ -128,7 +129,7 @@ def deliver(message: ChannelMessage, uow: UnitOfWork | None = None) -> None:
     _make(claim, uow)
 
 
-def read_profiles(uow: UnitOfWork, bodies: list[str]) -> None:
+def read_ahead(uow: UnitOfWork, bodies: list[str]) -> None:
     """Before a batch of messages: the profiles they go to, in one read for the batch (a
     body that does not parse, or does not say whose it is, reads its own, later)."""
     profiles = []
@@ -139,7 +140,7 @@ def read_profiles(uow: UnitOfWork, bodies: list[str]) -> None:
             continue
         if isinstance(message, Deliver) and message.profile_db and message.profile_id:
             profiles.append((message.profile_db, message.profile_id))
-    uow.read_profiles(profiles)
+    uow.read_ahead(ReadAhead(profiles=profiles))
 
 
 def _needs_no_slot(message: ChannelMessage) -> bool:

@@ -17,6 +17,7 @@ from chalicelib.engine import EventArrived, reacts_to
 from . import commerce, loyalty, measurement, membership, merges, orders, revenue, sessions
 from .journeys import capture_profile, event_triggers, feed
 from .messages import EventMessage, parse_event
+from .storage import ReadAhead
 from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -67,19 +68,28 @@ def process(message: EventMessage, uow: UnitOfWork | None = None) -> None:
         uow.consume_row(message.row_id)
 
 
-def read_batch(uow: UnitOfWork, bodies: list[str]) -> None:
-    """Before a batch of events: which of their profiles are aliases of merged ones, and
-    which of their types journeys listen to, in one read for the batch (a body that does
-    not parse fails on its own, later)."""
-    profiles, types = [], []
+def read_ahead(uow: UnitOfWork, bodies: list[str]) -> None:
+    """Before a batch of events, in one read: which of their profiles are aliases of merged
+    ones, which of their types journeys listen to and which scenarios they trigger (a
+    stack that has not listed those yet queries them); then, when they trigger some, in a
+    second: those scenarios, the profiles' guards of their captures into them and the
+    control percent (a body that does not parse fails on its own, later)."""
+    messages = []
     for body in bodies:
         try:
-            message = parse_event(body)
+            messages.append(parse_event(body))
         except ValueError:
             continue
-        profiles.append((message.profile_db, message.profile_id))
-        types.append(message.event.type)
-    uow.read_batch(profiles, types)
+    profiles = [(message.profile_db, message.profile_id) for message in messages]
+    uow.read_ahead(ReadAhead(aliases=profiles, event_types=[m.event.type for m in messages]))
+    captures = [
+        (message.profile_db, uow.merged_into(*profile) or message.profile_id, scenario_id)
+        for message, profile in zip(messages, profiles, strict=True)
+        for scenario_id in uow.scenarios_for_event(message.event.type)
+    ]
+    if captures:
+        scenarios = [scenario_id for *_, scenario_id in captures]
+        uow.read_ahead(ReadAhead(scenarios=scenarios, guards=captures, control=True))
 
 
 def seen(event_ids: list[str]) -> set[str]:

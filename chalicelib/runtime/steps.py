@@ -29,6 +29,7 @@ from .messages import (
 )
 from .scenarios import end_instance, resume_instance
 from .sessions import end_session
+from .storage import ReadAhead
 from .unit_of_work import UnitOfWork
 
 
@@ -67,11 +68,11 @@ def process(message: StepMessage, uow: UnitOfWork | None = None) -> None:
         uow.consume_row(message.row_id)
 
 
-def read_instances(uow: UnitOfWork, bodies: list[str]) -> None:
-    """Before a batch of steps: the instances they move, and their scenarios where the
-    messages say them, in one read for the batch (a body that does not parse fails on its
-    own, later)."""
-    instance_ids, scenario_ids = [], []
+def read_ahead(uow: UnitOfWork, bodies: list[str]) -> None:
+    """Before a batch of steps, in one read: the instances they move, their scenarios where
+    the messages say them, and for captures the profile's guard and the control percent
+    (a body that does not parse fails on its own, later)."""
+    instance_ids, scenario_ids, guards = [], [], []
     for body in bodies:
         try:
             message = parse_step(body)
@@ -79,9 +80,15 @@ def read_instances(uow: UnitOfWork, bodies: list[str]) -> None:
             continue
         if isinstance(message, Wake | WebhookDone | PromoRequest | Migrate | Resume | End):
             instance_ids.append(message.instance_id)
-        if isinstance(message, Wake | WebhookDone | PromoRequest) and message.scenario_id:
+        if isinstance(message, Wake | WebhookDone | PromoRequest | Capture) and message.scenario_id:
             scenario_ids.append(message.scenario_id)
-    uow.read_instances(instance_ids, scenario_ids)
+        if isinstance(message, Capture):
+            guards.append((message.profile_db, message.profile_id, message.scenario_id))
+    uow.read_ahead(
+        ReadAhead(
+            instances=instance_ids, scenarios=scenario_ids, guards=guards, control=bool(guards)
+        )
+    )
 
 
 def wake(uow: UnitOfWork, message: Wake) -> None:

@@ -14,8 +14,8 @@ exist), else it raises `Conflict` and writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -37,15 +37,42 @@ class Conflict(Exception):
 
 
 @dataclass(frozen=True)
-class EventsBatch:
-    """What a batch of events asks before it starts (`Storage.events_batch`): the profiles
-    that are aliases, with the profile each was merged into; whether journeys listen to
-    each event type; the active scenarios each type triggers (None: not listed yet, as
-    `scenarios_for_event` reads them)."""
+class ReadAhead:
+    """What a batch of queue messages reads before it starts, in one request
+    (`Storage.read_ahead`): instances, scenarios' metadata, profiles' fields (`profiles`)
+    or only whether they are aliases (`aliases`), whether journeys listen to event types
+    and which scenarios those trigger, capture guards, the control percent."""
 
+    instances: Sequence[str] = ()
+    scenarios: Sequence[str] = ()
+    profiles: Sequence[tuple[str, str]] = ()
+    aliases: Sequence[tuple[str, str]] = ()
+    event_types: Sequence[str] = ()
+    guards: Sequence[tuple[str, str, str]] = ()  # (profile_db, profile_id, scenario_id)
+    control: bool = False
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, wanted.name) for wanted in fields(self))
+
+
+@dataclass(frozen=True)
+class ReadAheadFound:
+    """What `read_ahead` found, each as the port's single read answers it: the instances
+    that exist (`instance`), each scenario (`scenario`: None, none such), each profile
+    without history (`profile(..., history=False)`), the profiles among `aliases` that
+    are aliases with the profile each was merged into (`aliases_among`), each event
+    type's `listened` and, once the stack has them listed, the scenarios it triggers
+    (`scenarios_for_event`; None: ask that), each guard (`capture_guard`), the control
+    percent (`control_percent`, when asked)."""
+
+    instances: dict[str, StoredInstance]
+    scenarios: dict[str, ScenarioMeta | None]
+    profiles: dict[tuple[str, str], ProfileRecord]
     aliases: dict[tuple[str, str], str]
     listened: dict[str, bool]
     triggered: dict[str, list[str]] | None
+    guards: dict[tuple[str, str, str], CaptureGuard | None]
+    control_percent: float | None
 
 
 @dataclass(frozen=True)
@@ -276,13 +303,6 @@ class Storage(Protocol):
         not `history`: its fields only, a read of one item instead of hundreds."""
         ...
 
-    def profiles_fields(
-        self, profiles: list[tuple[str, str]]
-    ) -> dict[tuple[str, str], ProfileRecord]:
-        """These profiles as `profile` reads each without its history (strongly
-        consistent), by (profile_db, profile_id), one request per 100."""
-        ...
-
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
         """Add the event to the profile's history (the same id again: the same entry)."""
         ...
@@ -295,12 +315,9 @@ class Storage(Protocol):
     # instances
     def instance(self, instance_id: str) -> StoredInstance | None: ...
 
-    def instances_and_scenarios(
-        self, instance_ids: list[str], scenario_ids: list[str]
-    ) -> tuple[dict[str, StoredInstance], dict[str, ScenarioMeta | None]]:
-        """Those of these instances that exist, by id, read as `instance` reads one (strongly
-        consistent), and these scenarios as `scenario` reads each, in one request per 100
-        (a batch of steps')."""
+    def read_ahead(self, wanted: ReadAhead) -> ReadAheadFound:
+        """All of `wanted` as the single reads answer each (strongly consistent), in one
+        request per 100 items: what a batch reads before it starts."""
         ...
 
     def instances_of_profile(
@@ -484,11 +501,6 @@ class Storage(Protocol):
     def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The (database, id) among these that are aliases, with the profile each was
         merged into: one read for them all (up to 100; a batch of events' profiles)."""
-        ...
-
-    def events_batch(self, profiles: list[tuple[str, str]], event_types: list[str]) -> EventsBatch:
-        """`aliases_among` the profiles, `listened` and (once listed) `scenarios_for_event`
-        for each of the types, in one read: what a batch of events asks before it starts."""
         ...
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState: ...
@@ -725,7 +737,7 @@ class Storage(Protocol):
     def mark_listeners_listed(self) -> None: ...
 
     def triggers_listed(self) -> bool:
-        """Whether the scenarios each event type triggers are listed where `events_batch`
+        """Whether the scenarios each event type triggers are listed where `read_ahead`
         reads them (a stack whose active scenarios predate that list has them listed
         once: `add_triggers`, then `mark_triggers_listed`; activations keep it since)."""
         ...

@@ -36,6 +36,7 @@ from .storage import (
     ProfileCreate,
     ProfileRecord,
     ProfileUpdate,
+    ReadAhead,
     ScenarioMeta,
     SignalSettings,
     StoredInstance,
@@ -61,6 +62,7 @@ class UnitOfWork:
         self._profiles: dict[tuple[str, str], ProfileRecord] = {}
         self._instances: dict[str, StoredInstance] = {}
         self._aliases: dict[tuple[str, str], str | None] = {}  # profile → merged into
+        self._guards: dict[tuple[str, str, str], CaptureGuard | None] = {}  # by profile, scenario
         # per profile: since when its instances were read (None: all), and their ids
         self._of_profile: dict[tuple[str, str], tuple[datetime | None, list[str]]] = {}
         self._entries: dict[tuple[str, datetime], int] = {}  # sending discipline
@@ -114,7 +116,7 @@ class UnitOfWork:
 
     def merged_into(self, profile_db: str, profile_id: str) -> str | None:
         """The profile this one was merged into: from the profile's read if it was made,
-        or from the batch's read of aliases (`read_batch`)."""
+        or from the batch's read of aliases (`read_ahead`)."""
         key = (profile_db, profile_id)
         read = self._profiles.get(key)
         if read is not None:
@@ -123,40 +125,37 @@ class UnitOfWork:
             self._aliases[key] = self.storage.merged_into(profile_db, profile_id)
         return self._aliases[key]
 
-    def read_batch(self, profiles: list[tuple[str, str]], event_types: list[str]) -> None:
-        """Read which of these profiles are aliases, whether journeys listen to these event
-        types and which scenarios they trigger, in one request (a batch of events'), for
-        `merged_into`, `listened` and `scenarios_for_event` to answer each without a read
-        of its own (the triggered scenarios: once the stack has them listed)."""
-        unread = sorted({key for key in profiles if key not in self._aliases})
-        unheard = sorted({t for t in event_types if t not in self._heard})
-        if unread or unheard:
-            found = self.storage.events_batch(unread, unheard)
-            self._aliases.update({key: found.aliases.get(key) for key in unread})
-            self._heard.update(found.listened)
-            self._listening.update(found.triggered or {})
-
-    def read_profiles(self, profiles: list[tuple[str, str]]) -> None:
-        """Read these profiles' fields in one request (a batch of messages' profiles), for
-        `profile` without history to answer each without a read of its own."""
-        unread = sorted({key for key in profiles if key not in self._profiles})
-        if unread:
-            self._profiles.update(self.storage.profiles_fields(unread))
+    def read_ahead(self, wanted: ReadAhead) -> None:
+        """Read in one request what a batch's messages will ask of this unit of work, but
+        what it holds already: `instance`, `scenario`, `profile` without history,
+        `merged_into`, `listened`, `scenarios_for_event` (once the stack has the triggers
+        listed), `capture_guard` and `control_percent` then answer without a read of
+        their own (an instance that is not found is read again)."""
+        unread = ReadAhead(
+            instances=sorted({i for i in wanted.instances if i not in self._instances}),
+            scenarios=sorted({s for s in wanted.scenarios if s not in self._scenarios}),
+            profiles=sorted({p for p in wanted.profiles if p not in self._profiles}),
+            aliases=sorted({p for p in wanted.aliases if p not in self._aliases}),
+            event_types=sorted({t for t in wanted.event_types if t not in self._heard}),
+            guards=sorted({g for g in wanted.guards if g not in self._guards}),
+            control=wanted.control and self._control is None,
+        )
+        if not unread:
+            return
+        found = self.storage.read_ahead(unread)
+        self._instances.update(found.instances)
+        self._scenarios.update(found.scenarios)
+        self._profiles.update(found.profiles)
+        self._aliases.update({key: found.aliases.get(key) for key in unread.aliases})
+        self._heard.update(found.listened)
+        self._listening.update(found.triggered or {})
+        self._guards.update(found.guards)
+        if found.control_percent is not None:
+            self._control = found.control_percent
 
     def forget_profile(self, profile_db: str, profile_id: str) -> None:
         """Read the profile again next time: something changed it outside a commit."""
         self._profiles.pop((profile_db, profile_id), None)
-
-    def read_instances(self, instance_ids: list[str], scenario_ids: list[str]) -> None:
-        """Read these instances and scenarios in one request (a batch of steps'), for
-        `instance` and `scenario` to answer each without a read of its own (an instance
-        that is not found is read again)."""
-        unread = sorted({i for i in instance_ids if i not in self._instances})
-        unknown = sorted({s for s in scenario_ids if s not in self._scenarios})
-        if unread or unknown:
-            instances, metas = self.storage.instances_and_scenarios(unread, unknown)
-            self._instances.update(instances)
-            self._scenarios.update(metas)
 
     def instance(self, instance_id: str) -> StoredInstance | None:
         """The instance as this unit of work last saw it (read from the table if not yet)."""
@@ -186,7 +185,13 @@ class UnitOfWork:
     def capture_guard(
         self, profile_db: str, profile_id: str, scenario_id: str
     ) -> CaptureGuard | None:
-        return self.storage.capture_guard(profile_db, profile_id, scenario_id)
+        """The profile's guard of its captures into the scenario: as read ahead, or as this
+        unit of work's last capture left it, else read (a commit that conflicts forgets
+        the guard it expected, to be read again)."""
+        key = (profile_db, profile_id, scenario_id)
+        if key not in self._guards:
+            self._guards[key] = self.storage.capture_guard(*key)
+        return self._guards[key]
 
     # --- writes --------------------------------------------------------------------------
 
@@ -222,7 +227,13 @@ class UnitOfWork:
                 self._profiles.pop((change.profile_db, change.profile_id), None)
             for count in changes.entries:
                 self._entries.pop((count.scenario_id, count.window[0]), None)
+            for guard in changes.guards:
+                self._guards.pop((guard.profile_db, guard.profile_id, guard.scenario_id), None)
             raise
+        for guard in changes.guards:
+            self._guards[(guard.profile_db, guard.profile_id, guard.scenario_id)] = CaptureGuard(
+                (guard.expected or 0) + 1, guard.latest
+            )
         for count in changes.entries:
             counted = (count.scenario_id, count.window[0])
             if counted in self._entries:

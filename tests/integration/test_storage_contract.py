@@ -40,6 +40,7 @@ from chalicelib.runtime.storage import (
     ProfileCreate,
     ProfileState,
     ProfileUpdate,
+    ReadAhead,
     SentMessage,
     SessionTimer,
     SessionWrite,
@@ -88,7 +89,33 @@ def test_an_instance_is_written_once_new_and_then_only_from_the_revision_read(
     (listed,) = storage.instances_of_profile("customers", "ada", "s1")
     assert listed.instance == found.instance
     assert storage.instances_of_profile("customers", "ada", "s2") == []
-    assert storage.instances_and_scenarios(["i1", "nosuch"], []) == ({"i1": found}, {})
+    assert storage.read_ahead(ReadAhead(instances=["i1", "nosuch"])).instances == {"i1": found}
+
+
+def test_a_read_ahead_answers_as_the_single_reads_do_in_one_request(storage: Storage) -> None:
+    from chalicelib.adapters.aws import count_requests
+
+    storage.commit(written(journey(), None, ["e1"]))
+    create = ProfileCreate("customers", "ada", {"name": "Ada"}, T0)
+    storage.commit(
+        Changes(profiles=[create], guards=[GuardWrite("customers", "ada", "s1", "i1", None)])
+    )
+    storage.set_control_percent(5, T0)
+    ada, guard = ("customers", "ada"), ("customers", "ada", "s1")
+    wanted = ReadAhead(
+        instances=["i1", "i2"], scenarios=["s1"], profiles=[ada], aliases=[ada],
+        event_types=["signup"], guards=[guard], control=True,
+    )  # fmt: skip
+    with count_requests() as counted:
+        found = storage.read_ahead(wanted)
+    assert counted.total == (0 if isinstance(storage, MemoryStorage) else 1)
+    assert found.instances == {"i1": storage.instance("i1")}
+    assert found.scenarios == {"s1": storage.scenario("s1")}
+    assert found.profiles == {ada: storage.profile(*ada, history=False)}
+    assert found.aliases == {}
+    assert found.listened == {"signup": storage.listened("signup")}
+    assert found.guards == {guard: storage.capture_guard(*guard)}
+    assert found.control_percent == 5
 
 
 def test_since_a_moment_a_profile_shows_its_active_journeys_and_those_ending_after_it(
@@ -167,7 +194,7 @@ def test_profiles_are_read_together_as_each_is_read_without_its_history(
     storage.commit(Changes(profiles=[ProfileCreate("customers", "ada", {"name": "Ada"}, T0)]))
     storage.record_event("customers", "ada", Event("signup", T0, {}, id="e1"))
     wanted = [("customers", "ada"), ("customers", "nobody")]
-    found = storage.profiles_fields(wanted)
+    found = storage.read_ahead(ReadAhead(profiles=wanted)).profiles
     assert found == {profile: storage.profile(*profile, history=False) for profile in wanted}
     assert found[("customers", "ada")].view.fields == {"name": "Ada"}
     assert found[("customers", "ada")].view.events == []
@@ -214,6 +241,10 @@ def test_a_capture_guard_counts_captures_one_after_the_other(storage: Storage) -
     assert guard is not None
     assert (guard.captures, guard.latest) == (2, "i2")
     assert storage.capture_guard("customers", "ada", "s2") is None
+    wanted = [("customers", "ada", "s1"), ("customers", "ada", "s2"), ("customers", "bob", "s1")]
+    ahead = storage.read_ahead(ReadAhead(guards=wanted))
+    assert ahead.guards == {key: storage.capture_guard(*key) for key in wanted}
+    assert ahead.control_percent is None  # not asked
 
 
 def test_timers_come_due_and_go(storage: Storage) -> None:
@@ -326,8 +357,10 @@ def test_send_slots_are_spaced_and_handed_out_in_the_order_asked(storage: Storag
 
 def test_the_control_percent_is_kept(storage: Storage) -> None:
     assert storage.control_percent() == 0
+    assert storage.read_ahead(ReadAhead(control=True)).control_percent == 0
     storage.set_control_percent(7.5, T0)
     assert storage.control_percent() == 7.5
+    assert storage.read_ahead(ReadAhead(control=True)).control_percent == 7.5
 
 
 def test_a_versions_counters_sum_every_day_and_keep_the_first_marks(storage: Storage) -> None:
@@ -457,7 +490,7 @@ def test_a_profile_state_tells_an_item_a_history_and_an_alias(storage: Storage) 
     asked += [("customers", "nobody")]
     assert storage.aliases_among(asked) == {("customers", "bob"): "ada", ("customers", "cy"): "ada"}
     assert storage.aliases_among([]) == {}
-    assert storage.events_batch(asked, []).aliases == storage.aliases_among(asked)
+    assert storage.read_ahead(ReadAhead(aliases=asked)).aliases == storage.aliases_among(asked)
     profiles(storage, dan={"name": "Dan"})
     with pytest.raises(Conflict):  # bob is merged into ada already
         storage.alias_profile("customers", "bob", "dan")

@@ -19,6 +19,7 @@ from chalicelib.runtime.storage import (
     InstanceWrite,
     OutboxRow,
     ProfileCreate,
+    ReadAhead,
     ScenarioChange,
     ScenarioFilter,
     ScenarioRecord,
@@ -299,14 +300,13 @@ def test_listened_event_types_are_kept_once_listed_whatever_the_scenario_becomes
     meta = storage.scenario("s1")
     assert meta is not None
     assert meta.active
-    assert storage.instances_and_scenarios([], ["s1", "nosuch"]) == (
-        {},
-        {"s1": meta, "nosuch": None},
-    )
+    assert storage.read_ahead(ReadAhead(scenarios=["s1", "nosuch"])).scenarios == {
+        "s1": meta, "nosuch": None,
+    }  # fmt: skip
     assert storage.listened("order.created")
     assert storage.listened("clicked")
     assert not storage.listened("signup")  # a trigger is no listener
-    batch = storage.events_batch([], ["clicked", "signup", "clicked"])
+    batch = storage.read_ahead(ReadAhead(event_types=["clicked", "signup", "clicked"]))
     assert (batch.listened, batch.triggered) == (
         {"clicked": True, "signup": False}, {"clicked": [], "signup": ["s1"]},
     )  # fmt: skip
@@ -316,16 +316,18 @@ def test_listened_event_types_are_kept_once_listed_whatever_the_scenario_becomes
     relisted = TriggerIndex("s1", ("joined",), listens=("clicked",))
     version = VersionRecord("s1", 2, document, edited.updated_at)
     storage.save_scenario(ScenarioChange(edited, active.updated_at, version, relisted, listed))
-    triggered = storage.events_batch([], ["signup", "joined"]).triggered
+    triggered = storage.read_ahead(ReadAhead(event_types=["signup", "joined"])).triggered
     assert triggered == {"signup": [], "joined": ["s1"]}  # the edit's trigger in the other's place
     assert storage.scenarios_for_event("joined") == ["s1"]
     stopped = replace(edited, status="stopped", updated_at=T0 + timedelta(hours=1))
     storage.save_scenario(ScenarioChange(stopped, edited.updated_at, unlisted=relisted))
     assert storage.listened("order.created")  # its ended journeys may still convert
-    assert storage.events_batch([], ["joined"]).triggered == {"joined": []}
+    assert storage.read_ahead(ReadAhead(event_types=["joined"])).triggered == {"joined": []}
     storage.add_listeners("s2", ["*"])  # a wait for a condition: any event
     assert storage.listened("signup")
-    assert storage.events_batch([("customers", "ada")], ["signup"]).listened == {"signup": True}
+    assert storage.read_ahead(
+        ReadAhead(aliases=[("customers", "ada")], event_types=["signup"])
+    ).listened == {"signup": True}
 
 
 def test_a_stack_whose_scenarios_predate_the_list_hears_every_event_until_it_is_listed(
@@ -339,7 +341,7 @@ def test_a_stack_whose_scenarios_predate_the_list_hears_every_event_until_it_is_
     storage.add_listeners("s1", ["order.created"])
     storage.mark_listeners_listed()
     fresh = DynamoStorage()  # another function's wiring
-    assert fresh.events_batch([], ["order.created", "anything"]).listened == {
+    assert fresh.read_ahead(ReadAhead(event_types=["order.created", "anything"])).listened == {
         "order.created": True, "anything": False,
     }  # fmt: skip
     assert fresh.listeners_listed()
@@ -353,9 +355,14 @@ def test_a_stack_whose_active_scenarios_predate_the_triggers_list_asks_the_index
 
     storage = DynamoStorage()
     assert not storage.triggers_listed()
-    assert storage.events_batch([], ["signup"]).triggered is None  # ask `scenarios_for_event`
+    assert (
+        storage.read_ahead(ReadAhead(event_types=["signup"])).triggered is None
+    )  # ask `scenarios_for_event`
     storage.add_triggers("s1", ["signup"])
     storage.mark_triggers_listed()
     fresh = DynamoStorage()  # another function's wiring
-    assert fresh.events_batch([], ["signup", "other"]).triggered == {"signup": ["s1"], "other": []}
+    assert fresh.read_ahead(ReadAhead(event_types=["signup", "other"])).triggered == {
+        "signup": ["s1"],
+        "other": [],
+    }
     assert fresh.triggers_listed()

@@ -142,11 +142,11 @@ def test_a_batch_reads_the_profiles_its_messages_go_to_in_one_request(outbox: Ou
     ]
     outbox.storage.reads.clear()
     uow = UnitOfWork(buffered=True)
-    channels.read_profiles(uow, [message.wire() for message in batch])
+    channels.read_ahead(uow, [message.wire() for message in batch])
     for message in batch:
         channels.deliver(message, uow)
     assert len(outbox.sent) == 2
-    assert (outbox.storage.reads["profiles_fields"], outbox.storage.reads["profile fields"]) == (
+    assert (outbox.storage.reads["read_ahead"], outbox.storage.reads["profile fields"]) == (
         1,
         0,
     )

@@ -223,11 +223,11 @@ def test_a_batch_of_events_reads_its_profiles_aliases_at_once(stack: Stack) -> N
     ] + ["not an event"]  # fmt: skip
     reads = dict(stack.storage.reads)
     uow = UnitOfWork(buffered=True)
-    events.read_batch(uow, batch)
+    events.read_ahead(uow, batch)
     for body in batch[:4]:
         events.process(parse_event(body), uow)
     uow.flush()  # the batch's history
-    assert stack.storage.reads["events_batch"] == reads.get("events_batch", 0) + 1
+    assert stack.storage.reads["read_ahead"] == reads.get("read_ahead", 0) + 1
     for read in ("aliases_among", "merged_into", "listened", "scenarios_for_event"):
         assert stack.storage.reads[read] == reads.get(read, 0)
     visits = [

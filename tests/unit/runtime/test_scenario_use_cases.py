@@ -10,7 +10,7 @@ import pytest
 from chalicelib.engine import Instance
 from chalicelib.runtime import scenarios, schedules, segments
 from chalicelib.runtime.messages import Capture, Migrate, Resume, ScanSegment
-from chalicelib.runtime.storage import Changes, InstanceWrite, StoredInstance
+from chalicelib.runtime.storage import Changes, InstanceWrite, ReadAhead, StoredInstance
 from chalicelib.scenarios.facts import Event
 from tests.http.support import NIGHTLY, journey
 from tests.unit.runtime.test_use_cases import START, Stack
@@ -180,11 +180,13 @@ def test_activations_and_edits_list_what_journeys_listen_to_and_a_stack_lists_it
     stack.storage.listening.clear()
     stack.storage.listeners_done = stack.storage.triggers_done = False
     assert stack.storage.listened("page.visited")  # unlisted yet: every event is heard
-    assert stack.storage.events_batch([], ["signup"]).triggered is None
+    assert stack.storage.read_ahead(ReadAhead(event_types=["signup"])).triggered is None
     assert scenarios.list_listeners() == 1
     assert stack.storage.listeners_listed()
     assert stack.storage.triggers_listed()
-    assert stack.storage.events_batch([], ["signup"]).triggered == {"signup": [scenario_id]}
+    assert stack.storage.read_ahead(ReadAhead(event_types=["signup"])).triggered == {
+        "signup": [scenario_id]
+    }
     assert stack.storage.listened("order.created")
     assert stack.storage.listened("purchase")
     assert scenarios.list_listeners() == 0  # once

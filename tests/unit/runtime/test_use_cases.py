@@ -18,14 +18,23 @@ from chalicelib.runtime import events, steps, sweeper
 from chalicelib.runtime.commit import Commit
 from chalicelib.runtime.journeys import capture_profile
 from chalicelib.runtime.messages import (
+    Capture,
     EventBody,
     EventMessage,
     PromoRequest,
     QueueMessage,
     StepMessage,
     Wake,
+    parse_event,
 )
-from chalicelib.runtime.storage import Changes, Conflict, Dispatch, OutboxRow, SignalSettings
+from chalicelib.runtime.storage import (
+    CaptureGuard,
+    Changes,
+    Conflict,
+    Dispatch,
+    OutboxRow,
+    SignalSettings,
+)
 from chalicelib.runtime.unit_of_work import UnitOfWork
 from chalicelib.scenarios.facts import Event
 
@@ -215,14 +224,81 @@ def test_a_batch_of_wake_ups_reads_its_instances_and_scenario_in_one_request(
     assert len(wakes) == 3
     stack.storage.reads.clear()
     uow = UnitOfWork()
-    steps.read_instances(uow, [message.wire() for message in wakes])
+    steps.read_ahead(uow, [message.wire() for message in wakes])
     for message in wakes:
         steps.process(message, uow)  # type: ignore[arg-type]
     assert [getattr(message, "scenario_id", None) for message in wakes] == [scenario_id] * 3
     reads = stack.storage.reads
-    assert (reads["instances_and_scenarios"], reads["instance"], reads["scenario"]) == (1, 0, 0)
+    assert (reads["read_ahead"], reads["instance"], reads["scenario"]) == (1, 0, 0)
     for name in ("ada", "bob", "cy"):
         assert [i.status for i in stack.instances(name)] == ["completed"]
+
+
+def test_a_batch_of_sign_ups_reads_what_their_captures_ask_in_two_requests(stack: Stack) -> None:
+    scenario_id = stack.scenario({"hello": email("Hello")}, reentry="never")
+    names = ("ada", "bob", "cy")
+    for name in names:
+        stack.storage.put_profile("customers", name, {**ADA, "first_name": name})
+    batch = [
+        EventMessage(
+            profile_db="customers", profile_id=name,
+            event=EventBody.of(Event("signup", START, {}, id=f"signup-{name}")),
+        ).model_dump_json()
+        for name in names
+    ]  # fmt: skip
+    stack.storage.reads.clear()
+    uow = UnitOfWork(buffered=True)
+    events.read_ahead(uow, batch)
+    for body in batch:
+        events.process(parse_event(body), uow)
+    uow.flush()
+    reads = stack.storage.reads
+    assert reads["read_ahead"] == 2  # aliases, listeners, triggers; then scenario and guards
+    for one_by_one in ("capture_guard", "scenario", "control_percent", "scenarios_for_event"):
+        assert reads[one_by_one] == 0, one_by_one
+    assert [len(stack.instances(name)) for name in names] == [1, 1, 1]
+    assert {stack.storage.capture_guard("customers", n, scenario_id) for n in names} == {
+        CaptureGuard(1, stack.instances(n)[0].instance_id) for n in names
+    }
+
+
+def test_a_batch_of_a_campaigns_captures_reads_their_guards_in_one_request(stack: Stack) -> None:
+    scenario_id = stack.scenario({"hello": email("Hello")}, reentry="never")
+    names = ("ada", "bob", "cy")
+    for name in names:
+        stack.storage.put_profile("customers", name, {**ADA, "first_name": name})
+    event = EventBody.of(Event("segment.entered", START, {}, id="run-1"))
+    batch = [
+        Capture(scenario_id=scenario_id, profile_db="customers", profile_id=name, event=event)
+        for name in names
+    ]
+    stack.storage.reads.clear()
+    uow = UnitOfWork(buffered=True)
+    steps.read_ahead(uow, [message.wire() for message in batch])
+    for message in batch:
+        steps.process(message, uow)
+    uow.flush()
+    reads = stack.storage.reads
+    assert (reads["read_ahead"], reads["capture_guard"], reads["scenario"]) == (1, 0, 0)
+    assert [len(stack.instances(name)) for name in names] == [1, 1, 1]
+
+
+def test_a_guard_read_ahead_that_another_capture_changed_is_read_again(stack: Stack) -> None:
+    scenario_id = stack.scenario({"hello": email("Hello")}, reentry="never")
+    stack.storage.put_profile("customers", "ada", ADA)
+    body = EventMessage(
+        profile_db="customers", profile_id="ada",
+        event=EventBody.of(Event("signup", START, {}, id="signup-late")),
+    ).model_dump_json()  # fmt: skip
+    uow = UnitOfWork(buffered=True)
+    events.read_ahead(uow, [body])  # no guard yet
+    stack.event("signup")  # meanwhile another worker captures her
+    events.process(parse_event(body), uow)  # its commit expects no guard: read again, refused
+    uow.flush()
+    assert len(stack.instances()) == 1
+    guard = stack.storage.capture_guard("customers", "ada", scenario_id)
+    assert guard is not None
+    assert guard.captures == 1
 
 
 def test_a_stale_wake_up_changes_nothing_and_drops_no_live_timer(stack: Stack) -> None:
