@@ -187,12 +187,13 @@ class DynamoStorage:
         listeners = [_listeners_key(t) for t in (*types, ANY_EVENT)] if types else []
         if types:
             listeners += [m for m in (LISTED, TRIGGERS_LISTED) if not self._listed[m["sk"]]]
-        profiles = sorted({*wanted.profiles, *wanted.aliases})
-        guards = [_guard_key(*guard) for guard in wanted.guards]
-        metas = [store.scenario_key(s) for s in wanted.scenarios]
+        profiles = sorted({*wanted.profiles, *wanted.aliases})  # a request names a key once
+        guards = [_guard_key(*guard) for guard in sorted(set(wanted.guards))]
+        metas = [store.scenario_key(s) for s in sorted(set(wanted.scenarios))]
+        instance_keys = [{"instance_id": i} for i in sorted(set(wanted.instances))]
         instances, profile_items_found, scenario_items = batch_get(
             [
-                BatchGet(store.instances, [{"instance_id": i} for i in wanted.instances], True),
+                BatchGet(store.instances, instance_keys, True),
                 BatchGet(
                     store.profiles,
                     [*(profile_items.item_key(*profile) for profile in profiles), *guards],
