@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,12 @@ VIRTUAL_DAYTIME = {  # a virtual clock in the daytime: the example's quiet hours
     "SCENARIA_CLOCK": "virtual",
     "SCENARIA_CLOCK_START": "2026-06-01T10:00:00+00:00",
 }
+
+
+def _interruptible() -> None:
+    """Ctrl-C's default in the stack's process, as in a terminal: a shell that starts the
+    tests in the background has them ignore SIGINT, and the stack would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:
@@ -48,6 +55,7 @@ def started(**settings: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_interruptible,
     )
     url = f"http://127.0.0.1:{port}"
     try:
