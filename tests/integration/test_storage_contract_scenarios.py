@@ -366,3 +366,26 @@ def test_a_stack_whose_active_scenarios_predate_the_triggers_list_asks_the_index
         "other": [],
     }
     assert fresh.triggers_listed()
+
+
+def test_a_stack_lists_its_older_active_scenarios_triggers_once_at_its_first_tick(
+    aws_stack: None,
+) -> None:
+    from chalicelib.adapters import dynamodb_storage, store
+    from chalicelib.bootstrap import bootstrap
+    from chalicelib.runtime import scenarios
+
+    active = scenarios.create(journey())["scenario_id"]
+    scenarios.activate(active)
+    stopped = scenarios.create(journey(name="Stopped"))["scenario_id"]
+    scenarios.activate(stopped)
+    scenarios.deactivate(stopped)
+    # as a stack upgraded from before the lists: its activations left no `triggered`
+    store.scenarios.update(dynamodb_storage._listeners_key("signup"), "REMOVE triggered")
+    store.scenarios.delete(dynamodb_storage.TRIGGERS_LISTED)
+    storage = bootstrap().storage  # a new function's wiring
+    assert storage.read_ahead(ReadAhead(event_types=["signup"])).triggered is None
+    assert storage.scenarios_for_event("signup") == [active]  # the index answers meanwhile
+    assert scenarios.list_listeners() == 2  # the schedule tick's
+    assert storage.read_ahead(ReadAhead(event_types=["signup"])).triggered == {"signup": [active]}
+    assert scenarios.list_listeners() == 0  # once
