@@ -4,7 +4,9 @@ Prints `name: value unit` lines and merges them into bench/results.json.
 
 - The full cost of a journey of the welcome series, on in-process moto through the real
   handlers (captures, pauses, sends, the webhook, the promo code), its sign-up and its
-  confirmation sent through the HTTP API as a client sends them:
+  confirmation sent through the HTTP API as a client sends them, on a stack past its
+  first minute's tick (which lists its listened event types and triggers once in its
+  life; until then every event is heard):
   - AWS requests by service and operation, counted with botocore event hooks — the queue
     polling and deleting that Lambda's event source mappings do included;
   - Lambda invocations: each SQS batch handed to a handler (as full as the bench's
