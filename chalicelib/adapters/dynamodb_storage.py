@@ -122,6 +122,7 @@ from .dynamo import (
     batch_get,
     decode_token,
     encode_token,
+    from_item,
     to_item,
     transact,
 )
@@ -422,12 +423,7 @@ class DynamoStorage:
 
     def due_timers(self, now: datetime) -> Iterator[Timer | EventTimer]:
         for item in _due(store.timers, "by_due", "shard", "due", now):
-            wake_at = time_value(item["wake_at"])
-            assert wake_at is not None
-            if item.get("kind") == EVENT_TIMER:
-                yield _event_timer_from(item, wake_at)
-            else:
-                yield Timer(item["instance_id"], item["scenario_id"], item["step"], wake_at)
+            yield _timer_from(item)
 
     def forget_timer(self, instance_id: str, step: int) -> None:
         with suppress(ConditionFailed):  # the instance has moved on to a newer timer
@@ -1846,8 +1842,21 @@ def _event_timer_item(timer: EventTimer) -> dict[str, Any]:
     }
 
 
-def _event_timer_from(item: dict[str, Any], due_at: datetime) -> EventTimer:
-    return EventTimer(item["instance_id"], due_at, messages.parse_event(item["event"]))
+def _timer_from(item: dict[str, Any]) -> Timer | EventTimer:
+    """An instance's wake-up, or a derived event's timer, from its item."""
+    wake_at = time_value(item["wake_at"])
+    assert wake_at is not None
+    if item.get("kind") == EVENT_TIMER:
+        return EventTimer(item["instance_id"], wake_at, messages.parse_event(item["event"]))
+    return Timer(item["instance_id"], item["scenario_id"], item["step"], wake_at)
+
+
+def expired_timer(image: Mapping[str, Any]) -> Timer | EventTimer | None:
+    """The timer a TTL deletion took, from the old image of its stream record (DynamoDB
+    JSON): None for an abandonment timer, whose TTL only clears it (the sweeper fires
+    those)."""
+    item = from_item(image)
+    return None if item.get("kind") == ABANDON_TIMER else _timer_from(item)
 
 
 # --- abandonment ---

@@ -8,10 +8,12 @@ from chalice import Blueprint, Rate
 from chalice.app import CloudWatchEvent, DynamoDBEvent
 
 from chalicelib.adapters.clock import now
+from chalicelib.adapters.dynamodb_storage import expired_timer
 from chalicelib.bootstrap import services
 from chalicelib.config import settings
 from chalicelib.runtime import commerce, measurement, membership, scenarios, schedules, sweeper
-from chalicelib.runtime.messages import EventMessage, Wake, parse_event
+from chalicelib.runtime.messages import EventMessage, Wake
+from chalicelib.runtime.storage import EventTimer
 
 from .observability import logger
 
@@ -65,17 +67,14 @@ def timer_expired(event: DynamoDBEvent) -> dict[str, Any]:
             or identity.get("principalId") != "dynamodb.amazonaws.com"
         ):
             continue
-        old = record["dynamodb"].get("OldImage") or {}
-        if old.get("kind", {}).get("S") == "abandon":
-            continue  # an abandonment timer's TTL only clears it (the sweeper fires them)
-        if "event" in old:
-            derived.append((parse_event(old["event"]["S"]), 0))
-            continue
-        wake = Wake(
-            instance_id=old["instance_id"]["S"], scenario_id=old.get("scenario_id", {}).get("S"),
-            step=int(old["step"]["N"]),
-        )  # fmt: skip
-        wakes.append((wake, 0))
+        timer = expired_timer(record["dynamodb"].get("OldImage") or {})
+        if isinstance(timer, EventTimer):
+            derived.append((timer.event, 0))
+        elif timer is not None:
+            wake = Wake(
+                instance_id=timer.instance_id, scenario_id=timer.scenario_id, step=timer.step
+            )
+            wakes.append((wake, 0))
     services().queues.send("steps", wakes)
     services().queues.send("events", derived)
     woken = len(wakes) + len(derived)
