@@ -1335,10 +1335,7 @@ class DynamoStorage:
         return self._is_listed(LISTED)
 
     def add_listeners(self, scenario_id: str, event_types: Iterable[str]) -> None:
-        for event_type in event_types:
-            store.scenarios.update(
-                _listeners_key(event_type), ADD_LISTENER, values={":s": {scenario_id}}
-            )
+        _add_to_listeners(ADD_LISTENER, scenario_id, event_types)
 
     def mark_listeners_listed(self) -> None:
         self._mark_listed(LISTED)
@@ -1347,10 +1344,7 @@ class DynamoStorage:
         return self._is_listed(TRIGGERS_LISTED)
 
     def add_triggers(self, scenario_id: str, event_types: Iterable[str]) -> None:
-        for event_type in event_types:
-            store.scenarios.update(
-                _listeners_key(event_type), ADD_TRIGGERED, values={":s": {scenario_id}}
-            )
+        _add_to_listeners(ADD_TRIGGERED, scenario_id, event_types)
 
     def mark_triggers_listed(self) -> None:
         self._mark_listed(TRIGGERS_LISTED)
@@ -2106,6 +2100,7 @@ def _index_writes(
     listens = set(listed.listens) if listed else set()
     triggers = set(listed.event_types) if listed else set()
     untriggered = set(unlisted.event_types) - triggers if unlisted else set()
+    owner = {":s": {index.scenario_id for index in (listed, unlisted) if index is not None}}
     listeners = []
     for event_type in sorted(listens | triggers | untriggered):  # each item once a transaction
         added = [name for name, wanted in (("scenarios", listens), ("triggered", triggers))
@@ -2113,12 +2108,8 @@ def _index_writes(
         clauses = ["ADD " + ", ".join(f"{name} :s" for name in added)] if added else []
         if event_type in untriggered:
             clauses.append("DELETE triggered :s")
-        owner = listed or unlisted
-        assert owner is not None
         listeners.append(
-            store.scenarios.tx_update(
-                _listeners_key(event_type), " ".join(clauses), values={":s": {owner.scenario_id}}
-            )
+            store.scenarios.tx_update(_listeners_key(event_type), " ".join(clauses), values=owner)
         )
     return [
         *(store.scenarios.tx_put(item) for item in puts),
@@ -2138,6 +2129,13 @@ ADD_LISTENER = "ADD scenarios :s"
 # `TRIGGERS_LISTED` says the active scenarios saved before it are in them.
 TRIGGERS_LISTED = {"pk": "L#", "sk": "triggers"}
 ADD_TRIGGERED = "ADD triggered :s"
+
+
+def _add_to_listeners(update: str, scenario_id: str, event_types: Iterable[str]) -> None:
+    """Add the scenario to a set (`update`: ADD_LISTENER or ADD_TRIGGERED) of each type's
+    listener item."""
+    for event_type in event_types:
+        store.scenarios.update(_listeners_key(event_type), update, values={":s": {scenario_id}})
 
 
 def _listeners_key(event_type: str) -> dict[str, str]:

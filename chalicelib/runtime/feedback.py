@@ -10,9 +10,9 @@ history (which `message` conditions read) and, for `unsubscribed`, revoke the ch
 consent, for a hard `bounced`, mark the address invalid. `clicked` implies `opened`.
 The history's mark stays out of the transaction: a transactional write costs twice the
 write units, more than the request it would save; the journey wrote `sent` in the history
-when it queued the message, at its planned moment, so a message sent within a second of it
-needs no mark. The channel worker's `sent` goes into
-the write that moves the row to `sent` (`record_with`): one transaction for both.
+when it queued the message, at its planned moment, so a message sent within a second of
+it needs no mark. The channel worker's `sent` goes into the write that moves the row to
+`sent` (`record_with`): one transaction for both.
 
 SES's own event notifications are read by `ses_events`.
 """

@@ -185,3 +185,28 @@ def test_a_live_edit_moves_the_counts_of_the_profiles_it_moves(stack: Stack) -> 
     assert (first["active"], second["active"], summed["active"]) == (0, 0, 0)
     assert (second["completed"], summed["completed"]) == (2, 2)
     assert set(current(second).values()) == set(current(summed).values()) == {0}
+
+
+def test_past_its_first_tick_a_stack_captures_by_its_trigger_lists_and_a_stop_leaves_them(
+    stack: Stack,
+) -> None:
+    from chalicelib.adapters import store
+    from chalicelib.bootstrap import services
+
+    scenario_id = stack.create(signup_then_hello())
+    for name in ("ada", "bob", "carol"):
+        stack.upsert(name, person(name))
+    stack.advance_to(at(10, 10, 1))  # the first minute's tick: the stack's triggers listed
+    assert services().storage.triggers_listed()
+    store.scenarios.delete({"pk": "E#signup", "sk": scenario_id})  # the index cannot answer
+    stack.event("signup", "ada")
+    stack.drain()
+    assert [i.status for i in stack.instances("ada", scenario_id)] == ["active"]
+    stack.post(f"/scenarios/{scenario_id}/deactivate", {"keep_profiles": True})
+    stack.event("signup", "bob")  # a stopped scenario captures nobody
+    stack.drain()
+    assert not stack.instances("bob", scenario_id)
+    stack.post(f"/scenarios/{scenario_id}/activate")
+    stack.event("signup", "carol")
+    stack.drain()
+    assert [i.status for i in stack.instances("carol", scenario_id)] == ["active"]
