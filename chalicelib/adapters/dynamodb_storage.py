@@ -1311,7 +1311,8 @@ class DynamoStorage:
 
     def _status_writes(self, write: StatusWrite) -> list[dict[str, Any]]:
         """A recorded status's writes beside its flag: the counters, the event's row."""
-        return self._writes(Changes(rows=[write.event], stats=[write.counters]))
+        rows = [write.event] if write.event is not None else []
+        return self._writes(Changes(rows=rows, stats=[write.counters]))
 
     def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
         partition = store.profile_partition(profile_db, profile_id)

@@ -1054,7 +1054,8 @@ class MemoryStorage:
         record = write.record
         if record.status in kept.row.values.get("feedback", {}):
             raise Conflict(f"{record.status} of message {record.message_id}")
-        changes = Changes(rows=[write.event], stats=[write.counters])
+        rows = [write.event] if write.event is not None else []
+        changes = Changes(rows=rows, stats=[write.counters])
         self._check(changes)
         feedback = {**kept.row.values.get("feedback", {}), record.status: record.at}
         _set_values(kept, feedback=feedback)

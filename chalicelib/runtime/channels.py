@@ -115,6 +115,8 @@ def deliver(message: ChannelMessage, uow: UnitOfWork | None = None) -> None:
             announce_result(row, row.result)
         elif row.status == "sent" and "sent" not in (row.feedback or {}):
             feedback.record_row(row, "sent", row.sent_at or now, uow)
+        elif row.status == "sent":  # this message stands for its event's outbox row
+            feedback.announce_again(row, "sent", uow)
         return
     # `retry_at` after a failed attempt; `deliver_at` stays as the journey set it: it is
     # part of the key of the message in the profile's history.

@@ -12,7 +12,9 @@ The history's mark stays out of the transaction: a transactional write costs twi
 write units, more than the request it would save; the journey wrote `sent` in the history
 when it queued the message, at its planned moment, so a message sent within a second of
 it needs no mark. The channel worker's `sent` goes into the write that moves the row to
-`sent` (`record_with`): one transaction for both.
+`sent` (`record_with`): one transaction for both, and its event has no outbox row: the
+channel queue's message, which comes back until its batch has queued the event, stands
+for it.
 
 SES's own event notifications are read by `ses_events`.
 """
@@ -139,10 +141,14 @@ def record_with(
     """Record a status the row has not reached yet in the write that moves the row
     (`move`, given the status's write: the channel worker's `sent`), its effects first as
     `record_row`'s; False, with nothing of the write made, when it conflicted or the row
-    has no map of statuses yet (then move it and `record_row` one after the other)."""
+    has no map of statuses yet (then move it and `record_row` one after the other).
+
+    The event has no outbox row: the caller's queue message is its outbox. Until the
+    event is queued that message comes back, finds the status recorded and announces it
+    again (`announce_again`)."""
     if row.feedback is None or status in row.feedback:
         return False
-    write, body = _status_write(row, status, at, {})
+    write, body = _status_write(row, status, at, {}, outbox=False)
     _effects(row, status, at, {})
     try:
         move(write)
@@ -152,17 +158,27 @@ def record_with(
     return True
 
 
+def announce_again(row: MessageRow, status: str, uow: UnitOfWork | None = None) -> None:
+    """Queue the `message.<status>` event of a status the row has recorded, again: its
+    consumer takes an event it has handled as a no-op."""
+    at = (row.feedback or {})[status]
+    (uow or UnitOfWork()).send("events", [_announcement(row, _event(row, status, at, {}))])
+
+
 def _status_write(
-    row: MessageRow, status: str, at: datetime, details: dict[str, Any]
+    row: MessageRow, status: str, at: datetime, details: dict[str, Any], outbox: bool = True
 ) -> tuple[StatusWrite, EventMessage]:
-    """The status's flag, counter and event row, and the event's queue message."""
-    event = _event(row, status, at, details)
-    outbox, body = _outbox(row, event)
+    """The status's flag, counter and (unless not `outbox`) event row, and the event's
+    queue message."""
+    body = _announcement(row, _event(row, status, at, details))
+    row_written = None
+    if outbox:
+        row_written, body = _outbox(row, body)
     flag = StatusRecord(row.message_id, status, at, started=row.feedback is not None)
     counter = stats.channel_counter(status, row.channel or "", row.node)
     day = at.astimezone(UTC).date().isoformat()
     counters = StatsDelta(row.scenario_id, row.version, day, row.message_id, {counter: 1})
-    return StatusWrite(flag, counters, outbox), body
+    return StatusWrite(flag, counters, row_written), body
 
 
 def _event(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) -> Event:
@@ -180,14 +196,19 @@ def _event(row: MessageRow, status: str, at: datetime, details: dict[str, Any]) 
     return Event(f"message.{status}", at, data, id=f"{row.message_id}:{status}")
 
 
-def _outbox(row: MessageRow, event: Event) -> tuple[OutboxRow, EventMessage]:
-    """The outbox row and queue message of the event: the sweeper sends it if a crash
-    loses the dispatch after the commit (the row is deleted once the event is queued)."""
-    outbox_id = f"feedback-{event.id}"
-    message = EventMessage(
-        profile_db=row.profile_db, profile_id=row.profile_id, event=EventBody.of(event),
-        row_id=outbox_id,
-    )  # fmt: skip
+def _announcement(row: MessageRow, event: Event) -> EventMessage:
+    """The queue message of a status's event."""
+    return EventMessage(
+        profile_db=row.profile_db, profile_id=row.profile_id, event=EventBody.of(event)
+    )
+
+
+def _outbox(row: MessageRow, message: EventMessage) -> tuple[OutboxRow, EventMessage]:
+    """The outbox row of the event's message, and the message naming it: the sweeper
+    sends it if a crash loses the dispatch after the commit (the row is deleted once the
+    event is queued)."""
+    outbox_id = f"feedback-{message.event.id}"
+    message = message.with_row(outbox_id)
     now = clock_now()
     journey = {"instance_id": row.instance_id, "scenario_id": row.scenario_id,
                "version": row.version}  # fmt: skip

@@ -1191,11 +1191,11 @@ class StatusRecord:
 @dataclass(frozen=True)
 class StatusWrite:
     """A status recorded once (`record`), counted (`counters`) and announced (the outbox
-    row of its event), in one write."""
+    row of its event: None when the caller's queue message stands for it), in one write."""
 
     record: StatusRecord
     counters: StatsDelta
-    event: OutboxRow
+    event: OutboxRow | None
 
 
 # --- records of scenarios and schedules ---

@@ -4,6 +4,7 @@ history marked, and a profile erased with its messages (DynamoDB on moto, and me
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -179,6 +180,21 @@ def test_a_move_that_records_a_status_writes_both_or_nothing(storage: Storage) -
     assert (row.status, row.sent_at, row.feedback) == ("sent", at, {"sent": at})
     assert storage.version_counters("s1", 1).counts == {"ch_sent|email|hello": 1}
     assert [row.row_id for row in storage.overdue_rows(at)] == ["feedback-m1:sent"]
+
+
+def test_a_move_records_a_status_whose_event_has_no_outbox_row(storage: Storage) -> None:
+    sent(storage)
+    storage.claim_message("m1", T0, LEASE)
+    at = T0 + timedelta(seconds=2)
+    recorded = replace(status_write("sent", at), event=None)  # the worker's queue message
+    storage.move_message(
+        MessageMove("m1", "sending", T0, "sent", final=True, sent_at=at, recorded=recorded)
+    )
+    row = storage.outbox_message("m1")
+    assert row is not None
+    assert (row.status, row.feedback) == ("sent", {"sent": at})
+    assert storage.version_counters("s1", 1).counts == {"ch_sent|email|hello": 1}
+    assert list(storage.overdue_rows(at + timedelta(days=1))) == []
 
 
 def test_a_move_refuses_a_status_recorded_already_and_writes_nothing(storage: Storage) -> None:
