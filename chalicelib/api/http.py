@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal, DecimalException
 from typing import Any, TypeVar
 
@@ -14,7 +14,6 @@ from chalice import Blueprint
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.adapters.dynamo import BadToken, decode_token
 from chalicelib.scenarios.validation import json_path
 
 from .errors import BadRequest, UnsupportedMediaType, answers_problems, invalid_input
@@ -139,43 +138,12 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     return int(raw)
 
 
-def page_params(
-    request: Request,
-    default: int = 100,
-    dynamodb_token: bool = True,
-    key: Mapping[str, Callable[[str], bool]] | None = None,
-) -> tuple[int, str | None]:
-    """`limit` (1–1000) and `next_token` of a list call. A DynamoDB page's token must
-    decode to a key (attribute → {"S"|"N"|"B": text}), else a 400, not a failed call.
-
-    `key` names every attribute of the last key a token of this very list holds (all
-    strings), with a test of its value: a token of another list, or a forged one, is a
-    400 too, rather than a start key DynamoDB refuses or reads outside the query."""
+def page_params(request: Request, default: int = 100) -> tuple[int, str | None]:
+    """`limit` (1–1000) and `next_token` of a list call. The storage checks that a token
+    is one its list issued (`UnknownToken`, a 400 naming `next_token`)."""
     limit = query_int(request, "limit", default, 1, PAGE_LIMIT)
     token = (request.query_params or {}).get("next_token") or None  # empty: the first page
-    if token is not None and dynamodb_token:
-        try:
-            start = decode_token(token)
-        except BadToken as error:
-            raise BadRequest(f"next_token: {error}") from None
-        for value in start.values():
-            ((kind, text),) = value.items()
-            if kind not in ("S", "N", "B") or not isinstance(text, str):
-                raise BadRequest("next_token: not a token this API issued")
-        if key is not None and (
-            set(start) != set(key)
-            or not all(
-                "S" in value and value["S"] and key[name](value["S"])
-                for name, value in start.items()
-            )
-        ):
-            raise BadRequest("next_token: not a token this API issued for this list")
     return limit, token
-
-
-def any_string(_: str) -> bool:
-    """A key attribute of a page token that may hold any (non-empty) string."""
-    return True
 
 
 def check_size(value: Any, path: str, limit: int) -> None:

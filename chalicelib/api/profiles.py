@@ -78,7 +78,7 @@ _refusals: dict[int, type[Exception]] = {400: BadRequest, 404: NotFoundError, 40
 
 @route("/profiles/{profile_db}/{profile_id}/journeys", methods=["GET"])
 def profile_journeys(profile_db: str, profile_id: str) -> dict[str, Any]:
-    limit, token = page_params(blueprint.current_request, dynamodb_token=False)
+    limit, token = page_params(blueprint.current_request)
     found = profiles.journeys(profile_db, profile_id)
     start = int(token) if token and token.isdigit() else 0
     if token and not token.isdigit():
