@@ -58,6 +58,7 @@ from chalicelib.runtime.storage import (
     HistoryMark,
     ListLine,
     MembershipWrite,
+    Merged,
     MergeRecord,
     MessageMove,
     MessageRow,
@@ -248,6 +249,28 @@ class DynamoStorage:
         return [item["sk"] for item in found]
 
     # --- profiles ------------------------------------------------------------------------
+
+    def profile_item(self, profile_db: str, profile_id: str) -> dict[str, Any] | None:
+        return profile_items.read(profile_db, profile_id)
+
+    def profile_items(self, profile_db: str, profile_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return profile_items.read_many(profile_db, profile_ids)
+
+    def merge_profile(
+        self, profile_db: str, profile_id: str, fields: dict[str, Any], stamp: str,
+        exists: bool = True,
+    ) -> Merged:  # fmt: skip
+        return profile_items.merge_fields(profile_db, profile_id, fields, stamp, exists)
+
+    def set_profile_consent(
+        self, profile_db: str, profile_id: str, channel: str, granted: bool, stamp: str
+    ) -> Merged | None:
+        return profile_items.set_consent(profile_db, profile_id, channel, granted, stamp)
+
+    def mark_address_invalid(
+        self, profile_db: str, profile_id: str, channel: str, address: str
+    ) -> None:
+        profile_items.mark_invalid(profile_db, profile_id, channel, address)
 
     def profile(self, profile_db: str, profile_id: str, history: bool = True) -> ProfileRecord:
         """One Query, newest first, from the profile item through its messages and events;

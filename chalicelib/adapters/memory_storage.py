@@ -38,6 +38,7 @@ from chalicelib.runtime.storage import (
     ExperimentDecision,
     HistoryMark,
     ListLine,
+    Merged,
     MergeRecord,
     MessageMove,
     MessageRow,
@@ -45,6 +46,7 @@ from chalicelib.runtime.storage import (
     PendingRow,
     PriceChange,
     ProductView,
+    ProfileContention,
     ProfileCreate,
     ProfileRecord,
     ProfileState,
@@ -68,6 +70,7 @@ from chalicelib.runtime.storage import (
     VersionCounters,
     VersionRecord,
     Watch,
+    merged_fields,
 )
 from chalicelib.scenarios.facts import Event, Message, Profile
 from chalicelib.scenarios.model import EventTrigger, ExperimentNode, Segment
@@ -87,6 +90,9 @@ class _Profile:
     events: dict[tuple[datetime, str], Event] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)
     segments: tuple[str, ...] = ()  # segment membership
+    created_at: str | None = None
+    updated_at: str | None = None
+    invalid: dict[str, str] = field(default_factory=dict)  # channel → a hard-bounced address
     # --- orders ---
     orders: dict[str, StoredOrder] = field(default_factory=dict)
     ordered: dict[str, datetime] = field(default_factory=dict)  # product → last order
@@ -197,6 +203,71 @@ class MemoryStorage:
 
     # --- profiles ------------------------------------------------------------------------
 
+    def profile_item(self, profile_db: str, profile_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._item(profile_db, profile_id)
+
+    def profile_items(self, profile_db: str, profile_ids: list[str]) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            found = {profile_id: self._item(profile_db, profile_id) for profile_id in profile_ids}
+        return {profile_id: item for profile_id, item in found.items() if item is not None}
+
+    def _item(self, profile_db: str, profile_id: str) -> dict[str, Any] | None:
+        stored = self.profiles.get((profile_db, profile_id))
+        merged_into = self.aliases.get((profile_db, profile_id))
+        if merged_into is not None:
+            return {"profile_id": profile_id, "merged_into": merged_into}
+        if stored is None or stored.fields is None:
+            return None
+        item = {
+            "profile_db": profile_db, "profile_id": profile_id,
+            "fields": copy.deepcopy(stored.fields),
+            "created_at": stored.created_at, "updated_at": stored.updated_at,
+        }  # fmt: skip
+        if stored.invalid:
+            item["invalid"] = dict(stored.invalid)
+        return item
+
+    def merge_profile(
+        self, profile_db: str, profile_id: str, fields: dict[str, Any], stamp: str,
+        exists: bool = True,
+    ) -> Merged:  # fmt: skip
+        with self._lock:
+            if (profile_db, profile_id) in self.aliases:  # no fields to merge into, and taken
+                raise ProfileContention(f"profile {profile_id!r} of {profile_db!r} was merged")
+            before = self._item(profile_db, profile_id)
+            stored = self.profiles[(profile_db, profile_id)]
+            stored.fields = merged_fields(stored.fields, copy.deepcopy(fields))
+            stored.created_at = stored.created_at or stamp
+            stored.updated_at = stamp
+            after = self._item(profile_db, profile_id)
+        assert after is not None
+        return Merged(before, after)
+
+    def set_profile_consent(
+        self, profile_db: str, profile_id: str, channel: str, granted: bool, stamp: str
+    ) -> Merged | None:
+        with self._lock:
+            before = self._item(profile_db, profile_id)
+            stored = self.profiles.get((profile_db, profile_id))
+            if before is None or stored is None or stored.fields is None:
+                return None
+            consents = stored.fields.get("consents")
+            consents = consents if isinstance(consents, dict) else {}
+            stored.fields["consents"] = {**consents, channel: granted}
+            stored.updated_at = stamp
+            after = self._item(profile_db, profile_id)
+        assert after is not None
+        return Merged(before, after)
+
+    def mark_address_invalid(
+        self, profile_db: str, profile_id: str, channel: str, address: str
+    ) -> None:
+        with self._lock:
+            stored = self.profiles.get((profile_db, profile_id))
+            if stored is not None and stored.fields is not None:
+                stored.invalid[channel] = address
+
     def profile(self, profile_db: str, profile_id: str, history: bool = True) -> ProfileRecord:
         self.reads["profile" if history else "profile fields"] += 1
         return self._profile(profile_db, profile_id, history)
@@ -211,6 +282,7 @@ class MemoryStorage:
             fields = copy.deepcopy(stored.fields or {})
             merged_into = self.aliases.get((profile_db, profile_id))
         view = Profile(profile_id, fields, events, messages[-MESSAGE_LIMIT:], profile_db)
+        view.invalid = dict(stored.invalid)
         return ProfileRecord(
             view,
             stored.fields is not None,

@@ -13,22 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.runtime.storage import Merged, ProfileContention
+from chalicelib.runtime.storage import merged_fields as merged
+
 from . import store
 from .dynamo import ConditionFailed
 
 ATTEMPTS = 3  # create → update → create again: only an erasure in between needs the third
-
-
-class ProfileContention(RuntimeError):
-    """A profile was created and erased under a write that many times; nothing was written."""
-
-
-@dataclass(frozen=True)
-class Merged:
-    """A profile before and after a merge of fields (`before` None: it was created)."""
-
-    before: dict[str, Any] | None
-    after: dict[str, Any]
 
 
 def item_key(profile_db: str, profile_id: str) -> dict[str, str]:
@@ -84,11 +75,6 @@ def merge_fields(
             continue
         return Merged(None, item)
     raise ProfileContention(f"profile {profile_id!r} of {profile_db!r} kept changing")
-
-
-def merged(old: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """`old` fields with `fields` merged in, None clearing one: what `merge_fields` stores."""
-    return {k: v for k, v in {**(old or {}), **fields}.items() if v is not None}
 
 
 def _update_fields(

@@ -16,10 +16,10 @@ from pydantic import ValidationError
 
 from chalicelib.adapters.dynamo import BadToken
 from chalicelib.adapters.idempotency import KeyReused, StillRunning
-from chalicelib.adapters.profiles import ProfileContention
 from chalicelib.runtime.journeys import Contention
 from chalicelib.runtime.profiles import ProfileTooLarge
 from chalicelib.runtime.scenarios import LifecycleError, NotFound
+from chalicelib.runtime.storage import ProfileContention
 from chalicelib.scenarios.validation import ScenarioInvalid, json_path
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.bootstrap import services
 from chalicelib.scenarios.durations import format_datetime
@@ -247,4 +246,4 @@ def mark_invalid(profile_db: str, profile_id: str, channel: str, address: str) -
     """Remember that `address` hard-bounced on `channel`: the profile item's top-level
     `invalid` map {channel: address}. The channel worker skips a send to that very
     address (`no_address`); a changed address is tried again."""
-    profile_items.mark_invalid(profile_db, profile_id, channel, address)
+    services().storage.mark_address_invalid(profile_db, profile_id, channel, address)

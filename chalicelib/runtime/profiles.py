@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from chalicelib.adapters import profiles as profile_items
 from chalicelib.adapters.clock import now as clock_now
 from chalicelib.bootstrap import services
 from chalicelib.engine import REMOVED
@@ -19,7 +18,7 @@ from chalicelib.scenarios.facts import Event
 from . import merges
 from .messages import EventBody, EventMessage
 from .scenarios import end_instance
-from .storage import Dispatch, OutboxRow
+from .storage import Dispatch, Merged, OutboxRow, merged_fields
 from .unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -50,13 +49,14 @@ def upsert(
     one UpdateItem of the given fields, so concurrent upserts and journey updates of one
     profile all land. Returns the stored profile.
     """
-    current = profile_items.read(profile_db, profile_id)
+    storage = services().storage
+    current = storage.profile_item(profile_db, profile_id)
     if current is not None and current.get("merged_into"):  # a merged profile: its `into`
         profile_id = merges.resolve(UnitOfWork(), profile_db, profile_id)
-        current = profile_items.read(profile_db, profile_id)
-    check_fits(profile_items.merged((current or {}).get("fields"), fields))
+        current = storage.profile_item(profile_db, profile_id)
+    check_fits(merged_fields((current or {}).get("fields"), fields))
     now = clock_now()
-    result = profile_items.merge_fields(
+    result = storage.merge_profile(
         profile_db, profile_id, fields, format_datetime(now), exists=current is not None
     )
     publish(profile_db, [(profile_id, e) for e in _events(result, fields, now, source)])
@@ -69,7 +69,7 @@ def set_consent(
     """Grant or withdraw one channel's consent of an existing profile, announced like an
     upsert of `consents` (nothing when it was so already, or the profile is gone)."""
     now = clock_now()
-    result = profile_items.set_consent(
+    result = services().storage.set_profile_consent(
         profile_db, profile_id, channel, granted, format_datetime(now)
     )
     if result is None or result.before is None:
@@ -81,9 +81,7 @@ def set_consent(
     publish(profile_db, [(profile_id, e) for e in _events(result, changes, now, source)])
 
 
-def _events(
-    result: profile_items.Merged, fields: dict[str, Any], now: datetime, source: str
-) -> list[Event]:
+def _events(result: Merged, fields: dict[str, Any], now: datetime, source: str) -> list[Event]:
     """What one merge announces, from the profile exactly as it was before it."""
     new = result.after["fields"]
     if result.before is None:
@@ -156,7 +154,8 @@ def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> 
     for index, (profile_id, fields) in enumerate(rows):
         first.setdefault(profile_id, index)
         combined[profile_id] = {**combined.get(profile_id, {}), **fields}
-    current = profile_items.read_many(profile_db, list(combined))
+    storage = services().storage
+    current = storage.profile_items(profile_db, list(combined))
     merged = [profile_id for profile_id, item in current.items() if item.get("merged_into")]
     if merged:  # rows of merged profiles are imported into the profiles they merged into
         uow = UnitOfWork()
@@ -164,16 +163,16 @@ def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> 
             into = merges.resolve(uow, profile_db, profile_id)
             combined[into] = {**combined.get(into, {}), **combined.pop(profile_id)}
             first.setdefault(into, first[profile_id])
-        current = profile_items.read_many(profile_db, list(combined))
+        current = storage.profile_items(profile_db, list(combined))
     for profile_id, fields in combined.items():
         old = (current.get(profile_id) or {}).get("fields")
-        check_fits(profile_items.merged(old, fields), f"$.profiles[{first[profile_id]}].fields")
+        check_fits(merged_fields(old, fields), f"$.profiles[{first[profile_id]}].fields")
     now = clock_now()
     stamp = format_datetime(now)
     events: list[tuple[str, Event]] = []
     created = 0
     for profile_id, fields in combined.items():
-        result = profile_items.merge_fields(
+        result = storage.merge_profile(
             profile_db, profile_id, fields, stamp, exists=profile_id in current
         )
         created += result.before is None
@@ -184,9 +183,12 @@ def import_profiles(profile_db: str, rows: list[tuple[str, dict[str, Any]]]) -> 
 
 def read(profile_db: str, profile_id: str) -> dict[str, Any] | None:
     """The profile's item (a merged profile's: that of the profile it was merged into)."""
-    item = profile_items.read(profile_db, profile_id)
+    storage = services().storage
+    item = storage.profile_item(profile_db, profile_id)
     if item is not None and item.get("merged_into"):
-        item = profile_items.read(profile_db, merges.resolve(UnitOfWork(), profile_db, profile_id))
+        item = storage.profile_item(
+            profile_db, merges.resolve(UnitOfWork(), profile_db, profile_id)
+        )
     return item
 
 

@@ -14,7 +14,7 @@ exist), else it raises `Conflict` and writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -193,6 +193,23 @@ class SentMessage:
     at: datetime
 
 
+class ProfileContention(RuntimeError):
+    """A profile was created and erased under a write that many times; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A profile's item before and after a merge of fields (`before` None: it was created)."""
+
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+def merged_fields(old: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`old` fields with `fields` merged in, None clearing one: what a merge stores."""
+    return {k: v for k, v in {**(old or {}), **fields}.items() if v is not None}
+
+
 @dataclass(frozen=True)
 class ProfileCreate:
     """Create the profile with these fields, unless it exists (then: Conflict)."""
@@ -301,6 +318,40 @@ class Storage(Protocol):
     def profile(self, profile_db: str, profile_id: str, history: bool = True) -> ProfileRecord:
         """The profile's fields with its newest events and messages (an empty view if none);
         not `history`: its fields only, a read of one item instead of hundreds."""
+        ...
+
+    def profile_item(self, profile_db: str, profile_id: str) -> dict[str, Any] | None:
+        """The profile's item as upserts answer it (`profile_db`, `profile_id`, `fields`,
+        `created_at`, `updated_at`, and `merged_into` for a merged profile), or None."""
+        ...
+
+    def profile_items(self, profile_db: str, profile_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The items of those profiles that exist, by profile id (100 a request)."""
+        ...
+
+    def merge_profile(
+        self, profile_db: str, profile_id: str, fields: dict[str, Any], stamp: str,
+        exists: bool = True,
+    ) -> Merged:  # fmt: skip
+        """Merge `fields` into the profile (None removes one), creating it if need be, in
+        one write of those fields alone that answers the item as it was just before: a
+        concurrent change of other fields survives, and what changed is known exactly.
+        `exists`: which write to try first (the caller's read). ProfileContention when it
+        was created and erased under the write again and again."""
+        ...
+
+    def set_profile_consent(
+        self, profile_db: str, profile_id: str, channel: str, granted: bool, stamp: str
+    ) -> Merged | None:
+        """Set `fields.consents.<channel>` alone (a `consents` that is not a map becomes
+        `{channel: granted}`); None when there is no such profile: nothing is created."""
+        ...
+
+    def mark_address_invalid(
+        self, profile_db: str, profile_id: str, channel: str, address: str
+    ) -> None:
+        """Record that `address` hard-bounced on `channel` (the item's `invalid` map, which
+        the profile's view carries); an erased profile stays erased."""
         ...
 
     def record_event(self, profile_db: str, profile_id: str, event: Event) -> None:
