@@ -784,9 +784,6 @@ class DynamoStorage:
         )
         return (item or {}).get("merged_into")
 
-    def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        return self.read_ahead(ReadAhead(aliases=profiles)).aliases
-
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState:
         """The profile item, and whether one other row of its partition exists (rows sort
         on both sides of `P`: two rows of the partition tell)."""
@@ -1334,8 +1331,7 @@ class DynamoStorage:
 
     def _status_writes(self, write: StatusWrite) -> list[dict[str, Any]]:
         """A recorded status's writes beside its flag: the counters, the event's row."""
-        rows = [write.event] if write.event is not None else []
-        return self._writes(Changes(rows=rows, stats=[write.counters]))
+        return self._writes(write.changes())
 
     def erase_profile(self, profile_db: str, profile_id: str, instance_ids: list[str]) -> bool:
         partition = store.profile_partition(profile_db, profile_id)
@@ -1592,7 +1588,7 @@ def _guard_from(item: dict[str, Any] | None) -> CaptureGuard | None:
 
 def _guard_write(guard: GuardWrite) -> dict[str, Any]:
     key = _guard_key(guard.profile_db, guard.profile_id, guard.scenario_id)
-    item = {**key, "captures": (guard.expected or 0) + 1, "latest": guard.latest}
+    item = {**key, "captures": guard.written().captures, "latest": guard.latest}
     if guard.expected is None:
         return store.profiles.tx_put(item, "attribute_not_exists(pk)")
     return store.profiles.tx_put(item, "captures = :n", values={":n": guard.expected})

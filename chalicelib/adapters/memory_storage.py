@@ -440,9 +440,7 @@ class MemoryStorage:
                     **change.consents,
                 }
         for guard in changes.guards:
-            self.guards[(guard.profile_db, guard.profile_id, guard.scenario_id)] = CaptureGuard(
-                (guard.expected or 0) + 1, guard.latest
-            )
+            self.guards[guard.key] = guard.written()
         for delta in changes.stats:
             self.stats[(delta.scenario_id, delta.version, delta.day)].update(delta.counters)
             firsts = self.firsts.setdefault((delta.scenario_id, delta.version), {})
@@ -708,10 +706,6 @@ class MemoryStorage:
     def merged_into(self, profile_db: str, profile_id: str) -> str | None:
         self.reads["merged_into"] += 1
         return self.aliases.get((profile_db, profile_id))
-
-    def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        self.reads["aliases_among"] += 1
-        return self._aliases_among(profiles)
 
     def _aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         with self._lock:
@@ -1126,8 +1120,7 @@ class MemoryStorage:
         record = write.record
         if record.status in kept.row.values.get("feedback", {}):
             raise Conflict(f"{record.status} of message {record.message_id}")
-        rows = [write.event] if write.event is not None else []
-        changes = Changes(rows=rows, stats=[write.counters])
+        changes = write.changes()
         self._check(changes)
         feedback = {**kept.row.values.get("feedback", {}), record.status: record.at}
         _set_values(kept, feedback=feedback)

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.runtime.storage import Merged, ProfileContention
-from chalicelib.runtime.storage import merged_fields as merged
+from chalicelib.runtime.storage import Merged, ProfileContention, merged_fields
 
 from . import store
 from .dynamo import ConditionFailed
@@ -55,7 +54,7 @@ def merge_fields(
                 continue
             after = {
                 **before,
-                "fields": merged(before.get("fields"), fields),
+                "fields": merged_fields(before.get("fields"), fields),
                 "created_at": before.get("created_at", stamp),
                 "updated_at": stamp,
             }
@@ -64,7 +63,7 @@ def merge_fields(
             **item_key(profile_db, profile_id),
             "profile_db": profile_db,
             "profile_id": profile_id,
-            "fields": merged({}, fields),
+            "fields": merged_fields({}, fields),
             "created_at": stamp,
             "updated_at": stamp,
         }

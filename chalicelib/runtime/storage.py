@@ -60,7 +60,7 @@ class ReadAheadFound:
     """What `read_ahead` found, each as the port's single read answers it: the instances
     that exist (`instance`), each scenario (`scenario`: None, none such), each profile
     without history (`profile(..., history=False)`), the profiles among `aliases` that
-    are aliases with the profile each was merged into (`aliases_among`), each event
+    are aliases with the profile each was merged into (`merged_into`), each event
     type's `listened` and, once the stack has them listed, the scenarios it triggers
     (`scenarios_for_event`; None: ask that), each guard (`capture_guard`), the control
     percent (`control_percent`, when asked)."""
@@ -244,6 +244,14 @@ class GuardWrite:
     scenario_id: str
     latest: str
     expected: int | None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.profile_db, self.profile_id, self.scenario_id)
+
+    def written(self) -> CaptureGuard:
+        """The guard as this write leaves it."""
+        return CaptureGuard((self.expected or 0) + 1, self.latest)
 
 
 @dataclass(frozen=True)
@@ -547,11 +555,6 @@ class Storage(Protocol):
     # --- merges ---
     def merged_into(self, profile_db: str, profile_id: str) -> str | None:
         """The profile this one was merged into (one read of its alias alone), or None."""
-        ...
-
-    def aliases_among(self, profiles: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """The (database, id) among these that are aliases, with the profile each was
-        merged into: one read for them all (up to 100; a batch of events' profiles)."""
         ...
 
     def profile_state(self, profile_db: str, profile_id: str) -> ProfileState: ...
@@ -1247,6 +1250,10 @@ class StatusWrite:
     record: StatusRecord
     counters: StatsDelta
     event: OutboxRow | None
+
+    def changes(self) -> Changes:
+        """The writes beside the status's flag: its counters and its event's row."""
+        return Changes(rows=[self.event] if self.event is not None else [], stats=[self.counters])
 
 
 # --- records of scenarios and schedules ---

@@ -228,12 +228,10 @@ class UnitOfWork:
             for count in changes.entries:
                 self._entries.pop((count.scenario_id, count.window[0]), None)
             for guard in changes.guards:
-                self._guards.pop((guard.profile_db, guard.profile_id, guard.scenario_id), None)
+                self._guards.pop(guard.key, None)
             raise
         for guard in changes.guards:
-            self._guards[(guard.profile_db, guard.profile_id, guard.scenario_id)] = CaptureGuard(
-                (guard.expected or 0) + 1, guard.latest
-            )
+            self._guards[guard.key] = guard.written()
         for count in changes.entries:
             counted = (count.scenario_id, count.window[0])
             if counted in self._entries:

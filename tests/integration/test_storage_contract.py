@@ -488,9 +488,9 @@ def test_a_profile_state_tells_an_item_a_history_and_an_alias(storage: Storage) 
     assert storage.profile_state("customers", "cy").merged_into == "ada"
     asked = [("customers", "ada"), ("customers", "bob"), ("customers", "cy"), ("other", "bob")]
     asked += [("customers", "nobody")]
-    assert storage.aliases_among(asked) == {("customers", "bob"): "ada", ("customers", "cy"): "ada"}
-    assert storage.aliases_among([]) == {}
-    assert storage.read_ahead(ReadAhead(aliases=asked)).aliases == storage.aliases_among(asked)
+    aliases = storage.read_ahead(ReadAhead(aliases=asked)).aliases
+    assert aliases == {("customers", "bob"): "ada", ("customers", "cy"): "ada"}
+    assert storage.read_ahead(ReadAhead(aliases=[])).aliases == {}
     profiles(storage, dan={"name": "Dan"})
     with pytest.raises(Conflict):  # bob is merged into ada already
         storage.alias_profile("customers", "bob", "dan")

@@ -228,7 +228,7 @@ def test_a_batch_of_events_reads_its_profiles_aliases_at_once(stack: Stack) -> N
         events.process(parse_event(body), uow)
     uow.flush()  # the batch's history
     assert stack.storage.reads["read_ahead"] == reads.get("read_ahead", 0) + 1
-    for read in ("aliases_among", "merged_into", "listened", "scenarios_for_event"):
+    for read in ("merged_into", "listened", "scenarios_for_event"):
         assert stack.storage.reads[read] == reads.get(read, 0)
     visits = [
         e.id for e in stack.storage.profiles[("customers", "ada")].events.values()
